@@ -1,0 +1,557 @@
+//! The bus: shared state, subscribe, shutdown and snapshots.
+//!
+//! # Synchronization protocol
+//!
+//! - The registry is a [`SnapshotCell`]: publishers load it without a lock;
+//!   subscribe, unsubscribe and topic interning update it with `rcu`, so two
+//!   concurrent updates never lose each other; shutdown replaces it with a
+//!   closed successor, also with `rcu`.
+//! - Closing a ring is the ring's own `fetch_or` (see `ring.rs`), so when
+//!   [`Subscription::unsubscribe`] and [`Bus::shutdown`] race, exactly one
+//!   of them closes each ring.
+//! - A publish that loaded the registry before shutdown may still reach rings
+//!   that shutdown has not closed yet. Those events are buffered and drained
+//!   by their receivers, like any other: nothing is stranded, nothing is lost
+//!   uncounted.
+
+use std::{fmt, sync::atomic::AtomicU64 as StdAtomicU64};
+
+use crossbeam_utils::CachePadded;
+
+use crate::{
+    error::{PublishError, SubscribeError},
+    filter::Filter,
+    kind::{Event, EventKind},
+    policy::SubscribeOptions,
+    publisher::{Counters, Publisher},
+    registry::{Registry, SubEntry},
+    ring::Ring,
+    stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
+    subscription::Subscription,
+    sync::{
+        Arc, Mutex, SnapshotCell,
+        atomic::{AtomicU64, Ordering},
+    },
+    topic::{TopicError, validate_topic},
+};
+
+/// Bus identities, so a [`Topic`] handle cannot be used on another bus.
+/// A plain std atomic: it only hands out ids and is part of no protocol that
+/// the loom models check (and loom's atomics cannot be `static`).
+static NEXT_BUS_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
+/// Totals of subscriptions and publishers that are gone.
+#[derive(Debug, Default)]
+pub(crate) struct Retired {
+    pub(crate) published: u64,
+    pub(crate) no_subscribers: u64,
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+}
+
+/// State shared by every handle of one bus.
+pub(crate) struct Shared<E> {
+    pub(crate) id: u64,
+    pub(crate) registry: SnapshotCell<Registry<E>>,
+    next_sub_id: AtomicU64,
+    /// Counters of publishes made through [`Bus`] itself.
+    direct: CachePadded<Counters>,
+    /// Counters of each live [`Publisher`], summed by snapshots.
+    pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
+    pub(crate) retired: Mutex<Retired>,
+}
+
+impl<E> Shared<E> {
+    /// Removes subscription `id` from the registry and folds its counters
+    /// into the retired totals. Does nothing if it is already gone.
+    pub(crate) fn remove_sub(&self, id: u64) {
+        let mut removed = None;
+        self.registry.rcu(|cur| match cur.without_sub(id) {
+            Some((next, entry)) => {
+                removed = Some(entry);
+                Arc::new(next)
+            }
+            None => {
+                removed = None;
+                Arc::clone(cur)
+            }
+        });
+        if let Some(entry) = removed {
+            let c = entry.ring.counters();
+            let mut retired = self.retired.lock();
+            retired.delivered += c.delivered;
+            retired.dropped += c.dropped;
+        }
+    }
+}
+
+/// Delivers `event` to each ring of `route`: a clone to every ring but the
+/// last, which takes the original.
+#[inline]
+pub(crate) fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
+    let mut report = PublishReport::default();
+    let Some((last, rest)) = route.split_last() else {
+        return report;
+    };
+    for ring in rest {
+        report.record(ring.push_with(|| event.clone()));
+    }
+    report.record(last.push_with(move || event));
+    report
+}
+
+/// A lock-free, typed, in-process event bus.
+///
+/// `Bus` is a cheap handle: clones share one bus. Publish through the bus
+/// itself, or through a [`Publisher`], which caches the registry and keeps
+/// its own counters (the fast path).
+///
+/// # Examples
+///
+/// ```
+/// use evbus_core::{Bus, Event, EventKind};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// enum Kind { Tick }
+/// impl EventKind for Kind {
+///     const ALL: &'static [Self] = &[Kind::Tick];
+///     fn topic(self) -> &'static str { "clock.tick" }
+///     fn index(self) -> usize { self as usize }
+/// }
+/// #[derive(Debug, Clone)]
+/// struct Tick(u64);
+/// impl Event for Tick {
+///     type Kind = Kind;
+///     fn kind(&self) -> Kind { Kind::Tick }
+/// }
+///
+/// let bus = Bus::<Tick>::new();
+/// let mut sub = bus.subscribe("clock.*")?;
+/// bus.publish(Tick(1)).unwrap();
+/// assert_eq!(sub.try_recv().unwrap().0, 1);
+/// # Ok::<(), evbus_core::SubscribeError>(())
+/// ```
+pub struct Bus<E> {
+    shared: Arc<Shared<E>>,
+}
+
+impl<E> Clone for Bus<E> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<E> fmt::Debug for Bus<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Bus { .. }")
+    }
+}
+
+impl<E: Event> Default for Bus<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Event> Bus<E> {
+    /// Creates a bus for events of type `E`.
+    ///
+    /// # Panics
+    ///
+    /// If `E::Kind` is inconsistent (see [`Bus::try_new`]); that is a bug in
+    /// the kind enum, not bad input.
+    #[track_caller]
+    pub fn new() -> Self {
+        match Self::try_new() {
+            Ok(bus) => bus,
+            Err(err) => panic!("invalid EventKind table: {err}"),
+        }
+    }
+
+    /// Creates a bus, checking the kind table of `E::Kind`.
+    ///
+    /// # Errors
+    ///
+    /// [`KindTableError`] if a kind topic breaks the topic rules, two kinds
+    /// share a topic, or `index` disagrees with the order of `ALL`.
+    pub fn try_new() -> Result<Self, KindTableError> {
+        let mut registry = Registry::new();
+        for (i, kind) in E::Kind::ALL.iter().enumerate() {
+            validate_topic(kind.topic())
+                .map_err(|e| KindTableError::InvalidTopic(kind.topic(), e))?;
+            if kind.index() != i {
+                return Err(KindTableError::IndexMismatch {
+                    topic: kind.topic(),
+                    index: kind.index(),
+                    position: i,
+                });
+            }
+            if registry.intern(kind.topic()) as usize != i {
+                return Err(KindTableError::DuplicateTopic(kind.topic()));
+            }
+        }
+        Ok(Self::with_registry(registry))
+    }
+
+    /// Publishes `event` on its kind's topic.
+    ///
+    /// Never blocks, unless a matching subscription uses
+    /// [`Overflow::Block`](crate::Overflow::Block). A full ring drops the
+    /// event for that subscriber only, and counts it.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Closed`] with the event after shutdown.
+    ///
+    /// # Note
+    ///
+    /// `Ok` does not mean anyone will read the event: check the report's
+    /// `accepted`.
+    pub fn publish(&self, event: E) -> Result<PublishReport, PublishError<E>> {
+        let registry = self.shared.registry.load();
+        if registry.closed {
+            return Err(PublishError::Closed(event));
+        }
+        let id = event.kind().index() as u32;
+        let report = deliver(registry.route(id), event);
+        self.shared.direct.record_shared(&report);
+        Ok(report)
+    }
+
+    /// Subscribes to the events of `kinds`, with default options.
+    ///
+    /// # Errors
+    ///
+    /// See [`Bus::subscribe_with`].
+    pub fn subscribe_kinds(&self, kinds: &[E::Kind]) -> Result<Subscription<E>, SubscribeError> {
+        self.subscribe_with(Filter::kinds(kinds)?, SubscribeOptions::default())
+    }
+}
+
+impl<E: Clone + Send + 'static> Bus<E> {
+    fn with_registry(registry: Registry<E>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                id: NEXT_BUS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                registry: SnapshotCell::new(Arc::new(registry)),
+                next_sub_id: AtomicU64::new(1),
+                direct: CachePadded::new(Counters::default()),
+                publishers: Mutex::new(Vec::new()),
+                retired: Mutex::new(Retired::default()),
+            }),
+        }
+    }
+
+    /// A new publisher: the fast path for a thread that publishes often.
+    pub fn publisher(&self) -> Publisher<E> {
+        Publisher::new(Arc::clone(&self.shared))
+    }
+
+    /// Interns `name` and returns a handle that publishes on it without
+    /// hashing or matching. Interned topics live as long as the bus: intern
+    /// a bounded set, and use [`publish_to`](Bus::publish_to) for the rest.
+    ///
+    /// # Errors
+    ///
+    /// The [`TopicError`] of a name that breaks the topic rules.
+    pub fn topic(&self, name: &str) -> Result<Topic, TopicError> {
+        validate_topic(name)?;
+        let mut id = 0;
+        let registry = self.shared.registry.rcu(|cur| match cur.topic_id(name) {
+            Some(existing) => {
+                id = existing;
+                Arc::clone(cur)
+            }
+            None => {
+                let (next, new_id) = cur.with_topic(name);
+                id = new_id;
+                Arc::new(next)
+            }
+        });
+        drop(registry);
+        Ok(Topic {
+            bus: self.shared.id,
+            id,
+            name: name.into(),
+        })
+    }
+
+    /// Publishes `event` on an explicit topic.
+    ///
+    /// An interned topic costs one hash lookup; another topic is validated
+    /// and resolved through the pattern trie.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::InvalidTopic`] or [`PublishError::Closed`], with the
+    /// event.
+    pub fn publish_to(&self, topic: &str, event: E) -> Result<PublishReport, PublishError<E>> {
+        let registry = self.shared.registry.load();
+        let report = publish_to(&registry, topic, event)?;
+        self.shared.direct.record_shared(&report);
+        Ok(report)
+    }
+
+    /// Publishes `event` on an interned topic.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::ForeignTopic`] or [`PublishError::Closed`], with the
+    /// event.
+    pub fn publish_on(&self, topic: &Topic, event: E) -> Result<PublishReport, PublishError<E>> {
+        if topic.bus != self.shared.id {
+            return Err(PublishError::ForeignTopic(event));
+        }
+        let registry = self.shared.registry.load();
+        if registry.closed {
+            return Err(PublishError::Closed(event));
+        }
+        let report = deliver(registry.route(topic.id), event);
+        self.shared.direct.record_shared(&report);
+        Ok(report)
+    }
+
+    /// Subscribes to a pattern, with default options.
+    ///
+    /// # Errors
+    ///
+    /// See [`Bus::subscribe_with`].
+    pub fn subscribe(&self, pattern: &str) -> Result<Subscription<E>, SubscribeError> {
+        self.subscribe_with(Filter::pattern(pattern)?, SubscribeOptions::default())
+    }
+
+    /// Subscribes with a filter and options.
+    ///
+    /// The subscription sees every event published on a matching topic after
+    /// this call returns.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown; `ZeroCapacity` or
+    /// `CapacityTooLarge` for a bad capacity; `EmptyFilter` for a filter
+    /// with no pattern.
+    pub fn subscribe_with(
+        &self,
+        filter: Filter,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<E>, SubscribeError> {
+        let patterns = filter.into_patterns();
+        if patterns.is_empty() {
+            return Err(SubscribeError::EmptyFilter);
+        }
+        let ring = Arc::new(Ring::new(options.get_capacity(), options.get_overflow())?);
+        // Relaxed: ids only need to be unique.
+        let id = self.shared.next_sub_id.fetch_add(1, Ordering::Relaxed);
+        let entry = SubEntry {
+            id,
+            ring: Arc::clone(&ring),
+            patterns: patterns.into(),
+            name: options.get_name().map(Arc::from),
+        };
+        let mut closed = false;
+        self.shared.registry.rcu(|cur| {
+            closed = cur.closed;
+            if closed {
+                Arc::clone(cur)
+            } else {
+                Arc::new(cur.with_sub(entry.clone()))
+            }
+        });
+        if closed {
+            return Err(SubscribeError::Closed);
+        }
+        Ok(Subscription::new(Arc::clone(&self.shared), entry))
+    }
+
+    /// Shuts the bus down: later publishes return `Closed`, later subscribes
+    /// fail, and every subscription is closed. Receivers drain what is
+    /// buffered, then get `Disconnected`.
+    ///
+    /// Idempotent: a second call reports `already_shut_down`.
+    pub fn shutdown(&self) -> ShutdownReport {
+        let old = self.shared.registry.rcu(|cur| {
+            if cur.closed {
+                Arc::clone(cur)
+            } else {
+                Arc::new(cur.closed_successor())
+            }
+        });
+        let mut report = ShutdownReport {
+            already_shut_down: old.closed,
+            ..ShutdownReport::default()
+        };
+        if old.closed {
+            return report;
+        }
+        for entry in old.subs() {
+            if entry.ring.close() {
+                report.closed += 1;
+            }
+            report.buffered += entry.ring.len();
+        }
+        report
+    }
+
+    /// Whether [`shutdown`](Bus::shutdown) has run.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.registry.load().closed
+    }
+
+    /// The number of registered subscriptions.
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.registry.load().subs().len()
+    }
+
+    /// Whether two handles refer to the same bus.
+    pub fn same_bus(&self, other: &Bus<E>) -> bool {
+        self.shared.id == other.shared.id
+    }
+
+    /// Takes a snapshot of every counter.
+    ///
+    /// Counters are read one by one, so a snapshot taken while events flow
+    /// is not one instant; when the bus is quiet it is exact.
+    pub fn snapshot(&self) -> BusSnapshot {
+        let registry = self.shared.registry.load();
+        let subscriptions: Vec<SubscriptionStats> = registry.subs().iter().map(sub_stats).collect();
+        let mut snap = BusSnapshot {
+            topics: registry.topic_count(),
+            shut_down: registry.closed,
+            ..BusSnapshot::default()
+        };
+        {
+            // Lock order as in `Publisher::drop`: publishers, then retired,
+            // so a publisher that goes away is counted exactly once.
+            let publishers = self.shared.publishers.lock();
+            let retired = self.shared.retired.lock();
+            snap.published = retired.published;
+            snap.no_subscribers = retired.no_subscribers;
+            snap.delivered = retired.delivered;
+            snap.dropped = retired.dropped;
+            for counters in
+                std::iter::once(&*self.shared.direct).chain(publishers.iter().map(|c| &**c))
+            {
+                let (published, none) = counters.read();
+                snap.published += published;
+                snap.no_subscribers += none;
+            }
+        }
+        for s in &subscriptions {
+            snap.delivered += s.delivered;
+            snap.dropped += s.dropped;
+            snap.queued += s.queued as u64;
+        }
+        snap.subscriptions = subscriptions;
+        snap
+    }
+}
+
+/// Stats of a registered subscription.
+pub(crate) fn sub_stats<E>(entry: &SubEntry<E>) -> SubscriptionStats {
+    let c = entry.ring.counters();
+    SubscriptionStats {
+        id: entry.id,
+        name: entry.name.as_deref().map(str::to_owned),
+        filter: entry
+            .patterns
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        capacity: entry.ring.capacity(),
+        overflow: entry.ring.policy(),
+        delivered: c.delivered,
+        received: c.received,
+        dropped: c.dropped,
+        queued: c.queued,
+        high_water: c.high_water,
+        closed: c.closed,
+    }
+}
+
+/// `publish_to` on a loaded registry.
+pub(crate) fn publish_to<E: Clone>(
+    registry: &Registry<E>,
+    topic: &str,
+    event: E,
+) -> Result<PublishReport, PublishError<E>> {
+    if registry.closed {
+        return Err(PublishError::Closed(event));
+    }
+    if let Some(id) = registry.topic_id(topic) {
+        return Ok(deliver(registry.route(id), event));
+    }
+    if let Err(err) = validate_topic(topic) {
+        return Err(PublishError::InvalidTopic(event, err));
+    }
+    let mut route: smallvec::SmallVec<[Arc<Ring<E>>; 8]> = smallvec::SmallVec::new();
+    registry.resolve(topic, |ring| route.push(Arc::clone(ring)));
+    Ok(deliver(&route, event))
+}
+
+/// An interned topic of one bus: publishing on it skips hashing and
+/// matching. Made by [`Bus::topic`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Topic {
+    bus: u64,
+    pub(crate) id: u32,
+    name: Arc<str>,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn belongs_to(&self, bus: u64) -> bool {
+        self.bus == bus
+    }
+}
+
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Topic").field(&&*self.name).finish()
+    }
+}
+
+/// Why a kind table was rejected by [`Bus::try_new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KindTableError {
+    /// A kind's topic breaks the topic rules.
+    InvalidTopic(&'static str, TopicError),
+    /// Two kinds share a topic.
+    DuplicateTopic(&'static str),
+    /// A kind's `index()` is not its position in `ALL`.
+    IndexMismatch {
+        /// The kind's topic.
+        topic: &'static str,
+        /// What `index()` returned.
+        index: usize,
+        /// Its position in `ALL`.
+        position: usize,
+    },
+}
+
+impl fmt::Display for KindTableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTopic(topic, err) => write!(f, "kind topic {topic:?} is invalid: {err}"),
+            Self::DuplicateTopic(topic) => write!(f, "two kinds share topic {topic:?}"),
+            Self::IndexMismatch {
+                topic,
+                index,
+                position,
+            } => {
+                write!(
+                    f,
+                    "kind {topic:?} has index {index} but is at position {position} of ALL"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for KindTableError {}

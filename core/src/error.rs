@@ -1,0 +1,173 @@
+//! Error types, one per operation.
+//!
+//! `Debug` never needs `E: Debug`; `Display` text is lowercase, without a
+//! final period.
+
+use std::fmt;
+
+use crate::topic::TopicError;
+
+/// Why a publish did not happen. The event is handed back.
+#[non_exhaustive]
+pub enum PublishError<E> {
+    /// The bus was shut down.
+    Closed(E),
+    /// `publish_to` was given a topic that breaks the topic rules.
+    InvalidTopic(E, TopicError),
+    /// The [`Topic`](crate::Topic) handle belongs to another bus.
+    ForeignTopic(E),
+}
+
+impl<E> PublishError<E> {
+    /// Returns the event that was not published.
+    pub fn into_inner(self) -> E {
+        match self {
+            Self::Closed(e) | Self::InvalidTopic(e, _) | Self::ForeignTopic(e) => e,
+        }
+    }
+}
+
+impl<E> fmt::Debug for PublishError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.pad("Closed(..)"),
+            Self::InvalidTopic(_, err) => f
+                .debug_tuple("InvalidTopic")
+                .field(&"..")
+                .field(err)
+                .finish(),
+            Self::ForeignTopic(_) => f.pad("ForeignTopic(..)"),
+        }
+    }
+}
+
+impl<E> fmt::Display for PublishError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("publishing on a closed bus"),
+            Self::InvalidTopic(_, err) => write!(f, "invalid topic: {err}"),
+            Self::ForeignTopic(_) => f.write_str("topic handle belongs to another bus"),
+        }
+    }
+}
+
+impl<E> std::error::Error for PublishError<E> {}
+
+/// Why a subscription could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The bus was shut down.
+    Closed,
+    /// The capacity was zero.
+    ZeroCapacity,
+    /// The capacity is above the maximum, or the ring could not be allocated.
+    CapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity evbus accepts.
+        max: usize,
+    },
+    /// A pattern breaks the topic rules.
+    InvalidPattern(TopicError),
+    /// The filter matches nothing: no pattern and no kind was given.
+    EmptyFilter,
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed => f.write_str("subscribing to a closed bus"),
+            Self::ZeroCapacity => f.write_str("subscription capacity must be at least 1"),
+            Self::CapacityTooLarge { requested, max } => {
+                write!(
+                    f,
+                    "subscription capacity {requested} is too large (max {max}, or allocation failed)"
+                )
+            }
+            Self::InvalidPattern(err) => write!(f, "invalid pattern: {err}"),
+            Self::EmptyFilter => f.write_str("subscription filter is empty"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidPattern(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<TopicError> for SubscribeError {
+    fn from(err: TopicError) -> Self {
+        Self::InvalidPattern(err)
+    }
+}
+
+/// Why [`try_recv`](crate::Subscription::try_recv) returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing is buffered right now.
+    Empty,
+    /// Under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+    /// events were overwritten before they were received. Reported once; the
+    /// next call returns the oldest event that remains.
+    Lagged(u64),
+    /// The subscription is closed and drained.
+    Disconnected,
+}
+
+/// Why [`recv`](crate::Subscription::recv) returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// See [`TryRecvError::Lagged`].
+    Lagged(u64),
+    /// The subscription is closed and drained.
+    Disconnected,
+}
+
+/// Why [`recv_timeout`](crate::Subscription::recv_timeout) returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvTimeoutError {
+    /// No event arrived in time.
+    Timeout,
+    /// See [`TryRecvError::Lagged`].
+    Lagged(u64),
+    /// The subscription is closed and drained.
+    Disconnected,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("receiving on an empty subscription"),
+            Self::Lagged(n) => write!(f, "subscription lagged behind by {n} events"),
+            Self::Disconnected => f.write_str("receiving on a closed subscription"),
+        }
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Lagged(n) => write!(f, "subscription lagged behind by {n} events"),
+            Self::Disconnected => f.write_str("receiving on a closed subscription"),
+        }
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out waiting on a subscription"),
+            Self::Lagged(n) => write!(f, "subscription lagged behind by {n} events"),
+            Self::Disconnected => f.write_str("receiving on a closed subscription"),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+impl std::error::Error for RecvError {}
+impl std::error::Error for RecvTimeoutError {}

@@ -1,0 +1,53 @@
+//! Typed events and their closed kind enums.
+
+use std::fmt::Debug;
+
+/// A closed set of event kinds, each published on its own topic.
+///
+/// Implement it for a field-less enum. `ALL` lists every kind once, and
+/// `index` returns the kind's position in `ALL` (for a field-less enum,
+/// `self as usize`). [`Bus::try_new`](crate::Bus::try_new) checks both, and
+/// that every topic is valid and distinct.
+///
+/// ```
+/// use evbus_core::EventKind;
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// enum OrderKind { Placed, Cancelled }
+///
+/// impl EventKind for OrderKind {
+///     const ALL: &'static [Self] = &[OrderKind::Placed, OrderKind::Cancelled];
+///     fn topic(self) -> &'static str {
+///         match self {
+///             OrderKind::Placed => "orders.placed",
+///             OrderKind::Cancelled => "orders.cancelled",
+///         }
+///     }
+///     fn index(self) -> usize { self as usize }
+/// }
+/// assert_eq!(OrderKind::ALL.len(), 2);
+/// ```
+pub trait EventKind: Copy + Eq + Debug + Send + Sync + 'static {
+    /// Every kind, each once, in `index` order.
+    const ALL: &'static [Self];
+
+    /// The topic events of this kind are published on.
+    fn topic(self) -> &'static str;
+
+    /// This kind's position in [`ALL`](EventKind::ALL).
+    fn index(self) -> usize;
+}
+
+/// An event type that a [`Bus`](crate::Bus) carries.
+///
+/// Fan-out clones the event once per matching subscriber (the last one gets
+/// the original). For large payloads, wrap them in `Arc<T>` so a clone is a
+/// reference-count increment.
+pub trait Event: Clone + Send + 'static {
+    /// The kind enum.
+    type Kind: EventKind;
+
+    /// The kind of this event, which decides its topic in
+    /// [`Bus::publish`](crate::Bus::publish).
+    fn kind(&self) -> Self::Kind;
+}

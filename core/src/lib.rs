@@ -1,0 +1,89 @@
+//! evbus-core: a lock-free, typed, in-process event bus.
+//!
+//! Publishers publish typed events on dot-separated topics; every
+//! subscription owns a bounded ring with its own counters. A publish takes no
+//! lock, never waits for a slow subscriber (unless that subscriber chose
+//! [`Overflow::Block`]), and never loses an event without counting it.
+//!
+//! # Hello world
+//!
+//! ```
+//! use evbus_core::{Bus, Event, EventKind};
+//!
+//! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+//! enum Kind { Placed, Shipped }
+//! impl EventKind for Kind {
+//!     const ALL: &'static [Self] = &[Kind::Placed, Kind::Shipped];
+//!     fn topic(self) -> &'static str {
+//!         match self { Kind::Placed => "orders.placed", Kind::Shipped => "orders.shipped" }
+//!     }
+//!     fn index(self) -> usize { self as usize }
+//! }
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Order { Placed(u64), Shipped(u64) }
+//! impl Event for Order {
+//!     type Kind = Kind;
+//!     fn kind(&self) -> Kind {
+//!         match self { Order::Placed(_) => Kind::Placed, Order::Shipped(_) => Kind::Shipped }
+//!     }
+//! }
+//!
+//! let bus = Bus::<Order>::new();
+//! let mut all = bus.subscribe("orders.>")?;
+//! let mut shipped = bus.subscribe_kinds(&[Kind::Shipped])?;
+//! let mut publisher = bus.publisher();
+//! publisher.publish(Order::Placed(7)).unwrap();
+//! publisher.publish(Order::Shipped(7)).unwrap();
+//! assert_eq!(all.try_recv(), Ok(Order::Placed(7)));
+//! assert_eq!(all.try_recv(), Ok(Order::Shipped(7)));
+//! assert_eq!(shipped.try_recv(), Ok(Order::Shipped(7)));
+//! # Ok::<(), evbus_core::SubscribeError>(())
+//! ```
+//!
+//! # Topics and patterns
+//!
+//! Topics follow the NATS rules (see [`topic`]): `*` matches one segment,
+//! a final `>` one or more. Matching runs when subscriptions change, not
+//! when events are published.
+//!
+//! # Overflow
+//!
+//! See [`Overflow`]: `DropNewest` (default), `DropOldest` (+ `Lagged(n)`),
+//! `Block(timeout)`.
+//!
+//! # Closing
+//!
+//! [`Bus::shutdown`] makes later publishes return [`PublishError::Closed`]
+//! and closes every subscription; receivers drain what is buffered, then get
+//! `Disconnected`. Dropping a [`Subscription`] unsubscribes it.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
+#![doc(test(no_crate_inject, attr(deny(warnings))))]
+
+mod bus;
+mod error;
+mod filter;
+mod index;
+mod kind;
+mod policy;
+mod publisher;
+mod registry;
+mod ring;
+mod stats;
+mod subscription;
+mod sync;
+pub mod topic;
+
+pub use crate::{
+    bus::{Bus, KindTableError, Topic},
+    error::{PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError},
+    filter::Filter,
+    kind::{Event, EventKind},
+    policy::{DEFAULT_CAPACITY, Overflow, SubscribeOptions},
+    publisher::Publisher,
+    ring::MAX_CAPACITY,
+    stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
+    subscription::{Iter, Subscription, TryIter},
+    topic::{Pattern, TopicError, validate_topic},
+};

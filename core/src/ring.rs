@@ -1,0 +1,651 @@
+//! Bounded multi-producer, single-consumer ring with per-slot stamps.
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue
+//! (<https://www.1024cores.net/home/lock-free-algorithms/queues/bounded-mpmc-queue>)
+//! in the form crossbeam's array channel and `ArrayQueue::force_push` use it,
+//! with two extra bits in `tail`: a mark bit for "closed" and a park bit for
+//! "the consumer is asleep".
+//!
+//! # Encoding
+//!
+//! `head` and `tail` are *positions*: `{ lap, park bit, mark bit, index }`,
+//! where `index < cap` is the slot and `lap` counts trips around the buffer.
+//! `mark_bit = (cap + 1).next_power_of_two()`, `park_bit = 2 * mark_bit` and
+//! `one_lap = 4 * mark_bit`. Only `tail` ever carries the two flag bits.
+//!
+//! Each slot's `stamp` says what the slot holds: `stamp == pos` means it is
+//! free for the producer at `pos`; `stamp == pos + 1` means the value written
+//! at `pos` is ready for the consumer.
+//!
+//! # Synchronization protocol
+//!
+//! 1. *Claim.* A producer claims `pos` with a CAS on `tail`. The CAS fails if
+//!    the ring was closed (mark bit) or if the consumer parked meanwhile
+//!    (park bit), so both are observed in `tail`'s modification order.
+//! 2. *Publish a slot.* The producer writes the value, then stores the stamp
+//!    with `Release`; the consumer loads it with `Acquire`.
+//! 3. *Free a slot.* The consumer reads the value, then stores
+//!    `stamp = pos + one_lap` with `Release`; producers load it with
+//!    `Acquire` before they overwrite the slot.
+//! 4. *Park without a lost wake-up.* The consumer parks only after setting
+//!    the park bit with a CAS whose expected value says "empty". A producer's
+//!    claim CAS reads the bit (RMWs on one location are totally ordered, so
+//!    either the producer sees the bit or the consumer's CAS fails) and the
+//!    producer that clears it wakes the consumer after publishing its slot.
+//!    The consumer holds the waiter mutex from its CAS until it is asleep, and
+//!    the waker takes that mutex to notify, so the notification cannot fall
+//!    between the two. Publishes that find no park bit pay nothing: no fence,
+//!    no extra load.
+//! 5. *Close.* `close` sets the mark bit with `fetch_or`; exactly one caller
+//!    sees it clear. Every claim that succeeded before the close is included
+//!    in the tail value that carries the mark bit, so a consumer that sees
+//!    `mark && tail == head` has drained everything: no event is stranded.
+//! 6. *Block policy.* A blocked producer registers in `blocked`, then
+//!    `fence(SeqCst)`, then re-checks for space; a consumer of a `Block` ring
+//!    frees a slot, then `fence(SeqCst)`, then reads `blocked`. Of the two
+//!    sides, at least one sees the other.
+
+use std::{mem::MaybeUninit, time::Instant};
+
+use crossbeam_utils::CachePadded;
+
+use crate::{
+    error::SubscribeError,
+    policy::Overflow,
+    sync::{
+        Backoff, Condvar, Mutex, UnsafeCell,
+        atomic::{AtomicU64, AtomicUsize, Ordering, fence},
+    },
+};
+
+/// The largest ring capacity evbus accepts.
+pub const MAX_CAPACITY: usize = 1 << 28;
+
+/// One slot of the buffer.
+struct Slot<T> {
+    /// `pos` when free for the producer at `pos`, `pos + 1` when the value
+    /// written at `pos` is ready.
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// What happened to one push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// The value is in the ring (under `DropOldest`, possibly after evicting
+    /// the oldest one).
+    Accepted,
+    /// The ring was full; the value was dropped and counted.
+    Dropped,
+    /// The ring is closed; the value was not taken.
+    Closed,
+}
+
+/// What a pop found instead of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PopError {
+    /// Nothing is buffered.
+    Empty,
+    /// Nothing is buffered and the ring is closed.
+    Disconnected,
+}
+
+/// A mutex and condition variable pair that one side sleeps on.
+#[derive(Debug, Default)]
+struct Waiter {
+    lock: Mutex<()>,
+    cond: Condvar,
+}
+
+/// Counters written only off the fast path, kept away from `head` and
+/// `tail` so they never share a line with them.
+#[derive(Debug, Default)]
+struct Cold {
+    /// Events refused because the ring was full (`DropNewest`, or a `Block`
+    /// timeout). Written only on the full path.
+    dropped: AtomicU64,
+    /// Events evicted by `DropOldest`. Written only on the full path.
+    overwritten: AtomicU64,
+    /// Largest queue length seen by the consumer, or `cap` once full.
+    high_water: AtomicUsize,
+    /// Producers asleep in a `Block` wait.
+    blocked: AtomicUsize,
+}
+
+/// Point-in-time counters of one ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RingCounters {
+    pub(crate) delivered: u64,
+    pub(crate) received: u64,
+    pub(crate) dropped: u64,
+    pub(crate) queued: usize,
+    pub(crate) high_water: usize,
+    pub(crate) closed: bool,
+}
+
+/// A bounded MPSC ring. See the module docs for the protocol.
+pub(crate) struct Ring<T> {
+    /// Producer position `{ lap, park, mark, index }`.
+    tail: CachePadded<AtomicUsize>,
+    /// Consumer position `{ lap, 0, 0, index }`.
+    head: CachePadded<AtomicUsize>,
+    buffer: Box<[Slot<T>]>,
+    cap: usize,
+    mark_bit: usize,
+    park_bit: usize,
+    one_lap: usize,
+    policy: Overflow,
+    cold: CachePadded<Cold>,
+    /// Where the consumer sleeps.
+    consumer: Waiter,
+    /// Where `Block` producers sleep.
+    space: Waiter,
+}
+
+// SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
+// so it moves values between threads (`T: Send`) but never shares one.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: concurrent access to a slot's value is excluded by the stamp
+// protocol (module docs, steps 1-3); only `T: Send` is needed for that.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// Creates a ring holding at most `cap` events.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::ZeroCapacity`] for 0, and
+    /// [`SubscribeError::CapacityTooLarge`] above [`MAX_CAPACITY`] or when
+    /// the buffer cannot be allocated.
+    pub(crate) fn new(cap: usize, policy: Overflow) -> Result<Self, SubscribeError> {
+        if cap == 0 {
+            return Err(SubscribeError::ZeroCapacity);
+        }
+        if cap > MAX_CAPACITY {
+            return Err(SubscribeError::CapacityTooLarge {
+                requested: cap,
+                max: MAX_CAPACITY,
+            });
+        }
+        let mut buffer = Vec::new();
+        buffer
+            .try_reserve_exact(cap)
+            .map_err(|_| SubscribeError::CapacityTooLarge {
+                requested: cap,
+                max: MAX_CAPACITY,
+            })?;
+        buffer.extend((0..cap).map(|i| Slot {
+            // Slot `i` is free for the producer at position `i` of lap 0.
+            stamp: AtomicUsize::new(i),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }));
+        let mark_bit = (cap + 1).next_power_of_two();
+        Ok(Self {
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            buffer: buffer.into_boxed_slice(),
+            cap,
+            mark_bit,
+            park_bit: mark_bit << 1,
+            one_lap: mark_bit << 2,
+            policy,
+            cold: CachePadded::new(Cold::default()),
+            consumer: Waiter::default(),
+            space: Waiter::default(),
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    pub(crate) fn policy(&self) -> Overflow {
+        self.policy
+    }
+
+    /// `tail` without its flag bits.
+    #[inline]
+    fn pos(&self, tail: usize) -> usize {
+        tail & !(self.mark_bit | self.park_bit)
+    }
+
+    /// The position after `pos`.
+    #[inline]
+    fn next(&self, pos: usize) -> usize {
+        let index = pos & (self.mark_bit - 1);
+        if index + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    /// The number of positions before `pos`, counted from the start.
+    #[inline]
+    fn count(&self, pos: usize) -> u64 {
+        let laps = (pos / self.one_lap) as u64;
+        laps * self.cap as u64 + (pos & (self.mark_bit - 1)) as u64
+    }
+
+    #[inline]
+    fn slot(&self, pos: usize) -> &Slot<T> {
+        let index = pos & (self.mark_bit - 1);
+        debug_assert!(index < self.cap, "index {index} out of {}", self.cap);
+        &self.buffer[index]
+    }
+
+    /// Pushes the value `make` produces, following the overflow policy when
+    /// the ring is full. `make` runs at most once, before any slot is
+    /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
+    #[inline]
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> T) -> Push {
+        let mut make = Some(make);
+        let mut value: Option<T> = None;
+        let backoff = Backoff::new();
+        let mut deadline = None;
+        // Relaxed: only a hint for the first CAS, which re-reads the latest
+        // value in `tail`'s modification order if the hint is stale.
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & self.mark_bit != 0 {
+                return Push::Closed;
+            }
+            let pos = self.pos(tail);
+            let slot = self.slot(pos);
+            // Acquire: pairs with the consumer's Release stamp store in
+            // `try_pop` (step 3), so its read of the old value happens
+            // before our write below.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == pos {
+                let v = match value.take() {
+                    Some(v) => v,
+                    None => (make.take().expect("make runs once"))(),
+                };
+                let new_tail = self.next(pos) | (tail & self.mark_bit);
+                // Relaxed success: the slot is handed over by the stamp
+                // (step 2), not by `tail`. Clearing the park bit here is
+                // what obliges us to wake the consumer (step 4).
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    new_tail,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS made us the only producer at
+                        // `pos`, and `stamp == pos` (Acquire) shows the
+                        // consumer is done with the slot's previous value.
+                        slot.value.with_mut(|p| unsafe { (*p).write(v) });
+                        // Release: pairs with the consumer's Acquire load in
+                        // `try_pop` (step 2).
+                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                        if tail & self.park_bit != 0 {
+                            self.wake(&self.consumer);
+                        }
+                        return Push::Accepted;
+                    }
+                    Err(current) => {
+                        value = Some(v);
+                        tail = current;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
+                // The slot still holds the previous lap's value: full, unless
+                // the consumer moved on after our stamp load.
+                // SeqCst: orders the stamp load above before the head load
+                // below (as in crossbeam's array channel); pairs with the
+                // consumer's Release head store.
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(self.one_lap) == pos {
+                    match self.policy {
+                        Overflow::DropNewest => return self.drop_newest(),
+                        Overflow::DropOldest => {
+                            let v = match value.take() {
+                                Some(v) => v,
+                                None => (make.take().expect("make runs once"))(),
+                            };
+                            match self.force_push(tail, v) {
+                                Ok(()) => return Push::Accepted,
+                                Err(v) => value = Some(v),
+                            }
+                        }
+                        Overflow::Block(timeout) => {
+                            let deadline =
+                                *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                            if !self.wait_for_space(pos, deadline) {
+                                return self.drop_newest();
+                            }
+                        }
+                    }
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                // Another producer claimed `pos` and we read a stale tail.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[cold]
+    fn drop_newest(&self) -> Push {
+        self.cold.dropped.fetch_add(1, Ordering::Relaxed);
+        self.cold.high_water.fetch_max(self.cap, Ordering::Relaxed);
+        Push::Dropped
+    }
+
+    /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
+    ///
+    /// `tail` was observed with the slot at its position full.
+    #[cold]
+    fn force_push(&self, tail: usize, v: T) -> Result<(), T> {
+        let pos = self.pos(tail);
+        let new_pos = self.next(pos);
+        let head = pos.wrapping_sub(self.one_lap);
+        let new_head = new_pos.wrapping_sub(self.one_lap);
+        // AcqRel: the winner of `head` owns the oldest slot. Pairs with the
+        // consumer's head CAS in `try_pop`, which competes for the same slot.
+        if self
+            .head
+            .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(v);
+        }
+        // Move `tail` past the slot. Other producers see the slot as full and
+        // wait for the stamp, so only a close or park can change `tail` now;
+        // a CAS loop keeps their bits.
+        let mut cur = tail;
+        loop {
+            let new_tail = new_pos | (cur & self.mark_bit);
+            // Relaxed: as in `push_with`, the slot is handed over by its stamp.
+            match self.tail.compare_exchange_weak(
+                cur,
+                new_tail,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        let slot = self.slot(pos);
+        // SAFETY: winning the head CAS made us the owner of the oldest slot,
+        // whose value was published by a Release stamp we read with Acquire
+        // (the stamp load in `push_with`), and no consumer can claim it now.
+        let old = slot
+            .value
+            .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
+        // Release: pairs with the consumer's Acquire stamp load.
+        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+        self.cold.overwritten.fetch_add(1, Ordering::Relaxed);
+        self.cold.high_water.fetch_max(self.cap, Ordering::Relaxed);
+        drop(old);
+        Ok(())
+    }
+
+    /// Waits until the slot at `pos` may be free, the ring closes, or
+    /// `deadline` passes. Returns `false` on timeout.
+    #[cold]
+    fn wait_for_space(&self, pos: usize, deadline: Instant) -> bool {
+        let guard = self.space.lock.lock();
+        // Relaxed: the SeqCst fence below orders it (step 6).
+        self.cold.blocked.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: pairs with the consumer's fence after it frees a slot.
+        fence(Ordering::SeqCst);
+        let head = self.head.load(Ordering::Relaxed);
+        let closed = self.tail.load(Ordering::Relaxed) & self.mark_bit != 0;
+        let mut in_time = true;
+        if head.wrapping_add(self.one_lap) == pos && !closed {
+            let now = Instant::now();
+            if now >= deadline {
+                in_time = false;
+            } else {
+                drop(self.space.cond.wait(guard, Some(deadline - now)));
+            }
+        } else {
+            drop(guard);
+        }
+        self.cold.blocked.fetch_sub(1, Ordering::Relaxed);
+        in_time
+    }
+
+    #[cold]
+    fn wake(&self, waiter: &Waiter) {
+        // Taking the lock orders this notification after the sleeper's
+        // check-and-wait, which it performs while holding the lock.
+        let _guard = waiter.lock.lock();
+        waiter.cond.notify_all();
+    }
+
+    /// Takes the oldest value.
+    ///
+    /// # Safety
+    ///
+    /// - Only one thread at a time may call the consumer-side methods
+    ///   (`try_pop`, `wait`, `consumer_len`).
+    pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
+        let backoff = Backoff::new();
+        // Relaxed: only the consumer and `force_push` write `head`; a stale
+        // value is caught by the stamp check or the head CAS.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(head);
+            // Acquire: pairs with the producer's Release stamp store (step 2).
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if head.wrapping_add(1) == stamp {
+                let new_head = self.next(head);
+                if self.policy == Overflow::DropOldest {
+                    // AcqRel: competes with `force_push` for the slot.
+                    if let Err(actual) = self.head.compare_exchange_weak(
+                        head,
+                        new_head,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    ) {
+                        head = actual;
+                        continue;
+                    }
+                } else {
+                    // Release: pairs with the SeqCst fence + head load on the
+                    // producers' full path.
+                    self.head.store(new_head, Ordering::Release);
+                }
+                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
+                // written, and we own `head` (sole consumer, or the CAS).
+                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                // Release: pairs with the producers' Acquire stamp load
+                // (step 3): our read happens before their next write.
+                slot.stamp
+                    .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                if let Overflow::Block(_) = self.policy {
+                    self.notify_space();
+                }
+                return Ok(value);
+            } else if stamp == head {
+                // Nothing written at `head` yet.
+                // Relaxed: data comes with the stamp; the mark bit and the
+                // position travel in one value (step 5).
+                let tail = self.tail.load(Ordering::Relaxed);
+                if self.pos(tail) == head {
+                    if tail & self.mark_bit != 0 {
+                        return Err(PopError::Disconnected);
+                    }
+                    return Err(PopError::Empty);
+                }
+                // A producer claimed `head` and is writing it; this takes a
+                // few instructions unless it was preempted.
+                backoff.snooze();
+            } else {
+                // `force_push` moved `head` under us.
+                backoff.snooze();
+                head = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Wakes `Block` producers after a slot was freed (step 6).
+    fn notify_space(&self) {
+        // SeqCst: pairs with the fence in `wait_for_space`.
+        fence(Ordering::SeqCst);
+        if self.cold.blocked.load(Ordering::Relaxed) != 0 {
+            self.wake(&self.space);
+        }
+    }
+
+    /// Takes and reports events evicted since the last call, if any.
+    ///
+    /// Consumer side; see [`Ring::try_pop`]'s safety section.
+    pub(crate) fn take_lag(&self, seen: &mut u64) -> Option<u64> {
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
+        let lag = overwritten.wrapping_sub(*seen);
+        *seen = overwritten;
+        (lag != 0).then_some(lag)
+    }
+
+    /// Parks the consumer until the ring may be non-empty or closed, or
+    /// until `deadline`. Spurious returns are possible; the caller re-checks.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
+    pub(crate) unsafe fn wait(&self, deadline: Option<Instant>) {
+        let guard = self.consumer.lock.lock();
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail & self.mark_bit != 0 || self.pos(tail) != head {
+            return;
+        }
+        // Relaxed: the no-lost-wake-up guarantee comes from this CAS and the
+        // producers' claim CAS being RMWs of the same location (step 4); the
+        // data itself travels with the stamps.
+        if self
+            .tail
+            .compare_exchange(
+                tail,
+                tail | self.park_bit,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(t) if !t.is_zero() => Some(t),
+                _ => {
+                    drop(guard);
+                    self.unpark_bit();
+                    return;
+                }
+            },
+        };
+        drop(self.consumer.cond.wait(guard, timeout));
+        self.unpark_bit();
+    }
+
+    /// Clears the park bit if no producer did (timeout or spurious wake).
+    fn unpark_bit(&self) {
+        // Relaxed: see `wait`.
+        if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
+            self.tail.fetch_and(!self.park_bit, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the queue length the consumer can see in the high-water mark.
+    ///
+    /// `local` is the consumer's own copy, so the shared RMW runs only when
+    /// the mark rises.
+    pub(crate) fn observe_len(&self, local: &mut usize) {
+        let len = self.len();
+        if len > *local {
+            *local = len;
+            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the ring. Returns `true` for the one call that closed it.
+    pub(crate) fn close(&self) -> bool {
+        // AcqRel: a single RMW decides the one closer; every claim before it
+        // is in the value it writes (step 5).
+        let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
+        if old & self.mark_bit != 0 {
+            return false;
+        }
+        if old & self.park_bit != 0 {
+            self.wake(&self.consumer);
+        }
+        if let Overflow::Block(_) = self.policy {
+            self.wake(&self.space);
+        }
+        true
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tail.load(Ordering::Relaxed) & self.mark_bit != 0
+    }
+
+    /// Events buffered now (a snapshot; exact when quiescent).
+    pub(crate) fn len(&self) -> usize {
+        loop {
+            // SeqCst on both, as crossbeam's `len`: tail is re-read to check
+            // the pair was consistent.
+            let tail = self.tail.load(Ordering::SeqCst);
+            let head = self.head.load(Ordering::SeqCst);
+            if self.tail.load(Ordering::SeqCst) == tail {
+                let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
+                return (len as usize).min(self.cap);
+            }
+        }
+    }
+
+    /// Reads the counters. Derived from positions, so they cost nothing on
+    /// the fast path.
+    pub(crate) fn counters(&self) -> RingCounters {
+        let tail = self.tail.load(Ordering::SeqCst);
+        let head = self.head.load(Ordering::SeqCst);
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
+        let accepted = self.count(self.pos(tail));
+        let popped = self.count(head);
+        let queued = (accepted.saturating_sub(popped) as usize).min(self.cap);
+        RingCounters {
+            delivered: accepted.saturating_sub(overwritten),
+            received: popped.saturating_sub(overwritten),
+            dropped: self.cold.dropped.load(Ordering::Relaxed) + overwritten,
+            queued,
+            high_water: self.cold.high_water.load(Ordering::Relaxed).max(queued),
+            closed: tail & self.mark_bit != 0,
+        }
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self` excludes every other thread.
+        let tail = self.pos(self.tail.load(Ordering::Relaxed));
+        let mut head = self.head.load(Ordering::Relaxed);
+        while head != tail {
+            let slot = self.slot(head);
+            // SAFETY: we hold `&mut self`, so every producer is gone; every
+            // position in `head..tail` was claimed and written (values are
+            // made before claiming), and not yet popped.
+            slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            head = self.next(head);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Ring<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &self.cap)
+            .field("len", &self.len())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}

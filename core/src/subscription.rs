@@ -1,0 +1,295 @@
+//! Subscriptions: the receiving end of one ring.
+
+use std::{
+    fmt,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    bus::{Shared, sub_stats},
+    error::{RecvError, RecvTimeoutError, TryRecvError},
+    policy::Overflow,
+    registry::SubEntry,
+    ring::PopError,
+    stats::SubscriptionStats,
+    sync::{Arc, Backoff},
+};
+
+/// The receiving end of one subscription, with its own bounded ring.
+///
+/// Receiving methods take `&mut self`: a subscription has one consumer.
+/// It is not `Clone`. Dropping it unsubscribes.
+///
+/// # Closing
+///
+/// After [`unsubscribe`](Subscription::unsubscribe) or
+/// [`Bus::shutdown`](crate::Bus::shutdown), publishes no longer reach the
+/// ring. The receiver still gets every event buffered before the close, then
+/// `Disconnected`.
+///
+/// # Lagging
+///
+/// Under [`Overflow::DropOldest`], a full ring overwrites its oldest event.
+/// The next receive then reports `Lagged(n)` once, and resumes with the
+/// oldest event that remains.
+pub struct Subscription<E> {
+    shared: Arc<Shared<E>>,
+    entry: SubEntry<E>,
+    /// Overwrites already reported as `Lagged`.
+    lag_seen: u64,
+    /// The consumer's copy of the high-water mark.
+    high_water: usize,
+}
+
+// Spin a little before parking: a publisher on another core usually
+// delivers within this window, and a park costs a futex round trip.
+const SPIN_ROUNDS: u32 = 3;
+
+impl<E> Subscription<E> {
+    pub(crate) fn new(shared: Arc<Shared<E>>, entry: SubEntry<E>) -> Self {
+        Self {
+            shared,
+            entry,
+            lag_seen: 0,
+            high_water: 0,
+        }
+    }
+
+    /// The subscription's id, unique within its bus.
+    pub fn id(&self) -> u64 {
+        self.entry.id
+    }
+
+    /// Takes the oldest buffered event without blocking.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` when nothing is buffered, `Lagged(n)` once after overwrites,
+    /// `Disconnected` when closed and drained.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<E, TryRecvError> {
+        let ring = &self.entry.ring;
+        if ring.policy() == Overflow::DropOldest {
+            if let Some(lag) = ring.take_lag(&mut self.lag_seen) {
+                return Err(TryRecvError::Lagged(lag));
+            }
+        }
+        ring.observe_len(&mut self.high_water);
+        // SAFETY: `&mut self` makes this the only consumer of the ring: a
+        // `Subscription` is the ring's single receiving handle and is not
+        // `Clone`.
+        match unsafe { ring.try_pop() } {
+            Ok(v) => Ok(v),
+            Err(PopError::Empty) => Err(TryRecvError::Empty),
+            Err(PopError::Disconnected) => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Blocks until an event arrives or the subscription is closed and
+    /// drained. Spins briefly, then parks.
+    ///
+    /// # Errors
+    ///
+    /// `Lagged(n)` once after overwrites; `Disconnected` when closed and
+    /// drained.
+    pub fn recv(&mut self) -> Result<E, RecvError> {
+        self.recv_until(None).map_err(|e| match e {
+            RecvTimeoutError::Lagged(n) => RecvError::Lagged(n),
+            _ => RecvError::Disconnected,
+        })
+    }
+
+    /// Like [`recv`](Subscription::recv), giving up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout`, `Lagged(n)` or `Disconnected`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<E, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_until(Some(deadline)),
+            None => self.recv_until(None),
+        }
+    }
+
+    /// Like [`recv`](Subscription::recv), giving up at `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout`, `Lagged(n)` or `Disconnected`.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<E, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<E, RecvTimeoutError> {
+        let backoff = Backoff::new();
+        let mut rounds = 0;
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Ok(v),
+                Err(TryRecvError::Lagged(n)) => return Err(RecvTimeoutError::Lagged(n)),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if rounds < SPIN_ROUNDS || !backoff.is_completed() {
+                rounds += 1;
+                backoff.snooze();
+                continue;
+            }
+            // SAFETY: `&mut self` makes this the only consumer, as in
+            // `try_recv`.
+            unsafe { self.entry.ring.wait(deadline) };
+        }
+    }
+
+    /// Blocks for the first event, then takes up to `max` events in all
+    /// into `buf` without blocking again. Returns how many it took.
+    ///
+    /// # Errors
+    ///
+    /// `Lagged(n)` or `Disconnected`, as [`recv`](Subscription::recv), when
+    /// no event was taken.
+    pub fn recv_batch(&mut self, buf: &mut Vec<E>, max: usize) -> Result<usize, RecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        buf.push(self.recv()?);
+        Ok(1 + self.drain_bounded(buf, max - 1))
+    }
+
+    /// Takes every buffered event into `buf` without blocking. Returns how
+    /// many it took (0 if empty, lagged or closed).
+    pub fn drain_into(&mut self, buf: &mut Vec<E>) -> usize {
+        self.drain_bounded(buf, usize::MAX)
+    }
+
+    fn drain_bounded(&mut self, buf: &mut Vec<E>, max: usize) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            match self.try_recv() {
+                Ok(v) => {
+                    buf.push(v);
+                    taken += 1;
+                }
+                // A lag report is not an event; keep draining.
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+        taken
+    }
+
+    /// A blocking iterator that ends when the subscription is closed and
+    /// drained. Lag reports are skipped (they stay in the stats).
+    pub fn iter(&mut self) -> Iter<'_, E> {
+        Iter { sub: self }
+    }
+
+    /// A non-blocking iterator over what is buffered now.
+    pub fn try_iter(&mut self) -> TryIter<'_, E> {
+        TryIter { sub: self }
+    }
+
+    /// Closes the subscription and removes it from the bus.
+    ///
+    /// Returns `true` if this call closed the ring, `false` if it was
+    /// already closed (by an earlier unsubscribe or by shutdown). Buffered
+    /// events can still be received.
+    pub fn unsubscribe(&self) -> bool {
+        let closed_now = self.entry.ring.close();
+        self.shared.remove_sub(self.entry.id);
+        closed_now
+    }
+
+    /// Events buffered now.
+    pub fn len(&self) -> usize {
+        self.entry.ring.len()
+    }
+
+    /// Whether nothing is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.entry.ring.capacity()
+    }
+
+    /// Whether the subscription is closed (buffered events may remain).
+    pub fn is_closed(&self) -> bool {
+        self.entry.ring.is_closed()
+    }
+
+    /// This subscription's counters.
+    pub fn stats(&self) -> SubscriptionStats {
+        sub_stats(&self.entry)
+    }
+}
+
+impl<E> Drop for Subscription<E> {
+    fn drop(&mut self) {
+        self.unsubscribe();
+    }
+}
+
+impl<E> fmt::Debug for Subscription<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.entry.id)
+            .field("capacity", &self.entry.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Blocking iterator returned by [`Subscription::iter`].
+pub struct Iter<'a, E> {
+    sub: &'a mut Subscription<E>,
+}
+
+impl<E> Iterator for Iter<'_, E> {
+    type Item = E;
+
+    fn next(&mut self) -> Option<E> {
+        loop {
+            match self.sub.recv() {
+                Ok(v) => return Some(v),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+impl<E> fmt::Debug for Iter<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("Iter { .. }")
+    }
+}
+
+/// Non-blocking iterator returned by [`Subscription::try_iter`].
+pub struct TryIter<'a, E> {
+    sub: &'a mut Subscription<E>,
+}
+
+impl<E> Iterator for TryIter<'_, E> {
+    type Item = E;
+
+    fn next(&mut self) -> Option<E> {
+        loop {
+            match self.sub.try_recv() {
+                Ok(v) => return Some(v),
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl<E> fmt::Debug for TryIter<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("TryIter { .. }")
+    }
+}

@@ -1,0 +1,293 @@
+//! The std/loom synchronization shim.
+//!
+//! Every atomic, lock, cell and snapshot in this crate comes from here, never
+//! straight from `std::sync`. Under `--cfg evbus_loom` the same names resolve
+//! to loom's model-checked versions, so the loom models in `loom-tests/` see
+//! every synchronizing operation the real code performs.
+//!
+//! Two dependencies are invisible to loom and are swapped for stand-ins under
+//! the cfg:
+//! - `arc_swap::ArcSwap` becomes a `Mutex<Arc<T>>` ([`SnapshotCell`]), the
+//!   same strategy arc-swap's own `RwLock` test strategy uses;
+//! - `arc_swap::Cache` becomes a cache that always reloads ([`SnapshotCache`]).
+//!
+//! Known gaps under loom: `Condvar::wait_timeout` never times out (loom does
+//! not model time), so the models exercise only the notified path of a timed
+//! wait.
+
+#[cfg(not(evbus_loom))]
+pub(crate) use std::sync::Arc;
+#[cfg(not(evbus_loom))]
+pub(crate) mod atomic {
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+}
+
+#[cfg(evbus_loom)]
+pub(crate) use loom::sync::Arc;
+#[cfg(evbus_loom)]
+pub(crate) mod atomic {
+    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+}
+
+pub(crate) use self::{
+    cell::UnsafeCell,
+    lock::{Condvar, Mutex},
+    snapshot::{SnapshotCache, SnapshotCell},
+};
+
+#[cfg(not(evbus_loom))]
+mod cell {
+    /// `std::cell::UnsafeCell` with loom's closure-based API.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Gives `f` a shared raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Gives `f` a unique raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+#[cfg(evbus_loom)]
+mod cell {
+    pub(crate) use loom::cell::UnsafeCell;
+}
+
+mod lock {
+    use std::time::Duration;
+
+    #[cfg(not(evbus_loom))]
+    use std::sync as imp;
+
+    #[cfg(evbus_loom)]
+    use loom::sync as imp;
+
+    pub(crate) use imp::MutexGuard;
+
+    /// A mutex that does not poison: evbus never holds a lock across user
+    /// code, so a panic cannot leave the protected data half-updated.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(imp::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(imp::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A condition variable paired with [`Mutex`], also non-poisoning.
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(imp::Condvar);
+
+    impl Condvar {
+        /// Waits for a notification, or at most `timeout` when one is given.
+        ///
+        /// Spurious wake-ups are possible; callers re-check their condition.
+        pub(crate) fn wait<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            timeout: Option<Duration>,
+        ) -> MutexGuard<'a, T> {
+            match timeout {
+                None => self.0.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                Some(dur) => {
+                    self.0
+                        .wait_timeout(guard, dur)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            }
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+}
+
+#[cfg(not(evbus_loom))]
+mod snapshot {
+    use std::{fmt, sync::Arc};
+
+    use arc_swap::ArcSwap;
+
+    /// An atomically replaceable `Arc<T>`: lock-free reads, RCU updates.
+    pub(crate) struct SnapshotCell<T>(Arc<ArcSwap<T>>);
+
+    impl<T> SnapshotCell<T> {
+        pub(crate) fn new(value: Arc<T>) -> Self {
+            Self(Arc::new(ArcSwap::new(value)))
+        }
+
+        /// Loads the current snapshot (one arc-swap `load_full`).
+        pub(crate) fn load(&self) -> Arc<T> {
+            self.0.load_full()
+        }
+
+        /// Read-copy-update: `f` maps the current snapshot to its successor
+        /// and is re-run if another update won the race, so no update is
+        /// lost. Returns the snapshot `f` was applied to last.
+        pub(crate) fn rcu(&self, f: impl FnMut(&Arc<T>) -> Arc<T>) -> Arc<T> {
+            self.0.rcu(f)
+        }
+
+        pub(crate) fn cache(&self) -> SnapshotCache<T> {
+            SnapshotCache(arc_swap::Cache::new(Arc::clone(&self.0)))
+        }
+    }
+
+    impl<T> fmt::Debug for SnapshotCell<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.pad("SnapshotCell { .. }")
+        }
+    }
+
+    /// A per-owner cache of a [`SnapshotCell`]: a hit costs one relaxed
+    /// pointer compare instead of an arc-swap load.
+    pub(crate) struct SnapshotCache<T>(arc_swap::Cache<Arc<ArcSwap<T>>, Arc<T>>);
+
+    impl<T> SnapshotCache<T> {
+        #[inline]
+        pub(crate) fn load(&mut self) -> &Arc<T> {
+            self.0.load()
+        }
+    }
+
+    impl<T> Clone for SnapshotCache<T> {
+        fn clone(&self) -> Self {
+            Self(self.0.clone())
+        }
+    }
+
+    impl<T> fmt::Debug for SnapshotCache<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.pad("SnapshotCache { .. }")
+        }
+    }
+}
+
+#[cfg(evbus_loom)]
+mod snapshot {
+    use std::fmt;
+
+    use super::{Arc, Mutex};
+
+    /// Loom stand-in for `ArcSwap<T>`: a `Mutex<Arc<T>>`. Every load and
+    /// update is a modelled lock acquisition, so loom explores the
+    /// interleavings of snapshot readers and writers.
+    pub(crate) struct SnapshotCell<T>(Arc<Mutex<Arc<T>>>);
+
+    impl<T> SnapshotCell<T> {
+        pub(crate) fn new(value: Arc<T>) -> Self {
+            Self(Arc::new(Mutex::new(value)))
+        }
+
+        pub(crate) fn load(&self) -> Arc<T> {
+            Arc::clone(&self.0.lock())
+        }
+
+        /// Same contract as arc-swap's `rcu`: `f` runs on a copy of the
+        /// current value outside the lock and is re-run if the value changed
+        /// meanwhile.
+        pub(crate) fn rcu(&self, mut f: impl FnMut(&Arc<T>) -> Arc<T>) -> Arc<T> {
+            let mut cur = self.load();
+            loop {
+                let new = f(&cur);
+                let mut guard = self.0.lock();
+                if Arc::ptr_eq(&guard, &cur) {
+                    return std::mem::replace(&mut *guard, new);
+                }
+                cur = Arc::clone(&guard);
+            }
+        }
+
+        pub(crate) fn cache(&self) -> SnapshotCache<T> {
+            SnapshotCache {
+                cell: SnapshotCell(Arc::clone(&self.0)),
+                current: None,
+            }
+        }
+    }
+
+    impl<T> fmt::Debug for SnapshotCell<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.pad("SnapshotCell { .. }")
+        }
+    }
+
+    /// Loom stand-in for `arc_swap::Cache`: reloads on every call, which is
+    /// the most pessimistic cache (it never serves a stale snapshot longer
+    /// than the real one may).
+    pub(crate) struct SnapshotCache<T> {
+        cell: SnapshotCell<T>,
+        current: Option<Arc<T>>,
+    }
+
+    impl<T> SnapshotCache<T> {
+        pub(crate) fn load(&mut self) -> &Arc<T> {
+            self.current.insert(self.cell.load())
+        }
+    }
+
+    impl<T> Clone for SnapshotCache<T> {
+        fn clone(&self) -> Self {
+            Self {
+                cell: SnapshotCell(Arc::clone(&self.cell.0)),
+                current: None,
+            }
+        }
+    }
+
+    impl<T> fmt::Debug for SnapshotCache<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.pad("SnapshotCache { .. }")
+        }
+    }
+}
+
+#[cfg(not(evbus_loom))]
+pub(crate) use crossbeam_utils::Backoff;
+
+/// Loom stand-in for `crossbeam_utils::Backoff`: every step yields to the
+/// model scheduler, so loom can interleave the thread being waited for.
+#[cfg(evbus_loom)]
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(std::cell::Cell<u32>);
+
+#[cfg(evbus_loom)]
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn spin(&self) {
+        self.snooze();
+    }
+
+    pub(crate) fn snooze(&self) {
+        self.0.set(self.0.get().saturating_add(1));
+        loom::thread::yield_now();
+    }
+
+    pub(crate) fn is_completed(&self) -> bool {
+        self.0.get() > 2
+    }
+}

@@ -1,0 +1,1 @@
+//! Loom models of the evbus lifecycle protocol; see `tests/`.

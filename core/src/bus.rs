@@ -29,7 +29,7 @@ use crate::{
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
-        Arc, Mutex, SnapshotCell,
+        Arc, Mutex, SnapshotCell, StdArc,
         atomic::{AtomicU64, Ordering},
     },
     topic::{TopicError, validate_topic},
@@ -348,7 +348,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
             id,
             ring: Arc::clone(&ring),
             patterns: patterns.into(),
-            name: options.get_name().map(Arc::from),
+            name: options.get_name().map(StdArc::from),
         };
         let mut closed = false;
         self.shared.registry.rcu(|cur| {
@@ -496,7 +496,7 @@ pub(crate) fn publish_to<E: Clone>(
 pub struct Topic {
     bus: u64,
     pub(crate) id: u32,
-    name: Arc<str>,
+    name: StdArc<str>,
 }
 
 impl Topic {

@@ -8,7 +8,6 @@ use crate::{
     error::PublishError,
     kind::{Event, EventKind},
     registry::Registry,
-    ring::Push,
     stats::PublishReport,
     sync::{
         Arc, SnapshotCache,
@@ -58,25 +57,6 @@ impl Counters {
 #[inline]
 fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-}
-
-impl PublishReport {
-    #[inline]
-    pub(crate) fn record(&mut self, push: Push) {
-        match push {
-            Push::Accepted => {
-                self.matched += 1;
-                self.accepted += 1;
-            }
-            Push::Dropped => {
-                self.matched += 1;
-                self.dropped += 1;
-            }
-            // A ring closed by unsubscribe or shutdown after this publish
-            // loaded the registry: it no longer counts as a subscriber.
-            Push::Closed => {}
-        }
-    }
 }
 
 /// A publishing handle with a registry cache and counters of its own.

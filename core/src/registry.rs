@@ -15,7 +15,12 @@
 use ahash::AHashMap;
 use smallvec::SmallVec;
 
-use crate::{index::PatternIndex, ring::Ring, sync::Arc, topic::Pattern};
+use crate::{
+    index::PatternIndex,
+    ring::Ring,
+    sync::{Arc, StdArc},
+    topic::Pattern,
+};
 
 /// The rings one topic delivers to. Most topics have a few subscribers.
 pub(crate) type Route<E> = SmallVec<[Arc<Ring<E>>; 4]>;
@@ -24,8 +29,8 @@ pub(crate) type Route<E> = SmallVec<[Arc<Ring<E>>; 4]>;
 pub(crate) struct SubEntry<E> {
     pub(crate) id: u64,
     pub(crate) ring: Arc<Ring<E>>,
-    pub(crate) patterns: Arc<[Pattern]>,
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) patterns: StdArc<[Pattern]>,
+    pub(crate) name: Option<StdArc<str>>,
 }
 
 impl<E> Clone for SubEntry<E> {
@@ -33,7 +38,7 @@ impl<E> Clone for SubEntry<E> {
         Self {
             id: self.id,
             ring: Arc::clone(&self.ring),
-            patterns: Arc::clone(&self.patterns),
+            patterns: StdArc::clone(&self.patterns),
             name: self.name.clone(),
         }
     }
@@ -54,7 +59,7 @@ pub(crate) struct Registry<E> {
     /// Subscription ids by pattern, for resolving a topic.
     index: PatternIndex<u64>,
     /// Interned topic name to its id (an index into `routes`).
-    topics: AHashMap<Arc<str>, u32>,
+    topics: AHashMap<StdArc<str>, u32>,
     /// The route of each interned topic.
     routes: Vec<Route<E>>,
 }
@@ -137,7 +142,7 @@ impl<E> Registry<E> {
         let mut route = Route::new();
         self.resolve(name, |ring| route.push(Arc::clone(ring)));
         self.routes.push(route);
-        self.topics.insert(Arc::from(name), id);
+        self.topics.insert(StdArc::from(name), id);
         id
     }
 

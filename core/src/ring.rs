@@ -261,7 +261,7 @@ impl<T> Ring<T> {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
                 };
-                let new_tail = self.next(pos) | (tail & self.mark_bit);
+                let new_tail = self.next(pos);
                 // Relaxed success: the slot is handed over by the stamp
                 // (step 2), not by `tail`. Clearing the park bit here is
                 // what obliges us to wake the consumer (step 4).
@@ -557,13 +557,19 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Records the queue length the consumer can see in the high-water mark.
+    /// Records the queue length the consumer sees in the high-water mark.
     ///
     /// `local` is the consumer's own copy, so the shared RMW runs only when
     /// the mark rises.
+    ///
+    /// Consumer side; see [`Ring::try_pop`]'s safety section.
+    #[inline]
     pub(crate) fn observe_len(&self, local: &mut usize) {
-        let len = self.len();
-        if len > *local {
+        // Relaxed: a sample for statistics; `head` is our own.
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        let len = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
+        if len > *local && len <= self.cap {
             *local = len;
             self.cold.high_water.fetch_max(len, Ordering::Relaxed);
         }
@@ -592,16 +598,23 @@ impl<T> Ring<T> {
 
     /// Events buffered now (a snapshot; exact when quiescent).
     pub(crate) fn len(&self) -> usize {
-        loop {
-            // SeqCst on both, as crossbeam's `len`: tail is re-read to check
-            // the pair was consistent.
-            let tail = self.tail.load(Ordering::SeqCst);
+        let mut tail = self.tail.load(Ordering::SeqCst);
+        // Bounded: under a stream of pushes the pair may never be stable;
+        // after a few tries any recent pair is a fine answer.
+        for _ in 0..4 {
+            // SeqCst on all three, as crossbeam's `len`: tail is re-read to
+            // check that head was read between two equal tails.
             let head = self.head.load(Ordering::SeqCst);
-            if self.tail.load(Ordering::SeqCst) == tail {
+            let again = self.tail.load(Ordering::SeqCst);
+            if again == tail {
                 let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
                 return (len as usize).min(self.cap);
             }
+            tail = again;
         }
+        let head = self.head.load(Ordering::SeqCst);
+        let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
+        (len as usize).min(self.cap)
     }
 
     /// Reads the counters. Derived from positions, so they cost nothing on

@@ -15,6 +15,9 @@
 //! not model time), so the models exercise only the notified path of a timed
 //! wait.
 
+/// For immutable data that is part of no protocol (names, patterns): always
+/// std's `Arc`, so it works as a map key and loom does not track it.
+pub(crate) use std::sync::Arc as StdArc;
 #[cfg(not(evbus_loom))]
 pub(crate) use std::sync::Arc;
 #[cfg(not(evbus_loom))]
@@ -137,9 +140,10 @@ mod snapshot {
             Self(Arc::new(ArcSwap::new(value)))
         }
 
-        /// Loads the current snapshot (one arc-swap `load_full`).
-        pub(crate) fn load(&self) -> Arc<T> {
-            self.0.load_full()
+        /// Loads the current snapshot: an arc-swap `load`, which borrows a
+        /// debt slot instead of touching the shared reference count.
+        pub(crate) fn load(&self) -> arc_swap::Guard<Arc<T>> {
+            self.0.load()
         }
 
         /// Read-copy-update: `f` maps the current snapshot to its successor

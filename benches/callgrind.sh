@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Instruction-count regression bar (instruction counts repeat exactly on this
+# VM; wall times do not). Runs the fixed workload of
+# src/bin/callgrind_workload.rs under callgrind and compares instructions per
+# publish with callgrind-baseline.txt. Fails if any rises more than 10 %.
+#
+#   benches/callgrind.sh           compare against the baseline
+#   benches/callgrind.sh --update  rewrite the baseline (commit it on purpose,
+#                                  saying why)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+baseline=benches/callgrind-baseline.txt
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p evbus-benches --bin callgrind_workload
+bin="$target/release/callgrind_workload"
+publishes=1000000
+status=0
+declare -A now
+for mode in k4 k0; do
+  out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    --toggle-collect='*run_workload*' "$bin" "$mode" 2>&1)
+  collected=$(grep -oE 'Collected : [0-9]+' <<<"$out" | grep -oE '[0-9]+$')
+  now[$mode]=$(awk -v c="$collected" -v n="$publishes" 'BEGIN { printf "%.1f", c / n }')
+done
+if [[ "${1:-}" == "--update" ]]; then
+  {
+    echo "# instructions per publish, valgrind --tool=callgrind, benches/callgrind.sh"
+    echo "# rustc: $(rustc --version)"
+    for mode in k4 k0; do echo "$mode ${now[$mode]}"; done
+  } >"$baseline"
+  cat "$baseline"
+  exit 0
+fi
+for mode in k4 k0; do
+  base=$(awk -v m="$mode" '$1 == m { print $2 }' "$baseline")
+  verdict=$(awk -v b="$base" -v c="${now[$mode]}" 'BEGIN { r = c / b; printf "%.3f %s", r, (r > 1.10 ? "FAIL" : "ok") }')
+  echo "callgrind $mode: ${now[$mode]} instructions/publish (baseline $base, ratio ${verdict})"
+  [[ "$verdict" == *FAIL ]] && status=1
+done
+exit $status

@@ -1,0 +1,49 @@
+//! A fixed workload for `valgrind --tool=callgrind`, whose instruction
+//! counts repeat exactly (wall times on this VM do not).
+//!
+//! `callgrind_workload k4`: 1 M publishes to four subscriptions, drained in
+//! bursts of 64 on the same thread. `callgrind_workload k0`: 1 M publishes
+//! with no subscriber. Only `run_workload` is measured
+//! (`--toggle-collect=*run_workload*`); see `benches/callgrind.sh`.
+
+use std::hint::black_box;
+
+use evbus_benches::{EvbusFanout, Fanout};
+
+const PUBLISHES: usize = 1_000_000;
+const BURST: usize = 64;
+
+#[inline(never)]
+fn run_workload(fanout: &mut EvbusFanout<u64>) -> usize {
+    let mut delivered = 0;
+    let mut published = 0;
+    while published < PUBLISHES {
+        let burst = BURST.min(PUBLISHES - published);
+        for i in 0..burst {
+            fanout.publish(black_box(i as u64));
+        }
+        published += burst;
+        delivered += fanout.drain();
+    }
+    delivered
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let subscribers = match mode.as_str() {
+        "k4" => 4,
+        "k0" => 0,
+        other => {
+            eprintln!("usage: callgrind_workload k4|k0 (got {other:?})");
+            std::process::exit(2);
+        }
+    };
+    let mut fanout = EvbusFanout::<u64>::new(subscribers, BURST);
+    let delivered = run_workload(&mut fanout);
+    assert_eq!(
+        delivered,
+        PUBLISHES * subscribers,
+        "every publish delivered to every subscriber"
+    );
+    println!("{mode}: {PUBLISHES} publishes, {delivered} deliveries");
+}

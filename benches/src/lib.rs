@@ -1,0 +1,241 @@
+//! Fan-out peers measured in one binary: evbus, `tokio::sync::broadcast`,
+//! and a crossbeam-channel fan-out (one `bounded` channel per subscriber,
+//! registered in a `RwLock<Vec<Sender>>`).
+//!
+//! Every peer implements [`Fanout`], so each scenario runs the same code for
+//! all three and reports their figures side by side.
+
+use std::{hint::black_box, sync::RwLock};
+
+use evbus_core::{Bus, Event, EventKind, Publisher, SubscribeOptions, Subscription};
+
+/// A 64-byte payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payload64(pub [u8; 64]);
+
+impl Default for Payload64 {
+    fn default() -> Self {
+        Self([7; 64])
+    }
+}
+
+/// The single kind bench events are published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchKind {
+    /// `bench.event`.
+    Event,
+}
+
+impl EventKind for BenchKind {
+    const ALL: &'static [Self] = &[BenchKind::Event];
+
+    fn topic(self) -> &'static str {
+        "bench.event"
+    }
+
+    fn index(self) -> usize {
+        0
+    }
+}
+
+/// A bench event carrying `T`.
+#[derive(Debug, Clone)]
+pub struct Msg<T>(pub T);
+
+impl<T: Clone + Send + 'static> Event for Msg<T> {
+    type Kind = BenchKind;
+
+    fn kind(&self) -> BenchKind {
+        BenchKind::Event
+    }
+}
+
+/// One publisher fanning out to `subscribers` bounded queues.
+pub trait Fanout<T> {
+    /// The peer's name in reports.
+    const NAME: &'static str;
+
+    /// A fan-out with `subscribers` queues of `capacity` each.
+    fn new(subscribers: usize, capacity: usize) -> Self;
+
+    /// Publishes one event to every subscriber; returns how many queues
+    /// refused it (full).
+    fn publish(&mut self, value: T) -> usize;
+
+    /// Drains every subscriber on this thread; returns the events taken.
+    fn drain(&mut self) -> usize;
+}
+
+/// evbus with a [`Publisher`] (cached registry) and `DropNewest` rings.
+#[derive(Debug)]
+pub struct EvbusFanout<T: Clone + Send + 'static> {
+    _bus: Bus<Msg<T>>,
+    publisher: Publisher<Msg<T>>,
+    subs: Vec<Subscription<Msg<T>>>,
+}
+
+impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
+    const NAME: &'static str = "evbus";
+
+    fn new(subscribers: usize, capacity: usize) -> Self {
+        let bus = Bus::new();
+        let subs = (0..subscribers)
+            .map(|_| {
+                bus.subscribe_with(
+                    evbus_core::Filter::kinds(&[BenchKind::Event]).expect("valid topic"),
+                    SubscribeOptions::new().capacity(capacity),
+                )
+                .expect("open bus")
+            })
+            .collect();
+        Self {
+            publisher: bus.publisher(),
+            _bus: bus,
+            subs,
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, value: T) -> usize {
+        match self.publisher.publish(Msg(value)) {
+            Ok(report) => report.dropped as usize,
+            Err(_) => unreachable!("the bench bus is never shut down"),
+        }
+    }
+
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        for sub in &mut self.subs {
+            while let Ok(m) = sub.try_recv() {
+                black_box(m);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// `tokio::sync::broadcast` (overwrites the oldest when full; receivers
+/// see `Lagged`).
+#[derive(Debug)]
+pub struct TokioFanout<T> {
+    tx: tokio::sync::broadcast::Sender<T>,
+    rxs: Vec<tokio::sync::broadcast::Receiver<T>>,
+}
+
+impl<T: Clone + Send + 'static> Fanout<T> for TokioFanout<T> {
+    const NAME: &'static str = "tokio-broadcast";
+
+    fn new(subscribers: usize, capacity: usize) -> Self {
+        let (tx, rx) = tokio::sync::broadcast::channel(capacity);
+        let rxs = (0..subscribers).map(|_| rx.resubscribe()).collect();
+        Self { tx, rxs }
+    }
+
+    #[inline]
+    fn publish(&mut self, value: T) -> usize {
+        // `send` fails only when there is no receiver.
+        let _ = self.tx.send(value);
+        0
+    }
+
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        for rx in &mut self.rxs {
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        black_box(m);
+                        n += 1;
+                    }
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        n
+    }
+}
+
+/// One crossbeam `bounded` channel per subscriber, senders in a
+/// `RwLock<Vec<Sender>>` so subscribers could be added at runtime.
+#[derive(Debug)]
+pub struct CrossbeamFanout<T> {
+    senders: RwLock<Vec<crossbeam_channel::Sender<T>>>,
+    receivers: Vec<crossbeam_channel::Receiver<T>>,
+}
+
+impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
+    const NAME: &'static str = "crossbeam-fanout";
+
+    fn new(subscribers: usize, capacity: usize) -> Self {
+        let (senders, receivers) = (0..subscribers)
+            .map(|_| crossbeam_channel::bounded(capacity))
+            .unzip();
+        Self {
+            senders: RwLock::new(senders),
+            receivers,
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, value: T) -> usize {
+        let senders = self.senders.read().unwrap_or_else(|p| p.into_inner());
+        let mut full = 0;
+        if let Some((last, rest)) = senders.split_last() {
+            for tx in rest {
+                full += usize::from(tx.try_send(value.clone()).is_err());
+            }
+            full += usize::from(last.try_send(value).is_err());
+        }
+        full
+    }
+
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        for rx in &self.receivers {
+            while let Ok(m) = rx.try_recv() {
+                black_box(m);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Scenario 1: publishes `burst` events, then drains them on this thread.
+/// Returns the deliveries made.
+#[inline]
+pub fn burst_then_drain<T: Clone, F: Fanout<T>>(fanout: &mut F, value: &T, burst: usize) -> usize {
+    for _ in 0..burst {
+        fanout.publish(value.clone());
+    }
+    fanout.drain()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliveries<F: Fanout<u64>>() -> usize {
+        let mut f = F::new(4, 64);
+        burst_then_drain(&mut f, &1, 32)
+    }
+
+    #[test]
+    fn every_peer_delivers_a_burst_to_every_subscriber() {
+        assert_eq!(deliveries::<EvbusFanout<u64>>(), 128);
+        assert_eq!(deliveries::<TokioFanout<u64>>(), 128);
+        assert_eq!(deliveries::<CrossbeamFanout<u64>>(), 128);
+    }
+
+    #[test]
+    fn full_rings_drop_on_evbus_and_crossbeam() {
+        let mut e = EvbusFanout::<u64>::new(2, 4);
+        let mut c = CrossbeamFanout::<u64>::new(2, 4);
+        let dropped_e: usize = (0..10).map(|i| e.publish(i)).sum();
+        let dropped_c: usize = (0..10).map(|i| c.publish(i)).sum();
+        assert_eq!((dropped_e, dropped_c), (12, 12));
+        assert_eq!((e.drain(), c.drain()), (8, 8));
+    }
+}

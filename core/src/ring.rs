@@ -134,6 +134,8 @@ pub(crate) struct Ring<T> {
     mark_bit: usize,
     park_bit: usize,
     one_lap: usize,
+    /// `log2(one_lap)`, so counting laps is a shift, not a division.
+    lap_shift: u32,
     policy: Overflow,
     cold: CachePadded<Cold>,
     /// Where the consumer sleeps.
@@ -188,6 +190,7 @@ impl<T> Ring<T> {
             mark_bit,
             park_bit: mark_bit << 1,
             one_lap: mark_bit << 2,
+            lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             cold: CachePadded::new(Cold::default()),
             consumer: Waiter::default(),
@@ -223,7 +226,7 @@ impl<T> Ring<T> {
     /// The number of positions before `pos`, counted from the start.
     #[inline]
     fn count(&self, pos: usize) -> u64 {
-        let laps = (pos / self.one_lap) as u64;
+        let laps = (pos >> self.lap_shift) as u64;
         laps * self.cap as u64 + (pos & (self.mark_bit - 1)) as u64
     }
 

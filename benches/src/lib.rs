@@ -5,7 +5,10 @@
 //! Every peer implements [`Fanout`], so each scenario runs the same code for
 //! all three and reports their figures side by side.
 
-use std::{hint::black_box, sync::RwLock};
+use std::{
+    hint::black_box,
+    sync::{Arc, RwLock},
+};
 
 use evbus_core::{Bus, Event, EventKind, Publisher, SubscribeOptions, Subscription};
 
@@ -63,13 +66,32 @@ pub trait Fanout<T> {
     fn publish(&mut self, value: T) -> usize;
 
     /// Drains every subscriber on this thread; returns the events taken.
-    fn drain(&mut self) -> usize;
+    fn drain(&mut self) -> usize {
+        self.drain_first(usize::MAX)
+    }
+
+    /// Drains the first `n` subscribers only; returns the events taken.
+    fn drain_first(&mut self, n: usize) -> usize;
+
+    /// A closure that adds a subscriber and removes it again, for the churn
+    /// scenario; it runs on another thread.
+    fn churner(&self) -> Box<dyn FnMut() + Send>;
+
+    /// Another publishing handle, for another thread. Returns the number of
+    /// full queues per publish.
+    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send>;
+
+    /// Blocks until subscriber 0 has an event (parking, not spinning).
+    fn recv_blocking(&mut self) -> Option<T>;
+
+    /// Takes one event from subscriber 0 if there is one.
+    fn try_recv_first(&mut self) -> Option<T>;
 }
 
 /// evbus with a [`Publisher`] (cached registry) and `DropNewest` rings.
 #[derive(Debug)]
 pub struct EvbusFanout<T: Clone + Send + 'static> {
-    _bus: Bus<Msg<T>>,
+    bus: Bus<Msg<T>>,
     publisher: Publisher<Msg<T>>,
     subs: Vec<Subscription<Msg<T>>>,
 }
@@ -90,7 +112,7 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
             .collect();
         Self {
             publisher: bus.publisher(),
-            _bus: bus,
+            bus,
             subs,
         }
     }
@@ -103,15 +125,40 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
         }
     }
 
-    fn drain(&mut self) -> usize {
+    fn drain_first(&mut self, first: usize) -> usize {
         let mut n = 0;
-        for sub in &mut self.subs {
+        for sub in self.subs.iter_mut().take(first) {
             while let Ok(m) = sub.try_recv() {
                 black_box(m);
                 n += 1;
             }
         }
         n
+    }
+
+    fn churner(&self) -> Box<dyn FnMut() + Send> {
+        let bus = self.bus.clone();
+        Box::new(move || drop(bus.subscribe("bench.*").expect("open bus")))
+    }
+
+    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+        let mut publisher = self.bus.publisher();
+        Box::new(move |v| publisher.publish(Msg(v)).map_or(0, |r| r.dropped as usize))
+    }
+
+    fn recv_blocking(&mut self) -> Option<T> {
+        self.subs[0].recv().ok().map(|m| m.0)
+    }
+
+    fn try_recv_first(&mut self) -> Option<T> {
+        self.subs[0].try_recv().ok().map(|m| m.0)
+    }
+}
+
+impl<T: Clone + Send + 'static> EvbusFanout<T> {
+    /// The bus, for scenarios that need more than [`Fanout`].
+    pub fn bus(&self) -> &Bus<Msg<T>> {
+        &self.bus
     }
 }
 
@@ -139,9 +186,9 @@ impl<T: Clone + Send + 'static> Fanout<T> for TokioFanout<T> {
         0
     }
 
-    fn drain(&mut self) -> usize {
+    fn drain_first(&mut self, first: usize) -> usize {
         let mut n = 0;
-        for rx in &mut self.rxs {
+        for rx in self.rxs.iter_mut().take(first) {
             loop {
                 match rx.try_recv() {
                     Ok(m) => {
@@ -155,13 +202,46 @@ impl<T: Clone + Send + 'static> Fanout<T> for TokioFanout<T> {
         }
         n
     }
+
+    fn churner(&self) -> Box<dyn FnMut() + Send> {
+        let tx = self.tx.clone();
+        Box::new(move || drop(tx.subscribe()))
+    }
+
+    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+        let tx = self.tx.clone();
+        Box::new(move |v| {
+            let _ = tx.send(v);
+            0
+        })
+    }
+
+    fn recv_blocking(&mut self) -> Option<T> {
+        loop {
+            match self.rxs[0].blocking_recv() {
+                Ok(v) => return Some(v),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn try_recv_first(&mut self) -> Option<T> {
+        loop {
+            match self.rxs[0].try_recv() {
+                Ok(v) => return Some(v),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 /// One crossbeam `bounded` channel per subscriber, senders in a
 /// `RwLock<Vec<Sender>>` so subscribers could be added at runtime.
 #[derive(Debug)]
 pub struct CrossbeamFanout<T> {
-    senders: RwLock<Vec<crossbeam_channel::Sender<T>>>,
+    senders: Arc<RwLock<Vec<crossbeam_channel::Sender<T>>>>,
     receivers: Vec<crossbeam_channel::Receiver<T>>,
 }
 
@@ -173,27 +253,19 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
             .map(|_| crossbeam_channel::bounded(capacity))
             .unzip();
         Self {
-            senders: RwLock::new(senders),
+            senders: Arc::new(RwLock::new(senders)),
             receivers,
         }
     }
 
     #[inline]
     fn publish(&mut self, value: T) -> usize {
-        let senders = self.senders.read().unwrap_or_else(|p| p.into_inner());
-        let mut full = 0;
-        if let Some((last, rest)) = senders.split_last() {
-            for tx in rest {
-                full += usize::from(tx.try_send(value.clone()).is_err());
-            }
-            full += usize::from(last.try_send(value).is_err());
-        }
-        full
+        publish_all(&self.senders, value)
     }
 
-    fn drain(&mut self) -> usize {
+    fn drain_first(&mut self, first: usize) -> usize {
         let mut n = 0;
-        for rx in &self.receivers {
+        for rx in self.receivers.iter().take(first) {
             while let Ok(m) = rx.try_recv() {
                 black_box(m);
                 n += 1;
@@ -201,6 +273,42 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
         }
         n
     }
+
+    fn churner(&self) -> Box<dyn FnMut() + Send> {
+        let senders = Arc::clone(&self.senders);
+        Box::new(move || {
+            let (tx, rx) = crossbeam_channel::bounded(16);
+            senders.write().unwrap_or_else(|p| p.into_inner()).push(tx);
+            drop(rx);
+            let mut list = senders.write().unwrap_or_else(|p| p.into_inner());
+            list.pop();
+        })
+    }
+
+    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+        let senders = Arc::clone(&self.senders);
+        Box::new(move |v| publish_all(&senders, v))
+    }
+
+    fn recv_blocking(&mut self) -> Option<T> {
+        self.receivers[0].recv().ok()
+    }
+
+    fn try_recv_first(&mut self) -> Option<T> {
+        self.receivers[0].try_recv().ok()
+    }
+}
+
+fn publish_all<T: Clone>(senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>, value: T) -> usize {
+    let senders = senders.read().unwrap_or_else(|p| p.into_inner());
+    let mut full = 0;
+    if let Some((last, rest)) = senders.split_last() {
+        for tx in rest {
+            full += usize::from(tx.try_send(value.clone()).is_err());
+        }
+        full += usize::from(last.try_send(value).is_err());
+    }
+    full
 }
 
 /// Scenario 1: publishes `burst` events, then drains them on this thread.

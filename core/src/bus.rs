@@ -25,7 +25,7 @@ use crate::{
     policy::SubscribeOptions,
     publisher::{Counters, Publisher},
     registry::{Registry, SubEntry},
-    ring::Ring,
+    ring::{Ring, Sink},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
@@ -40,13 +40,11 @@ use crate::{
 /// the loom models check (and loom's atomics cannot be `static`).
 static NEXT_BUS_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
-/// Totals of subscriptions and publishers that are gone.
+/// Totals of publishers that are gone.
 #[derive(Debug, Default)]
 pub(crate) struct Retired {
     pub(crate) published: u64,
     pub(crate) no_subscribers: u64,
-    pub(crate) delivered: u64,
-    pub(crate) dropped: u64,
 }
 
 /// State shared by every handle of one bus.
@@ -59,11 +57,14 @@ pub(crate) struct Shared<E> {
     /// Counters of each live [`Publisher`], summed by snapshots.
     pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
     pub(crate) retired: Mutex<Retired>,
+    /// Totals of subscriptions that left the registry (see `Ring::fold`).
+    sink: Arc<Sink>,
 }
 
 impl<E> Shared<E> {
-    /// Removes subscription `id` from the registry and folds its counters
-    /// into the retired totals. Does nothing if it is already gone.
+    /// Removes subscription `id`, which must be closed, from the registry and
+    /// folds its counters into the bus totals. Does nothing if it is already
+    /// gone.
     pub(crate) fn remove_sub(&self, id: u64) {
         let mut removed = None;
         self.registry.rcu(|cur| match cur.without_sub(id) {
@@ -77,10 +78,7 @@ impl<E> Shared<E> {
             }
         });
         if let Some(entry) = removed {
-            let c = entry.ring.counters();
-            let mut retired = self.retired.lock();
-            retired.delivered += c.delivered;
-            retired.dropped += c.dropped;
+            entry.ring.fold();
         }
     }
 }
@@ -240,6 +238,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 direct: CachePadded::new(Counters::default()),
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
+                sink: Arc::new(Sink::default()),
             }),
         }
     }
@@ -341,7 +340,11 @@ impl<E: Clone + Send + 'static> Bus<E> {
         if patterns.is_empty() {
             return Err(SubscribeError::EmptyFilter);
         }
-        let ring = Arc::new(Ring::new(options.get_capacity(), options.get_overflow())?);
+        let ring = Arc::new(Ring::new(
+            options.get_capacity(),
+            options.get_overflow(),
+            Arc::clone(&self.shared.sink),
+        )?);
         // Relaxed: ids only need to be unique.
         let id = self.shared.next_sub_id.fetch_add(1, Ordering::Relaxed);
         let entry = SubEntry {
@@ -428,8 +431,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
             let retired = self.shared.retired.lock();
             snap.published = retired.published;
             snap.no_subscribers = retired.no_subscribers;
-            snap.delivered = retired.delivered;
-            snap.dropped = retired.dropped;
+            // Relaxed: statistics.
+            snap.delivered = self.shared.sink.delivered.load(Ordering::Relaxed);
+            snap.dropped = self.shared.sink.dropped.load(Ordering::Relaxed);
             for counters in
                 std::iter::once(&*self.shared.direct).chain(publishers.iter().map(|c| &**c))
             {

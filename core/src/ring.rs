@@ -44,6 +44,12 @@
 //!    `fence(SeqCst)`, then re-checks for space; a consumer of a `Block` ring
 //!    frees a slot, then `fence(SeqCst)`, then reads `blocked`. Of the two
 //!    sides, at least one sees the other.
+//! 7. *Fold.* When a subscription leaves the registry its counters are
+//!    added to the bus totals once. A `DropOldest` eviction announces itself
+//!    in `evicting`, `fence(SeqCst)`, and re-checks for a close; the folder
+//!    closes, `fence(SeqCst)`, and waits for `evicting == 0`. Later losses
+//!    (`DropNewest`, `Block` timeouts) find the `FOLDED` flag in their
+//!    counter and go to the bus totals directly.
 
 use std::{mem::MaybeUninit, time::Instant};
 
@@ -53,7 +59,7 @@ use crate::{
     error::SubscribeError,
     policy::Overflow,
     sync::{
-        Backoff, Condvar, Mutex, UnsafeCell,
+        Arc, Backoff, Condvar, Mutex, UnsafeCell,
         atomic::{AtomicU64, AtomicUsize, Ordering, fence},
     },
 };
@@ -97,19 +103,36 @@ struct Waiter {
     cond: Condvar,
 }
 
+/// Set in `dropped` and `overwritten` once [`Ring::fold`] has added them to
+/// the bus totals. An increment that finds it set adds itself to the
+/// [`Sink`] directly, so a drop racing an unsubscribe is counted exactly
+/// once: the flag and the count share one atomic, so every increment is
+/// either before the fold (and in it) or after (and in the sink).
+const FOLDED: u64 = 1 << 63;
+
+/// Bus totals of rings that left the registry.
+#[derive(Debug, Default)]
+pub(crate) struct Sink {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
 /// Counters written only off the fast path, kept away from `head` and
 /// `tail` so they never share a line with them.
 #[derive(Debug, Default)]
 struct Cold {
     /// Events refused because the ring was full (`DropNewest`, or a `Block`
-    /// timeout). Written only on the full path.
+    /// timeout), plus the [`FOLDED`] flag. Written only on the full path.
     dropped: AtomicU64,
-    /// Events evicted by `DropOldest`. Written only on the full path.
+    /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
+    /// only on the full path.
     overwritten: AtomicU64,
     /// Largest queue length seen by the consumer, or `cap` once full.
     high_water: AtomicUsize,
     /// Producers asleep in a `Block` wait.
     blocked: AtomicUsize,
+    /// Producers inside `force_push` (see [`Ring::fold`]).
+    evicting: AtomicUsize,
 }
 
 /// Point-in-time counters of one ring.
@@ -138,6 +161,8 @@ pub(crate) struct Ring<T> {
     lap_shift: u32,
     policy: Overflow,
     cold: CachePadded<Cold>,
+    /// Where drops after [`Ring::fold`] are counted.
+    sink: Arc<Sink>,
     /// Where the consumer sleeps.
     consumer: Waiter,
     /// Where `Block` producers sleep.
@@ -159,7 +184,11 @@ impl<T> Ring<T> {
     /// [`SubscribeError::ZeroCapacity`] for 0, and
     /// [`SubscribeError::CapacityTooLarge`] above [`MAX_CAPACITY`] or when
     /// the buffer cannot be allocated.
-    pub(crate) fn new(cap: usize, policy: Overflow) -> Result<Self, SubscribeError> {
+    pub(crate) fn new(
+        cap: usize,
+        policy: Overflow,
+        sink: Arc<Sink>,
+    ) -> Result<Self, SubscribeError> {
         if cap == 0 {
             return Err(SubscribeError::ZeroCapacity);
         }
@@ -193,6 +222,7 @@ impl<T> Ring<T> {
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             cold: CachePadded::new(Cold::default()),
+            sink,
             consumer: Waiter::default(),
             space: Waiter::default(),
         })
@@ -294,32 +324,54 @@ impl<T> Ring<T> {
                     }
                 }
             } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
-                // The slot still holds the previous lap's value: full, unless
-                // the consumer moved on after our stamp load.
+                // The slot still holds the value written one lap ago, not yet
+                // received: the ring was full when we loaded the stamp, which
+                // is the linearization point of a drop. `DropNewest` needs no
+                // more: it drops without a fence.
+                let block_timeout = match self.policy {
+                    Overflow::DropNewest => return self.drop_newest(),
+                    Overflow::DropOldest => None,
+                    Overflow::Block(timeout) => Some(timeout),
+                };
+                // The other policies act on the oldest slot, so they check
+                // that the consumer has not moved on since the stamp load.
                 // SeqCst: orders the stamp load above before the head load
                 // below (as in crossbeam's array channel); pairs with the
                 // consumer's Release head store.
                 fence(Ordering::SeqCst);
                 let head = self.head.load(Ordering::Relaxed);
                 if head.wrapping_add(self.one_lap) == pos {
-                    match self.policy {
-                        Overflow::DropNewest => return self.drop_newest(),
-                        Overflow::DropOldest => {
-                            let v = match value.take() {
-                                Some(v) => v,
-                                None => (make.take().expect("make runs once"))(),
-                            };
-                            match self.force_push(tail, v) {
-                                Ok(()) => return Push::Accepted,
-                                Err(v) => value = Some(v),
-                            }
+                    if let Some(timeout) = block_timeout {
+                        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                        if !self.wait_for_space(pos, deadline) {
+                            return self.drop_newest();
                         }
-                        Overflow::Block(timeout) => {
-                            let deadline =
-                                *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                            if !self.wait_for_space(pos, deadline) {
-                                return self.drop_newest();
+                    } else {
+                        let v = match value.take() {
+                            Some(v) => v,
+                            None => (make.take().expect("make runs once"))(),
+                        };
+                        // Announce the eviction, then re-check for a close:
+                        // `fold` waits for announced evictions (step 7).
+                        // Relaxed: ordered by the SeqCst fence below.
+                        self.cold.evicting.fetch_add(1, Ordering::Relaxed);
+                        // SeqCst: pairs with the fence in `fold`.
+                        fence(Ordering::SeqCst);
+                        let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                            None
+                        } else {
+                            Some(self.force_push(tail, v))
+                        };
+                        // Release: pairs with the Acquire load in `fold`, so
+                        // the fold sees this eviction's counts.
+                        self.cold.evicting.fetch_sub(1, Ordering::Release);
+                        match outcome {
+                            None => return Push::Closed,
+                            Some(Ok(evicted)) => {
+                                drop(evicted);
+                                return Push::Accepted;
                             }
+                            Some(Err(v)) => value = Some(v),
                         }
                     }
                 }
@@ -335,16 +387,67 @@ impl<T> Ring<T> {
 
     #[cold]
     fn drop_newest(&self) -> Push {
-        self.cold.dropped.fetch_add(1, Ordering::Relaxed);
-        self.cold.high_water.fetch_max(self.cap, Ordering::Relaxed);
+        self.count_loss(&self.cold.dropped);
+        self.raise_high_water(self.cap);
         Push::Dropped
+    }
+
+    /// Counts one lost event in `counter` (`dropped` or `overwritten`), and
+    /// in the bus sink if the ring was already folded.
+    fn count_loss(&self, counter: &AtomicU64) {
+        // Relaxed: the count and `FOLDED` share this atomic, so its
+        // modification order alone decides which side counts the event.
+        if counter.fetch_add(1, Ordering::Relaxed) & FOLDED != 0 {
+            self.sink.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds this ring's counters to the bus sink, once, when it leaves the
+    /// registry. Later losses go to the sink directly (see [`FOLDED`]).
+    ///
+    /// Call only after [`Ring::close`]: then no new claim can land. A
+    /// `DropOldest` eviction moves `tail` and counts its overwrite in two
+    /// steps, so the fold first waits for evictions in flight (step 7).
+    pub(crate) fn fold(&self) {
+        debug_assert!(self.is_closed(), "fold before close");
+        // SeqCst: pairs with the fence after a producer announces an
+        // eviction: it sees the close, or we see its announcement.
+        fence(Ordering::SeqCst);
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release decrement after `force_push`.
+        // Bounded by the length of one `force_push`: no user code runs in it
+        // (the evicted value is dropped after the decrement).
+        while self.cold.evicting.load(Ordering::Acquire) != 0 {
+            backoff.snooze();
+        }
+        // Relaxed: see `count_loss`.
+        let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
+        let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
+        debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
+        let c = self.counters_with(dropped, overwritten);
+        self.sink
+            .delivered
+            .fetch_add(c.delivered, Ordering::Relaxed);
+        self.sink.dropped.fetch_add(c.dropped, Ordering::Relaxed);
+    }
+
+    /// Raises the high-water mark to `len`; a read first, so a mark already
+    /// there costs no read-modify-write.
+    #[inline]
+    fn raise_high_water(&self, len: usize) {
+        // Relaxed: a statistic; `fetch_max` keeps it monotonic.
+        if self.cold.high_water.load(Ordering::Relaxed) < len {
+            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
+        }
     }
 
     /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
     ///
-    /// `tail` was observed with the slot at its position full.
+    /// `tail` was observed with the slot at its position full. Returns the
+    /// evicted value, for the caller to drop outside the eviction window, or
+    /// `v` back if the consumer moved first.
     #[cold]
-    fn force_push(&self, tail: usize, v: T) -> Result<(), T> {
+    fn force_push(&self, tail: usize, v: T) -> Result<T, T> {
         let pos = self.pos(tail);
         let new_pos = self.next(pos);
         let head = pos.wrapping_sub(self.one_lap);
@@ -384,10 +487,9 @@ impl<T> Ring<T> {
             .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
         // Release: pairs with the consumer's Acquire stamp load.
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-        self.cold.overwritten.fetch_add(1, Ordering::Relaxed);
-        self.cold.high_water.fetch_max(self.cap, Ordering::Relaxed);
-        drop(old);
-        Ok(())
+        self.count_loss(&self.cold.overwritten);
+        self.raise_high_water(self.cap);
+        Ok(old)
     }
 
     /// Waits until the slot at `pos` may be free, the ring closes, or
@@ -503,7 +605,7 @@ impl<T> Ring<T> {
     ///
     /// Consumer side; see [`Ring::try_pop`]'s safety section.
     pub(crate) fn take_lag(&self, seen: &mut u64) -> Option<u64> {
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
         let lag = overwritten.wrapping_sub(*seen);
         *seen = overwritten;
         (lag != 0).then_some(lag)
@@ -574,7 +676,7 @@ impl<T> Ring<T> {
         let len = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
         if len > *local && len <= self.cap {
             *local = len;
-            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
+            self.raise_high_water(len);
         }
     }
 
@@ -623,16 +725,24 @@ impl<T> Ring<T> {
     /// Reads the counters. Derived from positions, so they cost nothing on
     /// the fast path.
     pub(crate) fn counters(&self) -> RingCounters {
+        // Relaxed: statistics.
+        let dropped = self.cold.dropped.load(Ordering::Relaxed);
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
+        self.counters_with(dropped, overwritten)
+    }
+
+    fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
+        let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
+        // SeqCst: as in `len`.
         let tail = self.tail.load(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
         let accepted = self.count(self.pos(tail));
         let popped = self.count(head);
         let queued = (accepted.saturating_sub(popped) as usize).min(self.cap);
         RingCounters {
             delivered: accepted.saturating_sub(overwritten),
             received: popped.saturating_sub(overwritten),
-            dropped: self.cold.dropped.load(Ordering::Relaxed) + overwritten,
+            dropped: dropped + overwritten,
             queued,
             high_water: self.cold.high_water.load(Ordering::Relaxed).max(queued),
             closed: tail & self.mark_bit != 0,

@@ -1,0 +1,536 @@
+//! `bench-report`: every scenario for evbus and its peers, interleaved in one
+//! process, printed as a Markdown table with ratios (evbus ÷ peer).
+//!
+//! ```text
+//! cargo run --release -p evbus-benches --bin bench-report [-- --quick]
+//! ```
+//!
+//! Peers run round-robin inside each scenario (evbus, tokio, crossbeam,
+//! evbus, ...) and each figure is the median over rounds, so slow drift of
+//! this noisy VM hits all three alike. Only ratios measured in the same run
+//! mean anything.
+
+use std::{
+    hint::black_box,
+    sync::{
+        Arc, Barrier,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use evbus_benches::{
+    BenchKind, CrossbeamFanout, EvbusFanout, Fanout, Msg, Payload64, TokioFanout, burst_then_drain,
+};
+use evbus_core::{Bus, Filter, SubscribeOptions};
+
+const BURST: usize = 64;
+
+struct Config {
+    rounds: usize,
+    iters: usize,
+    samples: usize,
+}
+
+/// One line of the report. `None` where a peer has no equivalent.
+struct Row {
+    scenario: String,
+    unit: &'static str,
+    evbus: f64,
+    tokio: Option<f64>,
+    crossbeam: Option<f64>,
+    note: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Runs `f` `iters` times; returns ns per unit of work (`f` returns units).
+fn ns_per<F: FnMut() -> usize>(iters: usize, mut f: F) -> f64 {
+    let start = Instant::now();
+    let mut units = 0;
+    for _ in 0..iters {
+        units += f();
+    }
+    start.elapsed().as_nanos() as f64 / units.max(1) as f64
+}
+
+/// Interleaves three measurements over `rounds`; returns their medians.
+fn interleaved(
+    rounds: usize,
+    mut e: impl FnMut() -> f64,
+    mut t: impl FnMut() -> f64,
+    mut c: impl FnMut() -> f64,
+) -> (f64, f64, f64) {
+    let (mut ev, mut tv, mut cv) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ev.push(e());
+        tv.push(t());
+        cv.push(c());
+    }
+    (median(ev), median(tv), median(cv))
+}
+
+fn per_delivery<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str, rows: &mut Vec<Row>) {
+    for k in [1usize, 4, 16] {
+        let mut e = EvbusFanout::<T>::new(k, BURST);
+        let mut t = TokioFanout::<T>::new(k, BURST);
+        let mut c = CrossbeamFanout::<T>::new(k, BURST);
+        let v = T::default();
+        let (ev, tv, cv) = interleaved(
+            cfg.rounds,
+            || ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST)),
+            || ns_per(cfg.iters, || burst_then_drain(&mut t, &v, BURST)),
+            || ns_per(cfg.iters, || burst_then_drain(&mut c, &v, BURST)),
+        );
+        rows.push(Row {
+            scenario: format!("1. per delivery, {payload}, K={k}"),
+            unit: "ns/delivery",
+            evbus: ev,
+            tokio: Some(tv),
+            crossbeam: Some(cv),
+            note: format!("burst {BURST}, drained on the same thread"),
+        });
+    }
+}
+
+fn full_rings<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str, rows: &mut Vec<Row>) {
+    for k in [1usize, 4, 16] {
+        fn filled<T: Default, F: Fanout<T>>(k: usize) -> F {
+            let mut f = F::new(k, 16);
+            for _ in 0..16 {
+                f.publish(T::default());
+            }
+            f
+        }
+        let mut e: EvbusFanout<T> = filled(k);
+        let mut t: TokioFanout<T> = filled(k);
+        let mut c: CrossbeamFanout<T> = filled(k);
+        let v = T::default();
+        let n = cfg.iters * BURST;
+        let (ev, tv, cv) = interleaved(
+            cfg.rounds,
+            || ns_per(n, || black_box(e.publish(v.clone())) * 0 + 1),
+            || ns_per(n, || black_box(t.publish(v.clone())) * 0 + 1),
+            || ns_per(n, || black_box(c.publish(v.clone())) * 0 + 1),
+        );
+        rows.push(Row {
+            scenario: format!("2. full rings, {payload}, K={k}"),
+            unit: "ns/publish",
+            evbus: ev,
+            tokio: Some(tv),
+            crossbeam: Some(cv),
+            note: "never drained; tokio overwrites instead of dropping".into(),
+        });
+    }
+}
+
+fn no_subscribers(cfg: &Config, rows: &mut Vec<Row>) {
+    let mut e = EvbusFanout::<u64>::new(0, 16);
+    let mut t = TokioFanout::<u64>::new(0, 16);
+    let mut c = CrossbeamFanout::<u64>::new(0, 16);
+    let n = cfg.iters * BURST;
+    let (ev, tv, cv) = interleaved(
+        cfg.rounds,
+        || ns_per(n, || black_box(e.publish(black_box(1))) * 0 + 1),
+        || ns_per(n, || black_box(t.publish(black_box(1))) * 0 + 1),
+        || ns_per(n, || black_box(c.publish(black_box(1))) * 0 + 1),
+    );
+    rows.push(Row {
+        scenario: "3. no subscribers".into(),
+        unit: "ns/publish",
+        evbus: ev,
+        tokio: Some(tv),
+        crossbeam: Some(cv),
+        note: format!("evbus counts it: {}", e.bus().snapshot().no_subscribers > 0),
+    });
+}
+
+/// evbus alone (the peers have no patterns); the ratio is to 10 patterns.
+fn routing_scale(cfg: &Config, rows: &mut Vec<Row>) {
+    for matching in [false, true] {
+        let mut base_kind = 0.0;
+        let mut base_trie = 0.0;
+        for patterns in [10usize, 1_000, 10_000] {
+            let bus = Bus::<Msg<u64>>::new();
+            let mut keep = Vec::with_capacity(patterns + 1);
+            for i in 0..patterns {
+                let filter = Filter::pattern(&format!("noise.p{i}.*")).expect("valid pattern");
+                keep.push(bus.subscribe_with(filter, SubscribeOptions::new().capacity(1)).expect("open bus"));
+            }
+            if matching {
+                let filter = Filter::pattern("bench.*").expect("valid pattern");
+                keep.push(bus.subscribe_with(filter, SubscribeOptions::new().capacity(BURST)).expect("open bus"));
+            }
+            let mut publisher = bus.publisher();
+            let n = cfg.iters * BURST;
+            let mut kind = Vec::new();
+            let mut trie = Vec::new();
+            for _ in 0..cfg.rounds {
+                kind.push(ns_per(cfg.iters, || {
+                    for i in 0..BURST {
+                        let _ = black_box(publisher.publish(Msg(i as u64)));
+                    }
+                    if let Some(sub) = keep.last_mut().filter(|_| matching) {
+                        while sub.try_recv().is_ok() {}
+                    }
+                    BURST
+                }));
+                trie.push(ns_per(cfg.iters, || {
+                    for i in 0..BURST {
+                        let _ = black_box(publisher.publish_to("bench.uninterned", Msg(i as u64)));
+                    }
+                    if let Some(sub) = keep.last_mut().filter(|_| matching) {
+                        while sub.try_recv().is_ok() {}
+                    }
+                    BURST
+                }));
+            }
+            let _ = n;
+            let (k, t) = (median(kind), median(trie));
+            if patterns == 10 {
+                (base_kind, base_trie) = (k, t);
+            }
+            let what = if matching { "one matching" } else { "none matching" };
+            rows.push(Row {
+                scenario: format!("4. routing, {patterns} patterns, {what}, by kind"),
+                unit: "ns/publish",
+                evbus: k,
+                tokio: None,
+                crossbeam: None,
+                note: format!("{:.2} x the 10-pattern figure", k / base_kind),
+            });
+            rows.push(Row {
+                scenario: format!("4. routing, {patterns} patterns, {what}, publish_to (trie)"),
+                unit: "ns/publish",
+                evbus: t,
+                tokio: None,
+                crossbeam: None,
+                note: format!("{:.2} x the 10-pattern figure", t / base_trie),
+            });
+        }
+    }
+}
+
+/// Per-publish latencies (ns), K = `fast` drained every burst, plus
+/// `stalled` subscribers that are never drained. With `churn`, another
+/// thread adds and removes a subscriber in a loop.
+fn latencies<F: Fanout<u64>>(samples: usize, fast: usize, stalled: usize, churn: bool) -> (Vec<f64>, usize) {
+    let mut f = F::new(fast + stalled, BURST);
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = churn.then(|| {
+        let mut c = f.churner();
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                c();
+            }
+        })
+    });
+    let mut lat = Vec::with_capacity(samples);
+    let mut drained = 0;
+    let mut published = 0;
+    while published < samples {
+        for i in 0..BURST {
+            let start = Instant::now();
+            black_box(f.publish(black_box(i as u64)));
+            lat.push(start.elapsed().as_nanos() as f64);
+        }
+        published += BURST;
+        drained += f.drain_first(fast);
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = churner {
+        h.join().expect("churn thread");
+    }
+    lat.sort_by(f64::total_cmp);
+    (lat, published * fast - drained)
+}
+
+fn churn(cfg: &Config, rows: &mut Vec<Row>) {
+    for (label, on) in [("without churn", false), ("with churn", true)] {
+        let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..cfg.rounds.min(5) {
+            e.push(latencies::<EvbusFanout<u64>>(cfg.samples, 4, 0, on).0);
+            t.push(latencies::<TokioFanout<u64>>(cfg.samples, 4, 0, on).0);
+            c.push(latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, 0, on).0);
+        }
+        for (p, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
+            let pick = |v: &Vec<Vec<f64>>| median(v.iter().map(|l| percentile(l, p)).collect());
+            rows.push(Row {
+                scenario: format!("5. publish {name}, K=4, {label}"),
+                unit: "ns",
+                evbus: pick(&e),
+                tokio: Some(pick(&t)),
+                crossbeam: Some(pick(&c)),
+                note: "timed per publish with Instant (includes ~20 ns clock cost)".into(),
+            });
+        }
+    }
+}
+
+fn stalled(cfg: &Config, rows: &mut Vec<Row>) {
+    for (label, n_stalled) in [("none stalled", 0usize), ("one stalled", 1)] {
+        let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let mut lost = [0usize; 3];
+        for _ in 0..cfg.rounds.min(5) {
+            let (l, x) = latencies::<EvbusFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            e.push(l);
+            lost[0] += x;
+            let (l, x) = latencies::<TokioFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            t.push(l);
+            lost[1] += x;
+            let (l, x) = latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            c.push(l);
+            lost[2] += x;
+        }
+        let pick = |v: &Vec<Vec<f64>>| median(v.iter().map(|l| percentile(l, 0.999)).collect());
+        rows.push(Row {
+            scenario: format!("6. publish p99.9, K=4 fast, {label}"),
+            unit: "ns",
+            evbus: pick(&e),
+            tokio: Some(pick(&t)),
+            crossbeam: Some(pick(&c)),
+            note: format!(
+                "fast subscribers lost: evbus {}, tokio {}, crossbeam {}",
+                lost[0], lost[1], lost[2]
+            ),
+        });
+    }
+}
+
+/// One-way latency across threads: the publisher stamps each event with the
+/// time since `epoch`; the consumer subtracts. Publishes are paced.
+fn one_way<F: Fanout<u64> + Send + 'static>(samples: usize, busy_poll: bool) -> Vec<f64> {
+    let epoch = Instant::now();
+    let mut f = F::new(1, 1024);
+    let mut produce = f.producer();
+    let barrier = Arc::new(Barrier::new(2));
+    let b = Arc::clone(&barrier);
+    let consumer = thread::spawn(move || {
+        let mut lat = Vec::with_capacity(samples);
+        b.wait();
+        while lat.len() < samples {
+            let got = if busy_poll {
+                f.try_recv_first()
+            } else {
+                f.recv_blocking()
+            };
+            match got {
+                Some(sent) => lat.push(epoch.elapsed().as_nanos() as f64 - sent as f64),
+                None if busy_poll => std::hint::spin_loop(),
+                None => break,
+            }
+        }
+        lat
+    });
+    barrier.wait();
+    for _ in 0..samples {
+        // Pace: 50 µs between events, so a parked consumer really parks.
+        // Bounded by the deadline; the consumer runs on the other core.
+        let next = Instant::now() + Duration::from_micros(50);
+        produce(epoch.elapsed().as_nanos() as u64);
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+    }
+    drop(produce);
+    let mut lat = consumer.join().expect("consumer thread");
+    lat.sort_by(f64::total_cmp);
+    lat
+}
+
+/// The raw cost of a handoff between cores: two threads bounce an atomic.
+fn ping_pong(rounds: u64) -> f64 {
+    let flag = Arc::new(AtomicU64::new(0));
+    let f2 = Arc::clone(&flag);
+    let other = thread::spawn(move || {
+        for i in 0..rounds {
+            // Bounded by the benchmark: the partner answers within a
+            // handoff; after many misses, yield so a descheduled partner runs.
+            let mut spins = 0u32;
+            while f2.load(Ordering::Acquire) != 2 * i + 1 {
+                spins += 1;
+                if spins > 10_000 {
+                    thread::yield_now();
+                }
+            }
+            f2.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..rounds {
+        flag.store(2 * i + 1, Ordering::Release);
+        let mut spins = 0u32;
+        while flag.load(Ordering::Acquire) != 2 * i + 2 {
+            spins += 1;
+            if spins > 10_000 {
+                thread::yield_now();
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    other.join().expect("ping-pong thread");
+    elapsed.as_nanos() as f64 / (2 * rounds) as f64
+}
+
+fn cross_thread(cfg: &Config, rows: &mut Vec<Row>) {
+    let handoff = median((0..cfg.rounds.min(5)).map(|_| ping_pong(20_000)).collect());
+    rows.push(Row {
+        scenario: "7. bare atomic handoff between cores (one way)".into(),
+        unit: "ns",
+        evbus: handoff,
+        tokio: None,
+        crossbeam: None,
+        note: "ping-pong round trip / 2: the floor for scenario 7".into(),
+    });
+    for (label, busy) in [("consumer parked in recv", false), ("consumer busy-polling try_recv", true)] {
+        let n = cfg.samples / 10;
+        let e = one_way::<EvbusFanout<u64>>(n, busy);
+        let t = one_way::<TokioFanout<u64>>(n, busy);
+        let c = one_way::<CrossbeamFanout<u64>>(n, busy);
+        for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
+            rows.push(Row {
+                scenario: format!("7. one-way latency {name}, {label}"),
+                unit: "ns",
+                evbus: percentile(&e, p),
+                tokio: Some(percentile(&t, p)),
+                crossbeam: Some(percentile(&c, p)),
+                note: if busy && p == 0.5 {
+                    format!("{:.2} x the bare handoff", percentile(&e, p) / handoff)
+                } else {
+                    String::new()
+                },
+            });
+        }
+    }
+}
+
+/// Two publisher threads into K = 4, one consumer thread draining.
+fn many_producers<F: Fanout<u64> + Send + 'static>(per_producer: usize) -> (f64, usize, usize) {
+    let mut f = F::new(4, 1024);
+    let producers: Vec<_> = (0..2).map(|_| f.producer()).collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let d2 = Arc::clone(&done);
+    let start = Instant::now();
+    let consumer = thread::spawn(move || {
+        let mut got = 0;
+        loop {
+            let n = f.drain();
+            got += n;
+            if n == 0 {
+                if d2.load(Ordering::Acquire) {
+                    return got + f.drain();
+                }
+                thread::yield_now();
+            }
+        }
+    });
+    let handles: Vec<_> = producers
+        .into_iter()
+        .map(|mut p| {
+            thread::spawn(move || {
+                let mut full = 0;
+                for i in 0..per_producer {
+                    full += p(i as u64);
+                }
+                full
+            })
+        })
+        .collect();
+    let full: usize = handles.into_iter().map(|h| h.join().expect("producer")).sum();
+    done.store(true, Ordering::Release);
+    let got = consumer.join().expect("consumer");
+    let secs = start.elapsed().as_secs_f64();
+    (got as f64 / secs / 1e6, full, 2 * per_producer * 4 - got)
+}
+
+fn producers(cfg: &Config, rows: &mut Vec<Row>) {
+    let n = cfg.samples;
+    let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let mut notes = Vec::new();
+    for _ in 0..cfg.rounds.min(3) {
+        let r = many_producers::<EvbusFanout<u64>>(n);
+        e.push(r.0);
+        notes.push(format!("evbus lost {}", r.2));
+        let r = many_producers::<TokioFanout<u64>>(n);
+        t.push(r.0);
+        notes.push(format!("tokio lost {}", r.2));
+        let r = many_producers::<CrossbeamFanout<u64>>(n);
+        c.push(r.0);
+        notes.push(format!("crossbeam lost {}", r.2));
+    }
+    rows.push(Row {
+        scenario: "8. two publishers, K=4, one consumer thread".into(),
+        unit: "M deliveries/s",
+        evbus: median(e),
+        tokio: Some(median(t)),
+        crossbeam: Some(median(c)),
+        note: notes.join(", "),
+    });
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(e: f64, p: Option<f64>) -> String {
+    p.map_or("–".into(), |p| format!("{:.2}", e / p))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let cfg = if quick {
+        Config {
+            rounds: 3,
+            iters: 200,
+            samples: 20_000,
+        }
+    } else {
+        Config {
+            rounds: 9,
+            iters: 2_000,
+            samples: 200_000,
+        }
+    };
+    let _ = BenchKind::Event;
+    let mut rows = Vec::new();
+    per_delivery::<u64>(&cfg, "u64", &mut rows);
+    per_delivery::<Payload64>(&cfg, "64 B", &mut rows);
+    full_rings::<u64>(&cfg, "u64", &mut rows);
+    full_rings::<Payload64>(&cfg, "64 B", &mut rows);
+    no_subscribers(&cfg, &mut rows);
+    routing_scale(&cfg, &mut rows);
+    churn(&cfg, &mut rows);
+    stalled(&cfg, &mut rows);
+    cross_thread(&cfg, &mut rows);
+    producers(&cfg, &mut rows);
+
+    println!("| scenario | unit | evbus | tokio broadcast | crossbeam fan-out | evbus ÷ tokio | evbus ÷ crossbeam | note |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.unit,
+            fmt(r.evbus),
+            r.tokio.map_or("–".into(), fmt),
+            r.crossbeam.map_or("–".into(), fmt),
+            ratio(r.evbus, r.tokio),
+            ratio(r.evbus, r.crossbeam),
+            r.note
+        );
+    }
+}

@@ -21,7 +21,7 @@ use std::{
 };
 
 use evbus_benches::{
-    BenchKind, CrossbeamFanout, EvbusFanout, Fanout, Msg, Payload64, TokioFanout, burst_then_drain,
+    CrossbeamFanout, EvbusFanout, Fanout, Msg, Payload64, TokioFanout, burst_then_drain,
 };
 use evbus_core::{Bus, Filter, SubscribeOptions};
 
@@ -79,7 +79,11 @@ fn interleaved(
     (median(ev), median(tv), median(cv))
 }
 
-fn per_delivery<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str, rows: &mut Vec<Row>) {
+fn per_delivery<T: Clone + Send + Default + 'static>(
+    cfg: &Config,
+    payload: &str,
+    rows: &mut Vec<Row>,
+) {
     for k in [1usize, 4, 16] {
         let mut e = EvbusFanout::<T>::new(k, BURST);
         let mut t = TokioFanout::<T>::new(k, BURST);
@@ -102,7 +106,11 @@ fn per_delivery<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str
     }
 }
 
-fn full_rings<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str, rows: &mut Vec<Row>) {
+fn full_rings<T: Clone + Send + Default + 'static>(
+    cfg: &Config,
+    payload: &str,
+    rows: &mut Vec<Row>,
+) {
     for k in [1usize, 4, 16] {
         fn filled<T: Default, F: Fanout<T>>(k: usize) -> F {
             let mut f = F::new(k, 16);
@@ -118,9 +126,24 @@ fn full_rings<T: Clone + Send + Default + 'static>(cfg: &Config, payload: &str, 
         let n = cfg.iters * BURST;
         let (ev, tv, cv) = interleaved(
             cfg.rounds,
-            || ns_per(n, || black_box(e.publish(v.clone())) * 0 + 1),
-            || ns_per(n, || black_box(t.publish(v.clone())) * 0 + 1),
-            || ns_per(n, || black_box(c.publish(v.clone())) * 0 + 1),
+            || {
+                ns_per(n, || {
+                    black_box(e.publish(v.clone()));
+                    1
+                })
+            },
+            || {
+                ns_per(n, || {
+                    black_box(t.publish(v.clone()));
+                    1
+                })
+            },
+            || {
+                ns_per(n, || {
+                    black_box(c.publish(v.clone()));
+                    1
+                })
+            },
         );
         rows.push(Row {
             scenario: format!("2. full rings, {payload}, K={k}"),
@@ -140,9 +163,24 @@ fn no_subscribers(cfg: &Config, rows: &mut Vec<Row>) {
     let n = cfg.iters * BURST;
     let (ev, tv, cv) = interleaved(
         cfg.rounds,
-        || ns_per(n, || black_box(e.publish(black_box(1))) * 0 + 1),
-        || ns_per(n, || black_box(t.publish(black_box(1))) * 0 + 1),
-        || ns_per(n, || black_box(c.publish(black_box(1))) * 0 + 1),
+        || {
+            ns_per(n, || {
+                black_box(e.publish(black_box(1)));
+                1
+            })
+        },
+        || {
+            ns_per(n, || {
+                black_box(t.publish(black_box(1)));
+                1
+            })
+        },
+        || {
+            ns_per(n, || {
+                black_box(c.publish(black_box(1)));
+                1
+            })
+        },
     );
     rows.push(Row {
         scenario: "3. no subscribers".into(),
@@ -164,14 +202,19 @@ fn routing_scale(cfg: &Config, rows: &mut Vec<Row>) {
             let mut keep = Vec::with_capacity(patterns + 1);
             for i in 0..patterns {
                 let filter = Filter::pattern(&format!("noise.p{i}.*")).expect("valid pattern");
-                keep.push(bus.subscribe_with(filter, SubscribeOptions::new().capacity(1)).expect("open bus"));
+                keep.push(
+                    bus.subscribe_with(filter, SubscribeOptions::new().capacity(1))
+                        .expect("open bus"),
+                );
             }
             if matching {
                 let filter = Filter::pattern("bench.*").expect("valid pattern");
-                keep.push(bus.subscribe_with(filter, SubscribeOptions::new().capacity(BURST)).expect("open bus"));
+                keep.push(
+                    bus.subscribe_with(filter, SubscribeOptions::new().capacity(BURST))
+                        .expect("open bus"),
+                );
             }
             let mut publisher = bus.publisher();
-            let n = cfg.iters * BURST;
             let mut kind = Vec::new();
             let mut trie = Vec::new();
             for _ in 0..cfg.rounds {
@@ -194,12 +237,15 @@ fn routing_scale(cfg: &Config, rows: &mut Vec<Row>) {
                     BURST
                 }));
             }
-            let _ = n;
             let (k, t) = (median(kind), median(trie));
             if patterns == 10 {
                 (base_kind, base_trie) = (k, t);
             }
-            let what = if matching { "one matching" } else { "none matching" };
+            let what = if matching {
+                "one matching"
+            } else {
+                "none matching"
+            };
             rows.push(Row {
                 scenario: format!("4. routing, {patterns} patterns, {what}, by kind"),
                 unit: "ns/publish",
@@ -223,7 +269,12 @@ fn routing_scale(cfg: &Config, rows: &mut Vec<Row>) {
 /// Per-publish latencies (ns), K = `fast` drained every burst, plus
 /// `stalled` subscribers that are never drained. With `churn`, another
 /// thread adds and removes a subscriber in a loop.
-fn latencies<F: Fanout<u64>>(samples: usize, fast: usize, stalled: usize, churn: bool) -> (Vec<f64>, usize) {
+fn latencies<F: Fanout<u64>>(
+    samples: usize,
+    fast: usize,
+    stalled: usize,
+    churn: bool,
+) -> (Vec<f64>, usize) {
     let mut f = F::new(fast + stalled, BURST);
     let stop = Arc::new(AtomicBool::new(false));
     let churner = churn.then(|| {
@@ -392,7 +443,10 @@ fn cross_thread(cfg: &Config, rows: &mut Vec<Row>) {
         crossbeam: None,
         note: "ping-pong round trip / 2: the floor for scenario 7".into(),
     });
-    for (label, busy) in [("consumer parked in recv", false), ("consumer busy-polling try_recv", true)] {
+    for (label, busy) in [
+        ("consumer parked in recv", false),
+        ("consumer busy-polling try_recv", true),
+    ] {
         let n = cfg.samples / 10;
         let e = one_way::<EvbusFanout<u64>>(n, busy);
         let t = one_way::<TokioFanout<u64>>(n, busy);
@@ -420,8 +474,10 @@ fn many_producers<F: Fanout<u64> + Send + 'static>(per_producer: usize) -> (f64,
     let producers: Vec<_> = (0..2).map(|_| f.producer()).collect();
     let done = Arc::new(AtomicBool::new(false));
     let d2 = Arc::clone(&done);
-    let start = Instant::now();
+    let barrier = Arc::new(Barrier::new(3));
+    let b = Arc::clone(&barrier);
     let consumer = thread::spawn(move || {
+        b.wait();
         let mut got = 0;
         loop {
             let n = f.drain();
@@ -437,7 +493,9 @@ fn many_producers<F: Fanout<u64> + Send + 'static>(per_producer: usize) -> (f64,
     let handles: Vec<_> = producers
         .into_iter()
         .map(|mut p| {
+            let b = Arc::clone(&barrier);
             thread::spawn(move || {
+                b.wait();
                 let mut full = 0;
                 for i in 0..per_producer {
                     full += p(i as u64);
@@ -446,7 +504,11 @@ fn many_producers<F: Fanout<u64> + Send + 'static>(per_producer: usize) -> (f64,
             })
         })
         .collect();
-    let full: usize = handles.into_iter().map(|h| h.join().expect("producer")).sum();
+    let start = Instant::now();
+    let full: usize = handles
+        .into_iter()
+        .map(|h| h.join().expect("producer"))
+        .sum();
     done.store(true, Ordering::Release);
     let got = consumer.join().expect("consumer");
     let secs = start.elapsed().as_secs_f64();
@@ -505,7 +567,6 @@ fn main() {
             samples: 200_000,
         }
     };
-    let _ = BenchKind::Event;
     let mut rows = Vec::new();
     per_delivery::<u64>(&cfg, "u64", &mut rows);
     per_delivery::<Payload64>(&cfg, "64 B", &mut rows);
@@ -518,7 +579,9 @@ fn main() {
     cross_thread(&cfg, &mut rows);
     producers(&cfg, &mut rows);
 
-    println!("| scenario | unit | evbus | tokio broadcast | crossbeam fan-out | evbus ÷ tokio | evbus ÷ crossbeam | note |");
+    println!(
+        "| scenario | unit | evbus | tokio broadcast | crossbeam fan-out | evbus ÷ tokio | evbus ÷ crossbeam | note |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---|");
     for r in &rows {
         println!(

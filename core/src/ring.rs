@@ -462,8 +462,11 @@ impl<T> Ring<T> {
             return Err(v);
         }
         // Move `tail` past the slot. Other producers see the slot as full and
-        // wait for the stamp, so only a close or park can change `tail` now;
-        // a CAS loop keeps their bits.
+        // wait for the stamp, so only a close or park can change `tail` now.
+        // A CAS loop keeps the mark bit. The park bit can appear here: with
+        // capacity 1, `head == pos(tail)` between the two CASes, so the
+        // consumer sees an empty ring and parks; clearing the bit obliges us
+        // to wake it, as in `push_with` (step 4).
         let mut cur = tail;
         loop {
             let new_tail = new_pos | (cur & self.mark_bit);
@@ -489,6 +492,9 @@ impl<T> Ring<T> {
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         self.count_loss(&self.cold.overwritten);
         self.raise_high_water(self.cap);
+        if cur & self.park_bit != 0 {
+            self.wake(&self.consumer);
+        }
         Ok(old)
     }
 
@@ -773,5 +779,42 @@ impl<T> std::fmt::Debug for Ring<T> {
             .field("len", &self.len())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+/// Models of ring internals that the public API cannot reach reliably.
+/// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.
+#[cfg(all(test, evbus_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// Property: a consumer that parks while a `DropOldest` eviction is half
+    /// done (capacity 1: `head == pos(tail)` between its two CASes) is woken.
+    /// Depends on `force_push` waking the consumer when its tail CAS clears
+    /// the park bit (step 4); without that wake the model deadlocks.
+    #[test]
+    fn force_push_wakes_parked_consumer() {
+        loom::model(|| {
+            let ring = Arc::new(
+                Ring::<u64>::new(1, Overflow::DropOldest, Arc::new(Sink::default())).unwrap(),
+            );
+            let consumer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || {
+                    loop {
+                        // SAFETY: this thread is the only consumer.
+                        match unsafe { ring.try_pop() } {
+                            Ok(2) | Err(PopError::Disconnected) => return,
+                            Ok(_) => {}
+                            // SAFETY: as above.
+                            Err(PopError::Empty) => unsafe { ring.wait(None) },
+                        }
+                    }
+                })
+            };
+            assert_eq!(ring.push_with(|| 1), Push::Accepted);
+            assert_eq!(ring.push_with(|| 2), Push::Accepted);
+            consumer.join().unwrap();
+        });
     }
 }

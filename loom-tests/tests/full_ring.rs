@@ -30,7 +30,7 @@ fn two_producers_full_ring() {
             .map(|p| {
                 let mut publisher = bus.publisher();
                 let event = Ev(p.clone());
-                thread::spawn(move || publisher.publish(event).ok().expect("bus is open"))
+                thread::spawn(move || publisher.publish(event).expect("bus is open"))
             })
             .collect();
         let mut got: Vec<u64> = sub.try_recv().ok().iter().map(Ev::id).collect();

@@ -308,6 +308,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: if cfg!(miri) { 8 } else { 256 },
+            // No regression files: Miri's isolation forbids file access.
+            failure_persistence: None,
             ..ProptestConfig::default()
         })]
 

@@ -406,6 +406,8 @@ fn text_strategy(wild: bool) -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: if cfg!(miri) { 8 } else { 512 },
+        // No regression files: Miri's isolation forbids file access.
+        failure_persistence: None,
         ..ProptestConfig::default()
     })]
 

@@ -138,7 +138,15 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
 
     fn churner(&self) -> Box<dyn FnMut() + Send> {
         let bus = self.bus.clone();
-        Box::new(move || drop(bus.subscribe("bench.*").expect("open bus")))
+        // Capacity 16, as the crossbeam churner's `bounded(16)`.
+        let opts = SubscribeOptions::new().capacity(16);
+        let filter = evbus_core::Filter::pattern("bench.*").expect("valid pattern");
+        Box::new(move || {
+            drop(
+                bus.subscribe_with(filter.clone(), opts.clone())
+                    .expect("open bus"),
+            )
+        })
     }
 
     fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {

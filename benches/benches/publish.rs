@@ -15,26 +15,40 @@ use evbus_benches::{
 
 const BURST: usize = 64;
 
+/// Registers one bench per peer (evbus, tokio broadcast, crossbeam fan-out)
+/// of payload `$t` in `$group`, with id `NAME/k`: `$f` is a fresh fan-out of
+/// that peer with `$k` subscribers of `$capacity` each, which `$routine`
+/// benches on the `Bencher` `$b`.
+macro_rules! peers {
+    ($group:expr, $t:ty, $k:expr, $capacity:expr, |$b:ident, $f:ident| $routine:block) => {
+        peers!(
+            @each $group, $t, $k, $capacity, |$b, $f| $routine,
+            EvbusFanout<$t>, TokioFanout<$t>, CrossbeamFanout<$t>
+        )
+    };
+    (@each $group:expr, $t:ty, $k:expr, $capacity:expr, |$b:ident, $f:ident| $routine:block,
+     $($peer:ty),+) => {
+        $(
+            $group.bench_with_input(
+                BenchmarkId::new(<$peer as Fanout<$t>>::NAME, $k),
+                &$k,
+                |$b, &k| {
+                    let mut $f = <$peer>::new(k, $capacity);
+                    $routine
+                },
+            );
+        )+
+    };
+}
+
 fn per_delivery_for<T: Clone + Send + Default + 'static>(c: &mut Criterion, payload: &str) {
     let mut group = c.benchmark_group(format!("per_delivery/{payload}"));
     for k in [1usize, 4, 16] {
         group.throughput(Throughput::Elements((BURST * k) as u64));
-        macro_rules! peer {
-            ($ty:ty) => {
-                group.bench_with_input(
-                    BenchmarkId::new(<$ty as Fanout<T>>::NAME, k),
-                    &k,
-                    |b, &k| {
-                        let mut f = <$ty>::new(k, BURST);
-                        let value = T::default();
-                        b.iter(|| black_box(burst_then_drain(&mut f, &value, BURST)));
-                    },
-                );
-            };
-        }
-        peer!(EvbusFanout<T>);
-        peer!(TokioFanout<T>);
-        peer!(CrossbeamFanout<T>);
+        peers!(group, T, k, BURST, |b, f| {
+            let value = T::default();
+            b.iter(|| black_box(burst_then_drain(&mut f, &value, BURST)));
+        });
     }
     group.finish();
 }
@@ -43,25 +57,13 @@ fn full_for<T: Clone + Send + Default + 'static>(c: &mut Criterion, payload: &st
     let mut group = c.benchmark_group(format!("full/{payload}"));
     group.throughput(Throughput::Elements(1));
     for k in [1usize, 4, 16] {
-        macro_rules! peer {
-            ($ty:ty) => {
-                group.bench_with_input(
-                    BenchmarkId::new(<$ty as Fanout<T>>::NAME, k),
-                    &k,
-                    |b, &k| {
-                        let mut f = <$ty>::new(k, 16);
-                        for _ in 0..16 {
-                            f.publish(T::default());
-                        }
-                        let value = T::default();
-                        b.iter(|| black_box(f.publish(value.clone())));
-                    },
-                );
-            };
-        }
-        peer!(EvbusFanout<T>);
-        peer!(TokioFanout<T>);
-        peer!(CrossbeamFanout<T>);
+        peers!(group, T, k, 16, |b, f| {
+            for _ in 0..16 {
+                f.publish(T::default());
+            }
+            let value = T::default();
+            b.iter(|| black_box(f.publish(value.clone())));
+        });
     }
     group.finish();
 }

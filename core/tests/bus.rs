@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Event, Kind, drain, ev, ev_from, opts, scaled, seqs, sub};
+use common::{Event, Kind, bus_with_sub, drain, ev, ev_from, opts, scaled, seqs, sub};
 use evbus_core::{
     Bus, EventKind, Filter, KindTableError, Overflow, PublishError, PublishReport, SubscribeError,
     SubscribeOptions, TopicError, validate_topic,
@@ -52,8 +52,7 @@ fn publish_by_kind() {
 
 #[test]
 fn publish_to_exact_wildcard_and_tail() {
-    let bus = Bus::<Event>::new();
-    let mut exact = bus.subscribe("orders.placed.eu").unwrap();
+    let (bus, mut exact) = bus_with_sub("orders.placed.eu");
     let mut star = bus.subscribe("orders.*").unwrap();
     let mut mid = bus.subscribe("*.placed.*").unwrap();
     let mut tail = bus.subscribe("orders.>").unwrap();
@@ -124,8 +123,7 @@ fn overlapping_patterns_deliver_once() {
 
 #[test]
 fn publish_on_interned_topic() {
-    let bus = Bus::<Event>::new();
-    let mut billing = bus.subscribe("billing.*").unwrap();
+    let (bus, mut billing) = bus_with_sub("billing.*");
     let mut all = bus.subscribe(">").unwrap();
     let paid = bus.topic("billing.paid").unwrap();
     let refunded = bus.topic("billing.refunded.partial").unwrap();
@@ -287,8 +285,7 @@ fn many_patterns_still_route() {
 
 #[test]
 fn invalid_topic_hands_event_back() {
-    let bus = Bus::<Event>::new();
-    let _all = bus.subscribe(">").unwrap();
+    let (bus, _all) = bus_with_sub(">");
     let mut p = bus.publisher();
     for bad in ["", "a..b", "orders.*", "orders.>", "a b", ".x", "x."] {
         let expected = validate_topic(bad).unwrap_err();
@@ -528,8 +525,7 @@ fn publish_report_fields() {
 
 #[test]
 fn publisher_clones_counted_separately() {
-    let bus = Bus::<Event>::new();
-    let _s = bus.subscribe("orders.*").unwrap();
+    let (bus, _s) = bus_with_sub("orders.*");
     let mut p1 = bus.publisher();
     let mut p2 = p1.clone();
     for i in 0..3 {

@@ -12,7 +12,9 @@ use std::{
     thread,
 };
 
-use common::{Event, Kind, TIMEOUT, Tally, drain, ev, ev_from, scaled, seqs, sub, tracked};
+use common::{
+    Event, Kind, TIMEOUT, Tally, bus_with_sub, drain, ev, ev_from, scaled, seqs, sub, tracked,
+};
 use evbus_core::{
     Bus, EventKind, Overflow, Pattern, PublishError, RecvError, RecvTimeoutError, SubscribeError,
     TryRecvError,
@@ -20,8 +22,7 @@ use evbus_core::{
 
 #[test]
 fn shutdown_report() {
-    let bus = Bus::<Event>::new();
-    let a = bus.subscribe(">").unwrap();
+    let (bus, a) = bus_with_sub(">");
     let b = bus.subscribe("orders.*").unwrap();
     let c = bus.subscribe("audit.*").unwrap();
     let gone = bus.subscribe(">").unwrap();
@@ -45,8 +46,7 @@ fn shutdown_report() {
 #[test]
 fn publish_after_shutdown() {
     let tally = Tally::new();
-    let bus = Bus::<Event>::new();
-    let _s = bus.subscribe(">").unwrap();
+    let (bus, _s) = bus_with_sub(">");
     let mut before = bus.publisher();
     let topic = bus.topic("billing.paid").unwrap();
     before.publish(ev(Kind::Placed, 0)).unwrap();
@@ -100,8 +100,7 @@ fn subscribe_after_shutdown() {
 
 #[test]
 fn unsubscribe_once() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let other = bus.subscribe(">").unwrap();
     bus.publish(ev(Kind::Placed, 0)).unwrap();
     assert_eq!(bus.subscriber_count(), 2);
@@ -123,8 +122,7 @@ fn unsubscribe_once() {
 
 #[test]
 fn unsubscribe_after_shutdown() {
-    let bus = Bus::<Event>::new();
-    let s = bus.subscribe(">").unwrap();
+    let (bus, s) = bus_with_sub(">");
     let t = bus.subscribe(">").unwrap();
     bus.publish(ev(Kind::Login, 0)).unwrap();
     assert_eq!(bus.shutdown().closed, 2);
@@ -153,8 +151,7 @@ fn drop_unsubscribes() {
 
 #[test]
 fn receivers_drain_then_disconnected() {
-    let bus = Bus::<Event>::new();
-    let mut a = bus.subscribe(">").unwrap();
+    let (bus, mut a) = bus_with_sub(">");
     let mut b = sub(&bus, ">", 2, Overflow::DropOldest);
     for i in 0..4 {
         bus.publish(ev(Kind::Cancelled, i)).unwrap();

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Event, Kind, TIMEOUT, drain, ev, ev_from, opts, scaled, seqs, sub};
+use common::{Event, Kind, TIMEOUT, bus_with_sub, drain, ev, ev_from, opts, scaled, seqs, sub};
 use evbus_core::{
     Bus, EventKind, Filter, Iter, Overflow, PublishError, Publisher, RecvError, RecvTimeoutError,
     SubscribeOptions, Subscription, Topic, TryIter, TryRecvError,
@@ -19,8 +19,7 @@ const N: usize = scaled(10_000, 50);
 
 #[test]
 fn try_recv() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe("orders.*").unwrap();
+    let (bus, mut s) = bus_with_sub("orders.*");
     assert_eq!(s.try_recv(), Err(TryRecvError::Empty));
     bus.publish(ev(Kind::Placed, 1)).unwrap();
     bus.publish(ev(Kind::Login, 2)).unwrap();
@@ -38,8 +37,7 @@ fn try_recv() {
 
 #[test]
 fn recv() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     bus.publish(ev(Kind::Login, 1)).unwrap();
     assert_eq!(s.recv().unwrap().seq, 1);
     bus.shutdown();
@@ -49,8 +47,7 @@ fn recv() {
 
 #[test]
 fn recv_timeout() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     // Empty: times out (the duration itself is not measured).
     assert_eq!(
         s.recv_timeout(Duration::ZERO),
@@ -75,8 +72,7 @@ fn recv_timeout() {
 
 #[test]
 fn recv_deadline() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let past = Instant::now();
     assert_eq!(s.recv_deadline(past), Err(RecvTimeoutError::Timeout));
     bus.publish(ev(Kind::Placed, 1)).unwrap();
@@ -93,8 +89,7 @@ fn recv_deadline() {
 
 #[test]
 fn iter() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     for i in 0..5 {
         bus.publish(ev(Kind::Placed, i)).unwrap();
     }
@@ -107,8 +102,7 @@ fn iter() {
 
 #[test]
 fn try_iter() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     assert_eq!(s.try_iter().next(), None);
     for i in 0..3 {
         bus.publish(ev(Kind::Placed, i)).unwrap();
@@ -122,8 +116,7 @@ fn try_iter() {
 
 #[test]
 fn recv_batch() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let mut buf = Vec::new();
     assert_eq!(s.recv_batch(&mut buf, 0), Ok(0));
     for i in 0..5 {
@@ -143,8 +136,7 @@ fn recv_batch() {
 
 #[test]
 fn recv_batch_blocks_for_the_first_event() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let (tx, rx) = mpsc::channel();
     let receiver = thread::spawn(move || {
         let mut buf = Vec::new();
@@ -161,8 +153,7 @@ fn recv_batch_blocks_for_the_first_event() {
 
 #[test]
 fn drain_into() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let mut buf = vec![ev(Kind::Login, 100)];
     assert_eq!(s.drain_into(&mut buf), 0);
     for i in 0..4 {
@@ -180,8 +171,7 @@ fn drain_into() {
 #[test]
 fn publish_wakes_parked_receiver() {
     let rounds = scaled(200, 3);
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     let barrier = Arc::new(Barrier::new(2));
     let receiver = {
         let barrier = Arc::clone(&barrier);
@@ -242,8 +232,7 @@ fn disconnect_wakes_receiver() {
 
 #[test]
 fn shutdown_through_a_clone_wakes_receiver() {
-    let bus = Bus::<Event>::new();
-    let mut s = bus.subscribe(">").unwrap();
+    let (bus, mut s) = bus_with_sub(">");
     bus.publish(ev(Kind::Placed, 1)).unwrap();
     assert_eq!(s.recv().unwrap().seq, 1);
     // Dropping the bus handle does not close anything: the subscription

@@ -22,9 +22,13 @@ pub use self::imp::*;
 #[cfg(evbus_loom)]
 mod imp {
     use evbus_core::{
-        Bus, Event, EventKind, Filter, Overflow, SubscribeOptions, Subscription, TryRecvError,
+        Bus, Event, EventKind, Filter, Overflow, PublishError, PublishReport, SubscribeOptions,
+        Subscription, TryRecvError,
     };
-    use loom::sync::Arc;
+    use loom::{
+        sync::Arc,
+        thread::{self, JoinHandle},
+    };
 
     /// The only kind of [`Ev`], on topic `t.a`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,56 @@ mod imp {
         .expect("subscribe on an open bus")
     }
 
+    /// A fresh bus with one subscription, as [`bus`] and [`subscribe`].
+    pub fn bus_with_sub(capacity: usize, overflow: Overflow) -> (Bus<Ev>, Subscription<Ev>) {
+        let bus = bus();
+        let sub = subscribe(&bus, capacity, overflow);
+        (bus, sub)
+    }
+
+    /// Spawns a thread that publishes one event carrying `payload` through
+    /// `Bus::publish`, and returns the result.
+    pub fn spawn_publish(
+        bus: &Bus<Ev>,
+        payload: &Arc<u64>,
+    ) -> JoinHandle<Result<PublishReport, PublishError<Ev>>> {
+        let bus = bus.clone();
+        let event = Ev(payload.clone());
+        thread::spawn(move || bus.publish(event))
+    }
+
+    /// Spawns a thread that publishes one event per payload, in order,
+    /// through one `Publisher`, and returns what `outcome` makes of each
+    /// result.
+    pub fn spawn_publisher<const N: usize, R: 'static>(
+        bus: &Bus<Ev>,
+        payloads: &[Arc<u64>; N],
+        outcome: fn(Result<PublishReport, PublishError<Ev>>) -> R,
+    ) -> JoinHandle<[R; N]> {
+        let mut publisher = bus.publisher();
+        let events = payloads.clone().map(Ev);
+        thread::spawn(move || events.map(|e| outcome(publisher.publish(e))))
+    }
+
+    /// Spawns a thread that runs `receive` on `sub`, and returns its result
+    /// together with the subscription.
+    pub fn spawn_receiver<T: 'static>(
+        mut sub: Subscription<Ev>,
+        receive: impl FnOnce(&mut Subscription<Ev>) -> T + 'static,
+    ) -> JoinHandle<(T, Subscription<Ev>)> {
+        thread::spawn(move || (receive(&mut sub), sub))
+    }
+
+    /// Receives with `recv` (parking when empty) until it fails: the ids
+    /// received before `Disconnected`.
+    pub fn recv_until_closed(sub: &mut Subscription<Ev>) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Ok(e) = sub.recv() {
+            got.push(e.id());
+        }
+        got
+    }
+
     /// Takes every buffered event of a subscription that is already closed
     /// and whose producers have all returned. `Empty` is a failure here: a
     /// closed, quiescent ring must end with `Disconnected` (step 5 of the
@@ -138,6 +192,17 @@ mod imp {
     pub fn head_start_for_receiver() {
         for _ in 0..RECV_TRIES_BEFORE_PARK {
             loom::thread::yield_now();
+        }
+    }
+
+    /// Drops the subscription, then the bus, then asserts that the test's
+    /// witnesses are the only owners left of `payloads`.
+    #[track_caller]
+    pub fn release(bus: Bus<Ev>, sub: Subscription<Ev>, payloads: &[Arc<u64>]) {
+        drop(sub);
+        drop(bus);
+        for payload in payloads {
+            assert_sole_owner(payload);
         }
     }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use evbus_core::Overflow;
-use evbus_loom_tests::{Ev, assert_sole_owner, bus, drain_closed, subscribe};
+use evbus_loom_tests::{Ev, assert_sole_owner, bus_with_sub, drain_closed, release};
 use loom::{sync::Arc, thread};
 
 /// Model 2: `Subscription::unsubscribe` racing `Bus::shutdown`.
@@ -26,8 +26,7 @@ fn unsubscribe_races_shutdown() {
     static SHUTDOWN_WON: AtomicUsize = AtomicUsize::new(0);
 
     loom::model(|| {
-        let bus = bus();
-        let sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
         let report = bus.publish(Ev(payload.clone())).expect("bus is open");
         assert_eq!(report.accepted, 1);
@@ -66,9 +65,7 @@ fn unsubscribe_races_shutdown() {
         assert_eq!(drain_closed(&mut sub), [1]);
         // A third close attempt (Drop) must not close again.
         assert!(!sub.unsubscribe());
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&payload);
+        release(bus, sub, &[payload]);
     });
 
     let (u, s) = (UNSUBSCRIBE_WON.load(Relaxed), SHUTDOWN_WON.load(Relaxed));
@@ -96,8 +93,7 @@ fn unsubscribe_races_shutdown() {
 #[test]
 fn double_unsubscribe() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, mut sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
         bus.publish(Ev(payload.clone())).expect("bus is open");
         // Received before the race: the ring's counters are not all zero.

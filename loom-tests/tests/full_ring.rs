@@ -2,7 +2,7 @@
 #![cfg(evbus_loom)]
 
 use evbus_core::{Overflow, TryRecvError};
-use evbus_loom_tests::{Ev, assert_sole_owner, bus, subscribe};
+use evbus_loom_tests::{Ev, bus_with_sub, release};
 use loom::{sync::Arc, thread};
 
 /// Model 6: two `Publisher`s publish one event each into a `DropNewest`
@@ -21,8 +21,7 @@ use loom::{sync::Arc, thread};
 #[test]
 fn two_producers_full_ring() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, mut sub) = bus_with_sub(1, Overflow::DropNewest);
         let payloads = [Arc::new(1), Arc::new(2)];
 
         let producers: Vec<_> = payloads
@@ -69,8 +68,6 @@ fn two_producers_full_ring() {
             (snap.published, snap.delivered, snap.dropped),
             (2, accepted, dropped)
         );
-        drop(sub);
-        drop(bus);
-        payloads.iter().for_each(assert_sole_owner);
+        release(bus, sub, &payloads);
     });
 }

@@ -5,9 +5,10 @@
 
 use evbus_core::{Overflow, PublishError, PublishReport};
 use evbus_loom_tests::{
-    Ev, assert_sole_owner, bus, drain_closed, spin_until_disconnected, subscribe,
+    Ev, bus_with_sub, drain_closed, recv_until_closed, release, spawn_publish, spawn_publisher,
+    spawn_receiver, spin_until_disconnected,
 };
-use loom::{sync::Arc, thread};
+use loom::{sync::Arc, thread::JoinHandle};
 
 /// Model 1: `Bus::publish` racing `Subscription::unsubscribe`, with the
 /// receiver trying once before it unsubscribes and draining after.
@@ -27,21 +28,13 @@ use loom::{sync::Arc, thread};
 #[test]
 fn publish_races_unsubscribe() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, mut sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
 
-        let publisher = thread::spawn({
-            let bus = bus.clone();
-            let event = Ev(payload.clone());
-            move || bus.publish(event)
-        });
+        let publisher = spawn_publish(&bus, &payload);
         let mut got: Vec<u64> = sub.try_recv().ok().iter().map(Ev::id).collect();
         assert!(sub.unsubscribe(), "nobody else closes this ring");
-        let report = match publisher.join().unwrap() {
-            Ok(report) => report,
-            Err(_) => panic!("an unsubscribe must not make publish fail"),
-        };
+        let report = join_unsubscribed(publisher);
         got.extend(drain_closed(&mut sub));
 
         assert_eq!(report.dropped, 0, "an empty ring of capacity 1 dropped");
@@ -61,9 +54,7 @@ fn publish_races_unsubscribe() {
         assert_eq!(snap.no_subscribers, u64::from(report.matched == 0));
         assert_eq!(snap.delivered, u64::from(report.accepted));
         assert!(snap.subscriptions.is_empty());
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&payload);
+        release(bus, sub, &[payload]);
     });
 }
 
@@ -80,22 +71,14 @@ fn publish_races_unsubscribe() {
 #[test]
 fn full_ring_drop_races_unsubscribe() {
     loom::model(|| {
-        let bus = bus();
-        let sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
         let first = Arc::new(1);
         let second = Arc::new(2);
         bus.publish(Ev(first.clone())).expect("bus is open");
 
-        let publisher = thread::spawn({
-            let bus = bus.clone();
-            let event = Ev(second.clone());
-            move || bus.publish(event)
-        });
+        let publisher = spawn_publish(&bus, &second);
         assert!(sub.unsubscribe());
-        let report = match publisher.join().unwrap() {
-            Ok(report) => report,
-            Err(_) => panic!("an unsubscribe must not make publish fail"),
-        };
+        let report = join_unsubscribed(publisher);
         assert_eq!(report.accepted, 0, "a full ring accepted");
         assert_eq!(sub.stats().dropped, u64::from(report.dropped));
         let snap = bus.snapshot();
@@ -105,10 +88,7 @@ fn full_ring_drop_races_unsubscribe() {
             "publish reported {report:?}, bus totals say {} dropped",
             snap.dropped
         );
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&first);
-        assert_sole_owner(&second);
+        release(bus, sub, &[first, second]);
     });
 }
 
@@ -128,22 +108,11 @@ fn full_ring_drop_races_unsubscribe() {
 #[test]
 fn publish_races_shutdown() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
 
-        let publisher = thread::spawn({
-            let bus = bus.clone();
-            let event = Ev(payload.clone());
-            move || bus.publish(event)
-        });
-        let receiver = thread::spawn(move || {
-            let mut got = Vec::new();
-            while let Ok(e) = sub.recv() {
-                got.push(e.id());
-            }
-            (got, sub)
-        });
+        let publisher = spawn_publish(&bus, &payload);
+        let receiver = spawn_receiver(sub, recv_until_closed);
         let shutdown = bus.shutdown();
         let published = publisher.join().unwrap();
         let (got, sub) = receiver.join().unwrap();
@@ -174,9 +143,7 @@ fn publish_races_shutdown() {
         assert_eq!(stats.delivered, u64::from(accepted));
         assert_eq!(stats.received, u64::from(accepted));
         assert_eq!(stats.queued, 0);
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&payload);
+        release(bus, sub, &[payload]);
     });
 }
 
@@ -194,15 +161,10 @@ fn publish_races_shutdown() {
 #[test]
 fn close_then_recheck_unsubscribe() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 2, Overflow::DropNewest);
+        let (bus, mut sub) = bus_with_sub(2, Overflow::DropNewest);
         let payloads = [Arc::new(1), Arc::new(2)];
 
-        let publisher = thread::spawn({
-            let mut publisher = bus.publisher();
-            let events = payloads.clone().map(Ev);
-            move || events.map(|e| publisher.publish(e).expect("bus is open"))
-        });
+        let publisher = spawn_publisher(&bus, &payloads, |r| r.expect("bus is open"));
         let mut got: Vec<u64> = sub.try_recv().ok().iter().map(Ev::id).collect();
         assert!(sub.unsubscribe());
         got.extend(drain_closed(&mut sub));
@@ -210,9 +172,7 @@ fn close_then_recheck_unsubscribe() {
 
         check_in_order(&reports, &got);
         assert_eq!(sub.stats().received, got.len() as u64);
-        drop(sub);
-        drop(bus);
-        payloads.iter().for_each(assert_sole_owner);
+        release(bus, sub, &payloads);
     });
 }
 
@@ -227,32 +187,34 @@ fn close_then_recheck_unsubscribe() {
 #[test]
 fn close_then_recheck_shutdown() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 2, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(2, Overflow::DropNewest);
         let payloads = [Arc::new(1), Arc::new(2)];
 
-        let publisher = thread::spawn({
-            let mut publisher = bus.publisher();
-            let events = payloads.clone().map(Ev);
-            move || {
-                events.map(|e| match publisher.publish(e) {
-                    Ok(report) => report,
-                    Err(PublishError::Closed(_)) => PublishReport::default(),
-                    Err(other) => panic!("unexpected {other:?}"),
-                })
-            }
+        let publisher = spawn_publisher(&bus, &payloads, |r| match r {
+            Ok(report) => report,
+            Err(PublishError::Closed(_)) => PublishReport::default(),
+            Err(other) => panic!("unexpected {other:?}"),
         });
-        let receiver = thread::spawn(move || (spin_until_disconnected(&mut sub), sub));
+        let receiver = spawn_receiver(sub, spin_until_disconnected);
         let shutdown = bus.shutdown();
         let reports = publisher.join().unwrap();
         let (got, sub) = receiver.join().unwrap();
 
         assert_eq!(shutdown.closed, 1);
         check_in_order(&reports, &got);
-        drop(sub);
-        drop(bus);
-        payloads.iter().for_each(assert_sole_owner);
+        release(bus, sub, &payloads);
     });
+}
+
+/// The result of a publish that raced an unsubscribe: never an error.
+#[track_caller]
+fn join_unsubscribed(
+    publisher: JoinHandle<Result<PublishReport, PublishError<Ev>>>,
+) -> PublishReport {
+    match publisher.join().unwrap() {
+        Ok(report) => report,
+        Err(_) => panic!("an unsubscribe must not make publish fail"),
+    }
 }
 
 /// The events received are exactly the accepted ones, in publish order.

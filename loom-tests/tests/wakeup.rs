@@ -5,8 +5,10 @@
 //! receiver on the condvar, the main thread joining it).
 #![cfg(evbus_loom)]
 
-use evbus_core::{Overflow, RecvError};
-use evbus_loom_tests::{Ev, assert_sole_owner, bus, head_start_for_receiver, subscribe};
+use evbus_core::{Overflow, RecvError, Subscription};
+use evbus_loom_tests::{
+    Ev, bus_with_sub, head_start_for_receiver, recv_until_closed, release, spawn_receiver,
+};
 use loom::{sync::Arc, thread};
 
 /// Model 8a: a receiver in `recv` (spins, then parks) and one publish.
@@ -22,20 +24,17 @@ use loom::{sync::Arc, thread};
 #[test]
 fn publish_wakes_parked_receiver() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
 
-        let receiver = thread::spawn(move || (sub.recv().map(|e| e.id()), sub));
+        let receiver = spawn_receiver(sub, recv_id);
         head_start_for_receiver();
         let report = bus.publish(Ev(payload.clone())).expect("bus is open");
         let (got, sub) = receiver.join().unwrap();
 
         assert_eq!(report.accepted, 1);
         assert_eq!(got, Ok(1));
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&payload);
+        release(bus, sub, &[payload]);
     });
 }
 
@@ -50,10 +49,9 @@ fn publish_wakes_parked_receiver() {
 #[test]
 fn shutdown_wakes_parked_receiver() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
 
-        let receiver = thread::spawn(move || (sub.recv().map(|e| e.id()), sub));
+        let receiver = spawn_receiver(sub, recv_id);
         head_start_for_receiver();
         let shutdown = bus.shutdown();
         let (got, sub) = receiver.join().unwrap();
@@ -75,17 +73,10 @@ fn shutdown_wakes_parked_receiver() {
 #[test]
 fn publish_then_shutdown_wakes_receiver() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
         let payload = Arc::new(1);
 
-        let receiver = thread::spawn(move || {
-            let mut got = Vec::new();
-            while let Ok(e) = sub.recv() {
-                got.push(e.id());
-            }
-            (got, sub)
-        });
+        let receiver = spawn_receiver(sub, recv_until_closed);
         let publisher = thread::spawn({
             let bus = bus.clone();
             let event = Ev(payload.clone());
@@ -101,9 +92,7 @@ fn publish_then_shutdown_wakes_receiver() {
 
         assert_eq!(report.accepted, 1);
         assert_eq!(got, [1]);
-        drop(sub);
-        drop(bus);
-        assert_sole_owner(&payload);
+        release(bus, sub, &[payload]);
     });
 }
 
@@ -131,11 +120,10 @@ fn publish_then_shutdown_wakes_receiver() {
 #[test]
 fn drop_oldest_overflow_wakes_receiver() {
     loom::model(|| {
-        let bus = bus();
-        let mut sub = subscribe(&bus, 1, Overflow::DropOldest);
+        let (bus, sub) = bus_with_sub(1, Overflow::DropOldest);
         let payloads = [Arc::new(1), Arc::new(2)];
 
-        let receiver = thread::spawn(move || {
+        let receiver = spawn_receiver(sub, |sub| {
             let mut got = Vec::new();
             loop {
                 match sub.recv() {
@@ -144,7 +132,7 @@ fn drop_oldest_overflow_wakes_receiver() {
                     Err(RecvError::Disconnected) => break,
                 }
             }
-            (got, sub)
+            got
         });
         let publisher = thread::spawn({
             let bus = bus.clone();
@@ -161,8 +149,11 @@ fn drop_oldest_overflow_wakes_receiver() {
         let (got, sub) = receiver.join().unwrap();
 
         assert_eq!(got.last(), Some(&2), "got {got:?}");
-        drop(sub);
-        drop(bus);
-        payloads.iter().for_each(assert_sole_owner);
+        release(bus, sub, &payloads);
     });
+}
+
+/// One blocking `recv`: the id received, or why none was.
+fn recv_id(sub: &mut Subscription<Ev>) -> Result<u64, RecvError> {
+    sub.recv().map(|e| e.id())
 }

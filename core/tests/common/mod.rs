@@ -4,6 +4,8 @@
 //! Every test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod reference;
+
 use std::{
     fmt,
     sync::{
@@ -195,6 +197,14 @@ pub(crate) fn sub(
         opts(capacity, overflow),
     )
     .expect("subscribe")
+}
+
+/// A fresh bus with one default subscription to `pattern`.
+#[track_caller]
+pub(crate) fn bus_with_sub(pattern: &str) -> (Bus<Event>, Subscription<Event>) {
+    let bus = Bus::new();
+    let sub = bus.subscribe(pattern).expect("subscribe");
+    (bus, sub)
 }
 
 /// Everything buffered now, without blocking.

@@ -745,12 +745,15 @@ impl<T> Ring<T> {
         let accepted = self.count(self.pos(tail));
         let popped = self.count(head);
         let queued = (accepted.saturating_sub(popped) as usize).min(self.cap);
+        // A length seen here is a length the ring had: keep it, so the mark
+        // never goes down between the receiver's samples.
+        self.raise_high_water(queued);
         RingCounters {
             delivered: accepted.saturating_sub(overwritten),
             received: popped.saturating_sub(overwritten),
             dropped: dropped + overwritten,
             queued,
-            high_water: self.cold.high_water.load(Ordering::Relaxed).max(queued),
+            high_water: self.cold.high_water.load(Ordering::Relaxed),
             closed: tail & self.mark_bit != 0,
         }
     }

@@ -65,7 +65,11 @@ pub struct SubscriptionStats {
     pub dropped: u64,
     /// Events buffered now.
     pub queued: usize,
-    /// The largest queue length observed.
+    /// The largest queue length observed; it never goes down. A full ring
+    /// sets it to the capacity. Below that, it is sampled by the receiver
+    /// on the first receive after it found the ring empty (when a backlog
+    /// is longest) and on every 32nd receive after that, and by every stats
+    /// read; a short peak between samples can be missed.
     pub high_water: usize,
     /// Whether the subscription is closed.
     pub closed: bool,

@@ -39,11 +39,18 @@ pub struct Subscription<E> {
     lag_seen: u64,
     /// The consumer's copy of the high-water mark.
     high_water: usize,
+    /// Receives since the queue length was last sampled (see `try_recv`).
+    since_sample: u32,
 }
 
 // Spin a little before parking: a publisher on another core usually
 // delivers within this window, and a park costs a futex round trip.
 const SPIN_ROUNDS: u32 = 3;
+
+// How often a draining receiver samples its queue length for the high-water
+// mark. A full ring sets the mark to its capacity on the publisher side, so
+// sampling loses only short peaks below capacity.
+const SAMPLE_EVERY: u32 = 32;
 
 impl<E> Subscription<E> {
     pub(crate) fn new(shared: Arc<Shared<E>>, entry: SubEntry<E>) -> Self {
@@ -52,6 +59,7 @@ impl<E> Subscription<E> {
             entry,
             lag_seen: 0,
             high_water: 0,
+            since_sample: 0,
         }
     }
 
@@ -74,13 +82,22 @@ impl<E> Subscription<E> {
                 return Err(TryRecvError::Lagged(lag));
             }
         }
-        ring.observe_len(&mut self.high_water);
+        // Sample the queue length for the high-water mark on the first
+        // receive after the ring was seen empty (when a backlog is longest)
+        // and every `SAMPLE_EVERY` receives after that, not on every one.
+        if self.since_sample == 0 {
+            ring.observe_len(&mut self.high_water);
+        }
+        self.since_sample = (self.since_sample + 1) % SAMPLE_EVERY;
         // SAFETY: `&mut self` makes this the only consumer of the ring: a
         // `Subscription` is the ring's single receiving handle and is not
         // `Clone`.
         match unsafe { ring.try_pop() } {
             Ok(v) => Ok(v),
-            Err(PopError::Empty) => Err(TryRecvError::Empty),
+            Err(PopError::Empty) => {
+                self.since_sample = 0;
+                Err(TryRecvError::Empty)
+            }
             Err(PopError::Disconnected) => Err(TryRecvError::Disconnected),
         }
     }

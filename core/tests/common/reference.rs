@@ -75,6 +75,10 @@ fn matches(pattern: &str, topic: &str) -> bool {
     go(&p, &t)
 }
 
+/// The receiver samples its queue length every this many receives
+/// (`SubscriptionStats::high_water`).
+const HIGH_WATER_SAMPLE_EVERY: u32 = 32;
+
 #[derive(Debug)]
 struct ModelSub {
     pattern: &'static str,
@@ -90,6 +94,9 @@ struct ModelSub {
     received: u64,
     lag: u64,
     high_water: usize,
+    /// Receives since the queue length was last sampled, as documented on
+    /// `SubscriptionStats::high_water`.
+    since_sample: u32,
 }
 
 impl ModelSub {
@@ -143,6 +150,7 @@ impl Model {
             received: 0,
             lag: 0,
             high_water: 0,
+            since_sample: 0,
         });
         Ok(())
     }
@@ -194,14 +202,20 @@ impl Model {
             return Err(TryRecvError::Lagged(std::mem::take(&mut s.lag)));
         }
         let mut q = s.queue.lock().unwrap();
-        s.high_water = s.high_water.max(q.len());
+        if s.since_sample == 0 {
+            s.high_water = s.high_water.max(q.len());
+        }
+        s.since_sample = (s.since_sample + 1) % HIGH_WATER_SAMPLE_EVERY;
         match q.pop_front() {
             Some(v) => {
                 s.received += 1;
                 Ok(v)
             }
             None if s.closed => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+            None => {
+                s.since_sample = 0;
+                Err(TryRecvError::Empty)
+            }
         }
     }
 
@@ -396,10 +410,13 @@ impl<E: Sequenced> Lockstep<E> {
     }
 
     /// Every observable counter equals the model's.
-    pub(crate) fn check(&self, step: usize) -> Result<(), String> {
-        let model = &self.model;
+    ///
+    /// Reading stats records the current queue length in the high-water
+    /// mark, on both sides.
+    pub(crate) fn check(&mut self, step: usize) -> Result<(), String> {
+        let model = &mut self.model;
         let mut registered = Vec::new();
-        for (i, (s, m)) in self.subs.iter().zip(&model.subs).enumerate() {
+        for (i, (s, m)) in self.subs.iter().zip(&mut model.subs).enumerate() {
             let queued = m.queued();
             let Some(s) = s else {
                 ensure!(!m.registered);
@@ -411,9 +428,10 @@ impl<E: Sequenced> Lockstep<E> {
                 (m.delivered, m.dropped, m.received, queued),
                 "step {step} sub {i}: delivered, dropped, received, queued"
             );
+            m.high_water = m.high_water.max(queued);
             ensure_eq!(
                 st.high_water,
-                m.high_water.max(queued),
+                m.high_water,
                 "step {step} sub {i}: high water"
             );
             ensure_eq!(st.closed, m.closed, "step {step} sub {i}: closed");

@@ -366,6 +366,8 @@ fn one_way<F: Fanout<u64> + Send + 'static>(samples: usize, busy_poll: bool) -> 
     let mut produce = f.producer();
     let barrier = Arc::new(Barrier::new(2));
     let b = Arc::clone(&barrier);
+    let done = Arc::new(AtomicBool::new(false));
+    let d = Arc::clone(&done);
     let consumer = thread::spawn(move || {
         let mut lat = Vec::with_capacity(samples);
         b.wait();
@@ -377,6 +379,9 @@ fn one_way<F: Fanout<u64> + Send + 'static>(samples: usize, busy_poll: bool) -> 
             };
             match got {
                 Some(sent) => lat.push(epoch.elapsed().as_nanos() as f64 - sent as f64),
+                // Acquire: pairs with the Release store after the last
+                // publish; a poll after it that finds nothing ends the run.
+                None if busy_poll && d.load(Ordering::Acquire) => break,
                 None if busy_poll => std::hint::spin_loop(),
                 None => break,
             }
@@ -393,6 +398,7 @@ fn one_way<F: Fanout<u64> + Send + 'static>(samples: usize, busy_poll: bool) -> 
             std::hint::spin_loop();
         }
     }
+    done.store(true, Ordering::Release);
     drop(produce);
     let mut lat = consumer.join().expect("consumer thread");
     lat.sort_by(f64::total_cmp);
@@ -411,9 +417,12 @@ fn raw_handoff(samples: usize) -> Vec<f64> {
         let mut lat = Vec::with_capacity(samples);
         let mut last = 0;
         b.wait();
-        while lat.len() < samples {
+        loop {
             // Acquire: pairs with the publisher's Release store.
             let sent = c.load(Ordering::Acquire);
+            if sent == u64::MAX {
+                break;
+            }
             if sent != last {
                 lat.push(epoch.elapsed().as_nanos() as f64 - sent as f64);
                 last = sent;
@@ -432,6 +441,9 @@ fn raw_handoff(samples: usize) -> Vec<f64> {
             std::hint::spin_loop();
         }
     }
+    // A stamp overwritten before it was read is a lost sample, not a hang:
+    // the sentinel ends the consumer's loop.
+    cell.store(u64::MAX, Ordering::Release);
     let mut lat = consumer.join().expect("consumer thread");
     lat.sort_by(f64::total_cmp);
     lat

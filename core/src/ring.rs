@@ -668,14 +668,21 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Records the queue length the consumer sees in the high-water mark.
+    /// Records the queue length the consumer sees in the high-water mark, or
+    /// `floor` if that is higher than the consumer's copy (`floor` is a
+    /// length the caller knows the ring had).
     ///
     /// `local` is the consumer's own copy, so the shared RMW runs only when
     /// the mark rises.
     ///
     /// Consumer side; see [`Ring::try_pop`]'s safety section.
     #[inline]
-    pub(crate) fn observe_len(&self, local: &mut usize) {
+    pub(crate) fn observe_len(&self, local: &mut usize, floor: usize) {
+        if floor > *local {
+            *local = floor;
+            self.raise_high_water(floor);
+            return;
+        }
         // Relaxed: a sample for statistics; `head` is our own.
         let tail = self.tail.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);

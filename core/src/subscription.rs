@@ -85,15 +85,23 @@ impl<E> Subscription<E> {
         // Sample the queue length for the high-water mark on the first
         // receive after the ring was seen empty (when a backlog is longest)
         // and every `SAMPLE_EVERY` receives after that, not on every one.
-        if self.since_sample == 0 {
-            ring.observe_len(&mut self.high_water);
+        let sampled = self.since_sample == 0;
+        if sampled {
+            ring.observe_len(&mut self.high_water, 0);
         }
         self.since_sample = (self.since_sample + 1) % SAMPLE_EVERY;
         // SAFETY: `&mut self` makes this the only consumer of the ring: a
         // `Subscription` is the ring's single receiving handle and is not
         // `Clone`.
         match unsafe { ring.try_pop() } {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                if sampled {
+                    // The sample may predate the push we just took; the ring
+                    // held at least this event.
+                    ring.observe_len(&mut self.high_water, 1);
+                }
+                Ok(v)
+            }
             Err(PopError::Empty) => {
                 self.since_sample = 0;
                 Err(TryRecvError::Empty)

@@ -537,7 +537,7 @@ impl<T> Ring<T> {
     /// # Safety
     ///
     /// - Only one thread at a time may call the consumer-side methods
-    ///   (`try_pop`, `wait`, `consumer_len`).
+    ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
         let backoff = Backoff::new();
         // Relaxed: only the consumer and `force_push` write `head`; a stale

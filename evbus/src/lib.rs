@@ -2,3 +2,6 @@
 #![warn(missing_docs)]
 
 pub use evbus_core::*;
+
+/// The handler runtime: see [`evbus_dispatch`].
+pub use evbus_dispatch as dispatch;

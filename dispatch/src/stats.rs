@@ -1,0 +1,78 @@
+//! Per-handler counters and the shutdown report.
+
+use std::fmt;
+
+/// The priority of a handler. When several handlers take the same event, a
+/// higher priority runs first; registration order breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Priority {
+    /// Runs before `Normal` and `Low`.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// Runs after `High` and `Normal`.
+    Low,
+}
+
+impl Priority {
+    /// `"high"`, `"normal"` or `"low"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counters of one handler, read one by one (exact when the handler is
+/// quiet).
+///
+/// Every event taken out of the ring counts once in `received` and, once
+/// settled, in exactly one of `handled`, `dead_lettered`, `skipped` or
+/// `abandoned`. Each failed attempt counts once in `errors` or `panics`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct HandlerStats {
+    /// The handler's name, unique within its dispatcher.
+    pub name: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// The patterns of its filter.
+    pub filter: Vec<String>,
+    /// Whether it is enabled now.
+    pub enabled: bool,
+    /// Events taken out of its ring.
+    pub received: u64,
+    /// Events the handler returned `Ok` for (on any attempt).
+    pub handled: u64,
+    /// Attempts that returned `Err`.
+    pub errors: u64,
+    /// Attempts that panicked.
+    pub panics: u64,
+    /// Retries scheduled after a failed attempt.
+    pub retries: u64,
+    /// Events sent to the dead-letter topic after the last attempt failed.
+    pub dead_lettered: u64,
+    /// Events taken while the handler was disabled, and not run.
+    pub skipped: u64,
+    /// Events whose pending retry shutdown abandoned.
+    pub abandoned: u64,
+    /// Events its ring accepted (see `SubscriptionStats::delivered`).
+    pub delivered: u64,
+    /// Events its ring dropped (see `SubscriptionStats::dropped`).
+    pub dropped: u64,
+    /// Events buffered in its ring now.
+    pub queued: usize,
+    /// Its ring's capacity.
+    pub capacity: usize,
+}

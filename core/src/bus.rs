@@ -340,11 +340,14 @@ impl<E: Clone + Send + 'static> Bus<E> {
         if patterns.is_empty() {
             return Err(SubscribeError::EmptyFilter);
         }
-        let ring = Arc::new(Ring::new(
-            options.get_capacity(),
-            options.get_overflow(),
-            Arc::clone(&self.shared.sink),
-        )?);
+        let ring = Arc::new(
+            Ring::new(
+                options.get_capacity(),
+                options.get_overflow(),
+                Arc::clone(&self.shared.sink),
+            )?
+            .with_priority(options.get_priority()),
+        );
         // Relaxed: ids only need to be unique.
         let id = self.shared.next_sub_id.fetch_add(1, Ordering::Relaxed);
         let entry = SubEntry {

@@ -128,6 +128,20 @@ pub enum RecvError {
     Disconnected,
 }
 
+/// The error item of a subscription used as a `Stream` (feature `async`):
+/// under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+/// events were overwritten before they were received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged(pub u64);
+
+impl fmt::Display for Lagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "subscription lagged behind by {} events", self.0)
+    }
+}
+
+impl std::error::Error for Lagged {}
+
 /// Why [`recv_timeout`](crate::Subscription::recv_timeout) returned no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvTimeoutError {

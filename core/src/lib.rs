@@ -77,7 +77,7 @@ pub mod topic;
 
 pub use crate::{
     bus::{Bus, KindTableError, Topic},
-    error::{PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError},
+    error::{Lagged, PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError},
     filter::Filter,
     kind::{Event, EventKind},
     policy::{DEFAULT_CAPACITY, Overflow, SubscribeOptions},

@@ -42,6 +42,7 @@ pub struct SubscribeOptions {
     capacity: usize,
     overflow: Overflow,
     name: Option<String>,
+    priority: i32,
 }
 
 impl Default for SubscribeOptions {
@@ -50,6 +51,7 @@ impl Default for SubscribeOptions {
             capacity: DEFAULT_CAPACITY,
             overflow: Overflow::DropNewest,
             name: None,
+            priority: 0,
         }
     }
 }
@@ -80,6 +82,25 @@ impl SubscribeOptions {
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Sets the delivery priority (default 0). Within one publish, rings of
+    /// higher priority receive the event first; equal priorities go in
+    /// subscription order. It changes nothing else: every matching ring
+    /// still gets the event.
+    ///
+    /// A runtime that drains several subscriptions (such as evbus-dispatch)
+    /// uses it to see an event in its high-priority rings no later than in
+    /// its low-priority ones.
+    #[must_use]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// The configured delivery priority.
+    pub fn get_priority(&self) -> i32 {
+        self.priority
     }
 
     /// The configured capacity.

@@ -22,7 +22,8 @@ use crate::{
     topic::Pattern,
 };
 
-/// The rings one topic delivers to. Most topics have a few subscribers.
+/// The rings one topic delivers to, by descending priority, then in
+/// subscription order. Most topics have a few subscribers.
 pub(crate) type Route<E> = SmallVec<[Arc<Ring<E>>; 4]>;
 
 /// One live subscription as the registry knows it.
@@ -105,17 +106,23 @@ impl<E> Registry<E> {
         self.routes.len()
     }
 
-    /// Calls `f` with each ring whose filter matches `topic`, once each,
-    /// without interning it. `topic` must be valid.
+    /// Calls `f` with each ring whose filter matches `topic`, once each, in
+    /// route order (descending priority, then subscription order), without
+    /// interning it. `topic` must be valid.
     pub(crate) fn resolve(&self, topic: &str, mut f: impl FnMut(&Arc<Ring<E>>)) {
         let mut ids: SmallVec<[u64; 8]> = SmallVec::new();
         self.index.for_each_match(topic, |id| ids.push(*id));
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            if let Some(entry) = self.entry(id) {
-                f(&entry.ring);
-            }
+        let mut rings: SmallVec<[&Arc<Ring<E>>; 8]> = ids
+            .iter()
+            .filter_map(|&id| self.entry(id))
+            .map(|e| &e.ring)
+            .collect();
+        // Stable: equal priorities stay in subscription order.
+        rings.sort_by_key(|ring| std::cmp::Reverse(ring.priority()));
+        for ring in rings {
+            f(ring);
         }
     }
 
@@ -154,7 +161,10 @@ impl<E> Registry<E> {
         }
         for (name, &id) in &next.topics {
             if entry.matches(name) {
-                next.routes[id as usize].push(Arc::clone(&entry.ring));
+                let route = &mut next.routes[id as usize];
+                // After every ring of the same or a higher priority.
+                let at = route.partition_point(|r| r.priority() >= entry.ring.priority());
+                route.insert(at, Arc::clone(&entry.ring));
             }
         }
         // Ids are taken before the rcu, so concurrent subscribes can land

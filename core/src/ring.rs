@@ -51,7 +51,7 @@
 //!    (`DropNewest`, `Block` timeouts) find the `FOLDED` flag in their
 //!    counter and go to the bus totals directly.
 
-use std::{mem::MaybeUninit, time::Instant};
+use std::{mem::MaybeUninit, task::Waker, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
@@ -96,10 +96,11 @@ pub(crate) enum PopError {
     Disconnected,
 }
 
-/// A mutex and condition variable pair that one side sleeps on.
+/// A mutex and condition variable pair that one side sleeps on, plus the
+/// task waker of an asynchronous consumer (`poll_recv`).
 #[derive(Debug, Default)]
 struct Waiter {
-    lock: Mutex<()>,
+    lock: Mutex<Option<Waker>>,
     cond: Condvar,
 }
 
@@ -160,6 +161,9 @@ pub(crate) struct Ring<T> {
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
+    /// Delivery order within a publish (higher first); see
+    /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
+    priority: i32,
     cold: CachePadded<Cold>,
     /// Where drops after [`Ring::fold`] are counted.
     sink: Arc<Sink>,
@@ -221,6 +225,7 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
+            priority: 0,
             cold: CachePadded::new(Cold::default()),
             sink,
             consumer: Waiter::default(),
@@ -228,8 +233,21 @@ impl<T> Ring<T> {
         })
     }
 
+    /// Sets the delivery priority (see [`Ring::priority`]).
+    #[must_use]
+    pub(crate) fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
     pub(crate) fn capacity(&self) -> usize {
         self.cap
+    }
+
+    /// Delivery order within a publish: routes list rings by descending
+    /// priority.
+    pub(crate) fn priority(&self) -> i32 {
+        self.priority
     }
 
     pub(crate) fn policy(&self) -> Overflow {
@@ -528,8 +546,14 @@ impl<T> Ring<T> {
     fn wake(&self, waiter: &Waiter) {
         // Taking the lock orders this notification after the sleeper's
         // check-and-wait, which it performs while holding the lock.
-        let _guard = waiter.lock.lock();
+        let mut guard = waiter.lock.lock();
         waiter.cond.notify_all();
+        let task = guard.take();
+        drop(guard);
+        // Outside the lock: the waker may run arbitrary scheduler code.
+        if let Some(task) = task {
+            task.wake();
+        }
     }
 
     /// Takes the oldest value.
@@ -658,6 +682,46 @@ impl<T> Ring<T> {
         };
         drop(self.consumer.cond.wait(guard, timeout));
         self.unpark_bit();
+    }
+
+    /// Registers `waker` to be woken when the ring may be non-empty or
+    /// closed, as [`Ring::wait`] does for a thread. Returns `false`, and
+    /// registers nothing that will fire, if the ring is not empty and open
+    /// now: the caller receives again instead of waiting.
+    ///
+    /// The waker fires once; a consumer that finds the ring empty again
+    /// registers again.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
+    pub(crate) unsafe fn register(&self, waker: &Waker) -> bool {
+        let mut guard = self.consumer.lock.lock();
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail & self.mark_bit != 0 || self.pos(tail) != head {
+            return false;
+        }
+        // Store the waker before the park bit can be seen: a producer that
+        // clears the bit takes the waker under this same lock (`wake`).
+        match guard.as_mut() {
+            Some(current) if current.will_wake(waker) => {}
+            _ => *guard = Some(waker.clone()),
+        }
+        // Relaxed: as in `wait`, the park-bit CAS and the producers' claim
+        // CAS are RMWs of one location (step 4).
+        let parked = tail & self.park_bit != 0
+            || self
+                .tail
+                .compare_exchange(
+                    tail,
+                    tail | self.park_bit,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        drop(guard);
+        parked
     }
 
     /// Clears the park bit if no producer did (timeout or spurious wake).

@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -169,6 +170,38 @@ impl<E> Subscription<E> {
         }
     }
 
+    /// Polls for an event from an asynchronous context: `Pending` registers
+    /// the task's waker, which fires when an event arrives or the
+    /// subscription closes.
+    ///
+    /// Publishers pay for the wake only when they find the consumer
+    /// registered (the ring's park bit), as with [`recv`](Subscription::recv).
+    /// With the `async` feature, `Subscription` also implements
+    /// `futures_core::Stream`.
+    ///
+    /// # Errors
+    ///
+    /// `Lagged(n)` once after overwrites; `Disconnected` when closed and
+    /// drained.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<E, RecvError>> {
+        loop {
+            match self.try_recv() {
+                Ok(v) => return Poll::Ready(Ok(v)),
+                Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
+                Err(TryRecvError::Disconnected) => {
+                    return Poll::Ready(Err(RecvError::Disconnected));
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            // SAFETY: `&mut self` makes this the only consumer, as in
+            // `try_recv`. A `false` means an event or a close arrived since
+            // `try_recv`, so the next round returns it.
+            if unsafe { self.entry.ring.register(cx.waker()) } {
+                return Poll::Pending;
+            }
+        }
+    }
+
     /// Blocks for the first event, then takes up to `max` events in all
     /// into `buf` without blocking again. Returns how many it took.
     ///
@@ -266,6 +299,24 @@ impl<E> fmt::Debug for Subscription<E> {
             .field("id", &self.entry.id)
             .field("capacity", &self.entry.ring.capacity())
             .finish_non_exhaustive()
+    }
+}
+
+/// Yields events until the subscription is closed and drained; a
+/// `DropOldest` overwrite is reported once as `Err(Lagged(n))`.
+#[cfg(feature = "async")]
+impl<E> futures_core::Stream for Subscription<E> {
+    type Item = Result<E, crate::error::Lagged>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().poll_recv(cx) {
+            Poll::Ready(Ok(v)) => Poll::Ready(Some(Ok(v))),
+            Poll::Ready(Err(RecvError::Lagged(n))) => {
+                Poll::Ready(Some(Err(crate::error::Lagged(n))))
+            }
+            Poll::Ready(Err(RecvError::Disconnected)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

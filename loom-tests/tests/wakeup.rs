@@ -9,7 +9,12 @@ use evbus_core::{Overflow, RecvError, Subscription};
 use evbus_loom_tests::{
     Ev, bus_with_sub, head_start_for_receiver, recv_until_closed, release, spawn_receiver,
 };
-use loom::{sync::Arc, thread};
+use std::task::{Context, Poll, Waker};
+
+use loom::{
+    sync::{Arc, Notify},
+    thread,
+};
 
 /// Model 8a: a receiver in `recv` (spins, then parks) and one publish.
 ///
@@ -151,6 +156,62 @@ fn drop_oldest_overflow_wakes_receiver() {
         assert_eq!(got.last(), Some(&2), "got {got:?}");
         release(bus, sub, &payloads);
     });
+}
+
+/// Model 8e: an asynchronous receiver (`poll_recv` with a task waker) racing
+/// a publish and then a shutdown.
+///
+/// Property: the model terminates (no lost wake-up: the receiver waits on a
+/// loom `Notify` that only its waker signals) and the receiver gets the
+/// event, then `Disconnected`.
+///
+/// Depends on: `register` storing the waker under the waiter mutex *before*
+/// its park-bit CAS, and the producer or closer that clears or sees the bit
+/// taking the waker under the same mutex (`wake`); the CAS failing when a
+/// claim or close changed `tail` since the emptiness check (step 4).
+#[test]
+fn publish_then_shutdown_wakes_async_receiver() {
+    loom::model(|| {
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
+        let payload = Arc::new(1);
+
+        let receiver = spawn_receiver(sub, |sub| {
+            let notify = Arc::new(Notify::new());
+            let waker = Waker::from(std::sync::Arc::new(NotifyWaker(Arc::clone(&notify))));
+            let mut cx = Context::from_waker(&waker);
+            let mut got = Vec::new();
+            loop {
+                match sub.poll_recv(&mut cx) {
+                    Poll::Ready(Ok(e)) => got.push(e.id()),
+                    Poll::Ready(Err(RecvError::Disconnected)) => return got,
+                    Poll::Ready(Err(RecvError::Lagged(n))) => panic!("lagged {n}"),
+                    Poll::Pending => notify.wait(),
+                }
+            }
+        });
+        let publisher = thread::spawn({
+            let bus = bus.clone();
+            let event = Ev(payload.clone());
+            move || {
+                assert_eq!(bus.publish(event).expect("bus is open").accepted, 1);
+                bus.shutdown();
+            }
+        });
+        publisher.join().unwrap();
+        let (got, sub) = receiver.join().unwrap();
+
+        assert_eq!(got, vec![1]);
+        release(bus, sub, &[payload]);
+    });
+}
+
+/// A task waker that signals a loom `Notify`.
+struct NotifyWaker(Arc<Notify>);
+
+impl std::task::Wake for NotifyWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.notify();
+    }
 }
 
 /// One blocking `recv`: the id received, or why none was.

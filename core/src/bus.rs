@@ -471,6 +471,7 @@ pub(crate) fn sub_stats<E>(entry: &SubEntry<E>) -> SubscriptionStats {
         delivered: c.delivered,
         received: c.received,
         dropped: c.dropped,
+        lagged: c.overwritten,
         queued: c.queued,
         high_water: c.high_water,
         closed: c.closed,

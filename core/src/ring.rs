@@ -142,6 +142,8 @@ pub(crate) struct RingCounters {
     pub(crate) delivered: u64,
     pub(crate) received: u64,
     pub(crate) dropped: u64,
+    /// The part of `dropped` evicted by `DropOldest`.
+    pub(crate) overwritten: u64,
     pub(crate) queued: usize,
     pub(crate) high_water: usize,
     pub(crate) closed: bool,
@@ -823,6 +825,7 @@ impl<T> Ring<T> {
             delivered: accepted.saturating_sub(overwritten),
             received: popped.saturating_sub(overwritten),
             dropped: dropped + overwritten,
+            overwritten,
             queued,
             high_water: self.cold.high_water.load(Ordering::Relaxed),
             closed: tail & self.mark_bit != 0,

@@ -63,6 +63,10 @@ pub struct SubscriptionStats {
     /// Events lost: refused by a full ring, or overwritten under
     /// [`Overflow::DropOldest`].
     pub dropped: u64,
+    /// The part of `dropped` that was overwritten under
+    /// [`Overflow::DropOldest`] (reported to the receiver as `Lagged(n)`);
+    /// always 0 under the other policies.
+    pub lagged: u64,
     /// Events buffered now.
     pub queued: usize,
     /// The largest queue length observed; it never goes down. A full ring

@@ -5,3 +5,8 @@ pub use evbus_core::*;
 
 /// The handler runtime: see [`evbus_dispatch`].
 pub use evbus_dispatch as dispatch;
+
+/// Observability: snapshots, Prometheus text, the `metrics` facade and
+/// latency histograms. See [`evbus_metrics`]. Feature `metrics`.
+#[cfg(feature = "metrics")]
+pub use evbus_metrics as metrics;

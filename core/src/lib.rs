@@ -84,6 +84,6 @@ pub use crate::{
     publisher::Publisher,
     ring::MAX_CAPACITY,
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
-    subscription::{Iter, Subscription, TryIter},
+    subscription::{Iter, Subscription, TryIter, Unsubscriber},
     topic::{Pattern, TopicError, validate_topic},
 };

@@ -261,6 +261,15 @@ impl<E> Subscription<E> {
         closed_now
     }
 
+    /// A handle that can close this subscription and read its counters
+    /// from another thread, without the receiving end.
+    pub fn unsubscriber(&self) -> Unsubscriber<E> {
+        Unsubscriber {
+            shared: Arc::clone(&self.shared),
+            entry: self.entry.clone(),
+        }
+    }
+
     /// Events buffered now.
     pub fn len(&self) -> usize {
         self.entry.ring.len()
@@ -298,6 +307,73 @@ impl<E> fmt::Debug for Subscription<E> {
         f.debug_struct("Subscription")
             .field("id", &self.entry.id)
             .field("capacity", &self.entry.ring.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closes a [`Subscription`] from anywhere: a cloneable handle to its ring
+/// that cannot receive. See [`Subscription::unsubscriber`].
+///
+/// A runtime that owns the receiving end on a worker thread (such as
+/// evbus-dispatch) uses it to unsubscribe while the worker is busy.
+pub struct Unsubscriber<E> {
+    shared: Arc<Shared<E>>,
+    entry: SubEntry<E>,
+}
+
+impl<E> Clone for Unsubscriber<E> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            entry: self.entry.clone(),
+        }
+    }
+}
+
+impl<E> Unsubscriber<E> {
+    /// Same as [`Subscription::unsubscribe`]: returns `true` for the one
+    /// call, here or there, that closed the ring.
+    pub fn unsubscribe(&self) -> bool {
+        let closed_now = self.entry.ring.close();
+        self.shared.remove_sub(self.entry.id);
+        closed_now
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> u64 {
+        self.entry.id
+    }
+
+    /// Whether the subscription is closed.
+    pub fn is_closed(&self) -> bool {
+        self.entry.ring.is_closed()
+    }
+
+    /// Events buffered now.
+    pub fn len(&self) -> usize {
+        self.entry.ring.len()
+    }
+
+    /// Whether nothing is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.entry.ring.capacity()
+    }
+
+    /// The subscription's counters, as [`Subscription::stats`].
+    pub fn stats(&self) -> SubscriptionStats {
+        sub_stats(&self.entry)
+    }
+}
+
+impl<E> fmt::Debug for Unsubscriber<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unsubscriber")
+            .field("id", &self.entry.id)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,171 @@
+//! The state every worker, the timer and every `Dispatcher` handle share.
+
+use std::{
+    fmt,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crossbeam_channel::Sender;
+use evbus_core::{Bus, Event};
+
+use crate::{
+    clock::{Clock, lock},
+    handler::{self, Cell},
+    scheduler::Scheduler,
+    signal::{Failure, Signal},
+    sync::{AtomicBool, AtomicU64, Ordering},
+    timer::{Msg, deadline},
+};
+
+/// One failed handler call, as the error hook sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HandlerFailure<'a> {
+    /// The handler's name.
+    pub handler: &'a str,
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// What went wrong.
+    pub failure: &'a Failure,
+    /// Whether a retry is scheduled (otherwise the event is dead-lettered,
+    /// or abandoned during shutdown).
+    pub will_retry: bool,
+}
+
+pub(crate) type ErrorHook = Arc<dyn Fn(&HandlerFailure<'_>) + Send + Sync>;
+
+pub(crate) struct Runtime<E> {
+    /// Unique per dispatcher in this process (see `CURRENT`).
+    pub(crate) id: u64,
+    pub(crate) bus: Bus<E>,
+    pub(crate) signals: Bus<Signal<E>>,
+    pub(crate) sched: Arc<Scheduler<E>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timer: Sender<Msg<E>>,
+    hook: Option<ErrorHook>,
+    stopping: AtomicBool,
+    /// Registered handlers, in registration order.
+    pub(crate) handlers: Mutex<Vec<Arc<Cell<E>>>>,
+    /// Registration sequence numbers.
+    pub(crate) seq: AtomicU64,
+}
+
+impl<E> fmt::Debug for Runtime<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// On a worker thread: its dispatcher's id and the key of the handler it
+    /// is running (`u64::MAX` between runs). Lets shutdown, called from a
+    /// handler, skip waiting for itself.
+    pub(crate) static CURRENT: std::cell::Cell<(u64, u64)> =
+        const { std::cell::Cell::new((u64::MAX, u64::MAX)) };
+}
+
+impl<E: Event> Runtime<E> {
+    pub(crate) fn new(
+        id: u64,
+        bus: Bus<E>,
+        clock: Arc<dyn Clock>,
+        timer: Sender<Msg<E>>,
+        hook: Option<ErrorHook>,
+    ) -> Self {
+        Self {
+            id,
+            bus,
+            signals: Bus::new(),
+            sched: Arc::new(Scheduler::new()),
+            clock,
+            timer,
+            hook,
+            stopping: AtomicBool::new(false),
+            handlers: Mutex::new(Vec::new()),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        // Acquire: pairs with shutdown's AcqRel swap, which precedes its
+        // ring closes.
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Marks the runtime stopping; `true` for the one call that did.
+    pub(crate) fn begin_stop(&self) -> bool {
+        // AcqRel: one winner runs the shutdown sequence.
+        !self.stopping.swap(true, Ordering::AcqRel)
+    }
+
+    /// Publishes on the signal bus. After shutdown the signal bus is closed
+    /// and the signal is dropped.
+    pub(crate) fn signal(&self, signal: Signal<E>) {
+        let _ = self.signals.publish(signal);
+    }
+
+    /// Runs the error hook, containing any panic it raises.
+    pub(crate) fn report_failure(
+        &self,
+        cell: &Cell<E>,
+        attempt: u32,
+        failure: &Failure,
+        retry: bool,
+    ) {
+        if let Some(hook) = &self.hook {
+            let report = HandlerFailure {
+                handler: &cell.name,
+                attempt,
+                failure,
+                will_retry: retry,
+            };
+            let _ = catch_unwind(AssertUnwindSafe(|| hook(&report)));
+        }
+    }
+
+    /// Asks the timer to fire `cell`'s pending retry after `delay`.
+    pub(crate) fn schedule_retry(&self, cell: &Arc<Cell<E>>, delay: Duration) {
+        let due = deadline(self.clock.now(), delay);
+        if self
+            .timer
+            .send(Msg::Retry(Arc::downgrade(cell), due))
+            .is_err()
+        {
+            // The timer is gone (shutdown): mark it due, so the next run
+            // abandons the retry instead of waiting forever.
+            // Release: pairs with the worker's Acquire swap.
+            cell.retry_ready.store(true, Ordering::Release);
+        }
+    }
+
+    pub(crate) fn handlers_snapshot(&self) -> Vec<Arc<Cell<E>>> {
+        lock(&self.handlers).clone()
+    }
+
+    /// Checks every handler's queue-depth alarm (from the timer).
+    pub(crate) fn scan_depth(&self) {
+        for cell in self.handlers_snapshot() {
+            cell.check_depth(self);
+        }
+    }
+
+    /// A worker's loop: run ready handlers until shutdown.
+    pub(crate) fn work(self: &Arc<Self>) {
+        while let Some(cell) = self.sched.pop() {
+            CURRENT.with(|c| c.set((self.id, cell.key)));
+            let outcome = handler::run(self, &cell);
+            CURRENT.with(|c| c.set((self.id, u64::MAX)));
+            self.sched.finish(&cell, outcome);
+        }
+    }
+
+    /// The key of the handler this thread is running for this dispatcher.
+    pub(crate) fn current_handler(&self) -> Option<u64> {
+        let (id, key) = CURRENT.with(|c| c.get());
+        (id == self.id && key != u64::MAX).then_some(key)
+    }
+}

@@ -1,0 +1,176 @@
+//! The timer thread: retry deadlines, stall checks and queue-depth scans,
+//! on the injected [`Clock`], off the delivery path.
+//!
+//! It owns a heap of deadlines and sleeps on a crossbeam channel until the
+//! earliest one (in real time, as the clock says) or until a message. A
+//! manual clock's advance sends [`Msg::Advanced`] and waits for the ack, so
+//! everything due by the new time has fired when `advance` returns.
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    sync::{Arc, Weak},
+    time::{Duration, Instant},
+};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use evbus_core::Event;
+
+use crate::{clock::Clock, handler::Cell, runtime::Runtime, sync::Ordering, watchdog::StallWatch};
+
+pub(crate) enum Msg<E> {
+    /// Fire `cell`'s pending retry at the deadline.
+    Retry(Weak<Cell<E>>, Instant),
+    /// Check `watch` at the deadline.
+    Stall(Weak<StallWatch<E>>, Instant),
+    /// The clock jumped; fire what is due, then ack.
+    Advanced(Sender<()>),
+    /// Exit.
+    Stop,
+}
+
+enum Task<E> {
+    Retry(Weak<Cell<E>>),
+    Stall(Weak<StallWatch<E>>),
+    DepthScan,
+}
+
+struct Entry<E> {
+    due: Instant,
+    seq: u64,
+    task: Task<E>,
+}
+
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl<E> Eq for Entry<E> {}
+impl<E> PartialOrd for Entry<E> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<E> Ord for Entry<E> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// Adds `by` to `t`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline(t: Instant, by: Duration) -> Instant {
+    t.checked_add(by)
+        .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365 * 100)))
+        .unwrap_or(t)
+}
+
+pub(crate) struct Timer<E> {
+    rx: Receiver<Msg<E>>,
+    clock: Arc<dyn Clock>,
+    rt: Weak<Runtime<E>>,
+    heap: BinaryHeap<Reverse<Entry<E>>>,
+    seq: u64,
+    depth_every: Duration,
+}
+
+impl<E: Event> Timer<E> {
+    pub(crate) fn new(
+        rx: Receiver<Msg<E>>,
+        clock: Arc<dyn Clock>,
+        rt: Weak<Runtime<E>>,
+        depth_every: Duration,
+    ) -> Self {
+        Self {
+            rx,
+            clock,
+            rt,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            depth_every,
+        }
+    }
+
+    fn add(&mut self, due: Instant, task: Task<E>) {
+        self.seq += 1;
+        self.heap.push(Reverse(Entry {
+            due,
+            seq: self.seq,
+            task,
+        }));
+    }
+
+    pub(crate) fn run(mut self) {
+        let first_scan = deadline(self.clock.now(), self.depth_every);
+        self.add(first_scan, Task::DepthScan);
+        loop {
+            self.fire_due();
+            let wait = self.heap.peek().and_then(|e| self.clock.real_wait(e.0.due));
+            let msg = match wait {
+                Some(d) => match self.rx.recv_timeout(d) {
+                    Ok(msg) => msg,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match self.rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => return,
+                },
+            };
+            match msg {
+                Msg::Retry(cell, due) => self.add(due, Task::Retry(cell)),
+                Msg::Stall(watch, due) => self.add(due, Task::Stall(watch)),
+                Msg::Advanced(ack) => {
+                    // Messages sent before the advance (a retry scheduled
+                    // just now, say) are queued ahead of it: take them first.
+                    while let Ok(msg) = self.rx.try_recv() {
+                        match msg {
+                            Msg::Retry(cell, due) => self.add(due, Task::Retry(cell)),
+                            Msg::Stall(watch, due) => self.add(due, Task::Stall(watch)),
+                            Msg::Advanced(other) => {
+                                let _ = other.send(());
+                            }
+                            Msg::Stop => {
+                                let _ = ack.send(());
+                                return;
+                            }
+                        }
+                    }
+                    self.fire_due();
+                    let _ = ack.send(());
+                }
+                Msg::Stop => return,
+            }
+        }
+    }
+
+    fn fire_due(&mut self) {
+        let now = self.clock.now();
+        while self.heap.peek().is_some_and(|e| e.0.due <= now) {
+            let Some(Reverse(entry)) = self.heap.pop() else {
+                break;
+            };
+            let Some(rt) = self.rt.upgrade() else { return };
+            match entry.task {
+                Task::Retry(cell) => {
+                    if let Some(cell) = cell.upgrade() {
+                        // Release: pairs with the worker's Acquire swap, so
+                        // the retry it sees is this due one.
+                        cell.retry_ready.store(true, Ordering::Release);
+                        rt.sched.notify(&cell);
+                    }
+                }
+                Task::Stall(weak) => {
+                    if let Some(next) = weak.upgrade().and_then(|w| w.check(&rt, now)) {
+                        self.add(next, Task::Stall(weak));
+                    }
+                }
+                Task::DepthScan => {
+                    rt.scan_depth();
+                    let next = deadline(now, self.depth_every);
+                    self.add(next, Task::DepthScan);
+                }
+            }
+        }
+    }
+}

@@ -509,6 +509,7 @@ impl<E: Event> Dispatcher<E> {
     }
 
     fn retire(&self, cell: &Arc<Cell<E>>) {
+        lock(&self.rt.retired).push(Arc::clone(cell));
         // Relaxed: the worker checks it between events; the ring close below
         // is what stops deliveries.
         cell.removed.store(true, Ordering::Relaxed);
@@ -583,7 +584,7 @@ impl<E: Event> Dispatcher<E> {
         let until = deadline(Instant::now(), timeout);
         let me = self.rt.current_handler();
         self.rt.sched.wait_settled(until, || {
-            self.rt.handlers_snapshot().iter().all(|c| {
+            self.rt.live_cells().iter().all(|c| {
                 if Some(c.key) == me {
                     return true;
                 }
@@ -624,7 +625,7 @@ impl<E: Event> Owner<E> {
             };
         }
         let until = deadline(Instant::now(), grace);
-        let cells = rt.handlers_snapshot();
+        let cells = rt.live_cells();
         for cell in &cells {
             cell.unsub.unsubscribe();
             // Release: a waiting retry is now due, to be abandoned.

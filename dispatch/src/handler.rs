@@ -376,6 +376,7 @@ pub(crate) fn run<E: Event>(rt: &Runtime<E>, cell: &Arc<Cell<E>>) -> Outcome {
             // Overwritten events are counted by the ring.
             Poll::Ready(Err(RecvError::Lagged(_))) => {}
             Poll::Ready(Err(RecvError::Disconnected)) => {
+                // Release: as in `retire`.
                 cell.done.store(true, Ordering::Release);
                 return Outcome::Done;
             }

@@ -48,6 +48,9 @@ pub(crate) struct Runtime<E> {
     stopping: AtomicBool,
     /// Registered handlers, in registration order.
     pub(crate) handlers: Mutex<Vec<Arc<Cell<E>>>>,
+    /// Unregistered handlers whose last run has not ended yet: `wait_idle`
+    /// and shutdown still wait for them.
+    pub(crate) retired: Mutex<Vec<Arc<Cell<E>>>>,
     /// Registration sequence numbers.
     pub(crate) seq: AtomicU64,
 }
@@ -86,6 +89,7 @@ impl<E: Event> Runtime<E> {
             hook,
             stopping: AtomicBool::new(false),
             handlers: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
         }
     }
@@ -144,6 +148,16 @@ impl<E: Event> Runtime<E> {
 
     pub(crate) fn handlers_snapshot(&self) -> Vec<Arc<Cell<E>>> {
         lock(&self.handlers).clone()
+    }
+
+    /// Registered handlers and unregistered ones still finishing (those
+    /// done are pruned).
+    pub(crate) fn live_cells(&self) -> Vec<Arc<Cell<E>>> {
+        let mut cells = self.handlers_snapshot();
+        let mut retired = lock(&self.retired);
+        retired.retain(|c| !c.done.load(Ordering::Acquire));
+        cells.extend(retired.iter().cloned());
+        cells
     }
 
     /// Checks every handler's queue-depth alarm (from the timer).

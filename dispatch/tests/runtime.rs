@@ -512,8 +512,10 @@ fn shutdown_names_a_wedged_handler() {
     let report = d.shutdown(Duration::from_millis(20));
     assert!(!report.drained);
     assert_eq!(report.wedged, vec!["stuck".to_owned()]);
-    assert_eq!(report.workers_joined, 1);
-    assert_eq!(report.workers_detached, 1);
+    // The stuck worker cannot be joined; the idle one normally is, but how
+    // fast it exits is up to the scheduler, so only the total is exact.
+    assert!(report.workers_detached >= 1);
+    assert_eq!(report.workers_joined + report.workers_detached, 2);
     gate_tx.send(()).unwrap();
 }
 

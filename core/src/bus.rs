@@ -18,6 +18,8 @@ use std::{fmt, sync::atomic::AtomicU64 as StdAtomicU64};
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "latency")]
+use crate::latency::LatencySampling;
 use crate::{
     error::{PublishError, SubscribeError},
     filter::Filter,
@@ -59,6 +61,9 @@ pub(crate) struct Shared<E> {
     pub(crate) retired: Mutex<Retired>,
     /// Totals of subscriptions that left the registry (see `Ring::fold`).
     sink: Arc<Sink>,
+    /// Latency sampling for subscriptions made from now on.
+    #[cfg(feature = "latency")]
+    latency: Mutex<Option<LatencySampling>>,
 }
 
 impl<E> Shared<E> {
@@ -79,6 +84,11 @@ impl<E> Shared<E> {
         });
         if let Some(entry) = removed {
             entry.ring.fold();
+            #[cfg(feature = "tracing")]
+            {
+                let c = entry.ring.counters();
+                crate::trace::unsubscribed(entry.ring.trace_info(), c.delivered, c.dropped);
+            }
         }
     }
 }
@@ -239,6 +249,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
                 sink: Arc::new(Sink::default()),
+                #[cfg(feature = "latency")]
+                latency: Mutex::new(None),
             }),
         }
     }
@@ -340,21 +352,34 @@ impl<E: Clone + Send + 'static> Bus<E> {
         if patterns.is_empty() {
             return Err(SubscribeError::EmptyFilter);
         }
-        let ring = Arc::new(
-            Ring::new(
-                options.get_capacity(),
-                options.get_overflow(),
-                Arc::clone(&self.shared.sink),
-            )?
-            .with_priority(options.get_priority()),
-        );
         // Relaxed: ids only need to be unique.
         let id = self.shared.next_sub_id.fetch_add(1, Ordering::Relaxed);
+        let name = options.get_name().map(StdArc::from);
+        let ring = Ring::new(
+            options.get_capacity(),
+            options.get_overflow(),
+            Arc::clone(&self.shared.sink),
+        )?
+        .with_priority(options.get_priority());
+        #[cfg(feature = "latency")]
+        let ring = ring.with_sampler(
+            self.shared
+                .latency
+                .lock()
+                .as_ref()
+                .map(|sampling| crate::latency::Sampler::new(sampling, id)),
+        );
+        #[cfg(feature = "tracing")]
+        let ring = ring.with_trace(crate::trace::TraceInfo {
+            id,
+            name: name.clone(),
+        });
+        let ring = Arc::new(ring);
         let entry = SubEntry {
             id,
             ring: Arc::clone(&ring),
             patterns: patterns.into(),
-            name: options.get_name().map(StdArc::from),
+            name,
         };
         let mut closed = false;
         self.shared.registry.rcu(|cur| {
@@ -368,6 +393,17 @@ impl<E: Clone + Send + 'static> Bus<E> {
         if closed {
             return Err(SubscribeError::Closed);
         }
+        #[cfg(feature = "tracing")]
+        crate::trace::subscribed(
+            ring.trace_info(),
+            &entry
+                .patterns
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            ring.capacity(),
+            ring.policy(),
+        );
         Ok(Subscription::new(Arc::clone(&self.shared), entry))
     }
 
@@ -397,7 +433,62 @@ impl<E: Clone + Send + 'static> Bus<E> {
             }
             report.buffered += entry.ring.len();
         }
+        #[cfg(feature = "tracing")]
+        crate::trace::shut_down(&report);
         report
+    }
+
+    /// Turns publish-to-receive latency sampling on (`Some`) or off
+    /// (`None`) for the subscriptions made after this call; existing ones
+    /// keep what they had. Off by default. Feature `latency`.
+    ///
+    /// A sampled push reads the clock once and writes the time next to the
+    /// event in its slot; the receive that takes it reads the clock again
+    /// and hands the difference to the recorder, on the receiving thread.
+    /// Unsampled pushes pay one predictable branch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{num::NonZeroU32, sync::{Arc, Mutex}};
+    /// use evbus_core::{Bus, Event, EventKind, LatencyRecorder, LatencySampling};
+    ///
+    /// # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    /// # enum Kind { Tick }
+    /// # impl EventKind for Kind {
+    /// #     const ALL: &'static [Self] = &[Kind::Tick];
+    /// #     fn topic(self) -> &'static str { "clock.tick" }
+    /// #     fn index(self) -> usize { 0 }
+    /// # }
+    /// # #[derive(Debug, Clone)]
+    /// # struct Tick;
+    /// # impl Event for Tick {
+    /// #     type Kind = Kind;
+    /// #     fn kind(&self) -> Kind { Kind::Tick }
+    /// # }
+    /// #[derive(Default)]
+    /// struct Samples(Mutex<Vec<(u64, u64)>>);
+    /// impl LatencyRecorder for Samples {
+    ///     fn record(&self, subscription: u64, nanos: u64) {
+    ///         self.0.lock().unwrap().push((subscription, nanos));
+    ///     }
+    /// }
+    ///
+    /// let bus = Bus::<Tick>::new();
+    /// let samples = Arc::new(Samples::default());
+    /// let every = NonZeroU32::new(2).unwrap();
+    /// bus.set_latency_sampling(Some(LatencySampling::new(every, samples.clone())));
+    /// let mut sub = bus.subscribe("clock.tick")?;
+    /// for _ in 0..4 {
+    ///     bus.publish(Tick).unwrap();
+    /// }
+    /// while sub.try_recv().is_ok() {}
+    /// assert_eq!(samples.0.lock().unwrap().len(), 2);
+    /// # Ok::<(), evbus_core::SubscribeError>(())
+    /// ```
+    #[cfg(feature = "latency")]
+    pub fn set_latency_sampling(&self, sampling: Option<LatencySampling>) {
+        *self.shared.latency.lock() = sampling;
     }
 
     /// Whether [`shutdown`](Bus::shutdown) has run.

@@ -66,6 +66,8 @@ mod error;
 mod filter;
 mod index;
 mod kind;
+#[cfg(feature = "latency")]
+mod latency;
 mod policy;
 mod publisher;
 mod registry;
@@ -74,7 +76,11 @@ mod stats;
 mod subscription;
 mod sync;
 pub mod topic;
+#[cfg(feature = "tracing")]
+mod trace;
 
+#[cfg(feature = "latency")]
+pub use crate::latency::{LatencyRecorder, LatencySampling};
 pub use crate::{
     bus::{Bus, KindTableError, Topic},
     error::{Lagged, PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError},

@@ -55,6 +55,10 @@ use std::{mem::MaybeUninit, task::Waker, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "latency")]
+use crate::latency::Sampler;
+#[cfg(feature = "tracing")]
+use crate::trace::TraceInfo;
 use crate::{
     error::SubscribeError,
     policy::Overflow,
@@ -73,6 +77,10 @@ struct Slot<T> {
     /// written at `pos` is ready.
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
+    /// When the value was written, for a sampled position (feature
+    /// `latency`; see `latency.rs`). Handed over with the value by `stamp`.
+    #[cfg(feature = "latency")]
+    sent: UnsafeCell<u64>,
 }
 
 /// What happened to one push.
@@ -134,6 +142,11 @@ struct Cold {
     blocked: AtomicUsize,
     /// Producers inside `force_push` (see [`Ring::fold`]).
     evicting: AtomicUsize,
+    /// Feature `tracing`: 0 while no loss was seen since the receiver last
+    /// found the ring empty; else the loss count, the episode's first loss
+    /// included, when the episode began (never 0; see `trace.rs`).
+    #[cfg(feature = "tracing")]
+    dropping: AtomicU64,
 }
 
 /// Point-in-time counters of one ring.
@@ -173,6 +186,12 @@ pub(crate) struct Ring<T> {
     consumer: Waiter,
     /// Where `Block` producers sleep.
     space: Waiter,
+    /// Latency sampling, if the bus had it on at subscribe time.
+    #[cfg(feature = "latency")]
+    sampler: Option<Sampler>,
+    /// The subscription's identity in tracing events.
+    #[cfg(feature = "tracing")]
+    trace: TraceInfo,
 }
 
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
@@ -215,6 +234,8 @@ impl<T> Ring<T> {
             // Slot `i` is free for the producer at position `i` of lap 0.
             stamp: AtomicUsize::new(i),
             value: UnsafeCell::new(MaybeUninit::uninit()),
+            #[cfg(feature = "latency")]
+            sent: UnsafeCell::new(0),
         }));
         let mark_bit = (cap + 1).next_power_of_two();
         Ok(Self {
@@ -232,7 +253,32 @@ impl<T> Ring<T> {
             sink,
             consumer: Waiter::default(),
             space: Waiter::default(),
+            #[cfg(feature = "latency")]
+            sampler: None,
+            #[cfg(feature = "tracing")]
+            trace: TraceInfo::default(),
         })
+    }
+
+    /// Turns latency sampling on (feature `latency`).
+    #[cfg(feature = "latency")]
+    #[must_use]
+    pub(crate) fn with_sampler(mut self, sampler: Option<Sampler>) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// Names the ring in tracing events (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    #[must_use]
+    pub(crate) fn with_trace(mut self, trace: TraceInfo) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_info(&self) -> &TraceInfo {
+        &self.trace
     }
 
     /// Sets the delivery priority (see [`Ring::priority`]).
@@ -287,6 +333,30 @@ impl<T> Ring<T> {
         &self.buffer[index]
     }
 
+    /// The time to stamp an event at `pos` with, if `pos` is sampled.
+    #[cfg(feature = "latency")]
+    #[inline]
+    fn sample_time(&self, pos: usize) -> Option<u64> {
+        match &self.sampler {
+            Some(s) if s.samples(self.count(pos)) => Some(s.now()),
+            _ => None,
+        }
+    }
+
+    /// Writes the send time of the event in `slot`.
+    ///
+    /// # Safety
+    ///
+    /// - The caller owns the slot's position (it won the claim CAS, or
+    ///   `force_push`'s head CAS) and has not yet stored its Release stamp,
+    ///   so no other thread reads or writes the slot.
+    #[cfg(feature = "latency")]
+    #[inline]
+    unsafe fn write_sent(&self, slot: &Slot<T>, sent: u64) {
+        // SAFETY: exclusive access, by the caller's contract.
+        slot.sent.with_mut(|p| unsafe { *p = sent });
+    }
+
     /// Pushes the value `make` produces, following the overflow policy when
     /// the ring is full. `make` runs at most once, before any slot is
     /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
@@ -314,6 +384,10 @@ impl<T> Ring<T> {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
                 };
+                // Read the clock before the claim, not between the claim
+                // and the stamp store, where the consumer may be waiting.
+                #[cfg(feature = "latency")]
+                let sent = self.sample_time(pos);
                 let new_tail = self.next(pos);
                 // Relaxed success: the slot is handed over by the stamp
                 // (step 2), not by `tail`. Clearing the park bit here is
@@ -329,6 +403,11 @@ impl<T> Ring<T> {
                         // `pos`, and `stamp == pos` (Acquire) shows the
                         // consumer is done with the slot's previous value.
                         slot.value.with_mut(|p| unsafe { (*p).write(v) });
+                        #[cfg(feature = "latency")]
+                        if let Some(sent) = sent {
+                            // SAFETY: as for the value just above.
+                            unsafe { self.write_sent(slot, sent) };
+                        }
                         // Release: pairs with the consumer's Acquire load in
                         // `try_pop` (step 2).
                         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
@@ -420,6 +499,53 @@ impl<T> Ring<T> {
         if counter.fetch_add(1, Ordering::Relaxed) & FOLDED != 0 {
             self.sink.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        #[cfg(feature = "tracing")]
+        self.trace_loss();
+    }
+
+    /// Opens a drop episode on the first loss after a clean period, and
+    /// says so once (see `trace.rs`).
+    #[cfg(feature = "tracing")]
+    #[cold]
+    fn trace_loss(&self) {
+        // Relaxed: the flag orders nothing; the swap only has to elect one
+        // reporter per episode, which any RMW on one location does. The
+        // load first keeps an open episode to a plain read.
+        if self.cold.dropping.load(Ordering::Relaxed) == 0 {
+            let base = self.losses();
+            if self.cold.dropping.swap(base, Ordering::Relaxed) == 0 {
+                crate::trace::drop_started(&self.trace, self.cap, self.policy);
+            }
+        }
+    }
+
+    /// Closes an open drop episode; called by the consumer when it finds
+    /// the ring empty.
+    #[cfg(feature = "tracing")]
+    #[inline]
+    fn trace_clean(&self) {
+        // Relaxed: as in `trace_loss`; the CAS elects one closer.
+        let open = self.cold.dropping.load(Ordering::Relaxed);
+        if open != 0
+            && self
+                .cold
+                .dropping
+                .compare_exchange(open, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // `open - 1` losses came before the episode (see `trace_loss`).
+            let lost = self.losses().saturating_sub(open - 1);
+            crate::trace::drop_ended(&self.trace, lost);
+        }
+    }
+
+    /// Events lost so far (dropped and overwritten).
+    #[cfg(feature = "tracing")]
+    fn losses(&self) -> u64 {
+        // Relaxed: statistics.
+        let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
+        dropped + overwritten
     }
 
     /// Adds this ring's counters to the bus sink, once, when it leaves the
@@ -508,6 +634,12 @@ impl<T> Ring<T> {
         let old = slot
             .value
             .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
+        #[cfg(feature = "latency")]
+        if let Some(sent) = self.sample_time(pos) {
+            // SAFETY: as for the value just above: we own the slot until the
+            // Release stamp store below.
+            unsafe { self.write_sent(slot, sent) };
+        }
         // Release: pairs with the consumer's Acquire stamp load.
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         self.count_loss(&self.cold.overwritten);
@@ -594,12 +726,26 @@ impl<T> Ring<T> {
                 // SAFETY: `stamp == head + 1` (Acquire) shows the value is
                 // written, and we own `head` (sole consumer, or the CAS).
                 let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                #[cfg(feature = "latency")]
+                let sent = match &self.sampler {
+                    Some(s) if s.samples(self.count(head)) => {
+                        // SAFETY: as for the value just above; a sampled
+                        // position's send time was written before its
+                        // Release stamp store (`write_sent`).
+                        Some(slot.sent.with(|p| unsafe { *p }))
+                    }
+                    _ => None,
+                };
                 // Release: pairs with the producers' Acquire stamp load
                 // (step 3): our read happens before their next write.
                 slot.stamp
                     .store(head.wrapping_add(self.one_lap), Ordering::Release);
                 if let Overflow::Block(_) = self.policy {
                     self.notify_space();
+                }
+                #[cfg(feature = "latency")]
+                if let (Some(sampler), Some(sent)) = (&self.sampler, sent) {
+                    sampler.record(sent);
                 }
                 return Ok(value);
             } else if stamp == head {
@@ -611,6 +757,8 @@ impl<T> Ring<T> {
                     if tail & self.mark_bit != 0 {
                         return Err(PopError::Disconnected);
                     }
+                    #[cfg(feature = "tracing")]
+                    self.trace_clean();
                     return Err(PopError::Empty);
                 }
                 // A producer claimed `head` and is writing it; this takes a

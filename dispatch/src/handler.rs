@@ -283,24 +283,25 @@ impl<E: Event> Cell<E> {
     pub(crate) fn stats(&self) -> HandlerStats {
         let c = &self.counters;
         let ring = self.unsub.stats();
-        let mut s = HandlerStats::default();
-        s.name = self.name.to_string();
-        s.priority = self.priority;
-        s.filter = self.filter.clone();
-        s.enabled = self.enabled.load(Ordering::Relaxed);
-        s.received = c.received.load(Ordering::Relaxed);
-        s.handled = c.handled.load(Ordering::Relaxed);
-        s.errors = c.errors.load(Ordering::Relaxed);
-        s.panics = c.panics.load(Ordering::Relaxed);
-        s.retries = c.retries.load(Ordering::Relaxed);
-        s.dead_lettered = c.dead_lettered.load(Ordering::Relaxed);
-        s.skipped = c.skipped.load(Ordering::Relaxed);
-        s.abandoned = c.abandoned.load(Ordering::Relaxed);
-        s.delivered = ring.delivered;
-        s.dropped = ring.dropped;
-        s.queued = ring.queued;
-        s.capacity = ring.capacity;
-        s
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HandlerStats {
+            name: self.name.to_string(),
+            priority: self.priority,
+            filter: self.filter.clone(),
+            enabled: self.enabled.load(Ordering::Relaxed),
+            received: load(&c.received),
+            handled: load(&c.handled),
+            errors: load(&c.errors),
+            panics: load(&c.panics),
+            retries: load(&c.retries),
+            dead_lettered: load(&c.dead_lettered),
+            skipped: load(&c.skipped),
+            abandoned: load(&c.abandoned),
+            delivered: ring.delivered,
+            dropped: ring.dropped,
+            queued: ring.queued,
+            capacity: ring.capacity,
+        }
     }
 }
 

@@ -1,4 +1,126 @@
 //! evbus-dispatch: a handler runtime over an [`evbus_core::Bus`].
+//!
+//! A [`Dispatcher`] runs handlers on a fixed pool of worker threads. Each
+//! handler has its own subscription, so its own ring, capacity, overflow
+//! policy and counters: a slow handler drops only its own events. Idle
+//! workers park on a condition variable; a handler's ring wakes it through a
+//! task waker only when the handler was idle (see
+//! [`Subscription::poll_recv`](evbus_core::Subscription::poll_recv)), so the
+//! publish path pays nothing extra while handlers keep up.
+//!
+//! ```
+//! use std::time::Duration;
+//! use evbus_core::{Bus, Event, EventKind};
+//! use evbus_dispatch::{Dispatcher, HandlerOptions, Priority};
+//!
+//! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+//! enum Kind { Placed }
+//! impl EventKind for Kind {
+//!     const ALL: &'static [Self] = &[Kind::Placed];
+//!     fn topic(self) -> &'static str { "orders.placed" }
+//!     fn index(self) -> usize { 0 }
+//! }
+//! #[derive(Debug, Clone)]
+//! struct Placed(u64);
+//! impl Event for Placed {
+//!     type Kind = Kind;
+//!     fn kind(&self) -> Kind { Kind::Placed }
+//! }
+//!
+//! let bus = Bus::<Placed>::new();
+//! let dispatcher = Dispatcher::builder(&bus).workers(2).build()?;
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! dispatcher.register(
+//!     HandlerOptions::pattern("audit", "orders.>")?.priority(Priority::High),
+//!     move |e: &Placed| { tx.send(e.0)?; Ok(()) },
+//! )?;
+//! bus.publish(Placed(7)).unwrap();
+//! assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, 7);
+//! let report = dispatcher.shutdown(Duration::from_secs(5));
+//! assert!(report.drained);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Ordering
+//!
+//! Guaranteed:
+//! - A handler never runs concurrently with itself.
+//! - Each handler sees the events of each publisher in publish order,
+//!   retries included: while one of its events waits for a retry, the
+//!   handler takes no later event (see *Retries*).
+//! - Within one publish, rings receive the event in priority order (see
+//!   [`SubscribeOptions::priority`](evbus_core::SubscribeOptions::priority)),
+//!   and a free worker always takes the ready handler with the highest
+//!   priority, then the earliest registration. A running handler checks,
+//!   after taking each event, whether a better handler became ready, and if
+//!   so puts the event back and yields.
+//! - With one worker (`workers(1)`) this makes priority strict per event:
+//!   every higher-priority handler that takes an event finishes it before a
+//!   lower-priority handler starts it (unless the higher one is disabled or
+//!   waiting for a retry), and equal priorities go in registration order.
+//!
+//! Not guaranteed:
+//! - With more than one worker, handlers run in parallel. Priority then
+//!   decides which ready handler a free worker takes first, not which one
+//!   finishes first: a low-priority handler on another worker may finish an
+//!   event before a high-priority one does.
+//! - Order between events of different publishers, beyond what the bus
+//!   gives (each ring is FIFO in the order pushes claimed slots).
+//! - Order between a handler's calls and the signals it causes (dead
+//!   letters, alarms) as seen by other subscribers.
+//!
+//! # Failures and retries
+//!
+//! A handler returns [`HandlerResult`]. An `Err`, or a panic (caught with
+//! `catch_unwind`), counts in the handler's `errors` or `panics`, goes to the
+//! error hook ([`DispatcherBuilder::on_error`]), and is retried by its
+//! [`RetryPolicy`] (3 attempts by default, capped exponential backoff with
+//! jitter). Other handlers and later events carry on; no lock is poisoned.
+//!
+//! Retries are timed by a timer thread on the dispatcher's [`Clock`], off
+//! the delivery path: the worker is released at once and runs other
+//! handlers. **The retrying handler's own later events wait** in its ring
+//! until the retry settles, which keeps its per-publisher order; if the ring
+//! fills meanwhile, its overflow policy applies and drops are counted. After
+//! the last attempt the event goes to the dead-letter topic
+//! (`evbus.dead_letter` on [`Dispatcher::signals`]) as a [`DeadLetter`] with
+//! the failure, the number of attempts and the handler's name.
+//!
+//! # Toggles
+//!
+//! [`Dispatcher::disable`] keeps the handler registered and its ring
+//! draining; **events it takes while disabled are skipped and counted** in
+//! `skipped`, not buffered (a buffer would grow without bound, or drop in
+//! the ring anyway). [`Dispatcher::enable`] resumes with the next event.
+//!
+//! # Watchdogs
+//!
+//! Both run on the injected [`Clock`] ([`ManualClock`] in tests, whose
+//! `advance` returns once every due timer has fired):
+//! - [`Dispatcher::watch_stall`]: if nothing matching a filter arrives for
+//!   a period, [`Signal::Stall`] once, then [`Signal::Recovered`] when
+//!   traffic returns.
+//! - [`HandlerOptions::depth_alarm`]: when a handler's ring fills past a
+//!   fraction, [`Signal::QueueDepth`] once per upward crossing; it re-arms
+//!   below the threshold. Workers check when they run the handler, and the
+//!   timer scans every [`DispatcherBuilder::depth_scan_every`], so a wedged
+//!   handler still raises it.
+//!
+//! # Re-entrancy
+//!
+//! From inside a callback a handler may publish, subscribe, register,
+//! unregister (itself included), enable or disable (itself included) and
+//! shut the dispatcher down. No dispatcher lock is held while user code
+//! runs, except the handler's own body, which nothing else waits on.
+//!
+//! # Shutdown
+//!
+//! [`Dispatcher::shutdown`] closes every handler's ring, lets the workers
+//! drain what is buffered, abandons pending retries (counted as
+//! `abandoned`), waits up to a grace period for handlers still running,
+//! closes the signal bus, joins the workers and the timer, and returns a
+//! [`DispatchReport`] that names any wedged handler. The bus itself stays
+//! open.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 

@@ -32,19 +32,20 @@ fn no_jitter(attempts: u32, base_ms: u64) -> RetryPolicy {
         .unwrap()
 }
 
-/// Records calls as `(handler, n)`.
-fn recorder() -> (
-    Arc<Mutex<Vec<(&'static str, u64)>>>,
-    impl Fn(&'static str) -> Box<dyn FnMut(&Ev) -> evbus_dispatch::HandlerResult + Send>,
-) {
-    let log = Arc::new(Mutex::new(Vec::new()));
+type Log = Arc<Mutex<Vec<(&'static str, u64)>>>;
+type Callback = Box<dyn FnMut(&Ev) -> evbus_dispatch::HandlerResult + Send>;
+
+/// A shared log, and a maker of handlers that record calls in it as
+/// `(handler, n)`.
+fn recorder() -> (Log, impl Fn(&'static str) -> Callback) {
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
     let l = Arc::clone(&log);
-    let make = move |name: &'static str| {
+    let make = move |name: &'static str| -> Callback {
         let l = Arc::clone(&l);
         Box::new(move |e: &Ev| {
             l.lock().unwrap().push((name, e.n));
             Ok(())
-        }) as Box<dyn FnMut(&Ev) -> evbus_dispatch::HandlerResult + Send>
+        })
     };
     (log, make)
 }

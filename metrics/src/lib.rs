@@ -50,12 +50,16 @@
 
 #[cfg(feature = "metrics")]
 mod facade;
+#[cfg(feature = "latency")]
+mod latency;
 mod prometheus;
 mod series;
 mod snapshot;
 
 #[cfg(feature = "metrics")]
 pub use crate::facade::MetricsMirror;
+#[cfg(feature = "latency")]
+pub use crate::latency::LatencyHistograms;
 pub use crate::{
     prometheus::CONTENT_TYPE,
     snapshot::{

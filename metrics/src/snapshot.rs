@@ -156,7 +156,7 @@ pub struct SubscriptionSnapshot {
     /// Whether it is closed (it may still hold events to drain).
     pub closed: bool,
     /// Publish-to-receive latency, when sampling is on and samples were
-    /// taken (feature `latency`, `Snapshot::with_latency`).
+    /// taken (feature `latency`: `Snapshot::with_latency`).
     pub latency: Option<LatencySummary>,
 }
 

@@ -336,13 +336,13 @@ pub(crate) fn run<E: Event>(rt: &Runtime<E>, cell: &Arc<Cell<E>>) -> Outcome {
         if let Some(pending) = body.next.take() {
             if pending.waiting {
                 cell.paused.store(false, Ordering::Relaxed);
-                // Acquire: pairs with the timer's Release store.
-                if cell.retry_ready.swap(false, Ordering::Acquire) {
-                    // Due: attempt it now.
-                } else if rt.is_stopping() {
+                if rt.is_stopping() {
+                    // Shutdown abandons pending retries, due or not.
                     bump(&cell.counters.abandoned);
                     continue;
-                } else {
+                }
+                // Acquire: pairs with the timer's Release store.
+                if !cell.retry_ready.swap(false, Ordering::Acquire) {
                     cell.paused.store(true, Ordering::Relaxed);
                     body.next = Some(pending);
                     return Outcome::Idle;

@@ -13,21 +13,34 @@
 //!   was buffered, and ends;
 //! - then `bus.shutdown()`, and a table of what every subscription saw.
 //!
+//! While it runs, a live table refreshes every second with each
+//! subscription's delivery rate, ring fill level and drops, so the stalled
+//! `exporter` can be seen filling up and dropping while the others stay
+//! empty: isolation, as it happens. On a terminal it is drawn with
+//! indicatif (one fill bar per subscription); otherwise each refresh is
+//! printed as a plain text block.
+//!
 //! The process exits non-zero if a fast subscriber dropped anything, if the
 //! stalled one dropped nothing, or if the bus totals disagree with the rows.
 
 use std::{
+    collections::BTreeMap,
+    io::IsTerminal,
     process::ExitCode,
     sync::{Arc, Barrier, mpsc},
     thread,
     time::{Duration, Instant},
 };
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use evbus::{
     Bus, Event, EventKind, Filter, RecvError, RecvTimeoutError, SubscribeOptions, SubscriptionStats,
 };
 
 const RUN: Duration = Duration::from_secs(3);
+/// How often the live table refreshes.
+const REFRESH: Duration = Duration::from_secs(1);
 const HOSTS: [&str; 8] = [
     "web-1", "web-2", "web-3", "api-1", "api-2", "db-1", "db-2", "cache-1",
 ];
@@ -361,12 +374,20 @@ fn main() -> ExitCode {
         ),
     ];
 
+    let (stop_monitor, monitor_stop) = mpsc::channel::<()>();
+    let monitor = {
+        let bus = bus.clone();
+        thread::spawn(move || monitor(&bus, &monitor_stop))
+    };
     let started = Instant::now();
     start_gate.wait();
     let published_by_threads: u64 = publishers
         .into_iter()
         .map(|h| h.join().expect("publisher thread"))
         .sum();
+    // One last refresh, then the live table ends.
+    drop(stop_monitor);
+    monitor.join().expect("monitor thread");
     let shutdown = bus.shutdown();
     drop(release_stalled);
     let outcomes: Vec<(&str, Outcome)> = subscribers
@@ -460,5 +481,172 @@ fn main() -> ExitCode {
             eprintln!("check FAILED: {f}");
         }
         ExitCode::FAILURE
+    }
+}
+
+/// One row of the live table, from two snapshots `dt` apart.
+struct LiveRow {
+    name: String,
+    capacity: usize,
+    queued: usize,
+    delivered_per_s: f64,
+    dropped: u64,
+    dropped_per_s: f64,
+}
+
+/// Refreshes the live table every [`REFRESH`] until `stop` is dropped,
+/// then draws it one last time.
+fn monitor(bus: &Bus<Watch>, stop: &mpsc::Receiver<()>) {
+    let mut view: Box<dyn LiveView> = if std::io::stdout().is_terminal() {
+        Box::new(Bars::new())
+    } else {
+        Box::new(PlainText)
+    };
+    let started = Instant::now();
+    let mut last = (Instant::now(), counts(bus));
+    loop {
+        let done = !matches!(
+            stop.recv_timeout(REFRESH),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        );
+        let now = (Instant::now(), counts(bus));
+        let dt = now.0.duration_since(last.0).as_secs_f64().max(1e-9);
+        let rows: Vec<LiveRow> = now
+            .1
+            .values()
+            .map(|s| {
+                let before = last.1.get(&s.id);
+                let (delivered0, dropped0) = before.map_or((0, 0), |b| (b.delivered, b.dropped));
+                LiveRow {
+                    name: s.name.clone().unwrap_or_else(|| s.filter.join(",")),
+                    capacity: s.capacity,
+                    queued: s.queued,
+                    delivered_per_s: s.delivered.saturating_sub(delivered0) as f64 / dt,
+                    dropped: s.dropped,
+                    dropped_per_s: s.dropped.saturating_sub(dropped0) as f64 / dt,
+                }
+            })
+            .collect();
+        // The stop usually lands just after a refresh: rates over a sliver
+        // of a second say nothing, so that last sliver is not drawn.
+        if !done || dt >= REFRESH.as_secs_f64() / 4.0 {
+            view.draw(started.elapsed(), &rows);
+        }
+        last = now;
+        if done {
+            view.finish();
+            return;
+        }
+    }
+}
+
+/// The stats of every registered subscription, by id.
+fn counts(bus: &Bus<Watch>) -> BTreeMap<u64, SubscriptionStats> {
+    bus.snapshot()
+        .subscriptions
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect()
+}
+
+/// Where the live table goes.
+trait LiveView {
+    fn draw(&mut self, at: Duration, rows: &[LiveRow]);
+    fn finish(&mut self) {}
+}
+
+/// Not a terminal: a plain text block per refresh, no escape codes.
+struct PlainText;
+
+impl LiveView for PlainText {
+    fn draw(&mut self, at: Duration, rows: &[LiveRow]) {
+        println!(
+            "[live {:>4.1} s] {:<12} {:>13} {:>6} {:>13} {:>8} {:>11}",
+            at.as_secs_f64(),
+            "subscription",
+            "fill",
+            "",
+            "delivered/s",
+            "dropped",
+            "dropped/s"
+        );
+        for r in rows {
+            println!(
+                "{:>13} {:<12} {:>6}/{:<6} {:>5.0}% {:>13.0} {:>8} {:>11.0}",
+                "",
+                r.name,
+                r.queued,
+                r.capacity,
+                100.0 * r.queued as f64 / r.capacity.max(1) as f64,
+                r.delivered_per_s,
+                r.dropped,
+                r.dropped_per_s
+            );
+        }
+    }
+}
+
+/// A terminal: a fill bar per subscription, redrawn in place.
+struct Bars {
+    multi: MultiProgress,
+    header: ProgressBar,
+    bars: BTreeMap<String, ProgressBar>,
+    style: ProgressStyle,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        let header = multi.add(ProgressBar::new(1));
+        header.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
+        Self {
+            multi,
+            header,
+            bars: BTreeMap::new(),
+            style: ProgressStyle::with_template(
+                "{prefix:<12} [{bar:30.cyan/blue}] {pos:>5}/{len:<5} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("#>-"),
+        }
+    }
+}
+
+impl LiveView for Bars {
+    fn draw(&mut self, at: Duration, rows: &[LiveRow]) {
+        self.header.set_message(format!(
+            "live at {:.1} s: ring fill, deliveries/s, drops (every {} s)",
+            at.as_secs_f64(),
+            REFRESH.as_secs()
+        ));
+        for r in rows {
+            let bar = self.bars.entry(r.name.clone()).or_insert_with(|| {
+                let bar = self.multi.add(ProgressBar::new(r.capacity as u64));
+                bar.set_style(self.style.clone());
+                bar.set_prefix(r.name.clone());
+                bar
+            });
+            bar.set_position(r.queued as u64);
+            bar.set_message(format!(
+                "{:>8.0} delivered/s  dropped {:>6} ({:>6.0}/s)",
+                r.delivered_per_s, r.dropped, r.dropped_per_s
+            ));
+        }
+        // Subscriptions that left the bus keep their last line, marked.
+        for (name, bar) in &self.bars {
+            if !rows.iter().any(|r| &r.name == name) && !bar.is_finished() {
+                bar.abandon_with_message("unsubscribed");
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for bar in self.bars.values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+        self.header.abandon();
+        println!();
     }
 }

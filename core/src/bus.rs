@@ -362,13 +362,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
         )?
         .with_priority(options.get_priority());
         #[cfg(feature = "latency")]
-        let ring = ring.with_sampler(
-            self.shared
-                .latency
-                .lock()
-                .as_ref()
-                .map(|sampling| crate::latency::Sampler::new(sampling, id)),
-        );
+        let ring = ring.with_sampler(self.shared.latency.lock().as_ref().and_then(|sampling| {
+            crate::latency::Sampler::new(sampling, id, options.get_capacity())
+        }));
         #[cfg(feature = "tracing")]
         let ring = ring.with_trace(crate::trace::TraceInfo {
             id,

@@ -1,23 +1,26 @@
 //! Sampled publish-to-receive latency (feature `latency`).
 //!
-//! A ring with a [`Sampler`] stamps every `every`-th position with the time
-//! its producer wrote it, in the slot next to the value; the consumer that
-//! takes that position reads the stamp and hands the difference to a
-//! [`LatencyRecorder`] on its own thread. Both sides pick the same
-//! positions from the position alone (`count(pos) % every == 0`), so no
-//! flag travels with the event and unsampled pushes write nothing extra.
+//! A ring with a [`Sampler`] records, for every `every`-th position, the
+//! time its producer wrote it, in the sampler's array of send times at the
+//! slot's index; the consumer that takes that position reads it and hands
+//! the difference to a [`LatencyRecorder`] on its own thread. Both sides
+//! pick the same positions from the position alone
+//! (`count(pos) % every == 0`), so no flag travels with the event and
+//! unsampled pushes write nothing extra.
 //!
-//! The stamp is part of the slot, written after the producer's claim and
-//! before its Release stamp store, and read after the consumer's Acquire
-//! stamp load and before it frees the slot: it is handed over exactly like
-//! the value (see the ring's synchronization protocol, steps 2 and 3).
+//! A send time is written after the producer's claim and before its
+//! Release stamp store, and read after the consumer's Acquire stamp load
+//! and before it frees the slot: it is handed over exactly like the value
+//! (see the ring's synchronization protocol, steps 2 and 3).
 //!
-//! Without the feature none of this exists: slots carry no stamp and the
-//! push path has no sampling branch.
+//! The array lives in the sampler, not in the slots, so a ring without
+//! sampling keeps the slot layout of a build without the feature; its push
+//! and pop each pay one check of an empty `Option`. Without the feature
+//! none of this exists.
 
 use std::{fmt, num::NonZeroU32, time::Instant};
 
-use crate::sync::StdArc;
+use crate::sync::{StdArc, UnsafeCell};
 
 /// Receives latency samples, on the receiving thread.
 ///
@@ -68,16 +71,59 @@ pub(crate) struct Sampler {
     recorder: StdArc<dyn LatencyRecorder>,
     /// The subscription reported to the recorder.
     subscription: u64,
+    /// The send time of the sampled event in each slot, by slot index.
+    sent: Box<[UnsafeCell<u64>]>,
 }
 
 impl Sampler {
-    pub(crate) fn new(sampling: &LatencySampling, subscription: u64) -> Self {
-        Self {
+    /// A sampler for a ring of `capacity` slots, or `None` if its array of
+    /// send times cannot be allocated (the ring then goes unsampled).
+    pub(crate) fn new(
+        sampling: &LatencySampling,
+        subscription: u64,
+        capacity: usize,
+    ) -> Option<Self> {
+        let mut sent = Vec::new();
+        sent.try_reserve_exact(capacity).ok()?;
+        sent.extend((0..capacity).map(|_| UnsafeCell::new(0)));
+        Some(Self {
             every: u64::from(sampling.every.get()),
             epoch: Instant::now(),
             recorder: StdArc::clone(&sampling.recorder),
             subscription,
-        }
+            sent: sent.into_boxed_slice(),
+        })
+    }
+
+    /// Records `sent` as the send time of the event in slot `index`.
+    ///
+    /// # Safety
+    ///
+    /// - The caller is the producer that owns the position in slot `index`
+    ///   (it won the claim CAS, or `force_push`'s head CAS) and has not yet
+    ///   stored the slot's Release stamp.
+    #[inline]
+    pub(crate) unsafe fn write(&self, index: usize, sent: u64) {
+        debug_assert!(index < self.sent.len());
+        // SAFETY: no other thread touches this entry until the slot's
+        // Release stamp store, by the caller's contract.
+        self.sent[index].with_mut(|p| unsafe { *p = sent });
+    }
+
+    /// The send time recorded for the event in slot `index`.
+    ///
+    /// # Safety
+    ///
+    /// - The caller is the consumer, has loaded the slot's stamp with
+    ///   Acquire and found the event ready, and has not yet freed the slot.
+    ///   The event's position is sampled, so its producer wrote the entry.
+    #[inline]
+    pub(crate) unsafe fn read(&self, index: usize) -> u64 {
+        debug_assert!(index < self.sent.len());
+        // SAFETY: the producer's write happened before its Release stamp
+        // store, which the caller's Acquire load saw; no producer writes
+        // the entry again until the caller frees the slot.
+        self.sent[index].with(|p| unsafe { *p })
     }
 
     /// Whether the event at sequence number `seq` (positions counted from

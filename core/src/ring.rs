@@ -77,10 +77,6 @@ struct Slot<T> {
     /// written at `pos` is ready.
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
-    /// When the value was written, for a sampled position (feature
-    /// `latency`; see `latency.rs`). Handed over with the value by `stamp`.
-    #[cfg(feature = "latency")]
-    sent: UnsafeCell<u64>,
 }
 
 /// What happened to one push.
@@ -124,6 +120,9 @@ const FOLDED: u64 = 1 << 63;
 pub(crate) struct Sink {
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// The single producer's publish epoch (odd while it publishes), for a
+    /// single-producer bus; see `ring_solo.rs`.
+    pub(crate) epoch: CachePadded<AtomicU64>,
 }
 
 /// Counters written only off the fast path, kept away from `head` and
@@ -176,6 +175,12 @@ pub(crate) struct Ring<T> {
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
+    /// Single-producer mode (see `ring_solo.rs`): one publisher pushes with
+    /// plain stores and keeps its position in `solo_tail`; `tail` then
+    /// carries only the mark, park and final flags.
+    solo: bool,
+    /// The producer's position in single-producer mode.
+    solo_tail: CachePadded<AtomicUsize>,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
@@ -187,8 +192,10 @@ pub(crate) struct Ring<T> {
     /// Where `Block` producers sleep.
     space: Waiter,
     /// Latency sampling, if the bus had it on at subscribe time.
+    /// Boxed: a ring without sampling pays one pointer, checked once per
+    /// push and pop.
     #[cfg(feature = "latency")]
-    sampler: Option<Sampler>,
+    sampler: Option<Box<Sampler>>,
     /// The subscription's identity in tracing events.
     #[cfg(feature = "tracing")]
     trace: TraceInfo,
@@ -197,8 +204,9 @@ pub(crate) struct Ring<T> {
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
 // so it moves values between threads (`T: Send`) but never shares one.
 unsafe impl<T: Send> Send for Ring<T> {}
-// SAFETY: concurrent access to a slot's value is excluded by the stamp
-// protocol (module docs, steps 1-3); only `T: Send` is needed for that.
+// SAFETY: concurrent access to a slot's value (and, with the `latency`
+// feature, to its entry in the sampler's send times) is excluded by the
+// stamp protocol (module docs, steps 1-3); only `T: Send` is needed for that.
 unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
@@ -234,8 +242,6 @@ impl<T> Ring<T> {
             // Slot `i` is free for the producer at position `i` of lap 0.
             stamp: AtomicUsize::new(i),
             value: UnsafeCell::new(MaybeUninit::uninit()),
-            #[cfg(feature = "latency")]
-            sent: UnsafeCell::new(0),
         }));
         let mark_bit = (cap + 1).next_power_of_two();
         Ok(Self {
@@ -248,6 +254,8 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
+            solo: false,
+            solo_tail: CachePadded::new(AtomicUsize::new(0)),
             priority: 0,
             cold: CachePadded::new(Cold::default()),
             sink,
@@ -264,7 +272,7 @@ impl<T> Ring<T> {
     #[cfg(feature = "latency")]
     #[must_use]
     pub(crate) fn with_sampler(mut self, sampler: Option<Sampler>) -> Self {
-        self.sampler = sampler;
+        self.sampler = sampler.map(Box::new);
         self
     }
 
@@ -279,6 +287,19 @@ impl<T> Ring<T> {
     #[cfg(feature = "tracing")]
     pub(crate) fn trace_info(&self) -> &TraceInfo {
         &self.trace
+    }
+
+    /// `tail` as the statistics and `Drop` read it: in single-producer mode
+    /// the producer's position comes from `solo_tail`, the flags from
+    /// `tail`.
+    #[inline]
+    fn tail_word(&self, order: Ordering) -> usize {
+        let tail = self.tail.load(order);
+        if self.solo {
+            self.solo_tail.load(order) | (tail & (self.mark_bit | self.park_bit))
+        } else {
+            tail
+        }
     }
 
     /// Sets the delivery priority (see [`Ring::priority`]).
@@ -333,28 +354,49 @@ impl<T> Ring<T> {
         &self.buffer[index]
     }
 
-    /// The time to stamp an event at `pos` with, if `pos` is sampled.
-    #[cfg(feature = "latency")]
-    #[inline]
-    fn sample_time(&self, pos: usize) -> Option<u64> {
-        match &self.sampler {
-            Some(s) if s.samples(self.count(pos)) => Some(s.now()),
-            _ => None,
-        }
-    }
-
-    /// Writes the send time of the event in `slot`.
+    /// Records the send time of the event at `pos`, if `pos` is sampled.
+    /// Out of line, so a ring without sampling pays only the `Option`
+    /// check at the call site. The clock is read between the claim and the
+    /// stamp store, which delays a consumer waiting on this very slot by
+    /// one clock read, on sampled events only.
     ///
     /// # Safety
     ///
-    /// - The caller owns the slot's position (it won the claim CAS, or
-    ///   `force_push`'s head CAS) and has not yet stored its Release stamp,
-    ///   so no other thread reads or writes the slot.
+    /// - Same as [`Sampler::write`]: the caller owns `pos` and has not yet
+    ///   stored its slot's Release stamp.
     #[cfg(feature = "latency")]
-    #[inline]
-    unsafe fn write_sent(&self, slot: &Slot<T>, sent: u64) {
-        // SAFETY: exclusive access, by the caller's contract.
-        slot.sent.with_mut(|p| unsafe { *p = sent });
+    #[inline(never)]
+    unsafe fn stamp_sent(&self, s: &Sampler, pos: usize) {
+        if s.samples(self.count(pos)) {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { s.write(pos & (self.mark_bit - 1), s.now()) };
+        }
+    }
+
+    /// Frees the slot of the event just taken at `head`, as `try_pop`
+    /// does without sampling, and reports its latency if it was sampled:
+    /// the send time is read before the slot is freed, the clock after.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Sampler::read`]: the caller is the consumer, saw the
+    ///   event at `head` ready (Acquire), has read its value, and has not
+    ///   yet freed its slot.
+    #[cfg(feature = "latency")]
+    #[inline(never)]
+    unsafe fn free_sampled(&self, s: &Sampler, slot: &Slot<T>, head: usize) {
+        let sent = s
+            .samples(self.count(head))
+            // SAFETY: forwarded from the caller's contract; a sampled
+            // position's send time was written by its producer
+            // (`stamp_sent`) before the stamp the caller saw.
+            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) });
+        // Release: as the store in `try_pop` (step 3).
+        slot.stamp
+            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+        if let Some(sent) = sent {
+            s.record(sent);
+        }
     }
 
     /// Pushes the value `make` produces, following the overflow policy when
@@ -384,10 +426,6 @@ impl<T> Ring<T> {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
                 };
-                // Read the clock before the claim, not between the claim
-                // and the stamp store, where the consumer may be waiting.
-                #[cfg(feature = "latency")]
-                let sent = self.sample_time(pos);
                 let new_tail = self.next(pos);
                 // Relaxed success: the slot is handed over by the stamp
                 // (step 2), not by `tail`. Clearing the park bit here is
@@ -404,9 +442,9 @@ impl<T> Ring<T> {
                         // consumer is done with the slot's previous value.
                         slot.value.with_mut(|p| unsafe { (*p).write(v) });
                         #[cfg(feature = "latency")]
-                        if let Some(sent) = sent {
+                        if let Some(s) = &self.sampler {
                             // SAFETY: as for the value just above.
-                            unsafe { self.write_sent(slot, sent) };
+                            unsafe { self.stamp_sent(s, pos) };
                         }
                         // Release: pairs with the consumer's Acquire load in
                         // `try_pop` (step 2).
@@ -635,10 +673,10 @@ impl<T> Ring<T> {
             .value
             .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
         #[cfg(feature = "latency")]
-        if let Some(sent) = self.sample_time(pos) {
+        if let Some(s) = &self.sampler {
             // SAFETY: as for the value just above: we own the slot until the
             // Release stamp store below.
-            unsafe { self.write_sent(slot, sent) };
+            unsafe { self.stamp_sent(s, pos) };
         }
         // Release: pairs with the consumer's Acquire stamp load.
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
@@ -697,6 +735,10 @@ impl<T> Ring<T> {
     /// - Only one thread at a time may call the consumer-side methods
     ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { self.try_pop_solo() };
+        }
         let backoff = Backoff::new();
         // Relaxed: only the consumer and `force_push` write `head`; a stale
         // value is caught by the stamp check or the head CAS.
@@ -727,25 +769,20 @@ impl<T> Ring<T> {
                 // written, and we own `head` (sole consumer, or the CAS).
                 let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
                 #[cfg(feature = "latency")]
-                let sent = match &self.sampler {
-                    Some(s) if s.samples(self.count(head)) => {
-                        // SAFETY: as for the value just above; a sampled
-                        // position's send time was written before its
-                        // Release stamp store (`write_sent`).
-                        Some(slot.sent.with(|p| unsafe { *p }))
+                if let Some(s) = &self.sampler {
+                    // SAFETY: as for the value just above.
+                    unsafe { self.free_sampled(s, slot, head) };
+                    if let Overflow::Block(_) = self.policy {
+                        self.notify_space();
                     }
-                    _ => None,
-                };
+                    return Ok(value);
+                }
                 // Release: pairs with the producers' Acquire stamp load
                 // (step 3): our read happens before their next write.
                 slot.stamp
                     .store(head.wrapping_add(self.one_lap), Ordering::Release);
                 if let Overflow::Block(_) = self.policy {
                     self.notify_space();
-                }
-                #[cfg(feature = "latency")]
-                if let (Some(sampler), Some(sent)) = (&self.sampler, sent) {
-                    sampler.record(sent);
                 }
                 return Ok(value);
             } else if stamp == head {
@@ -798,6 +835,11 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn wait(&self, deadline: Option<Instant>) {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.park_solo(None, deadline) };
+            return;
+        }
         let guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
@@ -846,6 +888,10 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn register(&self, waker: &Waker) -> bool {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { self.park_solo(Some(waker), None) };
+        }
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
@@ -898,7 +944,7 @@ impl<T> Ring<T> {
             return;
         }
         // Relaxed: a sample for statistics; `head` is our own.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.tail_word(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
         let len = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
         if len > *local && len <= self.cap {
@@ -912,6 +958,9 @@ impl<T> Ring<T> {
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
         let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
+        if self.solo {
+            return self.close_solo(old);
+        }
         if old & self.mark_bit != 0 {
             return false;
         }
@@ -930,14 +979,14 @@ impl<T> Ring<T> {
 
     /// Events buffered now (a snapshot; exact when quiescent).
     pub(crate) fn len(&self) -> usize {
-        let mut tail = self.tail.load(Ordering::SeqCst);
+        let mut tail = self.tail_word(Ordering::SeqCst);
         // Bounded: under a stream of pushes the pair may never be stable;
         // after a few tries any recent pair is a fine answer.
         for _ in 0..4 {
             // SeqCst on all three, as crossbeam's `len`: tail is re-read to
             // check that head was read between two equal tails.
             let head = self.head.load(Ordering::SeqCst);
-            let again = self.tail.load(Ordering::SeqCst);
+            let again = self.tail_word(Ordering::SeqCst);
             if again == tail {
                 let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
                 return (len as usize).min(self.cap);
@@ -961,7 +1010,7 @@ impl<T> Ring<T> {
     fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
         let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
         // SeqCst: as in `len`.
-        let tail = self.tail.load(Ordering::SeqCst);
+        let tail = self.tail_word(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
         let accepted = self.count(self.pos(tail));
         let popped = self.count(head);
@@ -984,7 +1033,7 @@ impl<T> Ring<T> {
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         // Relaxed: `&mut self` excludes every other thread.
-        let tail = self.pos(self.tail.load(Ordering::Relaxed));
+        let tail = self.pos(self.tail_word(Ordering::Relaxed));
         let mut head = self.head.load(Ordering::Relaxed);
         while head != tail {
             let slot = self.slot(head);
@@ -1006,6 +1055,11 @@ impl<T> std::fmt::Debug for Ring<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[path = "ring_solo.rs"]
+mod solo;
+
+pub(crate) use solo::SoloGuard;
 
 /// Models of ring internals that the public API cannot reach reliably.
 /// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.

@@ -2,16 +2,24 @@
 //! process, printed as a Markdown table with ratios (evbus ÷ peer).
 //!
 //! ```text
-//! cargo run --release -p evbus-benches --bin bench-report [-- --quick]
+//! cargo run --release -p evbus-benches --bin bench-report [-- --quick] [--only 1,3] [--svg PATH]
 //! ```
+//!
+//! `--svg PATH` also writes an SVG bar chart of the rows that have figures
+//! for both peers and a unit in nanoseconds (see `bench_report/svg.rs`).
 //!
 //! Peers run round-robin inside each scenario (evbus, tokio, crossbeam,
 //! evbus, ...) and each figure is the median over rounds, so slow drift of
 //! this noisy VM hits all three alike. Only ratios measured in the same run
 //! mean anything.
 
+#[path = "bench_report/svg.rs"]
+mod svg;
+
 use std::{
     hint::black_box,
+    path::PathBuf,
+    process::ExitCode,
     sync::{
         Arc, Barrier,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -569,7 +577,46 @@ fn ratio(e: f64, p: Option<f64>) -> String {
     p.map_or("–".into(), |p| format!("{:.2}", e / p))
 }
 
-fn main() {
+/// The value after `flag`: `None` if the flag is absent, `Some(Err)` if it
+/// has no value.
+fn flag_value(flag: &str) -> Option<Result<String, String>> {
+    let mut args = std::env::args().skip_while(|a| a != flag);
+    args.next()?;
+    Some(
+        args.next()
+            .filter(|v| !v.starts_with("--"))
+            .ok_or_else(|| format!("{flag} needs a value")),
+    )
+}
+
+/// Writes the `--svg` chart: every row with both peers, in nanoseconds.
+fn write_svg(path: &std::path::Path, rows: &[Row], command: &str) -> Result<usize, String> {
+    let groups: Vec<svg::Group<'_>> = rows
+        .iter()
+        .filter(|r| r.unit.starts_with("ns"))
+        .filter_map(|r| {
+            Some(svg::Group {
+                label: &r.scenario,
+                evbus: r.evbus,
+                tokio: r.tokio?,
+                crossbeam: r.crossbeam?,
+            })
+        })
+        .collect();
+    let title = format!("evbus vs tokio broadcast vs crossbeam fan-out ({command})");
+    svg::write(path, &title, "ns per delivery or publish", &groups)?;
+    Ok(groups.len())
+}
+
+fn main() -> ExitCode {
+    let svg_path = match flag_value("--svg") {
+        None => None,
+        Some(Ok(p)) => Some(PathBuf::from(p)),
+        Some(Err(e)) => {
+            eprintln!("bench-report: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let quick = std::env::args().any(|a| a == "--quick");
     let cfg = if quick {
         Config {
@@ -640,4 +687,15 @@ fn main() {
             r.note
         );
     }
+    if let Some(path) = svg_path {
+        let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        match write_svg(&path, &rows, &format!("bench-report {command}")) {
+            Ok(n) => eprintln!("bench-report: wrote {} ({n} groups)", path.display()),
+            Err(e) => {
+                eprintln!("bench-report: --svg: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -688,7 +688,12 @@ fn main() -> ExitCode {
         );
     }
     if let Some(path) = svg_path {
-        let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        // The command that made the figures, without the output path.
+        let mut args: Vec<String> = std::env::args().skip(1).collect();
+        if let Some(at) = args.iter().position(|a| a == "--svg") {
+            args.drain(at..(at + 2).min(args.len()));
+        }
+        let command = args.join(" ");
         match write_svg(&path, &rows, &format!("bench-report {command}")) {
             Ok(n) => eprintln!("bench-report: wrote {} ({n} groups)", path.display()),
             Err(e) => {

@@ -24,10 +24,12 @@ use crate::{
     error::{PublishError, SubscribeError},
     filter::Filter,
     kind::{Event, EventKind},
+    policy::Overflow,
     policy::SubscribeOptions,
     publisher::{Counters, Publisher},
     registry::{Registry, SubEntry},
     ring::{Ring, Sink},
+    solo::SoloPublisher,
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
@@ -60,13 +62,30 @@ pub(crate) struct Shared<E> {
     pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
     pub(crate) retired: Mutex<Retired>,
     /// Totals of subscriptions that left the registry (see `Ring::fold`).
-    sink: Arc<Sink>,
+    pub(crate) sink: Arc<Sink>,
+    /// Built by [`Bus::single_producer`]: rings are single-producer.
+    solo: bool,
     /// Latency sampling for subscriptions made from now on.
     #[cfg(feature = "latency")]
     latency: Mutex<Option<LatencySampling>>,
 }
 
 impl<E> Shared<E> {
+    /// Removes a publisher's counters from the live list and adds them to
+    /// the retired totals.
+    pub(crate) fn retire_publisher(&self, counters: &Arc<Counters>) {
+        let mut list = self.publishers.lock();
+        if let Some(at) = list.iter().position(|c| Arc::ptr_eq(c, counters)) {
+            list.swap_remove(at);
+        }
+        // Fold while holding the list lock, so a snapshot never counts these
+        // twice or misses them.
+        let (published, none) = counters.read();
+        let mut retired = self.retired.lock();
+        retired.published += published;
+        retired.no_subscribers += none;
+    }
+
     /// Removes subscription `id`, which must be closed, from the registry and
     /// folds its counters into the bus totals. Does nothing if it is already
     /// gone.
@@ -185,6 +204,31 @@ impl<E: Event> Bus<E> {
     /// [`KindTableError`] if a kind topic breaks the topic rules, two kinds
     /// share a topic, or `index` disagrees with the order of `ALL`.
     pub fn try_new() -> Result<Self, KindTableError> {
+        Ok(Self::with_registry(Self::kind_registry()?))
+    }
+
+    /// Creates a single-producer bus and its one publisher.
+    ///
+    /// The [`SoloPublisher`] is not `Clone`: it is the only producer of
+    /// every ring, so a delivery is a plain store instead of a CAS, as in
+    /// the disruptor's single-producer mode (see [`SoloPublisher`] for the
+    /// costs). Other publishes on this bus ([`Bus::publish`], a
+    /// [`Publisher`]) return [`PublishError::NotTheProducer`], and
+    /// subscriptions must use [`Overflow::DropNewest`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Bus::try_new`].
+    pub fn single_producer() -> Result<(Self, SoloPublisher<E>), KindTableError> {
+        let mut registry = Self::kind_registry()?;
+        registry.solo = true;
+        let bus = Self::with_registry(registry);
+        let publisher = SoloPublisher::new(Arc::clone(&bus.shared));
+        Ok((bus, publisher))
+    }
+
+    /// A registry with every kind topic interned, in kind order.
+    fn kind_registry() -> Result<Registry<E>, KindTableError> {
         let mut registry = Registry::new();
         for (i, kind) in E::Kind::ALL.iter().enumerate() {
             validate_topic(kind.topic())
@@ -200,7 +244,7 @@ impl<E: Event> Bus<E> {
                 return Err(KindTableError::DuplicateTopic(kind.topic()));
             }
         }
-        Ok(Self::with_registry(registry))
+        Ok(registry)
     }
 
     /// Publishes `event` on its kind's topic.
@@ -219,8 +263,8 @@ impl<E: Event> Bus<E> {
     /// `accepted`.
     pub fn publish(&self, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.shared.registry.load();
-        if registry.closed {
-            return Err(PublishError::Closed(event));
+        if registry.refuses() {
+            return Err(registry.refusal(event));
         }
         let id = event.kind().index() as u32;
         let report = deliver(registry.route(id), event);
@@ -243,12 +287,13 @@ impl<E: Clone + Send + 'static> Bus<E> {
         Self {
             shared: Arc::new(Shared {
                 id: NEXT_BUS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                registry: SnapshotCell::new(Arc::new(registry)),
                 next_sub_id: AtomicU64::new(1),
                 direct: CachePadded::new(Counters::default()),
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
                 sink: Arc::new(Sink::default()),
+                solo: registry.solo,
+                registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
             }),
@@ -316,8 +361,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
             return Err(PublishError::ForeignTopic(event));
         }
         let registry = self.shared.registry.load();
-        if registry.closed {
-            return Err(PublishError::Closed(event));
+        if registry.refuses() {
+            return Err(registry.refusal(event));
         }
         let report = deliver(registry.route(topic.id), event);
         self.shared.direct.record_shared(&report);
@@ -361,6 +406,11 @@ impl<E: Clone + Send + 'static> Bus<E> {
             Arc::clone(&self.shared.sink),
         )?
         .with_priority(options.get_priority());
+        let ring = match (self.shared.solo, options.get_overflow()) {
+            (false, _) => ring,
+            (true, Overflow::DropNewest) => ring.solo(),
+            (true, other) => return Err(SubscribeError::SingleProducerPolicy(other)),
+        };
         #[cfg(feature = "latency")]
         let ring = ring.with_sampler(self.shared.latency.lock().as_ref().and_then(|sampling| {
             crate::latency::Sampler::new(sampling, id, options.get_capacity())
@@ -571,8 +621,8 @@ pub(crate) fn publish_to<E: Clone>(
     topic: &str,
     event: E,
 ) -> Result<PublishReport, PublishError<E>> {
-    if registry.closed {
-        return Err(PublishError::Closed(event));
+    if registry.refuses() {
+        return Err(registry.refusal(event));
     }
     if let Some(id) = registry.topic_id(topic) {
         return Ok(deliver(registry.route(id), event));

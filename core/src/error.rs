@@ -16,13 +16,19 @@ pub enum PublishError<E> {
     InvalidTopic(E, TopicError),
     /// The [`Topic`](crate::Topic) handle belongs to another bus.
     ForeignTopic(E),
+    /// The bus was built with [`Bus::single_producer`](crate::Bus::single_producer):
+    /// only its [`SoloPublisher`](crate::SoloPublisher) may publish.
+    NotTheProducer(E),
 }
 
 impl<E> PublishError<E> {
     /// Returns the event that was not published.
     pub fn into_inner(self) -> E {
         match self {
-            Self::Closed(e) | Self::InvalidTopic(e, _) | Self::ForeignTopic(e) => e,
+            Self::Closed(e)
+            | Self::InvalidTopic(e, _)
+            | Self::ForeignTopic(e)
+            | Self::NotTheProducer(e) => e,
         }
     }
 }
@@ -37,6 +43,7 @@ impl<E> fmt::Debug for PublishError<E> {
                 .field(err)
                 .finish(),
             Self::ForeignTopic(_) => f.pad("ForeignTopic(..)"),
+            Self::NotTheProducer(_) => f.pad("NotTheProducer(..)"),
         }
     }
 }
@@ -47,6 +54,9 @@ impl<E> fmt::Display for PublishError<E> {
             Self::Closed(_) => f.write_str("publishing on a closed bus"),
             Self::InvalidTopic(_, err) => write!(f, "invalid topic: {err}"),
             Self::ForeignTopic(_) => f.write_str("topic handle belongs to another bus"),
+            Self::NotTheProducer(_) => {
+                f.write_str("a single-producer bus takes publishes from its SoloPublisher only")
+            }
         }
     }
 }
@@ -72,6 +82,9 @@ pub enum SubscribeError {
     InvalidPattern(TopicError),
     /// The filter matches nothing: no pattern and no kind was given.
     EmptyFilter,
+    /// A single-producer bus supports only
+    /// [`Overflow::DropNewest`](crate::Overflow::DropNewest) subscriptions.
+    SingleProducerPolicy(crate::Overflow),
 }
 
 impl fmt::Display for SubscribeError {
@@ -87,6 +100,10 @@ impl fmt::Display for SubscribeError {
             }
             Self::InvalidPattern(err) => write!(f, "invalid pattern: {err}"),
             Self::EmptyFilter => f.write_str("subscription filter is empty"),
+            Self::SingleProducerPolicy(policy) => write!(
+                f,
+                "a single-producer bus supports only DropNewest subscriptions, not {policy:?}"
+            ),
         }
     }
 }

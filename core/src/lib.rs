@@ -72,6 +72,7 @@ mod policy;
 mod publisher;
 mod registry;
 mod ring;
+mod solo;
 mod stats;
 mod subscription;
 mod sync;
@@ -89,6 +90,7 @@ pub use crate::{
     policy::{DEFAULT_CAPACITY, Overflow, SubscribeOptions},
     publisher::Publisher,
     ring::MAX_CAPACITY,
+    solo::SoloPublisher,
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::{Iter, Subscription, TryIter, Unsubscriber},
     topic::{Pattern, TopicError, validate_topic},

@@ -26,7 +26,7 @@ impl Counters {
     /// Counts a publish made by the single owner of these counters: a plain
     /// load and store, no read-modify-write.
     #[inline]
-    fn record_owned(&self, report: &PublishReport) {
+    pub(crate) fn record_owned(&self, report: &PublishReport) {
         // Relaxed: single writer (the owning `Publisher`, through `&mut`);
         // snapshot readers only need some recent value.
         bump(&self.published);
@@ -120,8 +120,8 @@ impl<E: Clone> Publisher<E> {
     #[inline]
     fn publish_id(&mut self, id: u32, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.cache.load();
-        if registry.closed {
-            return Err(PublishError::Closed(event));
+        if registry.refuses() {
+            return Err(registry.refusal(event));
         }
         let report = deliver(registry.route(id), event);
         self.counters.record_owned(&report);
@@ -151,16 +151,7 @@ impl<E> Clone for Publisher<E> {
 
 impl<E> Drop for Publisher<E> {
     fn drop(&mut self) {
-        let mut list = self.shared.publishers.lock();
-        if let Some(at) = list.iter().position(|c| Arc::ptr_eq(c, &self.counters)) {
-            list.swap_remove(at);
-        }
-        // Fold while holding the list lock, so a snapshot never counts these
-        // twice or misses them.
-        let (published, none) = self.counters.read();
-        let mut retired = self.shared.retired.lock();
-        retired.published += published;
-        retired.no_subscribers += none;
+        self.shared.retire_publisher(&self.counters);
     }
 }
 

@@ -55,6 +55,8 @@ impl<E> SubEntry<E> {
 pub(crate) struct Registry<E> {
     /// Set by shutdown: publishes return `Closed`, subscribes fail.
     pub(crate) closed: bool,
+    /// A single-producer bus: only its `SoloPublisher` may publish.
+    pub(crate) solo: bool,
     /// Live subscriptions, sorted by id.
     subs: Vec<SubEntry<E>>,
     /// Subscription ids by pattern, for resolving a topic.
@@ -69,6 +71,7 @@ impl<E> Clone for Registry<E> {
     fn clone(&self) -> Self {
         Self {
             closed: self.closed,
+            solo: self.solo,
             subs: self.subs.clone(),
             index: self.index.clone(),
             topics: self.topics.clone(),
@@ -81,10 +84,28 @@ impl<E> Registry<E> {
     pub(crate) fn new() -> Self {
         Self {
             closed: false,
+            solo: false,
             subs: Vec::new(),
             index: PatternIndex::new(),
             topics: AHashMap::new(),
             routes: Vec::new(),
+        }
+    }
+
+    /// Whether a multi-producer publish must be refused (closed, or a
+    /// single-producer bus). One test on the fast path for both.
+    #[inline]
+    pub(crate) fn refuses(&self) -> bool {
+        self.closed | self.solo
+    }
+
+    /// The error for a refused multi-producer publish.
+    #[cold]
+    pub(crate) fn refusal<T>(&self, event: T) -> crate::error::PublishError<T> {
+        if self.closed {
+            crate::error::PublishError::Closed(event)
+        } else {
+            crate::error::PublishError::NotTheProducer(event)
         }
     }
 

@@ -120,6 +120,9 @@ const FOLDED: u64 = 1 << 63;
 pub(crate) struct Sink {
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// The single producer's publish epoch (odd while it publishes), for a
+    /// single-producer bus; see `ring_solo.rs`.
+    pub(crate) epoch: CachePadded<AtomicU64>,
 }
 
 /// Counters written only off the fast path, kept away from `head` and
@@ -172,6 +175,12 @@ pub(crate) struct Ring<T> {
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
+    /// Single-producer mode (see `ring_solo.rs`): one publisher pushes with
+    /// plain stores and keeps its position in `solo_tail`; `tail` then
+    /// carries only the mark, park and final flags.
+    solo: bool,
+    /// The producer's position in single-producer mode.
+    solo_tail: CachePadded<AtomicUsize>,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
@@ -245,6 +254,8 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
+            solo: false,
+            solo_tail: CachePadded::new(AtomicUsize::new(0)),
             priority: 0,
             cold: CachePadded::new(Cold::default()),
             sink,
@@ -276,6 +287,19 @@ impl<T> Ring<T> {
     #[cfg(feature = "tracing")]
     pub(crate) fn trace_info(&self) -> &TraceInfo {
         &self.trace
+    }
+
+    /// `tail` as the statistics and `Drop` read it: in single-producer mode
+    /// the producer's position comes from `solo_tail`, the flags from
+    /// `tail`.
+    #[inline]
+    fn tail_word(&self, order: Ordering) -> usize {
+        let tail = self.tail.load(order);
+        if self.solo {
+            self.solo_tail.load(order) | (tail & (self.mark_bit | self.park_bit))
+        } else {
+            tail
+        }
     }
 
     /// Sets the delivery priority (see [`Ring::priority`]).
@@ -711,6 +735,10 @@ impl<T> Ring<T> {
     /// - Only one thread at a time may call the consumer-side methods
     ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { self.try_pop_solo() };
+        }
         let backoff = Backoff::new();
         // Relaxed: only the consumer and `force_push` write `head`; a stale
         // value is caught by the stamp check or the head CAS.
@@ -807,6 +835,11 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn wait(&self, deadline: Option<Instant>) {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.park_solo(None, deadline) };
+            return;
+        }
         let guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
@@ -855,6 +888,10 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn register(&self, waker: &Waker) -> bool {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { self.park_solo(Some(waker), None) };
+        }
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
@@ -907,7 +944,7 @@ impl<T> Ring<T> {
             return;
         }
         // Relaxed: a sample for statistics; `head` is our own.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.tail_word(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
         let len = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
         if len > *local && len <= self.cap {
@@ -921,6 +958,9 @@ impl<T> Ring<T> {
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
         let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
+        if self.solo {
+            return self.close_solo(old);
+        }
         if old & self.mark_bit != 0 {
             return false;
         }
@@ -939,14 +979,14 @@ impl<T> Ring<T> {
 
     /// Events buffered now (a snapshot; exact when quiescent).
     pub(crate) fn len(&self) -> usize {
-        let mut tail = self.tail.load(Ordering::SeqCst);
+        let mut tail = self.tail_word(Ordering::SeqCst);
         // Bounded: under a stream of pushes the pair may never be stable;
         // after a few tries any recent pair is a fine answer.
         for _ in 0..4 {
             // SeqCst on all three, as crossbeam's `len`: tail is re-read to
             // check that head was read between two equal tails.
             let head = self.head.load(Ordering::SeqCst);
-            let again = self.tail.load(Ordering::SeqCst);
+            let again = self.tail_word(Ordering::SeqCst);
             if again == tail {
                 let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
                 return (len as usize).min(self.cap);
@@ -970,7 +1010,7 @@ impl<T> Ring<T> {
     fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
         let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
         // SeqCst: as in `len`.
-        let tail = self.tail.load(Ordering::SeqCst);
+        let tail = self.tail_word(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
         let accepted = self.count(self.pos(tail));
         let popped = self.count(head);
@@ -993,7 +1033,7 @@ impl<T> Ring<T> {
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         // Relaxed: `&mut self` excludes every other thread.
-        let tail = self.pos(self.tail.load(Ordering::Relaxed));
+        let tail = self.pos(self.tail_word(Ordering::Relaxed));
         let mut head = self.head.load(Ordering::Relaxed);
         while head != tail {
             let slot = self.slot(head);
@@ -1015,6 +1055,11 @@ impl<T> std::fmt::Debug for Ring<T> {
             .finish_non_exhaustive()
     }
 }
+
+#[path = "ring_solo.rs"]
+mod solo;
+
+pub(crate) use self::solo::SoloGuard;
 
 /// Models of ring internals that the public API cannot reach reliably.
 /// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.

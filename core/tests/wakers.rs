@@ -239,17 +239,12 @@ mod stream {
                 .expect("stream ended")
                 .unwrap()
         });
-        // Every event is either received or reported as lagged, in order.
-        let mut expected_next = 0;
-        for item in &got {
-            match item {
-                Ok(seq) => {
-                    assert!(*seq >= expected_next, "out of order: {got:?}");
-                    expected_next = seq + 1;
-                }
-                Err(evbus_core::Lagged(n)) => expected_next += n,
-            }
-        }
-        assert_eq!(expected_next, 50, "{got:?}");
+        // Received events come in order, and every event is either received
+        // or counted in a lag report. (A lag may be reported after a later
+        // event: an eviction can land between the lag check and the take.)
+        let received: Vec<u64> = got.iter().filter_map(|i| i.ok()).collect();
+        assert!(received.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        let lagged: u64 = got.iter().filter_map(|i| i.err()).map(|l| l.0).sum();
+        assert_eq!(received.len() as u64 + lagged, 50, "{got:?}");
     }
 }

@@ -1,0 +1,210 @@
+//! Single-producer buses: `Bus::single_producer` and its `SoloPublisher`
+//! deliver with plain stores. Same contracts as the multi-producer path:
+//! FIFO, counted drops, no lost wake-up, no event stranded by a close.
+
+mod common;
+
+use std::{
+    sync::{Arc, Barrier},
+    task::{Context, Poll, Wake, Waker},
+    thread,
+};
+
+use common::{Event, Kind, TIMEOUT, ev, opts, scaled};
+use evbus_core::{
+    Bus, Filter, Overflow, PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError,
+};
+
+const N: u64 = scaled(20_000, 200) as u64;
+
+fn solo() -> (Bus<Event>, evbus_core::SoloPublisher<Event>) {
+    Bus::single_producer().expect("valid kind table")
+}
+
+#[test]
+fn delivers_in_order_and_counts_drops() {
+    let (bus, mut p) = solo();
+    let mut a = bus.subscribe(">").unwrap();
+    let mut b = bus
+        .subscribe_with(
+            Filter::pattern("orders.*").unwrap(),
+            opts(2, Overflow::DropNewest),
+        )
+        .unwrap();
+    for seq in 0..4 {
+        let r = p.publish(ev(Kind::Placed, seq)).unwrap();
+        assert_eq!(r.matched, 2);
+        assert_eq!(
+            (r.accepted, r.dropped),
+            if seq < 2 { (2, 0) } else { (1, 1) }
+        );
+    }
+    assert_eq!(p.publish(ev(Kind::Login, 9)).unwrap().accepted, 1);
+    let got: Vec<u64> = a.try_iter().map(|e| e.seq).collect();
+    assert_eq!(got, [0, 1, 2, 3, 9]);
+    assert_eq!(b.try_recv().map(|e| e.seq), Ok(0));
+    assert_eq!(b.try_recv().map(|e| e.seq), Ok(1));
+    assert_eq!(b.try_recv(), Err(TryRecvError::Empty));
+    let s = b.stats();
+    assert_eq!((s.delivered, s.received, s.dropped, s.queued), (2, 2, 2, 0));
+    // The freed slots take new events.
+    assert_eq!(p.publish(ev(Kind::Cancelled, 5)).unwrap().accepted, 2);
+    assert_eq!(b.try_recv().map(|e| e.seq), Ok(5));
+    assert_eq!(
+        p.publish_to("orders.custom", ev(Kind::Placed, 6))
+            .unwrap()
+            .accepted,
+        2
+    );
+    let topic = bus.topic("orders.late").unwrap();
+    assert_eq!(
+        p.publish_on(&topic, ev(Kind::Placed, 7)).unwrap().accepted,
+        2
+    );
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 8);
+    assert_eq!(snap.dropped, 2);
+}
+
+#[test]
+fn other_publishers_and_policies_are_refused() {
+    let (bus, mut p) = solo();
+    let mut s = bus.subscribe(">").unwrap();
+    let refused = bus.publish(ev(Kind::Placed, 1)).unwrap_err();
+    assert!(matches!(refused, PublishError::NotTheProducer(_)));
+    assert_eq!(refused.into_inner(), ev(Kind::Placed, 1));
+    assert!(matches!(
+        bus.publisher().publish(ev(Kind::Placed, 2)),
+        Err(PublishError::NotTheProducer(_))
+    ));
+    assert!(matches!(
+        bus.publish_to("a.b", ev(Kind::Placed, 3)),
+        Err(PublishError::NotTheProducer(_))
+    ));
+    for policy in [Overflow::DropOldest, Overflow::Block(TIMEOUT)] {
+        assert_eq!(
+            bus.subscribe_with(Filter::pattern(">").unwrap(), opts(4, policy))
+                .unwrap_err(),
+            SubscribeError::SingleProducerPolicy(policy)
+        );
+    }
+    assert!(
+        SubscribeError::SingleProducerPolicy(Overflow::DropOldest)
+            .to_string()
+            .contains("DropNewest")
+    );
+    assert_eq!(p.publish(ev(Kind::Placed, 4)).unwrap().accepted, 1);
+    assert_eq!(s.try_recv().map(|e| e.seq), Ok(4));
+    bus.shutdown();
+    assert!(matches!(
+        p.publish(ev(Kind::Placed, 5)),
+        Err(PublishError::Closed(_))
+    ));
+    assert_eq!(s.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+#[test]
+fn a_parked_receiver_is_woken_across_threads() {
+    let (bus, mut p) = solo();
+    let mut s = bus
+        .subscribe_with(
+            Filter::pattern(">").unwrap(),
+            opts(64, Overflow::DropNewest),
+        )
+        .unwrap();
+    let bus2 = bus.clone();
+    let producer = thread::spawn(move || {
+        let mut accepted = 0u64;
+        for seq in 0..N {
+            accepted += u64::from(p.publish(ev(Kind::Placed, seq)).unwrap().accepted);
+        }
+        // Ends the receiver's loop with `Disconnected` once it drained.
+        bus2.shutdown();
+        accepted
+    });
+    let mut got = Vec::new();
+    loop {
+        match s.recv_timeout(TIMEOUT) {
+            Ok(e) => {
+                assert!(got.last() < Some(&e.seq), "FIFO");
+                got.push(e.seq);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => panic!("lost wake-up after {} events", got.len()),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let accepted = producer.join().unwrap();
+    assert_eq!(got.len() as u64, accepted);
+    let stats = s.stats();
+    assert_eq!(stats.received + stats.dropped, N);
+}
+
+#[test]
+fn close_racing_publish_strands_nothing() {
+    for round in 0..scaled(50, 4) {
+        let (bus, mut p) = solo();
+        let mut s = bus.subscribe(">").unwrap();
+        let closer = s.unsubscriber();
+        let barrier = Arc::new(Barrier::new(2));
+        let b2 = Arc::clone(&barrier);
+        let producer = thread::spawn(move || {
+            b2.wait();
+            let mut accepted = 0u64;
+            for seq in 0..200 {
+                match p.publish(ev(Kind::Placed, seq)) {
+                    Ok(r) => accepted += u64::from(r.accepted),
+                    Err(PublishError::Closed(_)) => break,
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            accepted
+        });
+        barrier.wait();
+        if round % 2 == 0 {
+            assert!(closer.unsubscribe());
+        } else {
+            bus.shutdown();
+        }
+        let accepted = producer.join().unwrap();
+        let mut received = 0;
+        loop {
+            match s.try_recv() {
+                Ok(_) => received += 1,
+                Err(TryRecvError::Disconnected) => break,
+                Err(other) => panic!("closed, quiescent ring returned {other:?}"),
+            }
+        }
+        assert_eq!(received, accepted, "round {round}");
+        assert_eq!(s.stats().delivered, accepted);
+    }
+}
+
+struct Flag(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.lock().unwrap().send(());
+    }
+}
+
+#[test]
+fn poll_recv_wakes_on_a_solo_publish() {
+    let (bus, mut p) = solo();
+    let mut s = bus.subscribe(">").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waker = Waker::from(Arc::new(Flag(std::sync::Mutex::new(tx))));
+    let mut cx = Context::from_waker(&waker);
+    assert!(s.poll_recv(&mut cx).is_pending());
+    let producer = thread::spawn(move || p.publish(ev(Kind::Placed, 1)).unwrap());
+    rx.recv_timeout(TIMEOUT).expect("woken");
+    assert_eq!(producer.join().unwrap().accepted, 1);
+    assert_eq!(s.poll_recv(&mut cx), Poll::Ready(Ok(ev(Kind::Placed, 1))));
+    assert!(s.poll_recv(&mut cx).is_pending());
+    bus.shutdown();
+    rx.recv_timeout(TIMEOUT).expect("woken by the close");
+    assert_eq!(
+        s.poll_recv(&mut cx),
+        Poll::Ready(Err(RecvError::Disconnected))
+    );
+}

@@ -233,6 +233,8 @@ impl<T> Ring<T> {
         if stamp != head.wrapping_add(1) {
             // Acquire: pairs with the closer's final `fetch_or` (S2).
             if self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
+                #[cfg(feature = "tracing")]
+                self.trace_clean();
                 return Err(PopError::Empty);
             }
             // Final: every push has landed; look once more.

@@ -170,3 +170,16 @@ fn overwritten_events_are_not_sampled() {
     assert_eq!(got, 4);
     assert_eq!(samples.count(sub.id()), 4);
 }
+
+#[test]
+fn single_producer_rings_are_sampled() {
+    let (bus, mut publisher) = Bus::<Tick>::single_producer().unwrap();
+    let samples = Arc::new(Samples::default());
+    bus.set_latency_sampling(sampling(2, &samples));
+    let mut sub = bus.subscribe("t.tick").unwrap();
+    for i in 0..20 {
+        publisher.publish(Tick(i)).unwrap();
+    }
+    while sub.try_recv().is_ok() {}
+    assert_eq!(samples.count(sub.id()), 10);
+}

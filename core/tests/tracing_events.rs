@@ -194,3 +194,32 @@ fn one_dropping_event_per_episode() {
         });
     }
 }
+
+#[test]
+fn single_producer_rings_report_episodes_too() {
+    let collector = Collector::default();
+    tracing::subscriber::with_default(collector.clone(), || {
+        let (bus, mut publisher) = Bus::<Tick>::single_producer().unwrap();
+        let mut sub = bus
+            .subscribe_with(
+                Filter::pattern("t.tick").unwrap(),
+                SubscribeOptions::new().capacity(4),
+            )
+            .unwrap();
+        collector.take();
+        for i in 0..10 {
+            publisher.publish(Tick(i)).unwrap();
+        }
+        assert_eq!(
+            messages(&collector.take()),
+            ["dropping: ring full, events are being lost"]
+        );
+        while sub.try_recv().is_ok() {}
+        let events = collector.take();
+        assert_eq!(
+            messages(&events),
+            ["recovered: ring drained after losing events"]
+        );
+        assert_eq!(events[0].field("lost"), Some("6"));
+    });
+}

@@ -170,6 +170,82 @@ impl<T: Clone + Send + 'static> EvbusFanout<T> {
     }
 }
 
+/// evbus in single-producer mode: [`Bus::single_producer`] and its
+/// [`SoloPublisher`](evbus_core::SoloPublisher), which delivers with plain
+/// stores. It has one producer by construction, so `producer()` is not
+/// available.
+#[derive(Debug)]
+pub struct EvbusSoloFanout<T: Clone + Send + 'static> {
+    bus: Bus<Msg<T>>,
+    publisher: evbus_core::SoloPublisher<Msg<T>>,
+    subs: Vec<Subscription<Msg<T>>>,
+}
+
+impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
+    const NAME: &'static str = "evbus-solo";
+
+    fn new(subscribers: usize, capacity: usize) -> Self {
+        let (bus, publisher) = Bus::single_producer().expect("valid kind table");
+        let subs = (0..subscribers)
+            .map(|_| {
+                bus.subscribe_with(
+                    evbus_core::Filter::kinds(&[BenchKind::Event]).expect("valid topic"),
+                    SubscribeOptions::new().capacity(capacity),
+                )
+                .expect("open bus")
+            })
+            .collect();
+        Self {
+            bus,
+            publisher,
+            subs,
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, value: T) -> usize {
+        match self.publisher.publish(Msg(value)) {
+            Ok(report) => report.dropped as usize,
+            Err(_) => unreachable!("the bench bus is never shut down"),
+        }
+    }
+
+    fn drain_first(&mut self, first: usize) -> usize {
+        let mut n = 0;
+        for sub in self.subs.iter_mut().take(first) {
+            while let Ok(m) = sub.try_recv() {
+                black_box(m);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn churner(&self) -> Box<dyn FnMut() + Send> {
+        let bus = self.bus.clone();
+        let opts = SubscribeOptions::new().capacity(16);
+        let filter = evbus_core::Filter::pattern("bench.*").expect("valid pattern");
+        Box::new(move || {
+            drop(
+                bus.subscribe_with(filter.clone(), opts.clone())
+                    .expect("open bus"),
+            )
+        })
+    }
+
+    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+        unimplemented!("a single-producer bus has exactly one producer")
+    }
+
+    fn recv_blocking(&mut self) -> Option<T> {
+        self.subs[0].recv().ok().map(|m| m.0)
+    }
+
+    fn try_recv_first(&mut self) -> Option<T> {
+        self.subs[0].try_recv().ok().map(|m| m.0)
+    }
+}
+
 /// `tokio::sync::broadcast` (overwrites the oldest when full; receivers
 /// see `Lagged`).
 #[derive(Debug)]

@@ -29,7 +29,8 @@ use std::{
 };
 
 use evbus_benches::{
-    CrossbeamFanout, EvbusFanout, Fanout, Msg, Payload64, TokioFanout, burst_then_drain,
+    CrossbeamFanout, EvbusFanout, EvbusSoloFanout, Fanout, Msg, Payload64, TokioFanout,
+    burst_then_drain,
 };
 use evbus_core::{Bus, Filter, SubscribeOptions};
 
@@ -94,12 +95,19 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
 ) {
     for k in [1usize, 4, 16] {
         let mut e = EvbusFanout::<T>::new(k, BURST);
+        let mut s = EvbusSoloFanout::<T>::new(k, BURST);
         let mut t = TokioFanout::<T>::new(k, BURST);
         let mut c = CrossbeamFanout::<T>::new(k, BURST);
         let v = T::default();
+        // Four-way interleave: multi-producer evbus, single-producer evbus,
+        // and both peers, round by round.
+        let mut sv = Vec::new();
         let (ev, tv, cv) = interleaved(
             cfg.rounds,
-            || ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST)),
+            || {
+                sv.push(ns_per(cfg.iters, || burst_then_drain(&mut s, &v, BURST)));
+                ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST))
+            },
             || ns_per(cfg.iters, || burst_then_drain(&mut t, &v, BURST)),
             || ns_per(cfg.iters, || burst_then_drain(&mut c, &v, BURST)),
         );
@@ -110,6 +118,14 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             tokio: Some(tv),
             crossbeam: Some(cv),
             note: format!("burst {BURST}, drained on the same thread"),
+        });
+        rows.push(Row {
+            scenario: format!("1s. per delivery, single producer, {payload}, K={k}"),
+            unit: "ns/delivery",
+            evbus: median(sv),
+            tokio: Some(tv),
+            crossbeam: Some(cv),
+            note: "`Bus::single_producer`; peers as in the row above".to_owned(),
         });
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p evbus --features metrics --example prometheus -- [PORT] [--requests N]
+//! cargo run -p evbus --features latency --example prometheus   # plus latency summaries
 //! curl http://127.0.0.1:PORT/metrics
 //! ```
 //!
@@ -261,6 +262,14 @@ fn main() -> ExitCode {
         }
     };
     let bus = Bus::<Http>::new();
+    // With the `latency` feature, sample 1 event in 16 of every
+    // subscription (made below) into per-thread HDR histograms.
+    #[cfg(feature = "latency")]
+    let latency = {
+        let latency = evbus::metrics::LatencyHistograms::new();
+        latency.install(&bus, std::num::NonZeroU32::new(16).expect("16 is not 0"));
+        latency
+    };
     if let Err(err) = start_traffic(&bus) {
         eprintln!("prometheus example: {err}");
         return ExitCode::FAILURE;
@@ -272,11 +281,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match serve(
-        &listener,
-        || Snapshot::capture(&bus).to_prometheus_text(),
-        options.max_requests,
-    ) {
+    let render = || {
+        let snapshot = Snapshot::capture(&bus);
+        #[cfg(feature = "latency")]
+        let snapshot = snapshot.with_latency(&latency);
+        snapshot.to_prometheus_text()
+    };
+    match serve(&listener, render, options.max_requests) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("prometheus example: accept: {err}");

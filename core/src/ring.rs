@@ -351,7 +351,10 @@ impl<T> Ring<T> {
     fn slot(&self, pos: usize) -> &Slot<T> {
         let index = pos & (self.mark_bit - 1);
         debug_assert!(index < self.cap, "index {index} out of {}", self.cap);
-        &self.buffer[index]
+        // SAFETY: every position is made by `next` from 0 (or is one of
+        // those plus flag bits, which the mask removes), and `next` wraps the
+        // index to 0 at `cap`; so `index < cap == buffer.len()`.
+        unsafe { self.buffer.get_unchecked(index) }
     }
 
     /// Records the send time of the event at `pos`, if `pos` is sampled.
@@ -734,11 +737,23 @@ impl<T> Ring<T> {
     ///
     /// - Only one thread at a time may call the consumer-side methods
     ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
+    #[inline]
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
         if self.solo {
             // SAFETY: the caller's contract, passed on.
-            return unsafe { self.try_pop_solo() };
+            unsafe { self.try_pop_solo() }
+        } else {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.try_pop_multi() }
         }
+    }
+
+    /// `try_pop` for multi-producer rings.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    unsafe fn try_pop_multi(&self) -> Result<T, PopError> {
         let backoff = Backoff::new();
         // Relaxed: only the consumer and `force_push` write `head`; a stale
         // value is caught by the stamp check or the head CAS.

@@ -11,7 +11,7 @@ use crate::{
     kind::{Event, EventKind},
     publisher::Counters,
     registry::Registry,
-    ring::{Push, Ring, SoloGuard},
+    ring::{Ring, SoloGuard},
     stats::PublishReport,
     sync::{Arc, SnapshotCache},
     topic::validate_topic,
@@ -62,24 +62,20 @@ fn deliver_solo<E: Clone>(
         return report;
     };
     let guard = SoloGuard::begin(sink);
-    let mut accepted: SmallVec<[bool; 16]> = SmallVec::with_capacity(route.len());
     for ring in rest {
         // SAFETY: the bus's one `SoloPublisher` is the only producer of its
         // rings (other publishes are refused), `&mut self` makes this the only
         // publish in progress, and `guard` is held.
-        let push = unsafe { ring.push_solo(|| event.clone()) };
-        accepted.push(push == Push::Accepted);
-        report.record(push);
+        report.record(unsafe { ring.push_solo(|| event.clone()) });
     }
     // SAFETY: as above.
-    let push = unsafe { last.push_solo(move || event) };
-    accepted.push(push == Push::Accepted);
-    report.record(push);
+    report.record(unsafe { last.push_solo(move || event) });
     guard.pushed();
-    for (ring, took) in route.iter().zip(&accepted) {
-        if *took {
-            ring.settle_solo();
-        }
+    // Every ring, not only those that accepted: a park bit on a full or
+    // closed ring costs one spurious wake, and tracking who accepted costs
+    // more than the loads.
+    for ring in route {
+        ring.settle_solo();
     }
     drop(guard);
     report

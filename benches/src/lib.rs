@@ -78,8 +78,9 @@ pub trait Fanout<T> {
     fn churner(&self) -> Box<dyn FnMut() + Send>;
 
     /// Another publishing handle, for another thread. Returns the number of
-    /// full queues per publish.
-    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send>;
+    /// full queues per publish. A single-producer fan-out hands over its one
+    /// producer, after which its own `publish` is unavailable.
+    fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send>;
 
     /// Blocks until subscriber 0 has an event (parking, not spinning).
     fn recv_blocking(&mut self) -> Option<T>;
@@ -149,7 +150,7 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
         })
     }
 
-    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+    fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
         let mut publisher = self.bus.publisher();
         Box::new(move |v| publisher.publish(Msg(v)).map_or(0, |r| r.dropped as usize))
     }
@@ -172,12 +173,12 @@ impl<T: Clone + Send + 'static> EvbusFanout<T> {
 
 /// evbus in single-producer mode: [`Bus::single_producer`] and its
 /// [`SoloPublisher`](evbus_core::SoloPublisher), which delivers with plain
-/// stores. It has one producer by construction, so `producer()` is not
-/// available.
+/// stores. It has one producer by construction: `producer()` hands it over.
 #[derive(Debug)]
 pub struct EvbusSoloFanout<T: Clone + Send + 'static> {
     bus: Bus<Msg<T>>,
-    publisher: evbus_core::SoloPublisher<Msg<T>>,
+    /// `None` once handed over by `producer()`.
+    publisher: Option<evbus_core::SoloPublisher<Msg<T>>>,
     subs: Vec<Subscription<Msg<T>>>,
 }
 
@@ -197,14 +198,15 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
             .collect();
         Self {
             bus,
-            publisher,
+            publisher: Some(publisher),
             subs,
         }
     }
 
     #[inline]
     fn publish(&mut self, value: T) -> usize {
-        match self.publisher.publish(Msg(value)) {
+        let publisher = self.publisher.as_mut().expect("producer not handed over");
+        match publisher.publish(Msg(value)) {
             Ok(report) => report.dropped as usize,
             Err(_) => unreachable!("the bench bus is never shut down"),
         }
@@ -233,8 +235,12 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
         })
     }
 
-    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
-        unimplemented!("a single-producer bus has exactly one producer")
+    fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
+        let mut publisher = self
+            .publisher
+            .take()
+            .expect("a single-producer bus has exactly one producer");
+        Box::new(move |v| publisher.publish(Msg(v)).map_or(0, |r| r.dropped as usize))
     }
 
     fn recv_blocking(&mut self) -> Option<T> {
@@ -292,7 +298,7 @@ impl<T: Clone + Send + 'static> Fanout<T> for TokioFanout<T> {
         Box::new(move || drop(tx.subscribe()))
     }
 
-    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+    fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
         let tx = self.tx.clone();
         Box::new(move |v| {
             let _ = tx.send(v);
@@ -369,7 +375,7 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
         })
     }
 
-    fn producer(&self) -> Box<dyn FnMut(T) -> usize + Send> {
+    fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
         let senders = Arc::clone(&self.senders);
         Box::new(move |v| publish_all(&senders, v))
     }

@@ -490,21 +490,24 @@ fn cross_thread(cfg: &Config, rows: &mut Vec<Row>) {
     ] {
         let n = cfg.samples / 10;
         let e = one_way::<EvbusFanout<u64>>(n, busy);
+        let s = one_way::<EvbusSoloFanout<u64>>(n, busy);
         let t = one_way::<TokioFanout<u64>>(n, busy);
         let c = one_way::<CrossbeamFanout<u64>>(n, busy);
         for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
-            rows.push(Row {
-                scenario: format!("7. one-way latency {name}, {label}"),
-                unit: "ns",
-                evbus: percentile(&e, p),
-                tokio: Some(percentile(&t, p)),
-                crossbeam: Some(percentile(&c, p)),
-                note: if busy && p == 0.5 {
-                    format!("{:.2} x the bare handoff", percentile(&e, p) / handoff)
-                } else {
-                    String::new()
-                },
-            });
+            for (mode, lat) in [("", &e), ("single producer, ", &s)] {
+                rows.push(Row {
+                    scenario: format!("7. one-way latency {name}, {mode}{label}"),
+                    unit: "ns",
+                    evbus: percentile(lat, p),
+                    tokio: Some(percentile(&t, p)),
+                    crossbeam: Some(percentile(&c, p)),
+                    note: if busy && p == 0.5 {
+                        format!("{:.2} x the bare handoff", percentile(lat, p) / handoff)
+                    } else {
+                        String::new()
+                    },
+                });
+            }
         }
     }
 }

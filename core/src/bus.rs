@@ -26,10 +26,9 @@ use crate::{
     kind::{Event, EventKind},
     policy::Overflow,
     policy::SubscribeOptions,
-    publisher::{Counters, Publisher},
+    publisher::{Counters, Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
     ring::{Ring, Sink},
-    solo::SoloPublisher,
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
@@ -345,7 +344,10 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// event.
     pub fn publish_to(&self, topic: &str, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.shared.registry.load();
-        let report = publish_to(&registry, topic, event)?;
+        if registry.refuses() {
+            return Err(registry.refusal(event));
+        }
+        let report = publish_to(&registry, topic, event, deliver)?;
         self.shared.direct.record_shared(&report);
         Ok(report)
     }
@@ -615,15 +617,16 @@ pub(crate) fn sub_stats<E>(entry: &SubEntry<E>) -> SubscriptionStats {
     }
 }
 
-/// `publish_to` on a loaded registry.
+/// `publish_to` on a loaded registry that the caller checked, delivering
+/// with `deliver`: the route of an interned topic, or one resolved through
+/// the pattern index.
+#[inline]
 pub(crate) fn publish_to<E: Clone>(
     registry: &Registry<E>,
     topic: &str,
     event: E,
+    deliver: impl FnOnce(&[Arc<Ring<E>>], E) -> PublishReport,
 ) -> Result<PublishReport, PublishError<E>> {
-    if registry.refuses() {
-        return Err(registry.refusal(event));
-    }
     if let Some(id) = registry.topic_id(topic) {
         return Ok(deliver(registry.route(id), event));
     }

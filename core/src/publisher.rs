@@ -1,13 +1,15 @@
 //! Publishers: the fast publish path, with a cached registry and counters of
 //! their own.
 
-use std::fmt;
+use std::{fmt, marker::PhantomData};
 
 use crate::{
     bus::{Shared, Topic, deliver, publish_to},
     error::PublishError,
     kind::{Event, EventKind},
     registry::Registry,
+    ring::{Ring, Sink},
+    solo::deliver_solo,
     stats::PublishReport,
     sync::{
         Arc, SnapshotCache,
@@ -59,6 +61,36 @@ fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// How a [`Publisher`] delivers: [`MultiProducer`] (the default) or
+/// [`SingleProducer`]. Sealed.
+pub trait DeliveryMode: sealed::Sealed + Send + Sync + 'static {
+    /// Whether this mode is the single producer of its bus's rings.
+    #[doc(hidden)]
+    const SOLO: bool;
+}
+
+/// Any number of publishers; each delivery claims its slot with a CAS.
+#[derive(Debug)]
+pub enum MultiProducer {}
+
+/// The one publisher of a [`Bus::single_producer`](crate::Bus::single_producer)
+/// bus; deliveries are plain stores. See [`SoloPublisher`].
+#[derive(Debug)]
+pub enum SingleProducer {}
+
+impl sealed::Sealed for MultiProducer {}
+impl sealed::Sealed for SingleProducer {}
+impl DeliveryMode for MultiProducer {
+    const SOLO: bool = false;
+}
+impl DeliveryMode for SingleProducer {
+    const SOLO: bool = true;
+}
+
 /// A publishing handle with a registry cache and counters of its own.
 ///
 /// A publish through a `Publisher` skips the arc-swap load while the
@@ -66,13 +98,31 @@ fn bump(counter: &AtomicU64) {
 /// read-modify-writes, which is why its methods take `&mut self`. Clone it
 /// to publish from several threads: every clone has its own cache and
 /// counters, and the bus sums them in [`Bus::snapshot`](crate::Bus::snapshot).
-pub struct Publisher<E> {
+///
+/// `M` is the delivery mode; [`SoloPublisher`] is the single-producer one.
+pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
     shared: Arc<Shared<E>>,
     cache: SnapshotCache<Registry<E>>,
     counters: Arc<Counters>,
+    mode: PhantomData<M>,
 }
 
-impl<E> Publisher<E> {
+/// The only publisher of a single-producer bus.
+///
+/// Made by [`Bus::single_producer`](crate::Bus::single_producer); not
+/// `Clone`. Because no other thread produces into its rings, a delivery is a
+/// stamp check, a write and a Release store: no read-modify-write. A publish
+/// that reaches at least one subscriber pays two `fence(SeqCst)` in all,
+/// however many subscribers it reaches: one lets a concurrent unsubscribe or
+/// shutdown wait out the publish (so no event is stranded in a closed
+/// ring), one lets it see a receiver that parked (so no wake-up is lost).
+/// So it gains most when one publish reaches several subscribers (see the
+/// README's benchmark table).
+///
+/// It can move between threads (`Send`); publishes take `&mut self`.
+pub type SoloPublisher<E> = Publisher<E, SingleProducer>;
+
+impl<E, M: DeliveryMode> Publisher<E, M> {
     pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
         let counters = Arc::new(Counters::default());
         shared.publishers.lock().push(Arc::clone(&counters));
@@ -80,20 +130,59 @@ impl<E> Publisher<E> {
             cache: shared.registry.cache(),
             shared,
             counters,
+            mode: PhantomData,
         }
     }
 }
 
-impl<E: Clone> Publisher<E> {
+impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
+    /// Whether this publisher may not publish on `registry`, and why.
+    #[inline]
+    fn check(registry: &Registry<E>, event: E) -> Result<E, PublishError<E>> {
+        // The single producer is refused only by a shutdown; others also by
+        // a single-producer bus. Either way one test on the fast path.
+        let refused = if M::SOLO {
+            registry.closed
+        } else {
+            registry.refuses()
+        };
+        if refused {
+            Err(registry.refusal(event))
+        } else {
+            Ok(event)
+        }
+    }
+
+    /// Delivers in this mode.
+    #[inline]
+    fn deliver(sink: &Sink, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
+        if M::SOLO {
+            // SAFETY: `M::SOLO` publishers exist only as the one
+            // `SoloPublisher` of a single-producer bus, made by
+            // `Bus::single_producer` and not `Clone`, and every other
+            // publish on that bus is refused (`Registry::refuses`); the
+            // caller holds `&mut self`, so no other publish is in progress.
+            unsafe { deliver_solo(sink, route, event) }
+        } else {
+            deliver(route, event)
+        }
+    }
+
     /// Publishes `event` on an explicit topic. See
     /// [`Bus::publish_to`](crate::Bus::publish_to).
     ///
     /// # Errors
     ///
     /// [`PublishError::InvalidTopic`] or [`PublishError::Closed`], with the
-    /// event.
+    /// event ([`PublishError::NotTheProducer`] for a multi-producer handle
+    /// on a single-producer bus).
     pub fn publish_to(&mut self, topic: &str, event: E) -> Result<PublishReport, PublishError<E>> {
-        let report = publish_to(self.cache.load(), topic, event)?;
+        let registry = self.cache.load();
+        let event = Self::check(registry, event)?;
+        let sink = &self.shared.sink;
+        let report = publish_to(registry, topic, event, |route, event| {
+            Self::deliver(sink, route, event)
+        })?;
         self.counters.record_owned(&report);
         Ok(report)
     }
@@ -104,7 +193,7 @@ impl<E: Clone> Publisher<E> {
     /// # Errors
     ///
     /// [`PublishError::ForeignTopic`] or [`PublishError::Closed`], with the
-    /// event.
+    /// event (or `NotTheProducer`, as for `publish_to`).
     #[inline]
     pub fn publish_on(
         &mut self,
@@ -120,22 +209,21 @@ impl<E: Clone> Publisher<E> {
     #[inline]
     fn publish_id(&mut self, id: u32, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.cache.load();
-        if registry.refuses() {
-            return Err(registry.refusal(event));
-        }
-        let report = deliver(registry.route(id), event);
+        let event = Self::check(registry, event)?;
+        let report = Self::deliver(&self.shared.sink, registry.route(id), event);
         self.counters.record_owned(&report);
         Ok(report)
     }
 }
 
-impl<E: Event> Publisher<E> {
+impl<E: Event, M: DeliveryMode> Publisher<E, M> {
     /// Publishes `event` on its kind's topic. See
     /// [`Bus::publish`](crate::Bus::publish).
     ///
     /// # Errors
     ///
-    /// [`PublishError::Closed`] with the event after shutdown.
+    /// [`PublishError::Closed`] with the event after shutdown (or
+    /// `NotTheProducer`, as for `publish_to`).
     #[inline]
     pub fn publish(&mut self, event: E) -> Result<PublishReport, PublishError<E>> {
         let id = event.kind().index() as u32;
@@ -143,20 +231,24 @@ impl<E: Event> Publisher<E> {
     }
 }
 
-impl<E> Clone for Publisher<E> {
+impl<E> Clone for Publisher<E, MultiProducer> {
     fn clone(&self) -> Self {
         Self::new(Arc::clone(&self.shared))
     }
 }
 
-impl<E> Drop for Publisher<E> {
+impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
         self.shared.retire_publisher(&self.counters);
     }
 }
 
-impl<E> fmt::Debug for Publisher<E> {
+impl<E, M: DeliveryMode> fmt::Debug for Publisher<E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad("Publisher { .. }")
+        f.pad(if M::SOLO {
+            "SoloPublisher { .. }"
+        } else {
+            "Publisher { .. }"
+        })
     }
 }

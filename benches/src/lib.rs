@@ -89,19 +89,16 @@ pub trait Fanout<T> {
     fn try_recv_first(&mut self) -> Option<T>;
 }
 
-/// evbus with a [`Publisher`] (cached registry) and `DropNewest` rings.
+/// The receiving side shared by both evbus fan-outs: the bus and its
+/// `DropNewest` subscriptions.
 #[derive(Debug)]
-pub struct EvbusFanout<T: Clone + Send + 'static> {
+struct EvbusSubs<T: Clone + Send + 'static> {
     bus: Bus<Msg<T>>,
-    publisher: Publisher<Msg<T>>,
     subs: Vec<Subscription<Msg<T>>>,
 }
 
-impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
-    const NAME: &'static str = "evbus";
-
-    fn new(subscribers: usize, capacity: usize) -> Self {
-        let bus = Bus::new();
+impl<T: Clone + Send + 'static> EvbusSubs<T> {
+    fn new(bus: Bus<Msg<T>>, subscribers: usize, capacity: usize) -> Self {
         let subs = (0..subscribers)
             .map(|_| {
                 bus.subscribe_with(
@@ -111,21 +108,10 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
                 .expect("open bus")
             })
             .collect();
-        Self {
-            publisher: bus.publisher(),
-            bus,
-            subs,
-        }
+        Self { bus, subs }
     }
 
     #[inline]
-    fn publish(&mut self, value: T) -> usize {
-        match self.publisher.publish(Msg(value)) {
-            Ok(report) => report.dropped as usize,
-            Err(_) => unreachable!("the bench bus is never shut down"),
-        }
-    }
-
     fn drain_first(&mut self, first: usize) -> usize {
         let mut n = 0;
         for sub in self.subs.iter_mut().take(first) {
@@ -149,25 +135,69 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
             )
         })
     }
+}
+
+/// Publishes through any evbus publisher; the number of full rings.
+#[inline]
+fn evbus_publish<T: Clone + Send + 'static, M: evbus_core::DeliveryMode>(
+    publisher: &mut Publisher<Msg<T>, M>,
+    value: T,
+) -> usize {
+    match publisher.publish(Msg(value)) {
+        Ok(report) => report.dropped as usize,
+        Err(_) => unreachable!("the bench bus is never shut down"),
+    }
+}
+
+/// evbus with a [`Publisher`] (cached registry) and `DropNewest` rings.
+#[derive(Debug)]
+pub struct EvbusFanout<T: Clone + Send + 'static> {
+    publisher: Publisher<Msg<T>>,
+    rx: EvbusSubs<T>,
+}
+
+impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
+    const NAME: &'static str = "evbus";
+
+    fn new(subscribers: usize, capacity: usize) -> Self {
+        let bus = Bus::new();
+        Self {
+            publisher: bus.publisher(),
+            rx: EvbusSubs::new(bus, subscribers, capacity),
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, value: T) -> usize {
+        evbus_publish(&mut self.publisher, value)
+    }
+
+    fn drain_first(&mut self, first: usize) -> usize {
+        self.rx.drain_first(first)
+    }
+
+    fn churner(&self) -> Box<dyn FnMut() + Send> {
+        self.rx.churner()
+    }
 
     fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
-        let mut publisher = self.bus.publisher();
+        let mut publisher = self.rx.bus.publisher();
         Box::new(move |v| publisher.publish(Msg(v)).map_or(0, |r| r.dropped as usize))
     }
 
     fn recv_blocking(&mut self) -> Option<T> {
-        self.subs[0].recv().ok().map(|m| m.0)
+        self.rx.subs[0].recv().ok().map(|m| m.0)
     }
 
     fn try_recv_first(&mut self) -> Option<T> {
-        self.subs[0].try_recv().ok().map(|m| m.0)
+        self.rx.subs[0].try_recv().ok().map(|m| m.0)
     }
 }
 
 impl<T: Clone + Send + 'static> EvbusFanout<T> {
     /// The bus, for scenarios that need more than [`Fanout`].
     pub fn bus(&self) -> &Bus<Msg<T>> {
-        &self.bus
+        &self.rx.bus
     }
 }
 
@@ -176,10 +206,9 @@ impl<T: Clone + Send + 'static> EvbusFanout<T> {
 /// stores. It has one producer by construction: `producer()` hands it over.
 #[derive(Debug)]
 pub struct EvbusSoloFanout<T: Clone + Send + 'static> {
-    bus: Bus<Msg<T>>,
     /// `None` once handed over by `producer()`.
     publisher: Option<evbus_core::SoloPublisher<Msg<T>>>,
-    subs: Vec<Subscription<Msg<T>>>,
+    rx: EvbusSubs<T>,
 }
 
 impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
@@ -187,52 +216,24 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
 
     fn new(subscribers: usize, capacity: usize) -> Self {
         let (bus, publisher) = Bus::single_producer().expect("valid kind table");
-        let subs = (0..subscribers)
-            .map(|_| {
-                bus.subscribe_with(
-                    evbus_core::Filter::kinds(&[BenchKind::Event]).expect("valid topic"),
-                    SubscribeOptions::new().capacity(capacity),
-                )
-                .expect("open bus")
-            })
-            .collect();
         Self {
-            bus,
             publisher: Some(publisher),
-            subs,
+            rx: EvbusSubs::new(bus, subscribers, capacity),
         }
     }
 
     #[inline]
     fn publish(&mut self, value: T) -> usize {
         let publisher = self.publisher.as_mut().expect("producer not handed over");
-        match publisher.publish(Msg(value)) {
-            Ok(report) => report.dropped as usize,
-            Err(_) => unreachable!("the bench bus is never shut down"),
-        }
+        evbus_publish(publisher, value)
     }
 
     fn drain_first(&mut self, first: usize) -> usize {
-        let mut n = 0;
-        for sub in self.subs.iter_mut().take(first) {
-            while let Ok(m) = sub.try_recv() {
-                black_box(m);
-                n += 1;
-            }
-        }
-        n
+        self.rx.drain_first(first)
     }
 
     fn churner(&self) -> Box<dyn FnMut() + Send> {
-        let bus = self.bus.clone();
-        let opts = SubscribeOptions::new().capacity(16);
-        let filter = evbus_core::Filter::pattern("bench.*").expect("valid pattern");
-        Box::new(move || {
-            drop(
-                bus.subscribe_with(filter.clone(), opts.clone())
-                    .expect("open bus"),
-            )
-        })
+        self.rx.churner()
     }
 
     fn producer(&mut self) -> Box<dyn FnMut(T) -> usize + Send> {
@@ -244,11 +245,11 @@ impl<T: Clone + Send + 'static> Fanout<T> for EvbusSoloFanout<T> {
     }
 
     fn recv_blocking(&mut self) -> Option<T> {
-        self.subs[0].recv().ok().map(|m| m.0)
+        self.rx.subs[0].recv().ok().map(|m| m.0)
     }
 
     fn try_recv_first(&mut self) -> Option<T> {
-        self.subs[0].try_recv().ok().map(|m| m.0)
+        self.rx.subs[0].try_recv().ok().map(|m| m.0)
     }
 }
 

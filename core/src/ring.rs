@@ -63,7 +63,7 @@ use crate::{
     error::SubscribeError,
     policy::Overflow,
     sync::{
-        Arc, Backoff, Condvar, Mutex, UnsafeCell,
+        Arc, Backoff, Condvar, Mutex, MutexGuard, UnsafeCell,
         atomic::{AtomicU64, AtomicUsize, Ordering, fence},
     },
 };
@@ -98,6 +98,15 @@ pub(crate) enum PopError {
     Empty,
     /// Nothing is buffered and the ring is closed.
     Disconnected,
+}
+
+/// Keeps `waker` as the one to wake, unless the stored one already wakes the
+/// same task.
+fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot.as_mut() {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
 }
 
 /// A mutex and condition variable pair that one side sleeps on, plus the
@@ -850,45 +859,8 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn wait(&self, deadline: Option<Instant>) {
-        if self.solo {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { self.park_solo(None, deadline) };
-            return;
-        }
-        let guard = self.consumer.lock.lock();
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail & self.mark_bit != 0 || self.pos(tail) != head {
-            return;
-        }
-        // Relaxed: the no-lost-wake-up guarantee comes from this CAS and the
-        // producers' claim CAS being RMWs of the same location (step 4); the
-        // data itself travels with the stamps.
-        if self
-            .tail
-            .compare_exchange(
-                tail,
-                tail | self.park_bit,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            return;
-        }
-        let timeout = match deadline {
-            None => None,
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(t) if !t.is_zero() => Some(t),
-                _ => {
-                    drop(guard);
-                    self.unpark_bit();
-                    return;
-                }
-            },
-        };
-        drop(self.consumer.cond.wait(guard, timeout));
-        self.unpark_bit();
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.park(None, deadline) };
     }
 
     /// Registers `waker` to be woken when the ring may be non-empty or
@@ -903,9 +875,22 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(crate) unsafe fn register(&self, waker: &Waker) -> bool {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.park(Some(waker), None) }
+    }
+
+    /// Sleeps until woken or `deadline` (`waker` is `None`), or registers
+    /// `waker`; returns whether it registered. Multi-producer protocol,
+    /// step 4: the park bit is set with a CAS whose expected value says
+    /// "empty".
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
+    unsafe fn park(&self, waker: Option<&Waker>, deadline: Option<Instant>) -> bool {
         if self.solo {
             // SAFETY: the caller's contract, passed on.
-            return unsafe { self.park_solo(Some(waker), None) };
+            return unsafe { self.park_solo(waker, deadline) };
         }
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
@@ -913,15 +898,30 @@ impl<T> Ring<T> {
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
             return false;
         }
-        // Store the waker before the park bit can be seen: a producer that
-        // clears the bit takes the waker under this same lock (`wake`).
-        match guard.as_mut() {
-            Some(current) if current.will_wake(waker) => {}
-            _ => *guard = Some(waker.clone()),
+        if let Some(w) = waker {
+            // Before the park bit can be seen: a producer that clears the
+            // bit takes the waker under this same lock (`wake`).
+            store_waker(&mut guard, w);
         }
-        // Relaxed: as in `wait`, the park-bit CAS and the producers' claim
-        // CAS are RMWs of one location (step 4).
-        let parked = tail & self.park_bit != 0
+        // The no-lost-wake-up guarantee comes from this CAS and the
+        // producers' claim CAS being RMWs of the same location (step 4).
+        if !self.set_park_bit(tail) {
+            return false;
+        }
+        if waker.is_some() {
+            return true;
+        }
+        self.sleep(guard, deadline);
+        false
+    }
+
+    /// Sets the park bit in `tail`, expecting the value `tail`; `true` if
+    /// the bit is set now. A CAS failure means a claim or a close changed
+    /// `tail` since the caller looked: look again instead of sleeping.
+    fn set_park_bit(&self, tail: usize) -> bool {
+        // Relaxed: the park protocols order it (step 4 with the claim CAS;
+        // S3 with the fences); data travels with the stamps.
+        tail & self.park_bit != 0
             || self
                 .tail
                 .compare_exchange(
@@ -930,9 +930,25 @@ impl<T> Ring<T> {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 )
-                .is_ok();
-        drop(guard);
-        parked
+                .is_ok()
+    }
+
+    /// Sleeps on the consumer condvar (holding `guard` until asleep) until
+    /// notified or `deadline`, then clears a park bit no producer cleared.
+    fn sleep(&self, guard: MutexGuard<'_, Option<Waker>>, deadline: Option<Instant>) {
+        let timeout = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(t) if !t.is_zero() => Some(t),
+                _ => {
+                    drop(guard);
+                    self.unpark_bit();
+                    return;
+                }
+            },
+        };
+        drop(self.consumer.cond.wait(guard, timeout));
+        self.unpark_bit();
     }
 
     /// Clears the park bit if no producer did (timeout or spurious wake).

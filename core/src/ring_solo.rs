@@ -38,7 +38,7 @@
 
 use std::{cell::Cell, task::Waker, time::Instant};
 
-use super::{Overflow, PopError, Push, Ring};
+use super::{Overflow, PopError, Push, Ring, store_waker};
 use crate::sync::{
     Backoff,
     atomic::{AtomicU64, Ordering, fence},
@@ -282,24 +282,11 @@ impl<T> Ring<T> {
             return false;
         }
         if let Some(w) = waker {
-            match guard.as_mut() {
-                Some(current) if current.will_wake(w) => {}
-                _ => *guard = Some(w.clone()),
-            }
+            store_waker(&mut guard, w);
         }
-        // Relaxed: ordered by the fence below (S3); the CAS fails if a
-        // closer changed the flags meanwhile, and we look again.
-        if tail & self.park_bit == 0
-            && self
-                .tail
-                .compare_exchange(
-                    tail,
-                    tail | self.park_bit,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
+        // The CAS fails if a closer changed the flags meanwhile: look again.
+        // Ordered by the fence below (S3).
+        if !self.set_park_bit(tail) {
             return false;
         }
         // SeqCst: pairs with the producer's fence in `SoloGuard::pushed`.
@@ -312,19 +299,7 @@ impl<T> Ring<T> {
         if waker.is_some() {
             return true;
         }
-        let timeout = match deadline {
-            None => None,
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(t) if !t.is_zero() => Some(t),
-                _ => {
-                    drop(guard);
-                    self.unpark_bit();
-                    return false;
-                }
-            },
-        };
-        drop(self.consumer.cond.wait(guard, timeout));
-        self.unpark_bit();
+        self.sleep(guard, deadline);
         false
     }
 }

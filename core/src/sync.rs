@@ -34,7 +34,7 @@ pub(crate) mod atomic {
 
 pub(crate) use self::{
     cell::UnsafeCell,
-    lock::{Condvar, Mutex},
+    lock::{Condvar, Mutex, MutexGuard},
     snapshot::{SnapshotCache, SnapshotCell},
 };
 

@@ -34,8 +34,8 @@ use crate::{
 /// The next receive then reports `Lagged(n)` once, and resumes with the
 /// oldest event that remains.
 pub struct Subscription<E> {
-    shared: Arc<Shared<E>>,
-    entry: SubEntry<E>,
+    /// The bus and the ring; also what `unsubscriber` hands out.
+    handle: Unsubscriber<E>,
     /// Overwrites already reported as `Lagged`.
     lag_seen: u64,
     /// The consumer's copy of the high-water mark.
@@ -56,8 +56,7 @@ const SAMPLE_EVERY: u32 = 32;
 impl<E> Subscription<E> {
     pub(crate) fn new(shared: Arc<Shared<E>>, entry: SubEntry<E>) -> Self {
         Self {
-            shared,
-            entry,
+            handle: Unsubscriber { shared, entry },
             lag_seen: 0,
             high_water: 0,
             since_sample: 0,
@@ -66,7 +65,7 @@ impl<E> Subscription<E> {
 
     /// The subscription's id, unique within its bus.
     pub fn id(&self) -> u64 {
-        self.entry.id
+        self.handle.entry.id
     }
 
     /// Takes the oldest buffered event without blocking.
@@ -77,7 +76,7 @@ impl<E> Subscription<E> {
     /// `Disconnected` when closed and drained.
     #[inline]
     pub fn try_recv(&mut self) -> Result<E, TryRecvError> {
-        let ring = &self.entry.ring;
+        let ring = &self.handle.entry.ring;
         if ring.policy() == Overflow::DropOldest {
             if let Some(lag) = ring.take_lag(&mut self.lag_seen) {
                 return Err(TryRecvError::Lagged(lag));
@@ -166,7 +165,7 @@ impl<E> Subscription<E> {
             }
             // SAFETY: `&mut self` makes this the only consumer, as in
             // `try_recv`.
-            unsafe { self.entry.ring.wait(deadline) };
+            unsafe { self.handle.entry.ring.wait(deadline) };
         }
     }
 
@@ -196,7 +195,7 @@ impl<E> Subscription<E> {
             // SAFETY: `&mut self` makes this the only consumer, as in
             // `try_recv`. A `false` means an event or a close arrived since
             // `try_recv`, so the next round returns it.
-            if unsafe { self.entry.ring.register(cx.waker()) } {
+            if unsafe { self.handle.entry.ring.register(cx.waker()) } {
                 return Poll::Pending;
             }
         }
@@ -256,43 +255,39 @@ impl<E> Subscription<E> {
     /// already closed (by an earlier unsubscribe or by shutdown). Buffered
     /// events can still be received.
     pub fn unsubscribe(&self) -> bool {
-        let closed_now = self.entry.ring.close();
-        self.shared.remove_sub(self.entry.id);
-        closed_now
+        self.handle.unsubscribe()
     }
 
     /// A handle that can close this subscription and read its counters
-    /// from another thread, without the receiving end.
+    /// from another thread, without the receiving end. Its `len`,
+    /// `capacity`, `is_closed` and `stats` are this subscription's.
     pub fn unsubscriber(&self) -> Unsubscriber<E> {
-        Unsubscriber {
-            shared: Arc::clone(&self.shared),
-            entry: self.entry.clone(),
-        }
+        self.handle.clone()
     }
 
     /// Events buffered now.
     pub fn len(&self) -> usize {
-        self.entry.ring.len()
+        self.handle.len()
     }
 
     /// Whether nothing is buffered now.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.handle.is_empty()
     }
 
     /// The ring's capacity.
     pub fn capacity(&self) -> usize {
-        self.entry.ring.capacity()
+        self.handle.capacity()
     }
 
     /// Whether the subscription is closed (buffered events may remain).
     pub fn is_closed(&self) -> bool {
-        self.entry.ring.is_closed()
+        self.handle.is_closed()
     }
 
     /// This subscription's counters.
     pub fn stats(&self) -> SubscriptionStats {
-        sub_stats(&self.entry)
+        self.handle.stats()
     }
 }
 
@@ -305,8 +300,8 @@ impl<E> Drop for Subscription<E> {
 impl<E> fmt::Debug for Subscription<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("id", &self.entry.id)
-            .field("capacity", &self.entry.ring.capacity())
+            .field("id", &self.handle.entry.id)
+            .field("capacity", &self.handle.entry.ring.capacity())
             .finish_non_exhaustive()
     }
 }

@@ -1,31 +1,11 @@
 //! `SubscriptionStats::lagged`: the overwritten part of `dropped`.
 
-use evbus_core::{Bus, Event, EventKind, Filter, Overflow, SubscribeOptions, TryRecvError};
+use evbus_core::{Bus, Filter, Overflow, SubscribeOptions, TryRecvError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Tick,
-}
+#[path = "common/tick.rs"]
+mod tick;
 
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Tick];
-    fn topic(self) -> &'static str {
-        "t.tick"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Tick(u32);
-
-impl Event for Tick {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        Kind::Tick
-    }
-}
+use tick::Tick;
 
 fn sub(bus: &Bus<Tick>, overflow: Overflow) -> evbus_core::Subscription<Tick> {
     bus.subscribe_with(

@@ -8,34 +8,12 @@ use std::{
     thread,
 };
 
-use evbus_core::{
-    Bus, Event, EventKind, Filter, LatencyRecorder, LatencySampling, Overflow, SubscribeOptions,
-};
+use evbus_core::{Bus, Filter, LatencyRecorder, LatencySampling, Overflow, SubscribeOptions};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Tick,
-}
+#[path = "common/tick.rs"]
+mod tick;
 
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Tick];
-    fn topic(self) -> &'static str {
-        "t.tick"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Tick(u32);
-
-impl Event for Tick {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        Kind::Tick
-    }
-}
+use tick::Tick;
 
 /// Records (subscription, thread) of every sample.
 #[derive(Default)]

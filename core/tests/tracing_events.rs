@@ -7,37 +7,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use evbus_core::{Bus, Event, EventKind, Filter, Overflow, SubscribeOptions, TryRecvError};
+use evbus_core::{Bus, Filter, Overflow, SubscribeOptions, TryRecvError};
 use tracing::{
     Level, Metadata, Subscriber,
     field::{Field, Visit},
     span,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Tick,
-}
+#[path = "common/tick.rs"]
+mod tick;
 
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Tick];
-    fn topic(self) -> &'static str {
-        "t.tick"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Tick(u32);
-
-impl Event for Tick {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        Kind::Tick
-    }
-}
+use tick::Tick;
 
 /// One captured event: level, message and the other fields as text.
 #[derive(Debug, Clone)]

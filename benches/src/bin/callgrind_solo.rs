@@ -11,28 +11,13 @@
 //! `Subscription::try_recv` a second caller and change how the k4 workload
 //! inlines, which moves the committed baseline.
 
-use std::hint::black_box;
-
 use evbus_benches::{EvbusSoloFanout, Fanout};
 
 const PUBLISHES: usize = 1_000_000;
 const BURST: usize = 64;
 const SUBSCRIBERS: usize = 4;
 
-#[inline(never)]
-fn run_solo_workload(fanout: &mut EvbusSoloFanout<u64>) -> usize {
-    let mut delivered = 0;
-    let mut published = 0;
-    while published < PUBLISHES {
-        let burst = BURST.min(PUBLISHES - published);
-        for i in 0..burst {
-            fanout.publish(black_box(i as u64));
-        }
-        published += burst;
-        delivered += fanout.drain();
-    }
-    delivered
-}
+evbus_benches::burst_workload!(run_solo_workload, EvbusSoloFanout<u64>, PUBLISHES, BURST);
 
 fn main() {
     let mut fanout = EvbusSoloFanout::<u64>::new(SUBSCRIBERS, BURST);

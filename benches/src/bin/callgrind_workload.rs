@@ -6,27 +6,12 @@
 //! with no subscriber. Only `run_workload` is measured
 //! (`--toggle-collect=*run_workload*`); see `benches/callgrind.sh`.
 
-use std::hint::black_box;
-
 use evbus_benches::{EvbusFanout, Fanout};
 
 const PUBLISHES: usize = 1_000_000;
 const BURST: usize = 64;
 
-#[inline(never)]
-fn run_workload(fanout: &mut EvbusFanout<u64>) -> usize {
-    let mut delivered = 0;
-    let mut published = 0;
-    while published < PUBLISHES {
-        let burst = BURST.min(PUBLISHES - published);
-        for i in 0..burst {
-            fanout.publish(black_box(i as u64));
-        }
-        published += burst;
-        delivered += fanout.drain();
-    }
-    delivered
-}
+evbus_benches::burst_workload!(run_workload, EvbusFanout<u64>, PUBLISHES, BURST);
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();

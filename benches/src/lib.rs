@@ -412,33 +412,6 @@ pub fn burst_then_drain<T: Clone, F: Fanout<T>>(fanout: &mut F, value: &T, burst
     fanout.drain()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deliveries<F: Fanout<u64>>() -> usize {
-        let mut f = F::new(4, 64);
-        burst_then_drain(&mut f, &1, 32)
-    }
-
-    #[test]
-    fn every_peer_delivers_a_burst_to_every_subscriber() {
-        assert_eq!(deliveries::<EvbusFanout<u64>>(), 128);
-        assert_eq!(deliveries::<TokioFanout<u64>>(), 128);
-        assert_eq!(deliveries::<CrossbeamFanout<u64>>(), 128);
-    }
-
-    #[test]
-    fn full_rings_drop_on_evbus_and_crossbeam() {
-        let mut e = EvbusFanout::<u64>::new(2, 4);
-        let mut c = CrossbeamFanout::<u64>::new(2, 4);
-        let dropped_e: usize = (0..10).map(|i| e.publish(i)).sum();
-        let dropped_c: usize = (0..10).map(|i| c.publish(i)).sum();
-        assert_eq!((dropped_e, dropped_c), (12, 12));
-        assert_eq!((e.drain(), c.drain()), (8, 8));
-    }
-}
-
 /// Defines `fn $name(fanout: &mut $ty) -> usize` for the callgrind
 /// workloads: `$publishes` publishes of `u64`s in bursts of `$burst`, each
 /// burst drained on the same thread; returns the events drained.
@@ -466,4 +439,31 @@ macro_rules! burst_workload {
             delivered
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliveries<F: Fanout<u64>>() -> usize {
+        let mut f = F::new(4, 64);
+        burst_then_drain(&mut f, &1, 32)
+    }
+
+    #[test]
+    fn every_peer_delivers_a_burst_to_every_subscriber() {
+        assert_eq!(deliveries::<EvbusFanout<u64>>(), 128);
+        assert_eq!(deliveries::<TokioFanout<u64>>(), 128);
+        assert_eq!(deliveries::<CrossbeamFanout<u64>>(), 128);
+    }
+
+    #[test]
+    fn full_rings_drop_on_evbus_and_crossbeam() {
+        let mut e = EvbusFanout::<u64>::new(2, 4);
+        let mut c = CrossbeamFanout::<u64>::new(2, 4);
+        let dropped_e: usize = (0..10).map(|i| e.publish(i)).sum();
+        let dropped_c: usize = (0..10).map(|i| c.publish(i)).sum();
+        assert_eq!((dropped_e, dropped_c), (12, 12));
+        assert_eq!((e.drain(), c.drain()), (8, 8));
+    }
 }

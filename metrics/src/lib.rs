@@ -82,7 +82,5 @@ pub use crate::facade::MetricsMirror;
 pub use crate::latency::LatencyHistograms;
 pub use crate::{
     prometheus::CONTENT_TYPE,
-    snapshot::{
-        BusTotals, HandlerSnapshot, LatencySummary, Policy, Snapshot, SubscriptionSnapshot,
-    },
+    snapshot::{BusTotals, LatencySummary, Policy, Snapshot, SubscriptionSnapshot},
 };

@@ -2,7 +2,9 @@
 //! help texts, types and label sets, shared by the Prometheus text and the
 //! `metrics` facade so the two never disagree.
 
-use crate::snapshot::{HandlerSnapshot, LatencySummary, Snapshot, SubscriptionSnapshot};
+use evbus_dispatch::HandlerStats;
+
+use crate::snapshot::{LatencySummary, Snapshot, SubscriptionSnapshot};
 
 /// The type of a metric family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +246,7 @@ static LATENCY_MAX: Family = family!(
     "Largest sampled publish-to-receive latency."
 );
 
-static HANDLER_FAMILIES: &[Getter<HandlerSnapshot>] = &[
+static HANDLER_FAMILIES: &[Getter<HandlerStats>] = &[
     (
         family!(
             "evbus_handler_received_total",
@@ -331,7 +333,7 @@ static HANDLER_FAMILIES: &[Getter<HandlerSnapshot>] = &[
             Gauge,
             "Events buffered in the handler's ring now."
         ),
-        |h| h.queued,
+        |h| h.queued as u64,
     ),
     (
         family!(
@@ -339,7 +341,7 @@ static HANDLER_FAMILIES: &[Getter<HandlerSnapshot>] = &[
             Gauge,
             "Capacity of the handler's ring."
         ),
-        |h| h.capacity,
+        |h| h.capacity as u64,
     ),
     (
         family!(
@@ -365,10 +367,10 @@ fn sub_labels(s: &SubscriptionSnapshot) -> Vec<(&'static str, String)> {
     vec![("subscription", s.label()), ("id", s.id.to_string())]
 }
 
-fn handler_labels(h: &HandlerSnapshot) -> Vec<(&'static str, String)> {
+fn handler_labels(h: &HandlerStats) -> Vec<(&'static str, String)> {
     vec![
         ("handler", h.name.clone()),
-        ("priority", h.priority.clone()),
+        ("priority", h.priority.as_str().to_owned()),
     ]
 }
 

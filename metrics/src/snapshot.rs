@@ -55,7 +55,7 @@ pub struct Snapshot {
     /// Each subscription registered when the snapshot was taken, by id.
     pub subscriptions: Vec<SubscriptionSnapshot>,
     /// Each handler, in the order they were given.
-    pub handlers: Vec<HandlerSnapshot>,
+    pub handlers: Vec<HandlerStats>,
 }
 
 /// Bus-wide totals. They include subscriptions and publishers that are
@@ -211,72 +211,6 @@ pub struct LatencySummary {
     pub sum_ns: u64,
 }
 
-/// One handler's row: a mirror of [`HandlerStats`], which is
-/// `#[non_exhaustive]` and owned by `evbus-dispatch`.
-///
-/// Every event taken out of its ring counts once in `received` and, once
-/// settled, in exactly one of `handled`, `dead_lettered`, `skipped` or
-/// `abandoned`. Each failed attempt counts once in `errors` or `panics`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct HandlerSnapshot {
-    /// The handler's name, unique within its dispatcher.
-    pub name: String,
-    /// Its priority: `"high"`, `"normal"` or `"low"`.
-    pub priority: String,
-    /// The patterns of its filter.
-    pub filter: Vec<String>,
-    /// Whether it is enabled.
-    pub enabled: bool,
-    /// Events taken out of its ring.
-    pub received: u64,
-    /// Events the handler returned `Ok` for.
-    pub handled: u64,
-    /// Attempts that returned `Err`.
-    pub errors: u64,
-    /// Attempts that panicked.
-    pub panics: u64,
-    /// Retries scheduled after a failed attempt.
-    pub retries: u64,
-    /// Events sent to the dead-letter topic.
-    pub dead_lettered: u64,
-    /// Events taken while the handler was disabled.
-    pub skipped: u64,
-    /// Events whose pending retry shutdown abandoned.
-    pub abandoned: u64,
-    /// Events its ring accepted.
-    pub delivered: u64,
-    /// Events its ring dropped.
-    pub dropped: u64,
-    /// Events buffered in its ring now.
-    pub queued: u64,
-    /// Its ring's capacity.
-    pub capacity: u64,
-}
-
-impl From<&HandlerStats> for HandlerSnapshot {
-    fn from(h: &HandlerStats) -> Self {
-        Self {
-            name: h.name.clone(),
-            priority: h.priority.as_str().to_owned(),
-            filter: h.filter.clone(),
-            enabled: h.enabled,
-            received: h.received,
-            handled: h.handled,
-            errors: h.errors,
-            panics: h.panics,
-            retries: h.retries,
-            dead_lettered: h.dead_lettered,
-            skipped: h.skipped,
-            abandoned: h.abandoned,
-            delivered: h.delivered,
-            dropped: h.dropped,
-            queued: h.queued as u64,
-            capacity: h.capacity as u64,
-        }
-    }
-}
-
 impl From<&BusSnapshot> for Snapshot {
     fn from(b: &BusSnapshot) -> Self {
         Self {
@@ -311,11 +245,8 @@ impl Snapshot {
         I: IntoIterator,
         I::Item: Borrow<HandlerStats>,
     {
-        self.handlers.extend(
-            handlers
-                .into_iter()
-                .map(|h| HandlerSnapshot::from(h.borrow())),
-        );
+        self.handlers
+            .extend(handlers.into_iter().map(|h| h.borrow().clone()));
         self
     }
 
@@ -325,7 +256,7 @@ impl Snapshot {
     }
 
     /// The row of the handler called `name`, if any.
-    pub fn handler(&self, name: &str) -> Option<&HandlerSnapshot> {
+    pub fn handler(&self, name: &str) -> Option<&HandlerStats> {
         self.handlers.iter().find(|h| h.name == name)
     }
 }

@@ -45,10 +45,10 @@ fn handler_stats_reach_the_snapshot_and_the_text() {
 
     let snap = Snapshot::capture(&bus).with_handlers(dispatcher.handler_stats());
     let shipping = snap.handler("shipping").expect("shipping row");
-    assert_eq!(shipping.priority, "high");
+    assert_eq!(shipping.priority, Priority::High);
     assert_eq!((shipping.received, shipping.handled), (11, 11));
     let flaky = snap.handler("flaky \"audit\"").expect("flaky row");
-    assert_eq!(flaky.priority, "low");
+    assert_eq!(flaky.priority, Priority::Low);
     assert_eq!((flaky.received, flaky.handled, flaky.errors), (10, 5, 5));
     assert_eq!(flaky.dead_lettered, 5);
 

@@ -50,7 +50,7 @@ fn covers_bus_subscriptions_and_handlers() {
 
     assert_eq!(snap.handlers.len(), 2);
     let mailer = snap.handler("mailer").expect("mailer row");
-    assert_eq!(mailer.priority, "high");
+    assert_eq!(mailer.priority, evbus_dispatch::Priority::High);
     assert_eq!(
         (
             mailer.received,

@@ -221,6 +221,8 @@ impl<E: Event> Bus<E> {
     pub fn single_producer() -> Result<(Self, SoloPublisher<E>), KindTableError> {
         let mut registry = Self::kind_registry()?;
         registry.solo = true;
+        // Settle the asymmetric barriers before any publish can use them.
+        crate::barrier::init();
         let bus = Self::with_registry(registry);
         let publisher = SoloPublisher::new(Arc::clone(&bus.shared));
         Ok((bus, publisher))

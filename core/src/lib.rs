@@ -61,6 +61,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
+mod barrier;
 mod bus;
 mod error;
 mod filter;

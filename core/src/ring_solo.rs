@@ -12,36 +12,43 @@
 //!     stamp with Acquire (step 3 pairs as before), writes the value and
 //!     stores the stamp with Release (step 2 pairs as before). No CAS.
 //! S2. *Publish epoch.* Before the pushes of one publish, the producer
-//!     stores an odd epoch in the bus's `Sink::epoch` and runs
-//!     `fence(SeqCst)`; after them it stores the next even epoch with
-//!     Release. A closer sets the mark bit, runs `fence(SeqCst)`, loads the
-//!     epoch, and if it is odd waits until it changes. Either the producer's
-//!     mark check sees the mark, or the closer sees the odd epoch and waits
-//!     for the publish to end; so once the closer sets the *final* bit, no
-//!     push can land any more. A consumer reports `Disconnected` only after
-//!     seeing the final bit (Acquire, pairing with the closer's Release,
-//!     which follows its Acquire of the even epoch that the producer stored
-//!     with Release after its stamps), so no event is stranded.
-//! S3. *No lost wake-up.* After the pushes the producer runs one more
-//!     `fence(SeqCst)` and loads each ring's park bit; a consumer sets the
-//!     park bit (CAS), runs `fence(SeqCst)` and re-checks the stamp at
-//!     `head` before sleeping. Either the producer sees the bit (and wakes
-//!     under the waiter mutex) or the consumer sees the stamp.
+//!     stores an odd epoch in the bus's `Sink::epoch` and runs a light
+//!     barrier; after them it stores the next even epoch with Release. A
+//!     closer sets the mark bit, runs a heavy barrier, loads the epoch, and
+//!     if it is odd waits until it changes. Either the producer's mark check
+//!     sees the mark, or the closer sees the odd epoch and waits for the
+//!     publish to end; so once the closer sets the *final* bit, no push can
+//!     land any more. A consumer reports `Disconnected` only after seeing
+//!     the final bit (Acquire, pairing with the closer's Release, which
+//!     follows its Acquire of the even epoch that the producer stored with
+//!     Release after its stamps), so no event is stranded.
+//! S3. *No lost wake-up.* After the pushes the producer runs one more light
+//!     barrier and loads each ring's park bit; a consumer sets the park bit
+//!     (CAS), runs a heavy barrier and re-checks the stamp at `head` before
+//!     sleeping. Either the producer sees the bit (and wakes under the
+//!     waiter mutex) or the consumer sees the stamp.
 //! S4. *Close.* Every close waits for the final bit, so `fold` (which runs
 //!     after a close returns) counts a settled ring. A close made by the
 //!     producing thread inside its own publish (an `E::clone` that
 //!     unsubscribes) does not wait for itself: the rest of that publish
 //!     checks the mark in program order.
 //!
-//! Two fences per publish, however many subscribers: about 2 × 4.6 ns on
-//! this machine, shared by the K deliveries.
+//! Light and heavy barriers (`barrier.rs`) pair like two `fence(SeqCst)`.
+//! Where Linux `membarrier` is available the light one is a compiler fence
+//! and the heavy one the system call, so a publish pays no fence at all and
+//! the rare side (a receiver about to sleep, a close) pays about a
+//! microsecond; elsewhere both are `fence(SeqCst)`. Loom models them as
+//! fences.
 
 use std::{cell::Cell, task::Waker, time::Instant};
 
 use super::{Overflow, PopError, Push, Ring, store_waker};
-use crate::sync::{
-    Backoff,
-    atomic::{AtomicU64, Ordering, fence},
+use crate::{
+    barrier,
+    sync::{
+        Backoff,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 // The `Sink` (as an address) of the single-producer bus this thread is
@@ -56,7 +63,7 @@ loom::thread_local! {
     static PUBLISHING: Cell<usize> = Cell::new(0);
 }
 
-/// One single-producer publish in progress: odd epoch set, fence run. Its
+/// One single-producer publish in progress: odd epoch set, barrier run. Its
 /// `Drop` ends the publish (also on a panic in `E::clone`), so closers never
 /// wait on an epoch that stays odd.
 pub(crate) struct SoloGuard<'a> {
@@ -74,8 +81,8 @@ impl<'a> SoloGuard<'a> {
         let odd = epoch.load(Ordering::Relaxed).wrapping_add(1) | 1;
         epoch.store(odd, Ordering::Relaxed);
         let prev_publishing = PUBLISHING.with(|p| p.replace(sink as *const _ as usize));
-        // SeqCst: pairs with the closer's fence in `close_solo` (S2).
-        fence(Ordering::SeqCst);
+        // Pairs with the closer's heavy barrier in `close_solo` (S2).
+        barrier::light();
         Self {
             epoch,
             next: odd.wrapping_add(1),
@@ -83,12 +90,12 @@ impl<'a> SoloGuard<'a> {
         }
     }
 
-    /// Runs the fence of step S3; call once, after every push of the
+    /// Runs the barrier of step S3; call once, after every push of the
     /// publish and before [`Ring::settle_solo`].
     #[inline]
     pub(crate) fn pushed(&self) {
-        // SeqCst: pairs with the consumer's fence in `park_solo` (S3).
-        fence(Ordering::SeqCst);
+        // Pairs with the consumer's heavy barrier in `park_solo` (S3).
+        barrier::light();
     }
 }
 
@@ -163,7 +170,7 @@ impl<T> Ring<T> {
     /// [`SoloGuard::pushed`], for every ring that accepted.
     #[inline]
     pub(crate) fn settle_solo(&self) {
-        // Relaxed: ordered by the fence in `SoloGuard::pushed` (S3).
+        // Relaxed: ordered by the barrier in `SoloGuard::pushed` (S3).
         if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
             self.wake_solo();
         }
@@ -186,8 +193,8 @@ impl<T> Ring<T> {
         let first = old & self.mark_bit == 0;
         let sink_addr = &*self.sink as *const _ as usize;
         if PUBLISHING.with(|p| p.get()) != sink_addr {
-            // SeqCst: pairs with the producer's fence in `SoloGuard::begin`.
-            fence(Ordering::SeqCst);
+            // Pairs with the producer's light barrier in `SoloGuard::begin`.
+            barrier::heavy();
             // Acquire: pairs with the Release epoch store that ends a
             // publish, so its stamps are visible before `final`.
             let seen = self.sink.epoch.load(Ordering::Acquire);
@@ -285,12 +292,12 @@ impl<T> Ring<T> {
             store_waker(&mut guard, w);
         }
         // The CAS fails if a closer changed the flags meanwhile: look again.
-        // Ordered by the fence below (S3).
+        // Ordered by the barrier below (S3).
         if !self.set_park_bit(tail) {
             return false;
         }
-        // SeqCst: pairs with the producer's fence in `SoloGuard::pushed`.
-        fence(Ordering::SeqCst);
+        // Pairs with the producer's light barrier in `SoloGuard::pushed`.
+        barrier::heavy();
         if slot.stamp.load(Ordering::Acquire) != head {
             drop(guard);
             self.unpark_bit();
@@ -332,7 +339,7 @@ mod loom_tests {
     }
 
     /// Property: a consumer that parks in `wait` while a solo push lands is
-    /// woken (S3); the model deadlocks if either side's fence is missing.
+    /// woken (S3); the model deadlocks if either side's barrier is missing.
     #[test]
     fn solo_push_wakes_parked_consumer() {
         loom::model(|| {

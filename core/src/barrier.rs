@@ -1,0 +1,130 @@
+//! Asymmetric barriers for the single-producer protocol (`ring_solo.rs`).
+//!
+//! Its two handshakes are store-buffering (Dekker) pairs: each side stores,
+//! fences, then loads what the other stored. One side runs on every publish,
+//! the other only when a receiver parks or a subscription closes. So the
+//! publish side takes a [`light`] barrier and the rare side a [`heavy`] one:
+//!
+//! - With Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available,
+//!   `light` is only a compiler fence and `heavy` is the system call, which
+//!   makes every running thread of the process pass a full memory barrier
+//!   before it returns: together they order like two `fence(SeqCst)`. This
+//!   is the scheme of userspace RCU and folly's `asymmetricHeavyBarrier`.
+//! - Elsewhere (other systems, a kernel or sandbox without the call, Miri,
+//!   loom), both are `fence(SeqCst)`.
+//!
+//! Which one holds is settled once, by [`init`], before any bus can use
+//! them (`Bus::single_producer` calls it), and never changes after.
+
+#[cfg(all(target_os = "linux", not(miri), not(evbus_loom)))]
+use std::sync::atomic::{AtomicU8, compiler_fence};
+
+use crate::sync::atomic::{Ordering, fence};
+
+#[cfg(all(target_os = "linux", not(miri), not(evbus_loom)))]
+mod imp {
+    use super::*;
+
+    const UNKNOWN: u8 = 0;
+    const ASYMMETRIC: u8 = 1;
+    const SYMMETRIC: u8 = 2;
+
+    // The `membarrier(2)` commands (linux/membarrier.h).
+    const CMD_QUERY: libc::c_long = 0;
+    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    /// Process-wide; written by `init` only, before the first barrier.
+    static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    fn membarrier(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: `membarrier` takes two integers (and an unused cpu id) and
+        // touches no memory of ours; any failure comes back as -1.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    pub(crate) fn init() {
+        // Relaxed: `init` runs before any barrier of a bus whose protocol
+        // depends on the mode (the bus is built after it returns, and shared
+        // with other threads by a handle that carries happens-before).
+        if MODE.load(Ordering::Relaxed) != UNKNOWN {
+            return;
+        }
+        let supported = membarrier(CMD_QUERY);
+        let mode = if supported >= 0
+            && supported & CMD_PRIVATE_EXPEDITED != 0
+            && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+        {
+            ASYMMETRIC
+        } else {
+            SYMMETRIC
+        };
+        // Relaxed: see above. Two racing `init`s compute the same mode.
+        MODE.store(mode, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn light() {
+        // Relaxed: settled by `init` before any use (see the module docs).
+        if MODE.load(Ordering::Relaxed) == ASYMMETRIC {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    #[cold]
+    pub(crate) fn heavy() {
+        // Relaxed: as in `light`.
+        if MODE.load(Ordering::Relaxed) == ASYMMETRIC && membarrier(CMD_PRIVATE_EXPEDITED) == 0 {
+            return;
+        }
+        // Not asymmetric, or the call failed: the other side may only have
+        // a compiler fence, so this must not happen after registration
+        // succeeded. The kernel does not fail a registered expedited
+        // membarrier; keep a full fence as the best remaining effort.
+        fence(Ordering::SeqCst);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", not(miri), not(evbus_loom))))]
+mod imp {
+    use super::*;
+
+    pub(crate) fn init() {}
+
+    #[inline]
+    pub(crate) fn light() {
+        fence(Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub(crate) fn heavy() {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// Settles which barriers this process uses; call before building anything
+/// that uses [`light`] or [`heavy`].
+pub(crate) fn init() {
+    imp::init();
+}
+
+/// The frequent side of a barrier pair: orders like `fence(SeqCst)` against
+/// a [`heavy`] on another thread.
+#[inline]
+pub(crate) fn light() {
+    imp::light();
+}
+
+/// The rare side of a barrier pair (see [`light`]).
+pub(crate) fn heavy() {
+    imp::heavy();
+}

@@ -112,12 +112,14 @@ pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
 /// Made by [`Bus::single_producer`](crate::Bus::single_producer); not
 /// `Clone`. Because no other thread produces into its rings, a delivery is a
 /// stamp check, a write and a Release store: no read-modify-write. A publish
-/// that reaches at least one subscriber pays two `fence(SeqCst)` in all,
-/// however many subscribers it reaches: one lets a concurrent unsubscribe or
+/// that reaches at least one subscriber runs two barriers in all, however
+/// many subscribers it reaches: one lets a concurrent unsubscribe or
 /// shutdown wait out the publish (so no event is stranded in a closed
-/// ring), one lets it see a receiver that parked (so no wake-up is lost).
-/// So it gains most when one publish reaches several subscribers (see the
-/// README's benchmark table).
+/// ring), one lets it see a receiver that parked (so no wake-up is lost). On
+/// Linux these are compiler fences, paired with a `membarrier` system call
+/// on the rare side (a receiver about to sleep, a close); elsewhere they are
+/// `fence(SeqCst)`. It gains most when one publish reaches several
+/// subscribers (see the README's benchmark table).
 ///
 /// It can move between threads (`Send`); publishes take `&mut self`.
 pub type SoloPublisher<E> = Publisher<E, SingleProducer>;

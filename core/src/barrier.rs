@@ -16,6 +16,8 @@
 //! Which one holds is settled once, by [`init`], before any bus can use
 //! them (`Bus::single_producer` calls it), and never changes after.
 
+// Straight from std, not the `sync` shim: a process-wide static that exists
+// only where loom is off (under loom both barriers are shim fences).
 #[cfg(all(target_os = "linux", not(miri), not(evbus_loom)))]
 use std::sync::atomic::{AtomicU8, compiler_fence};
 

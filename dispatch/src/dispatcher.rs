@@ -517,6 +517,7 @@ impl<E: Event> Dispatcher<E> {
         #[cfg(feature = "tracing")]
         tracing::debug!(handler = %cell.name, "evbus handler unregistered");
         // Mark a waiting retry due so the next run retires the handler.
+        // Release: pairs with the worker's Acquire swap in `handler::run`.
         cell.retry_ready.store(true, Ordering::Release);
         self.rt.sched.notify(cell);
     }
@@ -633,6 +634,8 @@ impl<E: Event> Owner<E> {
             rt.sched.notify(cell);
         }
         let me = rt.current_handler();
+        // Acquire on `done`: pairs with the Release that ends the handler's
+        // last run (`handler::run`, `retire`), so its counters are final.
         let drained = rt.sched.wait_settled(until, || {
             cells
                 .iter()
@@ -646,6 +649,8 @@ impl<E: Event> Owner<E> {
             if Some(c.key) == me || c.done.load(Ordering::Acquire) {
                 continue;
             }
+            // Acquire: pairs with the worker's Release state stores; a
+            // snapshot for the report.
             let running = matches!(c.state().load(Ordering::Acquire), RUNNING | NOTIFIED);
             let list = if running {
                 &mut report.wedged

@@ -155,6 +155,7 @@ impl<E: Event> Runtime<E> {
     pub(crate) fn live_cells(&self) -> Vec<Arc<Cell<E>>> {
         let mut cells = self.handlers_snapshot();
         let mut retired = lock(&self.retired);
+        // Acquire: pairs with the Release that ends a handler's last run.
         retired.retain(|c| !c.done.load(Ordering::Acquire));
         cells.extend(retired.iter().cloned());
         cells

@@ -153,6 +153,8 @@ impl<E> Scheduler<E> {
     /// Ends a run of `cell`.
     pub(crate) fn finish(&self, cell: &Arc<Cell<E>>, outcome: Outcome) {
         let state = cell.state();
+        // The Release stores below pair with `notify`'s Acquire load and
+        // CAS, and with the Acquire reads of `wait_idle` and shutdown.
         match outcome {
             Outcome::Done => state.store(DONE, Ordering::Release),
             Outcome::Yield => {

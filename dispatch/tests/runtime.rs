@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{Ev, Kind, TIMEOUT, ev, idle, setup, signals};
-use evbus_core::{Filter, Overflow};
+use evbus_core::Filter;
 use evbus_dispatch::{
     BuildError, Dispatcher, Failure, HandlerOptions, Priority, RegisterError, RetryPolicy, Signal,
 };
@@ -545,5 +545,4 @@ fn registration_errors_are_typed() {
             .build(),
         Err(BuildError::ZeroWorkers)
     ));
-    let _ = Overflow::DropNewest;
 }

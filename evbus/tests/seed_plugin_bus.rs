@@ -11,7 +11,7 @@ use std::{
 };
 
 use evbus::{
-    Bus, Event, EventKind, Filter,
+    Bus, Event, EventKind,
     dispatch::{Dispatcher, HandlerOptions, Priority, RetryPolicy},
 };
 
@@ -281,5 +281,4 @@ fn stats() {
             .iter()
             .any(|s| s.name.as_deref() == Some("scorer"))
     );
-    let _ = Filter::pattern(">").unwrap();
 }

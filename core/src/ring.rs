@@ -757,11 +757,66 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Takes up to `max` values in order, handing each to `f`, and stops
+    /// early when the ring is empty or closed. Returns how many it took, and
+    /// why it stopped early. The same steps as `try_pop` per value, with the
+    /// mode test made once per call.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline]
+    pub(crate) unsafe fn pop_each(
+        &self,
+        max: usize,
+        f: impl FnMut(T),
+    ) -> (usize, Option<PopError>) {
+        if self.solo {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.pop_loop::<true>(max, f) }
+        } else {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.pop_loop::<false>(max, f) }
+        }
+    }
+
+    /// `pop_each` for one mode.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline(always)]
+    unsafe fn pop_loop<const SOLO: bool>(
+        &self,
+        max: usize,
+        mut f: impl FnMut(T),
+    ) -> (usize, Option<PopError>) {
+        let mut taken = 0;
+        while taken < max {
+            let popped = if SOLO {
+                // SAFETY: the caller's contract, passed on.
+                unsafe { self.try_pop_solo() }
+            } else {
+                // SAFETY: the caller's contract, passed on.
+                unsafe { self.try_pop_multi() }
+            };
+            match popped {
+                Ok(v) => {
+                    taken += 1;
+                    f(v);
+                }
+                Err(e) => return (taken, Some(e)),
+            }
+        }
+        (taken, None)
+    }
+
     /// `try_pop` for multi-producer rings.
     ///
     /// # Safety
     ///
     /// - As [`Ring::try_pop`].
+    #[inline(always)]
     unsafe fn try_pop_multi(&self) -> Result<T, PopError> {
         let backoff = Backoff::new();
         // Relaxed: only the consumer and `force_push` write `head`; a stale

@@ -231,7 +231,7 @@ impl<T> Ring<T> {
     /// # Safety
     ///
     /// - As [`Ring::try_pop`]: the caller is the only consumer.
-    #[inline]
+    #[inline(always)]
     pub(super) unsafe fn try_pop_solo(&self) -> Result<T, PopError> {
         // Relaxed: only the consumer writes `head`.
         let head = self.head.load(Ordering::Relaxed);

@@ -213,28 +213,94 @@ impl<E> Subscription<E> {
             return Ok(0);
         }
         buf.push(self.recv()?);
-        Ok(1 + self.drain_bounded(buf, max - 1))
+        Ok(1 + self.take_bounded(max - 1, |e| buf.push(e)))
     }
 
     /// Takes every buffered event into `buf` without blocking. Returns how
-    /// many it took (0 if empty, lagged or closed).
+    /// many it took (0 if empty or closed). Lag reports are skipped, as by
+    /// [`drain_with`](Subscription::drain_with).
     pub fn drain_into(&mut self, buf: &mut Vec<E>) -> usize {
-        self.drain_bounded(buf, usize::MAX)
+        self.take_bounded(usize::MAX, |e| buf.push(e))
     }
 
-    fn drain_bounded(&mut self, buf: &mut Vec<E>, max: usize) -> usize {
-        let mut taken = 0;
-        while taken < max {
-            match self.try_recv() {
-                Ok(v) => {
-                    buf.push(v);
-                    taken += 1;
+    /// Takes every buffered event without blocking, in order, handing each
+    /// to `f`. Returns how many it took (0 if empty or closed).
+    ///
+    /// The cheapest way to drain a backlog: the bookkeeping that
+    /// [`try_recv`](Subscription::try_recv) does per event (the lag check,
+    /// the queue-length sample for the high-water mark, the ring-mode
+    /// branch) runs once per call, and events are handed over without a
+    /// `Result` around them. Lag reports are skipped; the overwrites stay
+    /// counted in the [stats](Subscription::stats).
+    ///
+    /// ```
+    /// use evbus_core::{Bus, Event, EventKind};
+    /// # #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    /// # enum Kind { Tick }
+    /// # impl EventKind for Kind {
+    /// #     const ALL: &'static [Self] = &[Kind::Tick];
+    /// #     fn topic(self) -> &'static str { "clock.tick" }
+    /// #     fn index(self) -> usize { 0 }
+    /// # }
+    /// # #[derive(Clone, Debug)]
+    /// # struct Tick(u64);
+    /// # impl Event for Tick {
+    /// #     type Kind = Kind;
+    /// #     fn kind(&self) -> Kind { Kind::Tick }
+    /// # }
+    /// let bus = Bus::<Tick>::new();
+    /// let mut sub = bus.subscribe("clock.*")?;
+    /// let mut publisher = bus.publisher();
+    /// for i in 1..=3 {
+    ///     publisher.publish(Tick(i)).unwrap();
+    /// }
+    /// let mut sum = 0;
+    /// assert_eq!(sub.drain_with(|Tick(i)| sum += i), 3);
+    /// assert_eq!(sum, 6);
+    /// # Ok::<(), evbus_core::SubscribeError>(())
+    /// ```
+    #[inline]
+    pub fn drain_with(&mut self, f: impl FnMut(E)) -> usize {
+        self.take_bounded(usize::MAX, f)
+    }
+
+    #[inline]
+    fn take_bounded(&mut self, max: usize, mut f: impl FnMut(E)) -> usize {
+        let ring = &self.handle.entry.ring;
+        if ring.policy() == Overflow::DropOldest {
+            // Overwrites race the receiver: take event by event, so each lag
+            // report is taken (and skipped) where it falls.
+            let mut taken = 0;
+            while taken < max {
+                match self.try_recv() {
+                    Ok(v) => {
+                        f(v);
+                        taken += 1;
+                    }
+                    // A lag report is not an event; keep draining.
+                    Err(TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
                 }
-                // A lag report is not an event; keep draining.
-                Err(TryRecvError::Lagged(_)) => {}
-                Err(_) => break,
             }
+            return taken;
         }
+        // The high-water sample of `try_recv`, once for the batch.
+        let sampled = self.since_sample == 0;
+        if sampled {
+            ring.observe_len(&mut self.high_water, 0);
+        }
+        // SAFETY: `&mut self` makes this the only consumer, as in
+        // `try_recv`.
+        let (taken, stopped) = unsafe { ring.pop_each(max, f) };
+        if taken > 0 && sampled {
+            // As in `try_recv`: the ring held at least one event.
+            ring.observe_len(&mut self.high_water, 1);
+        }
+        self.since_sample = match stopped {
+            // Empty: the next receive starts a new backlog; sample it.
+            Some(PopError::Empty) => 0,
+            _ => ((self.since_sample as usize + taken) % SAMPLE_EVERY as usize) as u32,
+        };
         taken
     }
 

@@ -59,6 +59,8 @@ enum Op {
         target: Target,
     },
     TryRecv(usize),
+    /// `drain_with`.
+    Drain(usize),
     RenewPublisher(usize),
     Shutdown,
 }
@@ -79,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..8usize).prop_map(Op::Drop),
         16 => (0..3usize, target()).prop_map(|(via, target)| Op::Publish { via, target }),
         12 => (0..8usize).prop_map(Op::TryRecv),
+        3 => (0..8usize).prop_map(Op::Drain),
         2 => (0..2usize).prop_map(Op::RenewPublisher),
         1 => Just(Op::Shutdown),
     ]
@@ -117,6 +120,14 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 if let Some((i, v)) = sut.try_recv(i).map_err(TestCaseError::fail)? {
                     prop_assert!(last[i].is_none_or(|l| l < v), "FIFO");
                     last[i] = Some(v);
+                }
+            }
+            &Op::Drain(i) => {
+                if let Some((i, got)) = sut.drain(i).map_err(TestCaseError::fail)? {
+                    for v in got {
+                        prop_assert!(last[i].is_none_or(|l| l < v), "FIFO");
+                        last[i] = Some(v);
+                    }
                 }
             }
             &Op::RenewPublisher(i) => sut.renew_publisher(i),

@@ -229,6 +229,7 @@ mod model {
         Unsubscribe(usize),
         Publish(Kind),
         TryRecv(usize),
+        Drain(usize),
         Shutdown,
     }
 
@@ -239,6 +240,7 @@ mod model {
             1 => (0..6usize).prop_map(Op::Unsubscribe),
             8 => prop::sample::select(Kind::ALL).prop_map(Op::Publish),
             6 => (0..6usize).prop_map(Op::TryRecv),
+            2 => (0..6usize).prop_map(Op::Drain),
             1 => Just(Op::Shutdown),
         ]
     }
@@ -321,6 +323,15 @@ mod model {
                             None => Err(TryRecvError::Disconnected),
                         };
                         prop_assert_eq!(sub.try_recv().map(|e| e.seq), expected);
+                    }
+                }
+                Op::Drain(i) => {
+                    if let Some((sub, exp)) = subs.get_mut(i) {
+                        let mut got = Vec::new();
+                        let n = sub.drain_with(|e| got.push(e.seq));
+                        let expected: Vec<u64> = exp.queue.drain(..).collect();
+                        prop_assert_eq!(n, got.len());
+                        prop_assert_eq!(got, expected);
                     }
                 }
                 Op::Shutdown => {

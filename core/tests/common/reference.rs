@@ -219,6 +219,36 @@ impl Model {
         }
     }
 
+    /// `drain_with`: every buffered event. Under `DropOldest` event by event
+    /// with lag reports skipped; otherwise one high-water sample for the
+    /// whole batch.
+    pub(crate) fn drain(&mut self, i: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        if self.subs[i].oldest {
+            loop {
+                match self.try_recv(i) {
+                    Ok(v) => out.push(v),
+                    Err(TryRecvError::Lagged(_)) => {}
+                    Err(_) => return out,
+                }
+            }
+        }
+        let s = &mut self.subs[i];
+        let mut q = s.queue.lock().unwrap();
+        if s.since_sample == 0 {
+            s.high_water = s.high_water.max(q.len());
+        }
+        out.extend(q.drain(..));
+        s.received += out.len() as u64;
+        // Stopped on `Empty` (start sampling again) or on `Disconnected`.
+        s.since_sample = if s.closed {
+            (s.since_sample + out.len() as u32) % HIGH_WATER_SAMPLE_EVERY
+        } else {
+            0
+        };
+        out
+    }
+
     /// Unsubscribe or drop: returns whether this closed the subscription.
     fn close(&mut self, i: usize) -> bool {
         let s = &mut self.subs[i];
@@ -390,6 +420,21 @@ impl<E: Sequenced> Lockstep<E> {
                 let got = s.try_recv().map(|e| e.seq());
                 ensure_eq!(got, self.model.try_recv(i), "try_recv {i}");
                 return Ok(got.ok().map(|v| (i, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `drain_with` on the `i`-th subscription: its slot and the sequence
+    /// numbers taken.
+    pub(crate) fn drain(&mut self, i: usize) -> Result<Option<(usize, Vec<u64>)>, String> {
+        if let Some(i) = self.pick(i) {
+            if let Some(s) = &mut self.subs[i] {
+                let mut got = Vec::new();
+                let n = s.drain_with(|e| got.push(e.seq()));
+                ensure_eq!(n, got.len(), "drain {i}: count");
+                ensure_eq!(got, self.model.drain(i), "drain {i}");
+                return Ok(Some((i, got)));
             }
         }
         Ok(None)

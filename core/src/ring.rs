@@ -170,6 +170,30 @@ pub(crate) struct RingCounters {
     pub(crate) closed: bool,
 }
 
+/// The fields of a [`Ring`] that map positions to slots, copied out for a
+/// loop over many positions. `Ring` holds atomics, so the compiler reloads
+/// its fields after every atomic access made through `&Ring`; a local copy
+/// stays in registers.
+#[derive(Clone, Copy)]
+struct Layout {
+    cap: usize,
+    /// `mark_bit - 1`: the index bits of a position.
+    mask: usize,
+    one_lap: usize,
+}
+
+impl Layout {
+    /// The position after `pos`.
+    #[inline(always)]
+    fn next(self, pos: usize) -> usize {
+        if (pos & self.mask) + 1 < self.cap {
+            pos + 1
+        } else {
+            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+}
+
 /// A bounded MPSC ring. See the module docs for the protocol.
 pub(crate) struct Ring<T> {
     /// Producer position `{ lap, park, mark, index }`.
@@ -341,11 +365,16 @@ impl<T> Ring<T> {
     /// The position after `pos`.
     #[inline]
     fn next(&self, pos: usize) -> usize {
-        let index = pos & (self.mark_bit - 1);
-        if index + 1 < self.cap {
-            pos + 1
-        } else {
-            (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        self.layout().next(pos)
+    }
+
+    /// The fields that place positions in the buffer, as a copy.
+    #[inline]
+    fn layout(&self) -> Layout {
+        Layout {
+            cap: self.cap,
+            mask: self.mark_bit - 1,
+            one_lap: self.one_lap,
         }
     }
 
@@ -773,34 +802,28 @@ impl<T> Ring<T> {
     ) -> (usize, Option<PopError>) {
         if self.solo {
             // SAFETY: the caller's contract, passed on.
-            unsafe { self.pop_loop::<true>(max, f) }
+            unsafe { self.pop_each_solo(max, f) }
         } else {
             // SAFETY: the caller's contract, passed on.
-            unsafe { self.pop_loop::<false>(max, f) }
+            unsafe { self.pop_each_multi(max, f) }
         }
     }
 
-    /// `pop_each` for one mode.
+    /// `pop_each` for multi-producer rings.
     ///
     /// # Safety
     ///
     /// - As [`Ring::try_pop`].
     #[inline(always)]
-    unsafe fn pop_loop<const SOLO: bool>(
+    unsafe fn pop_each_multi(
         &self,
         max: usize,
         mut f: impl FnMut(T),
     ) -> (usize, Option<PopError>) {
         let mut taken = 0;
         while taken < max {
-            let popped = if SOLO {
-                // SAFETY: the caller's contract, passed on.
-                unsafe { self.try_pop_solo() }
-            } else {
-                // SAFETY: the caller's contract, passed on.
-                unsafe { self.try_pop_multi() }
-            };
-            match popped {
+            // SAFETY: the caller's contract, passed on.
+            match unsafe { self.try_pop_multi() } {
                 Ok(v) => {
                     taken += 1;
                     f(v);

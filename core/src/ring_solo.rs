@@ -42,7 +42,7 @@
 
 use std::{cell::Cell, task::Waker, time::Instant};
 
-use super::{Overflow, PopError, Push, Ring, store_waker};
+use super::{Layout, Overflow, PopError, Push, Ring, store_waker};
 use crate::{
     barrier,
     sync::{
@@ -235,7 +235,53 @@ impl<T> Ring<T> {
     pub(super) unsafe fn try_pop_solo(&self) -> Result<T, PopError> {
         // Relaxed: only the consumer writes `head`.
         let head = self.head.load(Ordering::Relaxed);
-        let slot = self.slot(head);
+        // SAFETY: the caller's contract, passed on; `head` is the ring's.
+        unsafe { self.pop_solo_at(self.layout(), head) }.map(|(v, _)| v)
+    }
+
+    /// `pop_each` in single-producer mode: the steps of `try_pop_solo` per
+    /// value, with the layout and the consumer's position in registers.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`]: the caller is the only consumer.
+    #[inline(always)]
+    pub(super) unsafe fn pop_each_solo(
+        &self,
+        max: usize,
+        mut f: impl FnMut(T),
+    ) -> (usize, Option<PopError>) {
+        let layout = self.layout();
+        // Relaxed: only the consumer writes `head`.
+        let mut head = self.head.load(Ordering::Relaxed);
+        let mut taken = 0;
+        while taken < max {
+            // SAFETY: the caller's contract, passed on; `head` is the
+            // ring's, as each step stores the next one.
+            match unsafe { self.pop_solo_at(layout, head) } {
+                Ok((v, next)) => {
+                    head = next;
+                    taken += 1;
+                    f(v);
+                }
+                Err(e) => return (taken, Some(e)),
+            }
+        }
+        (taken, None)
+    }
+
+    /// Takes the value at `head`, the consumer's position; returns it with
+    /// the next position, which it stored.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`]: the caller is the only consumer.
+    /// - `head` is the value of `self.head`, and `layout` is the ring's.
+    #[inline(always)]
+    unsafe fn pop_solo_at(&self, layout: Layout, head: usize) -> Result<(T, usize), PopError> {
+        // SAFETY: `head` is a position of this ring (the caller's contract),
+        // and positions keep their index below `cap` (see `slot`).
+        let slot = unsafe { self.buffer.get_unchecked(head & layout.mask) };
         // Acquire: pairs with the producer's Release stamp store (S1).
         let mut stamp = slot.stamp.load(Ordering::Acquire);
         if stamp != head.wrapping_add(1) {
@@ -251,8 +297,9 @@ impl<T> Ring<T> {
                 return Err(PopError::Disconnected);
             }
         }
+        let next = layout.next(head);
         // Release: pairs with the Acquire head loads of statistics.
-        self.head.store(self.next(head), Ordering::Release);
+        self.head.store(next, Ordering::Release);
         // SAFETY: `stamp == head + 1` (Acquire) shows the value is written,
         // and the sole consumer owns `head`.
         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
@@ -260,12 +307,12 @@ impl<T> Ring<T> {
         if let Some(s) = &self.sampler {
             // SAFETY: as for the value just above; the slot is not freed.
             unsafe { self.free_sampled(s, slot, head) };
-            return Ok(value);
+            return Ok((value, next));
         }
         // Release: pairs with the producer's Acquire stamp load (step 3).
         slot.stamp
-            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-        Ok(value)
+            .store(head.wrapping_add(layout.one_lap), Ordering::Release);
+        Ok((value, next))
     }
 
     /// Parks the consumer (`waker` is `None`: sleep until woken or

@@ -815,11 +815,7 @@ impl<T> Ring<T> {
     ///
     /// - As [`Ring::try_pop`].
     #[inline(always)]
-    unsafe fn pop_each_multi(
-        &self,
-        max: usize,
-        mut f: impl FnMut(T),
-    ) -> (usize, Option<PopError>) {
+    unsafe fn pop_each_multi(&self, max: usize, mut f: impl FnMut(T)) -> (usize, Option<PopError>) {
         let mut taken = 0;
         while taken < max {
             // SAFETY: the caller's contract, passed on.

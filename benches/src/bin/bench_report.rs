@@ -293,21 +293,26 @@ fn routing_scale(cfg: &Config, rows: &mut Vec<Row>) {
 /// Per-publish latencies (ns), K = `fast` drained every burst, plus
 /// `stalled` subscribers that are never drained. With `churn`, another
 /// thread adds and removes a subscriber in a loop.
+/// Per-publish latencies, sorted; what the fast subscribers lost; and how
+/// many subscribe-unsubscribe rounds the churn thread made meanwhile.
 fn latencies<F: Fanout<u64>>(
     samples: usize,
     fast: usize,
     stalled: usize,
     churn: bool,
-) -> (Vec<f64>, usize) {
+) -> (Vec<f64>, usize, usize) {
     let mut f = F::new(fast + stalled, BURST);
     let stop = Arc::new(AtomicBool::new(false));
     let churner = churn.then(|| {
         let mut c = f.churner();
         let stop = Arc::clone(&stop);
         thread::spawn(move || {
+            let mut rounds = 0;
             while !stop.load(Ordering::Relaxed) {
                 c();
+                rounds += 1;
             }
+            rounds
         })
     });
     let mut lat = Vec::with_capacity(samples);
@@ -323,21 +328,42 @@ fn latencies<F: Fanout<u64>>(
         drained += f.drain_first(fast);
     }
     stop.store(true, Ordering::Relaxed);
-    if let Some(h) = churner {
-        h.join().expect("churn thread");
-    }
+    let rounds = churner.map_or(0, |h| h.join().expect("churn thread"));
     lat.sort_by(f64::total_cmp);
-    (lat, published * fast - drained)
+    (lat, published * fast - drained, rounds)
 }
 
 fn churn(cfg: &Config, rows: &mut Vec<Row>) {
     for (label, on) in [("without churn", false), ("with churn", true)] {
         let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        // Churn rounds per peer, summed over the runs.
+        let mut rounds = [0usize; 3];
+        let mut publishes = 0;
         for _ in 0..cfg.rounds.min(5) {
-            e.push(latencies::<EvbusFanout<u64>>(cfg.samples, 4, 0, on).0);
-            t.push(latencies::<TokioFanout<u64>>(cfg.samples, 4, 0, on).0);
-            c.push(latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, 0, on).0);
+            for (at, (lat, _, r)) in [
+                latencies::<EvbusFanout<u64>>(cfg.samples, 4, 0, on),
+                latencies::<TokioFanout<u64>>(cfg.samples, 4, 0, on),
+                latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, 0, on),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                publishes += usize::from(at == 0) * lat.len();
+                rounds[at] += r;
+                [&mut e, &mut t, &mut c][at].push(lat);
+            }
         }
+        let per_100 = |r: usize| 100.0 * r as f64 / publishes.max(1) as f64;
+        let note = if on {
+            format!(
+                "subscribe+unsubscribe rounds per 100 publishes: evbus {:.1}, tokio {:.1}, crossbeam {:.1}",
+                per_100(rounds[0]),
+                per_100(rounds[1]),
+                per_100(rounds[2])
+            )
+        } else {
+            "timed per publish with Instant (includes ~20 ns clock cost)".into()
+        };
         for (p, name) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")] {
             let pick = |v: &Vec<Vec<f64>>| median(v.iter().map(|l| percentile(l, p)).collect());
             rows.push(Row {
@@ -346,7 +372,7 @@ fn churn(cfg: &Config, rows: &mut Vec<Row>) {
                 evbus: pick(&e),
                 tokio: Some(pick(&t)),
                 crossbeam: Some(pick(&c)),
-                note: "timed per publish with Instant (includes ~20 ns clock cost)".into(),
+                note: note.clone(),
             });
         }
     }
@@ -357,13 +383,13 @@ fn stalled(cfg: &Config, rows: &mut Vec<Row>) {
         let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
         let mut lost = [0usize; 3];
         for _ in 0..cfg.rounds.min(5) {
-            let (l, x) = latencies::<EvbusFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            let (l, x, _) = latencies::<EvbusFanout<u64>>(cfg.samples, 4, n_stalled, false);
             e.push(l);
             lost[0] += x;
-            let (l, x) = latencies::<TokioFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            let (l, x, _) = latencies::<TokioFanout<u64>>(cfg.samples, 4, n_stalled, false);
             t.push(l);
             lost[1] += x;
-            let (l, x) = latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, n_stalled, false);
+            let (l, x, _) = latencies::<CrossbeamFanout<u64>>(cfg.samples, 4, n_stalled, false);
             c.push(l);
             lost[2] += x;
         }

@@ -1033,26 +1033,29 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Records the queue length the consumer sees in the high-water mark, or
-    /// `floor` if that is higher than the consumer's copy (`floor` is a
-    /// length the caller knows the ring had).
+    /// Records in the high-water mark the queue length the consumer sees
+    /// plus `taken`, the events it took just before looking (so the length
+    /// the ring had before those receives).
     ///
-    /// `local` is the consumer's own copy, so the shared RMW runs only when
-    /// the mark rises.
+    /// Pushes that land between those receives and this look are counted
+    /// too; they are the pushes of a few nanoseconds, and the result never
+    /// exceeds the capacity. `local` is the consumer's own copy, so the
+    /// shared RMW runs only when the mark rises.
     ///
     /// Consumer side; see [`Ring::try_pop`]'s safety section.
     #[inline]
-    pub(crate) fn observe_len(&self, local: &mut usize, floor: usize) {
-        if floor > *local {
-            *local = floor;
-            self.raise_high_water(floor);
-            return;
-        }
+    pub(crate) fn observe_len(&self, local: &mut usize, taken: usize) {
         // Relaxed: a sample for statistics; `head` is our own.
         let tail = self.tail_word(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
-        let len = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
-        if len > *local && len <= self.cap {
+        let seen = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
+        // A torn pair (a lap apart) reads as more than `cap`: use `taken`.
+        let len = if seen <= self.cap {
+            seen.saturating_add(taken).min(self.cap)
+        } else {
+            taken
+        };
+        if len > *local {
             *local = len;
             self.raise_high_water(len);
         }

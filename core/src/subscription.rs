@@ -82,24 +82,12 @@ impl<E> Subscription<E> {
                 return Err(TryRecvError::Lagged(lag));
             }
         }
-        // Sample the queue length for the high-water mark on the first
-        // receive after the ring was seen empty (when a backlog is longest)
-        // and every `SAMPLE_EVERY` receives after that, not on every one.
-        let sampled = self.since_sample == 0;
-        if sampled {
-            ring.observe_len(&mut self.high_water, 0);
-        }
-        self.since_sample = (self.since_sample + 1) % SAMPLE_EVERY;
         // SAFETY: `&mut self` makes this the only consumer of the ring: a
         // `Subscription` is the ring's single receiving handle and is not
         // `Clone`.
         match unsafe { ring.try_pop() } {
             Ok(v) => {
-                if sampled {
-                    // The sample may predate the push we just took; the ring
-                    // held at least this event.
-                    ring.observe_len(&mut self.high_water, 1);
-                }
+                self.sampled_take(1);
                 Ok(v)
             }
             Err(PopError::Empty) => {
@@ -108,6 +96,22 @@ impl<E> Subscription<E> {
             }
             Err(PopError::Disconnected) => Err(TryRecvError::Disconnected),
         }
+    }
+
+    /// Counts `taken` receives, the first of them just made, for the
+    /// high-water sample: the queue length is sampled on the first receive
+    /// after the ring was seen empty (when a backlog is longest) and every
+    /// `SAMPLE_EVERY` receives after that, not on every one. Sampled after
+    /// a receive, never before, so a poll that finds the ring empty reads no
+    /// position the producers write.
+    #[inline]
+    fn sampled_take(&mut self, taken: u32) {
+        if self.since_sample == 0 {
+            // The length before the receive: what is left, plus the event
+            // just taken.
+            self.handle.entry.ring.observe_len(&mut self.high_water, 1);
+        }
+        self.since_sample = (self.since_sample + taken) % SAMPLE_EVERY;
     }
 
     /// Blocks until an event arrives or the subscription is closed and
@@ -284,24 +288,27 @@ impl<E> Subscription<E> {
             }
             return taken;
         }
-        // The high-water sample of `try_recv`, once for the batch.
-        let sampled = self.since_sample == 0;
-        if sampled {
-            ring.observe_len(&mut self.high_water, 0);
-        }
+        // The first event alone, so that the high-water sample (taken after
+        // it, as in `try_recv`) sees the rest of the backlog, and an empty
+        // ring costs no sample.
         // SAFETY: `&mut self` makes this the only consumer, as in
         // `try_recv`.
-        let (taken, stopped) = unsafe { ring.pop_each(max, f) };
-        if taken > 0 && sampled {
-            // As in `try_recv`: the ring held at least one event.
-            ring.observe_len(&mut self.high_water, 1);
+        let (first, stopped) = unsafe { ring.pop_each(max.min(1), &mut f) };
+        if first == 0 {
+            if stopped == Some(PopError::Empty) {
+                self.since_sample = 0;
+            }
+            return 0;
         }
+        self.sampled_take(1);
+        // SAFETY: as above.
+        let (rest, stopped) = unsafe { self.handle.entry.ring.pop_each(max - 1, f) };
         self.since_sample = match stopped {
             // Empty: the next receive starts a new backlog; sample it.
             Some(PopError::Empty) => 0,
-            _ => ((self.since_sample as usize + taken) % SAMPLE_EVERY as usize) as u32,
+            _ => ((self.since_sample as usize + rest) % SAMPLE_EVERY as usize) as u32,
         };
-        taken
+        1 + rest
     }
 
     /// A blocking iterator that ends when the subscription is closed and

@@ -202,13 +202,14 @@ impl Model {
             return Err(TryRecvError::Lagged(std::mem::take(&mut s.lag)));
         }
         let mut q = s.queue.lock().unwrap();
-        if s.since_sample == 0 {
-            s.high_water = s.high_water.max(q.len());
-        }
-        s.since_sample = (s.since_sample + 1) % HIGH_WATER_SAMPLE_EVERY;
         match q.pop_front() {
             Some(v) => {
                 s.received += 1;
+                // Sampled after the receive: what is left, plus the event taken.
+                if s.since_sample == 0 {
+                    s.high_water = s.high_water.max(q.len() + 1);
+                }
+                s.since_sample = (s.since_sample + 1) % HIGH_WATER_SAMPLE_EVERY;
                 Ok(v)
             }
             None if s.closed => Err(TryRecvError::Disconnected),
@@ -235,14 +236,20 @@ impl Model {
         }
         let s = &mut self.subs[i];
         let mut q = s.queue.lock().unwrap();
-        if s.since_sample == 0 {
-            s.high_water = s.high_water.max(q.len());
+        if let Some(first) = q.pop_front() {
+            // One sample, after the first event, as `try_recv`.
+            if s.since_sample == 0 {
+                s.high_water = s.high_water.max(q.len() + 1);
+            }
+            s.since_sample = (s.since_sample + 1) % HIGH_WATER_SAMPLE_EVERY;
+            out.push(first);
         }
+        let rest = q.len();
         out.extend(q.drain(..));
         s.received += out.len() as u64;
         // Stopped on `Empty` (start sampling again) or on `Disconnected`.
         s.since_sample = if s.closed {
-            (s.since_sample + out.len() as u32) % HIGH_WATER_SAMPLE_EVERY
+            (s.since_sample + rest as u32) % HIGH_WATER_SAMPLE_EVERY
         } else {
             0
         };

@@ -212,8 +212,8 @@ pub(crate) struct Ring<T> {
     /// plain stores and keeps its position in `solo_tail`; `tail` then
     /// carries only the mark, park and final flags.
     solo: bool,
-    /// The producer's position in single-producer mode.
-    solo_tail: CachePadded<AtomicUsize>,
+    /// The producer's side in single-producer mode (see `ring_solo.rs`).
+    solo_tail: CachePadded<SoloCursor>,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
@@ -288,7 +288,7 @@ impl<T> Ring<T> {
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             solo: false,
-            solo_tail: CachePadded::new(AtomicUsize::new(0)),
+            solo_tail: CachePadded::new(SoloCursor::default()),
             priority: 0,
             cold: CachePadded::new(Cold::default()),
             sink,
@@ -329,7 +329,7 @@ impl<T> Ring<T> {
     fn tail_word(&self, order: Ordering) -> usize {
         let tail = self.tail.load(order);
         if self.solo {
-            self.solo_tail.load(order) | (tail & (self.mark_bit | self.park_bit))
+            self.solo_tail.tail.load(order) | (tail & (self.mark_bit | self.park_bit))
         } else {
             tail
         }
@@ -420,24 +420,34 @@ impl<T> Ring<T> {
     ///
     /// # Safety
     ///
-    /// - Same as [`Sampler::read`]: the caller is the consumer, saw the
-    ///   event at `head` ready (Acquire), has read its value, and has not
-    ///   yet freed its slot.
+    /// - As [`Ring::sent_at`].
     #[cfg(feature = "latency")]
     #[inline(never)]
     unsafe fn free_sampled(&self, s: &Sampler, slot: &Slot<T>, head: usize) {
-        let sent = s
-            .samples(self.count(head))
-            // SAFETY: forwarded from the caller's contract; a sampled
-            // position's send time was written by its producer
-            // (`stamp_sent`) before the stamp the caller saw.
-            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) });
+        // SAFETY: forwarded from the caller's contract.
+        let sent = unsafe { self.sent_at(s, head) };
         // Release: as the store in `try_pop` (step 3).
         slot.stamp
             .store(head.wrapping_add(self.one_lap), Ordering::Release);
         if let Some(sent) = sent {
             s.record(sent);
         }
+    }
+
+    /// The send time of the event at `head`, if its position is sampled.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Sampler::read`]: the caller is the consumer, saw the
+    ///   event at `head` ready (Acquire), and has not yet freed its slot.
+    #[cfg(feature = "latency")]
+    #[inline(never)]
+    unsafe fn sent_at(&self, s: &Sampler, head: usize) -> Option<u64> {
+        s.samples(self.count(head))
+            // SAFETY: forwarded from the caller's contract; a sampled
+            // position's send time was written by its producer
+            // (`stamp_sent`) before the stamp the caller saw.
+            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) })
     }
 
     /// Pushes the value `make` produces, following the overflow policy when
@@ -1037,8 +1047,13 @@ impl<T> Ring<T> {
     /// plus `taken`, the events it took just before looking (so the length
     /// the ring had before those receives).
     ///
-    /// Pushes that land between those receives and this look are counted
-    /// too; they are the pushes of a few nanoseconds, and the result never
+    /// When the slot at `head` holds no event, the ring is empty now and the
+    /// length was `taken`: that costs one load of a slot line the consumer
+    /// reads next anyway. Only a backlog makes it read the producers'
+    /// position, whose cache line they keep writing: a busy-polling
+    /// consumer that takes events one by one never waits for that line.
+    /// Pushes that land between the receives and the look are counted too;
+    /// they are the pushes of a few nanoseconds, and the result never
     /// exceeds the capacity. `local` is the consumer's own copy, so the
     /// shared RMW runs only when the mark rises.
     ///
@@ -1046,12 +1061,18 @@ impl<T> Ring<T> {
     #[inline]
     pub(crate) fn observe_len(&self, local: &mut usize, taken: usize) {
         // Relaxed: a sample for statistics; `head` is our own.
-        let tail = self.tail_word(Ordering::Relaxed);
         let head = self.head.load(Ordering::Relaxed);
-        let seen = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
-        // A torn pair (a lap apart) reads as more than `cap`: use `taken`.
-        let len = if seen <= self.cap {
-            seen.saturating_add(taken).min(self.cap)
+        // Relaxed: a statistic; no value is read on the strength of it.
+        let backlog = self.slot(head).stamp.load(Ordering::Relaxed) == head.wrapping_add(1);
+        let len = if backlog {
+            let tail = self.tail_word(Ordering::Relaxed);
+            let seen = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
+            // A torn pair (a lap apart) reads as more than `cap`.
+            if seen <= self.cap {
+                seen.saturating_add(taken).min(self.cap)
+            } else {
+                taken + 1
+            }
         } else {
             taken
         };
@@ -1168,6 +1189,7 @@ impl<T> std::fmt::Debug for Ring<T> {
 mod solo;
 
 pub(crate) use self::solo::SoloGuard;
+use self::solo::SoloCursor;
 
 /// Models of ring internals that the public API cannot reach reliably.
 /// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.

@@ -40,6 +40,14 @@
 //!    sees it clear. Every claim that succeeded before the close is included
 //!    in the tail value that carries the mark bit, so a consumer that sees
 //!    `mark && tail == head` has drained everything: no event is stranded.
+//!    5a. A consumer that finds the slot at `head` unwritten reads `tail`
+//!    only once `closing` is set (Release, after the `fetch_or`): while
+//!    the ring is open it answers `Empty` from the stamp alone, so a polling
+//!    consumer does not read the line that every claim writes. A push takes
+//!    effect at its stamp store, so `Empty` while a claim is being written
+//!    is a true answer; `Disconnected` still needs `mark && tail == head`.
+//!    A consumer that sees the mark before `closing` (in `park`) yields and
+//!    looks again.
 //! 6. *Block policy.* A blocked producer registers in `blocked`, then
 //!    `fence(SeqCst)`, then re-checks for space; a consumer of a `Block` ring
 //!    frees a slot, then `fence(SeqCst)`, then reads `blocked`. Of the two
@@ -63,8 +71,8 @@ use crate::{
     error::SubscribeError,
     policy::Overflow,
     sync::{
-        Arc, Backoff, Condvar, Mutex, MutexGuard, UnsafeCell,
-        atomic::{AtomicU64, AtomicUsize, Ordering, fence},
+        self, Arc, Backoff, Condvar, Mutex, MutexGuard, UnsafeCell,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
     },
 };
 
@@ -208,6 +216,11 @@ pub(crate) struct Ring<T> {
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
+    /// Set once by the closer, after the mark bit (step 5a): lets a
+    /// consumer that finds its slot empty answer `Empty` without reading
+    /// `tail`, the line every multi-producer claim writes. On this line of
+    /// fields that never change otherwise.
+    closing: AtomicBool,
     /// Single-producer mode (see `ring_solo.rs`): one publisher pushes with
     /// plain stores and keeps its position in `solo_tail`; `tail` then
     /// carries only the mark, park and final flags.
@@ -287,6 +300,7 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
+            closing: AtomicBool::new(false),
             solo: false,
             solo_tail: CachePadded::new(SoloCursor::default()),
             priority: 0,
@@ -894,7 +908,17 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if stamp == head {
-                // Nothing written at `head` yet.
+                // Nothing written at `head` yet. While the ring is open that
+                // is `Empty`, even if a producer has claimed `head` and is
+                // writing it: its push takes effect at its stamp store
+                // (step 5a).
+                // Acquire: pairs with the Release store in `close`, so a
+                // consumer that sees the flag sees the mark bit below.
+                if !self.closing.load(Ordering::Acquire) {
+                    #[cfg(feature = "tracing")]
+                    self.trace_clean();
+                    return Err(PopError::Empty);
+                }
                 // Relaxed: data comes with the stamp; the mark bit and the
                 // position travel in one value (step 5).
                 let tail = self.tail.load(Ordering::Relaxed);
@@ -980,6 +1004,15 @@ impl<T> Ring<T> {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
+            // Relaxed: only decides whether to yield; the caller looks again.
+            if self.slot(head).stamp.load(Ordering::Relaxed) == head {
+                // Not ready and not empty: a claim is being written, or a
+                // close is between its mark and its `closing` flag (step
+                // 5a). Either takes a few instructions unless its thread was
+                // preempted; give it the CPU instead of polling it.
+                drop(guard);
+                sync::yield_now();
+            }
             return false;
         }
         if let Some(w) = waker {
@@ -1087,6 +1120,10 @@ impl<T> Ring<T> {
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
         let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
+        // Release: pairs with the consumer's Acquire load in `try_pop`
+        // (step 5a). Every closer stores it, so none returns before the
+        // flag is set.
+        self.closing.store(true, Ordering::Release);
         if self.solo {
             return self.close_solo(old);
         }
@@ -1188,8 +1225,8 @@ impl<T> std::fmt::Debug for Ring<T> {
 #[path = "ring_solo.rs"]
 mod solo;
 
-pub(crate) use self::solo::SoloGuard;
 use self::solo::SoloCursor;
+pub(crate) use self::solo::SoloGuard;
 
 /// Models of ring internals that the public API cannot reach reliably.
 /// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.

@@ -28,14 +28,14 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::Arc;
 #[cfg(not(evbus_loom))]
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 #[cfg(evbus_loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(evbus_loom)]
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 pub(crate) use self::{
@@ -329,4 +329,14 @@ impl Backoff {
     pub(crate) fn is_completed(&self) -> bool {
         self.0.get() > 2
     }
+}
+
+/// Lets other threads run: `std::thread::yield_now`, or loom's under the
+/// model, so that the model can interleave the thread being waited for.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(evbus_loom))]
+    std::thread::yield_now();
+    #[cfg(evbus_loom)]
+    loom::thread::yield_now();
 }

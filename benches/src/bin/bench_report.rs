@@ -88,6 +88,49 @@ fn interleaved(
     (median(ev), median(tv), median(cv))
 }
 
+/// The floor for a multi-producer delivery on one thread: per delivery one
+/// uncontended `compare_exchange` on a per-ring position (its own cache
+/// line) and one Release store into a slot, then the same-thread drain of
+/// Acquire loads, as scenario 1 does. No routing, no stamps, no counters.
+struct CasFloor {
+    rings: Vec<(crossbeam_utils::CachePadded<AtomicU64>, Vec<AtomicU64>)>,
+}
+
+impl CasFloor {
+    fn new(k: usize) -> Self {
+        let rings = (0..k)
+            .map(|_| {
+                let slots = (0..BURST).map(|_| AtomicU64::new(0)).collect();
+                (crossbeam_utils::CachePadded::new(AtomicU64::new(0)), slots)
+            })
+            .collect();
+        Self { rings }
+    }
+
+    fn burst_then_drain(&mut self, value: u64) -> usize {
+        for i in 0..BURST {
+            for (pos, slots) in &self.rings {
+                let at = pos.load(Ordering::Relaxed);
+                // Relaxed: a floor measurement; the cost is the locked RMW.
+                if pos
+                    .compare_exchange(at, at + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    slots[i].store(black_box(value), Ordering::Release);
+                }
+            }
+        }
+        let mut n = 0;
+        for (_, slots) in &self.rings {
+            for slot in slots {
+                black_box(slot.load(Ordering::Acquire));
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 fn per_delivery<T: Clone + Send + Default + 'static>(
     cfg: &Config,
     payload: &str,
@@ -98,14 +141,16 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
         let mut s = EvbusSoloFanout::<T>::new(k, BURST);
         let mut t = TokioFanout::<T>::new(k, BURST);
         let mut c = CrossbeamFanout::<T>::new(k, BURST);
+        let mut floor = CasFloor::new(k);
         let v = T::default();
-        // Four-way interleave: multi-producer evbus, single-producer evbus,
-        // and both peers, round by round.
-        let mut sv = Vec::new();
+        // Five-way interleave: multi-producer evbus, single-producer evbus,
+        // the CAS floor and both peers, round by round.
+        let (mut sv, mut fv) = (Vec::new(), Vec::new());
         let (ev, tv, cv) = interleaved(
             cfg.rounds,
             || {
                 sv.push(ns_per(cfg.iters, || burst_then_drain(&mut s, &v, BURST)));
+                fv.push(ns_per(cfg.iters, || floor.burst_then_drain(7)));
                 ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST))
             },
             || ns_per(cfg.iters, || burst_then_drain(&mut t, &v, BURST)),
@@ -119,6 +164,20 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             crossbeam: Some(cv),
             note: format!("burst {BURST}, drained on the same thread"),
         });
+        if payload == "u64" {
+            let floor = median(fv);
+            rows.push(Row {
+                scenario: format!("1f. floor: one CAS + one store per delivery, K={k}"),
+                unit: "ns/delivery",
+                evbus: floor,
+                tokio: None,
+                crossbeam: None,
+                note: format!(
+                    "no bus: the locked RMW a multi-producer delivery needs; evbus multi-producer is {:.2} x this",
+                    ev / floor
+                ),
+            });
+        }
         rows.push(Row {
             scenario: format!("1s. per delivery, single producer, {payload}, K={k}"),
             unit: "ns/delivery",

@@ -1104,7 +1104,7 @@ impl<T> Ring<T> {
             if seen <= self.cap {
                 seen.saturating_add(taken).min(self.cap)
             } else {
-                taken + 1
+                taken.saturating_add(1).min(self.cap)
             }
         } else {
             taken

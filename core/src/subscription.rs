@@ -87,7 +87,7 @@ impl<E> Subscription<E> {
         // `Clone`.
         match unsafe { ring.try_pop() } {
             Ok(v) => {
-                self.sampled_take(1);
+                self.sampled_take();
                 Ok(v)
             }
             Err(PopError::Empty) => {
@@ -98,20 +98,19 @@ impl<E> Subscription<E> {
         }
     }
 
-    /// Counts `taken` receives, the first of them just made, for the
-    /// high-water sample: the queue length is sampled on the first receive
-    /// after the ring was seen empty (when a backlog is longest) and every
-    /// `SAMPLE_EVERY` receives after that, not on every one. Sampled after
-    /// a receive, never before, so a poll that finds the ring empty reads no
-    /// position the producers write.
+    /// Counts the receive just made for the high-water sample: the queue
+    /// length is sampled on the first receive after the ring was seen empty
+    /// (when a backlog is longest) and every `SAMPLE_EVERY` receives after
+    /// that, not on every one. Sampled after a receive, never before, so a
+    /// poll that finds the ring empty reads no position the producers write.
     #[inline]
-    fn sampled_take(&mut self, taken: u32) {
+    fn sampled_take(&mut self) {
         if self.since_sample == 0 {
             // The length before the receive: what is left, plus the event
             // just taken.
             self.handle.entry.ring.observe_len(&mut self.high_water, 1);
         }
-        self.since_sample = (self.since_sample + taken) % SAMPLE_EVERY;
+        self.since_sample = (self.since_sample + 1) % SAMPLE_EVERY;
     }
 
     /// Blocks until an event arrives or the subscription is closed and
@@ -300,7 +299,7 @@ impl<E> Subscription<E> {
             }
             return 0;
         }
-        self.sampled_take(1);
+        self.sampled_take();
         // SAFETY: as above.
         let (rest, stopped) = unsafe { self.handle.entry.ring.pop_each(max - 1, f) };
         self.since_sample = match stopped {

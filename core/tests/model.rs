@@ -7,7 +7,7 @@ mod common;
 
 use common::{
     Event, Kind, Tally,
-    reference::{Lockstep, PATTERNS, Route, Sequenced},
+    reference::{Lockstep, PATTERNS, Route},
     tracked,
 };
 use evbus_core::EventKind;
@@ -24,12 +24,6 @@ const TOPICS: &[&str] = &[
     "a..b",
 ];
 const VALID_TOPICS: usize = TOPICS.len() - 1;
-
-impl Sequenced for Event {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
 
 /// Operations per case (Miri runs each one much more slowly).
 const MAX_OPS: usize = if cfg!(miri) { 24 } else { 80 };

@@ -210,16 +210,16 @@ fn poll_recv_wakes_on_a_solo_publish() {
 }
 
 /// Random single-threaded sequences on a single-producer bus, against a
-/// `VecDeque` per subscription: every publish report, receive and counter
+/// `VecDeque` per subscription (`common/solo_reference.rs`, shared with the
+/// `solo_ops` fuzz target): every publish report, receive, drain and counter
 /// must match. (The lockstep model in `model.rs` covers multi-producer
 /// buses; this one covers the single-producer push and pop.)
 mod model {
-    use std::collections::VecDeque;
-
-    use evbus_core::{EventKind, Pattern};
+    use evbus_core::EventKind;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::common::solo_reference::SoloLockstep;
 
     const PATTERNS: &[&str] = &["orders.placed", "orders.*", ">", "audit.*", "*.login"];
 
@@ -245,113 +245,18 @@ mod model {
         ]
     }
 
-    /// One subscription as the model sees it.
-    struct Expected {
-        pattern: Pattern,
-        cap: usize,
-        queue: VecDeque<u64>,
-        open: bool,
-        delivered: u64,
-        dropped: u64,
-    }
-
-    fn run(ops: &[Op]) -> Result<(), TestCaseError> {
-        let (bus, mut p) = solo();
-        let mut subs: Vec<(evbus_core::Subscription<Event>, Expected)> = Vec::new();
-        let mut shut = false;
+    fn run(ops: &[Op]) -> Result<(), String> {
+        let mut sut = SoloLockstep::<Event>::new();
         for (step, op) in ops.iter().enumerate() {
-            let seq = step as u64;
             match *op {
-                Op::Subscribe { pattern, cap } => {
-                    let got = bus.subscribe_with(
-                        Filter::pattern(PATTERNS[pattern]).unwrap(),
-                        opts(cap, Overflow::DropNewest),
-                    );
-                    if shut {
-                        prop_assert_eq!(got.unwrap_err(), SubscribeError::Closed);
-                    } else {
-                        let sub = got.unwrap();
-                        let pattern = Pattern::parse(PATTERNS[pattern]).unwrap();
-                        subs.push((
-                            sub,
-                            Expected {
-                                pattern,
-                                cap,
-                                queue: VecDeque::new(),
-                                open: true,
-                                delivered: 0,
-                                dropped: 0,
-                            },
-                        ));
-                    }
-                }
-                Op::Unsubscribe(i) => {
-                    if let Some((sub, exp)) = subs.get_mut(i) {
-                        prop_assert_eq!(sub.unsubscribe(), exp.open);
-                        exp.open = false;
-                    }
-                }
-                Op::Publish(kind) => {
-                    let got = p.publish(ev(kind, seq));
-                    if shut {
-                        prop_assert!(matches!(got, Err(PublishError::Closed(_))));
-                        continue;
-                    }
-                    let report = got.unwrap();
-                    let (mut matched, mut accepted) = (0, 0);
-                    for (_, exp) in subs.iter_mut() {
-                        if !exp.open || !exp.pattern.matches(kind.topic()) {
-                            continue;
-                        }
-                        matched += 1;
-                        if exp.queue.len() < exp.cap {
-                            exp.queue.push_back(seq);
-                            exp.delivered += 1;
-                            accepted += 1;
-                        } else {
-                            exp.dropped += 1;
-                        }
-                    }
-                    prop_assert_eq!((report.matched, report.accepted), (matched, accepted));
-                    prop_assert_eq!(report.dropped, matched - accepted);
-                }
-                Op::TryRecv(i) => {
-                    if let Some((sub, exp)) = subs.get_mut(i) {
-                        let expected = match exp.queue.pop_front() {
-                            Some(v) => Ok(v),
-                            None if exp.open => Err(TryRecvError::Empty),
-                            None => Err(TryRecvError::Disconnected),
-                        };
-                        prop_assert_eq!(sub.try_recv().map(|e| e.seq), expected);
-                    }
-                }
-                Op::Drain(i) => {
-                    if let Some((sub, exp)) = subs.get_mut(i) {
-                        let mut got = Vec::new();
-                        let n = sub.drain_with(|e| got.push(e.seq));
-                        let expected: Vec<u64> = exp.queue.drain(..).collect();
-                        prop_assert_eq!(n, got.len());
-                        prop_assert_eq!(got, expected);
-                    }
-                }
-                Op::Shutdown => {
-                    bus.shutdown();
-                    shut = true;
-                    for (_, exp) in subs.iter_mut() {
-                        exp.open = false;
-                    }
-                }
+                Op::Subscribe { pattern, cap } => sut.subscribe(PATTERNS[pattern], cap)?,
+                Op::Unsubscribe(i) => sut.unsubscribe(i)?,
+                Op::Publish(kind) => sut.publish(ev(kind, step as u64))?,
+                Op::TryRecv(i) => sut.try_recv(i)?,
+                Op::Drain(i) => sut.drain(i)?,
+                Op::Shutdown => sut.shutdown(),
             }
-            for (i, (sub, exp)) in subs.iter().enumerate() {
-                let s = sub.stats();
-                prop_assert_eq!(
-                    (s.delivered, s.dropped, s.queued, s.closed),
-                    (exp.delivered, exp.dropped, exp.queue.len(), !exp.open),
-                    "subscription {} after step {}",
-                    i,
-                    step
-                );
-            }
+            sut.check(step)?;
         }
         Ok(())
     }
@@ -365,7 +270,7 @@ mod model {
 
         #[test]
         fn solo_bus_matches_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 20 } else { 60 })) {
-            run(&ops)?;
+            run(&ops).map_err(TestCaseError::fail)?;
         }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod reference;
+pub(crate) mod solo_reference;
 
 use std::{
     fmt,
@@ -145,6 +146,13 @@ impl evbus_core::Event for Event {
 
     fn kind(&self) -> Kind {
         self.kind
+    }
+}
+
+/// The reference models compare sequence numbers.
+impl reference::Sequenced for Event {
+    fn seq(&self) -> u64 {
+        self.seq
     }
 }
 

@@ -1,0 +1,107 @@
+//! Fuzzes a single-producer bus (`Bus::single_producer` and its
+//! `SoloPublisher`) against a reference model: every byte pair of the input
+//! is one operation (subscribe, unsubscribe, publish, receive, drain,
+//! shutdown), run both on the bus and on a `VecDeque` per subscription
+//! (`core/tests/common/solo_reference.rs`). Every publish report, receive,
+//! drain and counter must agree.
+//!
+//! Input: `[op, arg]*`; a trailing odd byte is ignored. Any input is valid:
+//! the target panics only on a real disagreement with the model.
+
+#![no_main]
+
+use evbus_core::{Event, EventKind};
+use libfuzzer_sys::fuzz_target;
+
+/// `Sequenced`, which the single-producer reference needs.
+#[allow(dead_code)]
+#[path = "../../core/tests/common/reference.rs"]
+mod reference;
+/// The single-producer reference, shared with the model test of
+/// `evbus-core`.
+#[path = "../../core/tests/common/solo_reference.rs"]
+mod solo_reference;
+
+use reference::{PATTERNS, Sequenced};
+use solo_reference::SoloLockstep;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Placed,
+    Cancelled,
+    Login,
+}
+
+const KIND_TOPICS: [&str; 3] = ["orders.placed", "orders.cancelled", "audit.login"];
+
+impl EventKind for Kind {
+    const ALL: &'static [Self] = &[Kind::Placed, Kind::Cancelled, Kind::Login];
+    fn topic(self) -> &'static str {
+        KIND_TOPICS[self as usize]
+    }
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Ev {
+    kind: Kind,
+    seq: u64,
+}
+
+impl Event for Ev {
+    type Kind = Kind;
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
+impl Sequenced for Ev {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+const MAX_SUBS: usize = 24;
+
+/// Panics on a disagreement with the model.
+#[track_caller]
+fn agree(result: Result<(), String>) {
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut sut = SoloLockstep::<Ev>::new();
+    for (step, pair) in data.chunks_exact(2).enumerate() {
+        let (op, arg) = (pair[0], pair[1]);
+        let i = usize::from(arg) % MAX_SUBS;
+        match op % 10 {
+            0 | 1 => {
+                if sut.len() < MAX_SUBS {
+                    let pattern = PATTERNS[usize::from(arg) % PATTERNS.len()];
+                    let cap = (usize::from(arg) >> 3) % 4 + 1;
+                    agree(sut.subscribe(pattern, cap));
+                }
+            }
+            2 => agree(sut.unsubscribe(i)),
+            3..=5 => {
+                let kind = Kind::ALL[usize::from(arg) % 3];
+                agree(sut.publish(Ev {
+                    kind,
+                    seq: step as u64,
+                }));
+            }
+            6 | 7 => agree(sut.try_recv(i)),
+            8 => agree(sut.drain(i)),
+            _ => {
+                if arg < 0x20 {
+                    sut.shutdown();
+                }
+            }
+        }
+        agree(sut.check(step));
+    }
+});

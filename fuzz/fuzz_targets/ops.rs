@@ -10,52 +10,20 @@
 
 #![no_main]
 
-use evbus_core::{Event, EventKind};
+use evbus_core::EventKind;
 use libfuzzer_sys::fuzz_target;
 
 /// The reference bus, shared with the model test of `evbus-core`.
 #[path = "../../core/tests/common/reference.rs"]
 mod reference;
 
-use reference::{Lockstep, PATTERNS, Route, Sequenced};
+use reference::{Lockstep, PATTERNS, Route};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Placed,
-    Cancelled,
-    Login,
-}
+/// The event type and checks both model targets use.
+#[path = "../common/shared.rs"]
+mod shared;
 
-const KIND_TOPICS: [&str; 3] = ["orders.placed", "orders.cancelled", "audit.login"];
-
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Placed, Kind::Cancelled, Kind::Login];
-    fn topic(self) -> &'static str {
-        KIND_TOPICS[self as usize]
-    }
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Ev {
-    kind: Kind,
-    seq: u64,
-}
-
-impl Event for Ev {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-}
-
-impl Sequenced for Ev {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
+use shared::{Ev, Kind, MAX_SUBS, agree};
 
 /// The last one is invalid.
 const TOPICS: &[&str] = &[
@@ -69,15 +37,6 @@ const TOPICS: &[&str] = &[
     "a..b",
 ];
 const VALID_TOPICS: usize = TOPICS.len() - 1;
-const MAX_SUBS: usize = 24;
-
-/// Panics on a disagreement with the model.
-#[track_caller]
-fn agree(result: Result<(), String>) {
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut sut = Lockstep::<Ev>::new(TOPICS);

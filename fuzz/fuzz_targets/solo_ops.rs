@@ -10,10 +10,10 @@
 
 #![no_main]
 
-use evbus_core::{Event, EventKind};
+use evbus_core::EventKind;
 use libfuzzer_sys::fuzz_target;
 
-/// `Sequenced`, which the single-producer reference needs.
+/// `PATTERNS` and `Sequenced`, which the single-producer reference needs.
 #[allow(dead_code)]
 #[path = "../../core/tests/common/reference.rs"]
 mod reference;
@@ -22,56 +22,14 @@ mod reference;
 #[path = "../../core/tests/common/solo_reference.rs"]
 mod solo_reference;
 
-use reference::{PATTERNS, Sequenced};
+use reference::PATTERNS;
 use solo_reference::SoloLockstep;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Placed,
-    Cancelled,
-    Login,
-}
+/// The event type and checks both model targets use.
+#[path = "../common/shared.rs"]
+mod shared;
 
-const KIND_TOPICS: [&str; 3] = ["orders.placed", "orders.cancelled", "audit.login"];
-
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Placed, Kind::Cancelled, Kind::Login];
-    fn topic(self) -> &'static str {
-        KIND_TOPICS[self as usize]
-    }
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Ev {
-    kind: Kind,
-    seq: u64,
-}
-
-impl Event for Ev {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-}
-
-impl Sequenced for Ev {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-const MAX_SUBS: usize = 24;
-
-/// Panics on a disagreement with the model.
-#[track_caller]
-fn agree(result: Result<(), String>) {
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-}
+use shared::{Ev, Kind, MAX_SUBS, agree};
 
 fuzz_target!(|data: &[u8]| {
     let mut sut = SoloLockstep::<Ev>::new();

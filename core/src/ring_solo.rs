@@ -172,6 +172,7 @@ impl<T> Ring<T> {
             // Acquire: pairs with the consumer's Release `head` store, made
             // after it read the value at `seen` (S1).
             let head = self.head.load(Ordering::Acquire);
+            // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
                 self.count_loss(&self.cold.dropped);

@@ -135,11 +135,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 16 } else { 256 },
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(256, 16))]
 
     #[test]
     fn bus_matches_model(ops in prop::collection::vec(op(), 1..MAX_OPS)) {

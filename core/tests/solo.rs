@@ -262,11 +262,7 @@ mod model {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 8 } else { 256 },
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::common::proptest_config(256, 8))]
 
         #[test]
         fn solo_bus_matches_model(ops in prop::collection::vec(op(), 1..if cfg!(miri) { 20 } else { 60 })) {

@@ -116,6 +116,8 @@ impl CasFloor {
                     .compare_exchange(at, at + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
                 {
+                    // Release, as a ring's stamp store (the drain's Acquire
+                    // load below pairs with it): the floor pays the same.
                     slots[i].store(black_box(value), Ordering::Release);
                 }
             }
@@ -123,6 +125,7 @@ impl CasFloor {
         let mut n = 0;
         for (_, slots) in &self.rings {
             for slot in slots {
+                // Acquire: pairs with the Release store above.
                 black_box(slot.load(Ordering::Acquire));
                 n += 1;
             }

@@ -21,6 +21,17 @@ use evbus_core::{Bus, EventKind, Filter, Overflow, SubscribeOptions, Subscriptio
 /// Hang guard for blocking receives: never a measurement.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Settings of the model-based proptests: `cases` cases (`miri_cases` under
+/// Miri, which runs each one much more slowly), and no regression files,
+/// which Miri's isolation cannot write.
+pub(crate) fn proptest_config(cases: u32, miri_cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: if cfg!(miri) { miri_cases } else { cases },
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// `normal`, or `miri` when running under Miri.
 pub(crate) const fn scaled(normal: usize, miri: usize) -> usize {
     if cfg!(miri) { miri } else { normal }

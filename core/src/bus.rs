@@ -135,7 +135,7 @@ pub(crate) fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishRepo
 /// # Examples
 ///
 /// ```
-/// use evbus_core::{Bus, Event, EventKind};
+/// use evbus::{Bus, Event, EventKind};
 ///
 /// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// enum Kind { Tick }
@@ -155,7 +155,7 @@ pub(crate) fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishRepo
 /// let mut sub = bus.subscribe("clock.*")?;
 /// bus.publish(Tick(1)).unwrap();
 /// assert_eq!(sub.try_recv().unwrap().0, 1);
-/// # Ok::<(), evbus_core::SubscribeError>(())
+/// # Ok::<(), evbus::SubscribeError>(())
 /// ```
 pub struct Bus<E> {
     shared: Arc<Shared<E>>,
@@ -501,7 +501,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
     ///
     /// ```
     /// use std::{num::NonZeroU32, sync::{Arc, Mutex}};
-    /// use evbus_core::{Bus, Event, EventKind, LatencyRecorder, LatencySampling};
+    /// use evbus::{Bus, Event, EventKind, LatencyRecorder, LatencySampling};
     ///
     /// # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     /// # enum Kind { Tick }
@@ -534,7 +534,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// }
     /// while sub.try_recv().is_ok() {}
     /// assert_eq!(samples.0.lock().unwrap().len(), 2);
-    /// # Ok::<(), evbus_core::SubscribeError>(())
+    /// # Ok::<(), evbus::SubscribeError>(())
     /// ```
     #[cfg(feature = "latency")]
     pub fn set_latency_sampling(&self, sampling: Option<LatencySampling>) {

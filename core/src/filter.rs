@@ -10,11 +10,11 @@ use crate::{
 /// A kind set is the patterns of its kinds' topics.
 ///
 /// ```
-/// use evbus_core::Filter;
+/// use evbus::Filter;
 ///
 /// let filter = Filter::pattern("orders.*")?.or(Filter::pattern("audit.>")?);
 /// assert_eq!(filter.patterns_slice().len(), 2);
-/// # Ok::<(), evbus_core::TopicError>(())
+/// # Ok::<(), evbus::TopicError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filter {

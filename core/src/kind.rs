@@ -10,7 +10,7 @@ use std::fmt::Debug;
 /// that every topic is valid and distinct.
 ///
 /// ```
-/// use evbus_core::EventKind;
+/// use evbus::EventKind;
 ///
 /// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// enum OrderKind { Placed, Cancelled }

@@ -5,10 +5,13 @@
 //! lock, never waits for a slow subscriber (unless that subscriber chose
 //! [`Overflow::Block`]), and never loses an event without counting it.
 //!
+//! Depend on the `evbus` facade, which re-exports every item of this crate
+//! at its root (`evbus::Bus`); the examples are written that way.
+//!
 //! # Hello world
 //!
 //! ```
-//! use evbus_core::{Bus, Event, EventKind};
+//! use evbus::{Bus, Event, EventKind};
 //!
 //! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 //! enum Kind { Placed, Shipped }
@@ -37,7 +40,7 @@
 //! assert_eq!(all.try_recv(), Ok(Order::Placed(7)));
 //! assert_eq!(all.try_recv(), Ok(Order::Shipped(7)));
 //! assert_eq!(shipped.try_recv(), Ok(Order::Shipped(7)));
-//! # Ok::<(), evbus_core::SubscribeError>(())
+//! # Ok::<(), evbus::SubscribeError>(())
 //! ```
 //!
 //! # Topics and patterns

@@ -32,7 +32,7 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// Options of one subscription.
 ///
 /// ```
-/// use evbus_core::{Overflow, SubscribeOptions};
+/// use evbus::{Overflow, SubscribeOptions};
 ///
 /// let opts = SubscribeOptions::new().capacity(64).overflow(Overflow::DropOldest).name("audit");
 /// assert_eq!(opts.get_capacity(), 64);

@@ -237,7 +237,7 @@ impl<E> Subscription<E> {
     /// counted in the [stats](Subscription::stats).
     ///
     /// ```
-    /// use evbus_core::{Bus, Event, EventKind};
+    /// use evbus::{Bus, Event, EventKind};
     /// # #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     /// # enum Kind { Tick }
     /// # impl EventKind for Kind {
@@ -260,7 +260,7 @@ impl<E> Subscription<E> {
     /// let mut sum = 0;
     /// assert_eq!(sub.drain_with(|Tick(i)| sum += i), 3);
     /// assert_eq!(sum, 6);
-    /// # Ok::<(), evbus_core::SubscribeError>(())
+    /// # Ok::<(), evbus::SubscribeError>(())
     /// ```
     #[inline]
     pub fn drain_with(&mut self, f: impl FnMut(E)) -> usize {

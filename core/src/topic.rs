@@ -21,7 +21,7 @@
 //! non-ASCII text).
 //!
 //! ```
-//! use evbus_core::topic::{Pattern, validate_topic};
+//! use evbus::topic::{Pattern, validate_topic};
 //!
 //! assert!(validate_topic("orders.eu.created").is_ok());
 //! assert!(validate_topic("orders.*").is_err()); // wildcards only in patterns
@@ -278,7 +278,7 @@ fn scan(text: &str, wildcards: bool, mut token: impl FnMut(Token)) -> Result<(),
 /// # Examples
 ///
 /// ```
-/// use evbus_core::topic::{TopicError, validate_topic};
+/// use evbus::topic::{TopicError, validate_topic};
 ///
 /// assert_eq!(validate_topic("orders.eu.created"), Ok(()));
 /// assert_eq!(
@@ -315,7 +315,7 @@ pub enum PatternSegment<'a> {
 /// # Examples
 ///
 /// ```
-/// use evbus_core::topic::Pattern;
+/// use evbus::topic::Pattern;
 ///
 /// let pattern: Pattern = "orders.>".parse().unwrap();
 /// assert!(pattern.matches("orders.eu"));
@@ -343,7 +343,7 @@ impl Pattern {
     /// # Examples
     ///
     /// ```
-    /// use evbus_core::topic::{Pattern, TopicError};
+    /// use evbus::topic::{Pattern, TopicError};
     ///
     /// assert!(Pattern::parse("orders.*.created").is_ok());
     /// assert_eq!(
@@ -373,7 +373,7 @@ impl Pattern {
     /// # Examples
     ///
     /// ```
-    /// use evbus_core::topic::Pattern;
+    /// use evbus::topic::Pattern;
     ///
     /// assert_eq!(Pattern::parse("a.*").unwrap().as_str(), "a.*");
     /// ```
@@ -387,7 +387,7 @@ impl Pattern {
     /// # Examples
     ///
     /// ```
-    /// use evbus_core::topic::Pattern;
+    /// use evbus::topic::Pattern;
     ///
     /// assert!(Pattern::parse("orders.eu").unwrap().is_literal());
     /// assert!(!Pattern::parse("orders.*").unwrap().is_literal());
@@ -404,7 +404,7 @@ impl Pattern {
     /// # Examples
     ///
     /// ```
-    /// use evbus_core::topic::Pattern;
+    /// use evbus::topic::Pattern;
     ///
     /// let pattern = Pattern::parse("orders.*").unwrap();
     /// assert!(pattern.matches("orders.eu"));
@@ -446,7 +446,7 @@ impl Pattern {
     /// # Examples
     ///
     /// ```
-    /// use evbus_core::topic::{Pattern, PatternSegment};
+    /// use evbus::topic::{Pattern, PatternSegment};
     ///
     /// let pattern = Pattern::parse("orders.*.>").unwrap();
     /// let segments: Vec<_> = pattern.segments().collect();

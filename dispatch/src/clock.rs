@@ -48,7 +48,7 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use evbus_dispatch::{Clock, ManualClock};
+/// use evbus::dispatch::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let t0 = clock.now();

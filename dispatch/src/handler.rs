@@ -33,13 +33,13 @@ const BATCH: usize = 64;
 /// retries.
 ///
 /// ```
-/// use evbus_dispatch::{HandlerOptions, Priority, RetryPolicy};
+/// use evbus::dispatch::{HandlerOptions, Priority, RetryPolicy};
 ///
 /// let opts = HandlerOptions::pattern("audit", "orders.>")?
 ///     .priority(Priority::High)
 ///     .capacity(256)
 ///     .retry(RetryPolicy::never());
-/// # Ok::<(), evbus_core::TopicError>(())
+/// # Ok::<(), evbus::TopicError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct HandlerOptions {

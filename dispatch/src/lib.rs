@@ -8,10 +8,13 @@
 //! [`Subscription::poll_recv`](evbus_core::Subscription::poll_recv)), so the
 //! publish path pays nothing extra while handlers keep up.
 //!
+//! The `evbus` facade re-exports this crate as `evbus::dispatch`; the
+//! examples are written that way.
+//!
 //! ```
 //! use std::time::Duration;
-//! use evbus_core::{Bus, Event, EventKind};
-//! use evbus_dispatch::{Dispatcher, HandlerOptions, Priority};
+//! use evbus::{Bus, Event, EventKind};
+//! use evbus::dispatch::{Dispatcher, HandlerOptions, Priority};
 //!
 //! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 //! enum Kind { Placed }

@@ -11,7 +11,7 @@ use std::{fmt, time::Duration};
 ///
 /// ```
 /// use std::time::Duration;
-/// use evbus_dispatch::RetryPolicy;
+/// use evbus::dispatch::RetryPolicy;
 ///
 /// let policy = RetryPolicy::builder()
 ///     .max_attempts(5)
@@ -23,7 +23,7 @@ use std::{fmt, time::Duration};
 /// assert_eq!(policy.delay(1, 0.5), Duration::from_millis(10));
 /// assert_eq!(policy.delay(3, 0.5), Duration::from_millis(40));
 /// assert_eq!(policy.delay(60, 0.5), Duration::from_secs(1));
-/// # Ok::<(), evbus_dispatch::RetryPolicyError>(())
+/// # Ok::<(), evbus::dispatch::RetryPolicyError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

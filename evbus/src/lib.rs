@@ -1,12 +1,15 @@
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
+#![doc(test(no_crate_inject, attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(inline)]
 pub use evbus_core::*;
 
-/// The handler runtime: see [`evbus_dispatch`].
+#[doc(inline)]
 pub use evbus_dispatch as dispatch;
 
-/// Observability: snapshots, Prometheus text, the `metrics` facade and
-/// latency histograms. See [`evbus_metrics`]. Feature `metrics`.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+#[doc(inline)]
 pub use evbus_metrics as metrics;

@@ -1,4 +1,5 @@
-//! Mirroring snapshots into the [`metrics`] facade crate (feature `metrics`).
+//! Mirroring snapshots into the [`metrics`] facade crate (feature
+//! `metrics-facade`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +31,7 @@ type SeriesKey = (String, Vec<(&'static str, String)>);
 /// # Examples
 ///
 /// ```
-/// # use evbus_core::{Bus, Event, EventKind};
+/// # use evbus::{Bus, Event, EventKind};
 /// # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// # enum Kind { Ping }
 /// # impl EventKind for Kind {
@@ -44,7 +45,7 @@ type SeriesKey = (String, Vec<(&'static str, String)>);
 /// #     type Kind = Kind;
 /// #     fn kind(&self) -> Kind { Kind::Ping }
 /// # }
-/// use evbus_metrics::{MetricsMirror, Snapshot};
+/// use evbus::metrics::{MetricsMirror, Snapshot};
 ///
 /// let bus = Bus::<Ping>::new();
 /// let mut mirror = MetricsMirror::new();

@@ -47,7 +47,7 @@ fn new_histogram() -> Option<Histogram<u64>> {
 /// # Examples
 ///
 /// ```
-/// # use evbus_core::{Bus, Event, EventKind};
+/// # use evbus::{Bus, Event, EventKind};
 /// # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// # enum Kind { Ping }
 /// # impl EventKind for Kind {
@@ -62,7 +62,7 @@ fn new_histogram() -> Option<Histogram<u64>> {
 /// #     fn kind(&self) -> Kind { Kind::Ping }
 /// # }
 /// use std::num::NonZeroU32;
-/// use evbus_metrics::{LatencyHistograms, Snapshot};
+/// use evbus::metrics::{LatencyHistograms, Snapshot};
 ///
 /// let bus = Bus::<Ping>::new();
 /// let latency = LatencyHistograms::new();
@@ -76,7 +76,7 @@ fn new_histogram() -> Option<Histogram<u64>> {
 /// let summary = snap.subscriptions[0].latency.expect("sampled");
 /// assert_eq!(summary.samples, 10);
 /// assert!(summary.p50_ns <= summary.p99_ns && summary.p99_ns <= summary.max_ns);
-/// # Ok::<(), evbus_core::SubscribeError>(())
+/// # Ok::<(), evbus::SubscribeError>(())
 /// ```
 #[derive(Clone)]
 pub struct LatencyHistograms {

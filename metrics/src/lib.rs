@@ -1,11 +1,18 @@
-//! evbus-metrics: observability for an [`evbus_core::Bus`].
+//! evbus-metrics: observability for an evbus [`Bus`](evbus_core::Bus).
+//!
+//! Most users reach this crate as `evbus::metrics`, with the `evbus`
+//! feature `metrics`; the examples here are written that way.
 //!
 //! - [`Snapshot`]: a plain struct (serde `Serialize` + `Deserialize`) with
-//!   the bus totals, one row per subscription (pattern, policy, capacity,
-//!   length, high-water mark, delivered, dropped, lagged) and one row per
-//!   handler of an `evbus-dispatch` dispatcher.
+//!   the bus totals, one row per subscription (filter, overflow policy,
+//!   capacity, queued, high-water mark, delivered, dropped, lagged) and,
+//!   with feature `dispatch`, one row per handler of an `evbus-dispatch`
+//!   dispatcher.
 //! - [`Snapshot::to_prometheus_text`]: Prometheus text format 0.0.4.
-//! - Feature `metrics`: `MetricsMirror` mirrors snapshots into the
+//! - Feature `dispatch`: handler rows (`Snapshot::with_handlers`). Without
+//!   it this crate does not depend on the handler runtime. The `evbus`
+//!   facade always turns it on.
+//! - Feature `metrics-facade`: `MetricsMirror` mirrors snapshots into the
 //!   [`metrics`](https://docs.rs/metrics) facade, each series registered once.
 //! - Feature `tracing`: the core emits `tracing` events on subscribe,
 //!   unsubscribe, the first drop after a clean period, and shutdown.
@@ -18,28 +25,23 @@
 //!
 //! # Costs
 //!
-//! Measured with `benches/callgrind.sh` (instructions per publish, K = 4
-//! subscriptions drained in bursts of 64; K = 0 in brackets):
+//! What `tracing` and `latency` add to a publish, in callgrind instructions,
+//! is measured in the repository's [`BENCHMARKS.md`], "Cost of the
+//! observability features"; that file is the one source for these figures.
+//! In short: with the cargo feature off there is nothing to pay, and
+//! latency sampling is two switches, the cargo feature and, at run time,
+//! [`Bus::set_latency_sampling`] (off by default). A sampled event costs two
+//! clock reads, a send-time write next to its slot, and one record into the
+//! receiving thread's own histogram; the publisher never touches a
+//! histogram.
 //!
-//! | build | instructions per publish |
-//! |---|---|
-//! | no feature (what CI measures) | 548.5 (31.8), unchanged by this crate |
-//! | core `tracing` | 548.6 (31.8): a loss pays one relaxed load, and one event per drop episode |
-//! | core `latency`, sampling off | 579.5 (31.8): one `Option` check per push and per pop |
-//! | both | 575.7 (34.8) |
-//!
-//! Latency sampling is therefore two switches: the cargo feature (off =
-//! zero cost) and, at run time, [`Bus::set_latency_sampling`] (off by
-//! default). A sampled event costs two clock reads, a send-time write next
-//! to its slot, and one record into the receiving thread's own histogram;
-//! the publisher never touches a histogram.
-//!
-//! [`Bus::set_latency_sampling`]: https://docs.rs/evbus-core/latest/evbus_core/struct.Bus.html#method.set_latency_sampling
+//! [`BENCHMARKS.md`]: https://github.com/evbus/evbus/blob/main/BENCHMARKS.md#cost-of-the-observability-features
+//! [`Bus::set_latency_sampling`]: https://docs.rs/evbus/latest/evbus/struct.Bus.html#method.set_latency_sampling
 //!
 //! # Example
 //!
 //! ```
-//! # use evbus_core::{Bus, Event, EventKind};
+//! # use evbus::{Bus, Event, EventKind};
 //! # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 //! # enum Kind { Ping }
 //! # impl EventKind for Kind {
@@ -53,7 +55,7 @@
 //! #     type Kind = Kind;
 //! #     fn kind(&self) -> Kind { Kind::Ping }
 //! # }
-//! use evbus_metrics::Snapshot;
+//! use evbus::metrics::Snapshot;
 //!
 //! let bus = Bus::<Ping>::new();
 //! let mut sub = bus.subscribe("net.*")?;
@@ -62,13 +64,14 @@
 //!
 //! let text = Snapshot::capture(&bus).to_prometheus_text();
 //! assert!(text.contains("evbus_subscription_received_total{subscription=\"net.*\",id=\"1\"} 1\n"));
-//! # Ok::<(), evbus_core::SubscribeError>(())
+//! # Ok::<(), evbus::SubscribeError>(())
 //! ```
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "metrics")]
+#[cfg(feature = "metrics-facade")]
 mod facade;
 #[cfg(feature = "latency")]
 mod latency;
@@ -76,9 +79,11 @@ mod prometheus;
 mod series;
 mod snapshot;
 
-#[cfg(feature = "metrics")]
+#[cfg(feature = "metrics-facade")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics-facade")))]
 pub use crate::facade::MetricsMirror;
 #[cfg(feature = "latency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "latency")))]
 pub use crate::latency::LatencyHistograms;
 pub use crate::{
     prometheus::CONTENT_TYPE,

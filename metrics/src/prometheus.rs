@@ -19,9 +19,11 @@ impl Snapshot {
     /// Each family gets `# HELP` and `# TYPE` lines, then one line per
     /// series. Bus totals are `evbus_events_*` and `evbus_*`; subscription
     /// series (`evbus_subscription_*`) carry `subscription` (its name, or
-    /// else its patterns) and `id` labels, and `evbus_subscription_info`
-    /// adds `pattern` and `policy`; handler series (`evbus_handler_*`)
-    /// carry `handler` and `priority`. Latency, when sampled, is the summary
+    /// else its filter's patterns) and `id` labels, and
+    /// `evbus_subscription_info` adds `filter` (the patterns, comma-separated)
+    /// and `overflow` (`drop_newest`, `drop_oldest` or `block`); handler
+    /// series (`evbus_handler_*`, feature `dispatch`) carry `handler` and
+    /// `priority`. Latency, when sampled, is the summary
     /// `evbus_subscription_latency_seconds` plus a `_max_seconds` gauge.
     /// Label values are escaped (backslash, double quote, newline), and the
     /// text ends with a newline. Families with no series are left out.

@@ -2,6 +2,7 @@
 //! help texts, types and label sets, shared by the Prometheus text and the
 //! `metrics` facade so the two never disagree.
 
+#[cfg(feature = "dispatch")]
 use evbus_dispatch::HandlerStats;
 
 use crate::snapshot::{LatencySummary, Snapshot, SubscriptionSnapshot};
@@ -43,7 +44,7 @@ pub(crate) enum Value {
 }
 
 impl Value {
-    #[cfg(feature = "metrics")]
+    #[cfg(feature = "metrics-facade")]
     pub(crate) fn as_f64(self) -> f64 {
         match self {
             Value::Int(v) => v as f64,
@@ -200,7 +201,7 @@ static SUBSCRIPTION_FAMILIES: &[Getter<SubscriptionSnapshot>] = &[
             Gauge,
             "Events buffered in the subscription's ring now."
         ),
-        |s| s.length,
+        |s| s.queued,
     ),
     (
         family!(
@@ -231,7 +232,7 @@ static SUBSCRIPTION_FAMILIES: &[Getter<SubscriptionSnapshot>] = &[
 static SUBSCRIPTION_INFO: Family = family!(
     "evbus_subscription_info",
     Gauge,
-    "Always 1; labels give each subscription's patterns and overflow policy."
+    "Always 1; labels give each subscription's filter patterns and overflow policy."
 );
 
 static LATENCY: Family = family!(
@@ -246,6 +247,7 @@ static LATENCY_MAX: Family = family!(
     "Largest sampled publish-to-receive latency."
 );
 
+#[cfg(feature = "dispatch")]
 static HANDLER_FAMILIES: &[Getter<HandlerStats>] = &[
     (
         family!(
@@ -367,6 +369,7 @@ fn sub_labels(s: &SubscriptionSnapshot) -> Vec<(&'static str, String)> {
     vec![("subscription", s.label()), ("id", s.id.to_string())]
 }
 
+#[cfg(feature = "dispatch")]
 fn handler_labels(h: &HandlerStats) -> Vec<(&'static str, String)> {
     vec![
         ("handler", h.name.clone()),
@@ -403,8 +406,8 @@ pub(crate) fn families(snap: &Snapshot) -> Vec<FamilySamples> {
         subs.iter()
             .map(|s| {
                 let mut labels = sub_labels(s);
-                labels.push(("pattern", s.patterns.join(",")));
-                labels.push(("policy", s.policy.as_str().to_owned()));
+                labels.push(("filter", s.filter.join(",")));
+                labels.push(("overflow", s.overflow.as_str().to_owned()));
                 main(labels, Value::Int(1))
             })
             .collect(),
@@ -447,6 +450,7 @@ pub(crate) fn families(snap: &Snapshot) -> Vec<FamilySamples> {
             .map(|(s, l)| main(sub_labels(s), nanos_to_seconds(l.max_ns)))
             .collect(),
     );
+    #[cfg(feature = "dispatch")]
     for (family, get) in HANDLER_FAMILIES {
         push(
             family,

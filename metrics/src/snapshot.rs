@@ -1,9 +1,11 @@
 //! The [`Snapshot`]: one plain, serializable view of a bus, its
-//! subscriptions and its handlers.
+//! subscriptions and (feature `dispatch`) its handlers.
 
+#[cfg(feature = "dispatch")]
 use std::borrow::Borrow;
 
 use evbus_core::{Bus, BusSnapshot, Overflow, SubscriptionStats};
+#[cfg(feature = "dispatch")]
 use evbus_dispatch::HandlerStats;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// handler of a dispatcher.
 ///
 /// Built from [`Bus::snapshot`] by [`Snapshot::capture`]; handler rows come
-/// from [`with_handlers`](Snapshot::with_handlers). Counters are read one by
+/// from `with_handlers` (feature `dispatch`). Counters are read one by
 /// one, so a snapshot taken while events flow is not one instant; when the
 /// bus is quiet it is exact.
 ///
@@ -21,8 +23,7 @@ use serde::{Deserialize, Serialize};
 /// # Examples
 ///
 /// ```
-/// use evbus_core::{Bus, Event, EventKind};
-/// use evbus_metrics::Snapshot;
+/// use evbus::{Bus, Event, EventKind, metrics::Snapshot};
 ///
 /// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// enum Kind { Ping }
@@ -43,9 +44,9 @@ use serde::{Deserialize, Serialize};
 /// bus.publish(Ping).unwrap();
 /// let snap = Snapshot::capture(&bus);
 /// assert_eq!(snap.bus.published, 1);
-/// assert_eq!(snap.subscriptions[0].length, 1);
+/// assert_eq!(snap.subscriptions[0].queued, 1);
 /// assert!(snap.to_prometheus_text().contains("evbus_events_published_total 1\n"));
-/// # Ok::<(), evbus_core::SubscribeError>(())
+/// # Ok::<(), evbus::SubscribeError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -54,7 +55,10 @@ pub struct Snapshot {
     pub bus: BusTotals,
     /// Each subscription registered when the snapshot was taken, by id.
     pub subscriptions: Vec<SubscriptionSnapshot>,
-    /// Each handler, in the order they were given.
+    /// Each handler, in the order they were given (feature `dispatch`).
+    #[cfg(feature = "dispatch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dispatch")))]
+    #[serde(default)]
     pub handlers: Vec<HandlerStats>,
 }
 
@@ -99,8 +103,8 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// `"drop_newest"`, `"drop_oldest"` or `"block"`: the label value in
-    /// Prometheus text.
+    /// `"drop_newest"`, `"drop_oldest"` or `"block"`: the value of the
+    /// `overflow` label in Prometheus text.
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::DropNewest => "drop_newest",
@@ -124,9 +128,10 @@ impl From<Overflow> for Policy {
 
 /// One subscription's row.
 ///
-/// `delivered + dropped` is every event routed to it while it was open;
-/// `delivered = received + length`; `lagged` is the part of `dropped` that
-/// was overwritten under `DropOldest`.
+/// The fields are those of [`SubscriptionStats`], by the same names, plus
+/// `lagged` and `latency`. `delivered + dropped` is every event routed to
+/// it while it was open; `delivered = received + queued`; `lagged` is the
+/// part of `dropped` that was overwritten under `DropOldest`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SubscriptionSnapshot {
@@ -135,13 +140,13 @@ pub struct SubscriptionSnapshot {
     /// The name given at subscribe time, if any.
     pub name: Option<String>,
     /// The patterns of its filter.
-    pub patterns: Vec<String>,
+    pub filter: Vec<String>,
     /// Its overflow policy.
-    pub policy: Policy,
+    pub overflow: Policy,
     /// Ring capacity.
     pub capacity: u64,
     /// Events buffered now.
-    pub length: u64,
+    pub queued: u64,
     /// The largest queue length observed (see
     /// [`SubscriptionStats::high_water`]).
     pub high_water: u64,
@@ -165,7 +170,7 @@ impl SubscriptionSnapshot {
     pub fn label(&self) -> String {
         match &self.name {
             Some(name) => name.clone(),
-            None => self.patterns.join(","),
+            None => self.filter.join(","),
         }
     }
 }
@@ -175,10 +180,10 @@ impl From<&SubscriptionStats> for SubscriptionSnapshot {
         Self {
             id: s.id,
             name: s.name.clone(),
-            patterns: s.filter.clone(),
-            policy: s.overflow.into(),
+            filter: s.filter.clone(),
+            overflow: s.overflow.into(),
             capacity: s.capacity as u64,
-            length: s.queued as u64,
+            queued: s.queued as u64,
             high_water: s.high_water as u64,
             delivered: s.delivered,
             received: s.received,
@@ -225,6 +230,7 @@ impl From<&BusSnapshot> for Snapshot {
                 shut_down: b.shut_down,
             },
             subscriptions: b.subscriptions.iter().map(Into::into).collect(),
+            #[cfg(feature = "dispatch")]
             handlers: Vec::new(),
         }
     }
@@ -239,6 +245,8 @@ impl Snapshot {
 
     /// Adds a row for each handler, in order (for example from a
     /// dispatcher's handler stats).
+    #[cfg(feature = "dispatch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dispatch")))]
     #[must_use]
     pub fn with_handlers<I>(mut self, handlers: I) -> Self
     where
@@ -256,6 +264,8 @@ impl Snapshot {
     }
 
     /// The row of the handler called `name`, if any.
+    #[cfg(feature = "dispatch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dispatch")))]
     pub fn handler(&self, name: &str) -> Option<&HandlerStats> {
         self.handlers.iter().find(|h| h.name == name)
     }

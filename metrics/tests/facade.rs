@@ -1,6 +1,6 @@
 //! Feature `metrics`: snapshots mirrored into the `metrics` facade, checked
 //! with `metrics-util`'s debugging recorder.
-#![cfg(feature = "metrics")]
+#![cfg(feature = "metrics-facade")]
 
 mod common;
 

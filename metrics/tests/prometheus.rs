@@ -134,8 +134,8 @@ fn parses_with_types_help_and_values() {
             "evbus_subscription_info",
             &[
                 ("subscription", NASTY),
-                ("policy", "drop_oldest"),
-                ("pattern", "orders.placed")
+                ("overflow", "drop_oldest"),
+                ("filter", "orders.placed")
             ]
         ),
         1.0

@@ -19,10 +19,10 @@ fn covers_bus_subscriptions_and_handlers() {
 
     let all = &snap.subscriptions[0];
     assert_eq!(all.name.as_deref(), Some("all"));
-    assert_eq!(all.patterns, ["orders.>"]);
-    assert_eq!(all.policy, Policy::DropNewest);
+    assert_eq!(all.filter, ["orders.>"]);
+    assert_eq!(all.overflow, Policy::DropNewest);
     assert_eq!(
-        (all.capacity, all.length, all.delivered, all.received),
+        (all.capacity, all.queued, all.delivered, all.received),
         (64, 11, 15, 4)
     );
     assert_eq!((all.dropped, all.lagged), (0, 0));
@@ -30,14 +30,14 @@ fn covers_bus_subscriptions_and_handlers() {
 
     let lagging = &snap.subscriptions[1];
     assert_eq!(lagging.label(), NASTY);
-    assert_eq!(lagging.policy, Policy::DropOldest);
-    assert_eq!((lagging.length, lagging.high_water), (4, 4));
+    assert_eq!(lagging.overflow, Policy::DropOldest);
+    assert_eq!((lagging.queued, lagging.high_water), (4, 4));
     assert_eq!((lagging.dropped, lagging.lagged), (6, 6));
 
     let small = &snap.subscriptions[2];
     assert_eq!(small.name, None);
     assert_eq!(small.label(), "orders.shipped");
-    assert_eq!((small.capacity, small.length), (2, 2));
+    assert_eq!((small.capacity, small.queued), (2, 2));
     assert_eq!((small.dropped, small.lagged), (3, 0));
 
     // Totals agree with the rows.
@@ -46,7 +46,7 @@ fn covers_bus_subscriptions_and_handlers() {
     };
     assert_eq!(snap.bus.delivered, rows(|s| s.delivered));
     assert_eq!(snap.bus.dropped, rows(|s| s.dropped));
-    assert_eq!(snap.bus.queued, rows(|s| s.length));
+    assert_eq!(snap.bus.queued, rows(|s| s.queued));
 
     assert_eq!(snap.handlers.len(), 2);
     let mailer = snap.handler("mailer").expect("mailer row");
@@ -92,7 +92,7 @@ fn json_round_trip() {
     latency.max_ns = 91_000;
     snap.subscriptions[0].latency = Some(latency);
     let mut blocking = snap.subscriptions[1].clone();
-    blocking.policy = Policy::Block { timeout_ns: 5_000 };
+    blocking.overflow = Policy::Block { timeout_ns: 5_000 };
     snap.subscriptions.push(blocking);
 
     let json = serde_json::to_string_pretty(&snap).unwrap();
@@ -112,4 +112,28 @@ fn shut_down_bus_still_reports_totals() {
     assert!(snap.bus.shut_down);
     assert_eq!(snap.bus.published, 15);
     assert_eq!(snap.bus.dropped, 9);
+}
+
+/// A row carries the core's `SubscriptionStats` under the same field names:
+/// `filter`, `overflow`, `queued` and the counters.
+#[test]
+fn rows_use_the_core_stats_names() {
+    let (bus, subs) = busy_bus();
+    let snap = Snapshot::capture(&bus);
+    for (row, sub) in snap.subscriptions.iter().zip(&subs) {
+        let stats = sub.stats();
+        assert_eq!(row.id, stats.id);
+        assert_eq!(row.filter, stats.filter);
+        assert_eq!(row.overflow, Policy::from(stats.overflow));
+        assert_eq!(row.queued, stats.queued as u64);
+        assert_eq!(row.capacity, stats.capacity as u64);
+        assert_eq!(
+            (row.delivered, row.received, row.dropped),
+            (stats.delivered, stats.received, stats.dropped)
+        );
+    }
+    let json = serde_json::to_value(&snap.subscriptions[1]).unwrap();
+    for key in ["filter", "overflow", "queued"] {
+        assert!(json.get(key).is_some(), "no {key:?} in {json}");
+    }
 }

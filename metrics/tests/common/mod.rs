@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use evbus_core::{Bus, Event, EventKind, Filter, Overflow, SubscribeOptions, Subscription};
+#[cfg(feature = "dispatch")]
 use evbus_dispatch::{HandlerStats, Priority};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ pub fn busy_bus() -> (Bus<Order>, Vec<Subscription<Order>>) {
 }
 
 /// Handler stats as a dispatcher would report them.
+#[cfg(feature = "dispatch")]
 pub fn handler_stats() -> Vec<HandlerStats> {
     let mut mailer = HandlerStats::default();
     mailer.name = "mailer".into();

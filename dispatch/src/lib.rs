@@ -1,4 +1,4 @@
-//! evbus-dispatch: a handler runtime over an [`evbus_core::Bus`].
+//! evbus-dispatch: a handler runtime over an evbus [`Bus`](evbus_core::Bus).
 //!
 //! A [`Dispatcher`] runs handlers on a fixed pool of worker threads. Each
 //! handler has its own subscription, so its own ring, capacity, overflow

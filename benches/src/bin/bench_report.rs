@@ -2,16 +2,19 @@
 //! process, printed as a Markdown table with ratios (evbus ÷ peer).
 //!
 //! ```text
-//! cargo run --release -p evbus-benches --bin bench-report [-- --quick] [--only 1,3] [--svg PATH]
+//! cargo run --release -p evbus-benches --bin bench-report -- [--quick] [--rounds N] [--only 1,3] [--svg PATH]
+//! cargo run --release -p evbus-benches --bin bench-report -- --help
 //! ```
 //!
 //! `--svg PATH` also writes an SVG bar chart of the rows that have figures
 //! for both peers and a unit in nanoseconds (see `bench_report/svg.rs`).
+//! Scenario 8's lost-event counts follow the main table in a table of their
+//! own, one line per round.
 //!
 //! Peers run round-robin inside each scenario (evbus, tokio, crossbeam,
 //! evbus, ...) and each figure is the median over rounds, so slow drift of
 //! this noisy VM hits all three alike. Only ratios measured in the same run
-//! mean anything.
+//! mean anything. `BENCHMARKS.md` at the repository root defines every row.
 
 #[path = "bench_report/svg.rs"]
 mod svg;
@@ -28,6 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use clap::Parser;
 use evbus_benches::{
     CrossbeamFanout, EvbusFanout, EvbusSoloFanout, Fanout, Msg, Payload64, TokioFanout,
     burst_then_drain,
@@ -35,6 +39,60 @@ use evbus_benches::{
 use evbus_core::{Bus, Filter, SubscribeOptions};
 
 const BURST: usize = 64;
+
+/// Runs every benchmark scenario for evbus, tokio::sync::broadcast and a
+/// crossbeam-channel fan-out, interleaved round by round in one process,
+/// and prints a Markdown table with the ratios evbus ÷ peer.
+///
+/// A full run takes several minutes. Scenarios: 1 per delivery (with 1f,
+/// the CAS floor, and 1s, single producer), 2 full rings, 3 no
+/// subscribers, 4 routing scale, 5 publish latency with churn, 6 a stalled
+/// subscriber, 7 one-way latency between threads, 8 two publishers and one
+/// consumer. BENCHMARKS.md describes each row.
+#[derive(Debug, Parser)]
+#[command(name = "bench-report", version)]
+struct Args {
+    /// A short run: 3 rounds, 200 iterations per measurement, 20 000
+    /// latency samples (default: 5 rounds, 1 000 iterations, 100 000
+    /// samples).
+    #[arg(long)]
+    quick: bool,
+    /// Interleaved rounds per figure, each figure the median over them
+    /// (default 5, or 3 with --quick). Scenarios 5 and 6 use at most 5,
+    /// scenario 8 at most 3.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: Option<u16>,
+    /// Run only these scenarios, by number (1 to 8), comma-separated.
+    #[arg(
+        long,
+        value_name = "N,M",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=8)
+    )]
+    only: Vec<u32>,
+    /// Also write an SVG bar chart of the rows measured in ns for all three.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
+}
+
+impl Args {
+    /// The options that shaped the figures, for the chart's title (the
+    /// output path left out).
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.quick {
+            parts.push("--quick".to_owned());
+        }
+        if let Some(n) = self.rounds {
+            parts.push(format!("--rounds {n}"));
+        }
+        if !self.only.is_empty() {
+            let list: Vec<String> = self.only.iter().map(u32::to_string).collect();
+            parts.push(format!("--only {}", list.join(",")));
+        }
+        parts.join(" ")
+    }
+}
 
 struct Config {
     rounds: usize,
@@ -647,20 +705,20 @@ fn many_producers<F: Fanout<u64> + Send + 'static>(per_producer: usize) -> (f64,
     (got as f64 / secs / 1e6, full, 2 * per_producer * 4 - got)
 }
 
-fn producers(cfg: &Config, rows: &mut Vec<Row>) {
+/// Scenario 8's events not received, per round: evbus, tokio, crossbeam.
+type Losses = Vec<[usize; 3]>;
+
+fn producers(cfg: &Config, rows: &mut Vec<Row>, losses: &mut Losses) {
     let n = cfg.samples;
     let (mut e, mut t, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    let mut notes = Vec::new();
     for _ in 0..cfg.rounds.min(3) {
-        let r = many_producers::<EvbusFanout<u64>>(n);
-        e.push(r.0);
-        notes.push(format!("evbus lost {}", r.2));
-        let r = many_producers::<TokioFanout<u64>>(n);
-        t.push(r.0);
-        notes.push(format!("tokio lost {}", r.2));
-        let r = many_producers::<CrossbeamFanout<u64>>(n);
-        c.push(r.0);
-        notes.push(format!("crossbeam lost {}", r.2));
+        let re = many_producers::<EvbusFanout<u64>>(n);
+        e.push(re.0);
+        let rt = many_producers::<TokioFanout<u64>>(n);
+        t.push(rt.0);
+        let rc = many_producers::<CrossbeamFanout<u64>>(n);
+        c.push(rc.0);
+        losses.push([re.2, rt.2, rc.2]);
     }
     rows.push(Row {
         scenario: "8. two publishers, K=4, one consumer thread".into(),
@@ -668,7 +726,10 @@ fn producers(cfg: &Config, rows: &mut Vec<Row>) {
         evbus: median(e),
         tokio: Some(median(t)),
         crossbeam: Some(median(c)),
-        note: notes.join(", "),
+        note: format!(
+            "{} deliveries per round (2 publishers x {n} publishes x K=4); those not received are in the table below",
+            2 * n * 4
+        ),
     });
 }
 
@@ -682,18 +743,6 @@ fn fmt(v: f64) -> String {
 
 fn ratio(e: f64, p: Option<f64>) -> String {
     p.map_or("–".into(), |p| format!("{:.2}", e / p))
-}
-
-/// The value after `flag`: `None` if the flag is absent, `Some(Err)` if it
-/// has no value.
-fn flag_value(flag: &str) -> Option<Result<String, String>> {
-    let mut args = std::env::args().skip_while(|a| a != flag);
-    args.next()?;
-    Some(
-        args.next()
-            .filter(|v| !v.starts_with("--"))
-            .ok_or_else(|| format!("{flag} needs a value")),
-    )
 }
 
 /// Writes the `--svg` chart: every row with both peers, in nanoseconds.
@@ -716,16 +765,10 @@ fn write_svg(path: &std::path::Path, rows: &[Row], command: &str) -> Result<usiz
 }
 
 fn main() -> ExitCode {
-    let svg_path = match flag_value("--svg") {
-        None => None,
-        Some(Ok(p)) => Some(PathBuf::from(p)),
-        Some(Err(e)) => {
-            eprintln!("bench-report: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let quick = std::env::args().any(|a| a == "--quick");
-    let cfg = if quick {
+    // Bad arguments print a usage error and exit with status 2; `--help`
+    // and `--version` print and exit with 0.
+    let args = Args::parse();
+    let mut cfg = if args.quick {
         Config {
             rounds: 3,
             iters: 200,
@@ -738,18 +781,12 @@ fn main() -> ExitCode {
             samples: 100_000,
         }
     };
-    // `--only N,M` runs only those scenario numbers.
-    let only: Option<Vec<u32>> =
-        std::env::args()
-            .skip_while(|a| a != "--only")
-            .nth(1)
-            .map(|list| {
-                list.split(',')
-                    .filter_map(|n| n.trim().parse().ok())
-                    .collect()
-            });
-    let wanted = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
+    if let Some(n) = args.rounds {
+        cfg.rounds = usize::from(n);
+    }
+    let wanted = |n: u32| args.only.is_empty() || args.only.contains(&n);
     let mut rows = Vec::new();
+    let mut losses = Losses::new();
     if wanted(1) {
         per_delivery::<u64>(&cfg, "u64", &mut rows);
         per_delivery::<Payload64>(&cfg, "64 B", &mut rows);
@@ -774,7 +811,7 @@ fn main() -> ExitCode {
         cross_thread(&cfg, &mut rows);
     }
     if wanted(8) {
-        producers(&cfg, &mut rows);
+        producers(&cfg, &mut rows, &mut losses);
     }
 
     println!(
@@ -794,14 +831,21 @@ fn main() -> ExitCode {
             r.note
         );
     }
-    if let Some(path) = svg_path {
-        // The command that made the figures, without the output path.
-        let mut args: Vec<String> = std::env::args().skip(1).collect();
-        if let Some(at) = args.iter().position(|a| a == "--svg") {
-            args.drain(at..(at + 2).min(args.len()));
+    if !losses.is_empty() {
+        println!();
+        println!(
+            "Scenario 8, deliveries the consumer did not receive (refused by a full ring, or overwritten for tokio), per round:"
+        );
+        println!();
+        println!("| round | evbus | tokio broadcast | crossbeam fan-out |");
+        println!("|---:|---:|---:|---:|");
+        for (i, [e, t, c]) in losses.iter().enumerate() {
+            println!("| {} | {e} | {t} | {c} |", i + 1);
         }
-        let command = args.join(" ");
-        match write_svg(&path, &rows, &format!("bench-report {command}")) {
+    }
+    if let Some(path) = &args.svg {
+        let command = format!("bench-report {}", args.describe());
+        match write_svg(path, &rows, command.trim_end()) {
             Ok(n) => eprintln!("bench-report: wrote {} ({n} groups)", path.display()),
             Err(e) => {
                 eprintln!("bench-report: --svg: {e}");

@@ -129,7 +129,7 @@ impl From<Overflow> for Policy {
 /// One subscription's row.
 ///
 /// The fields are those of [`SubscriptionStats`], by the same names, plus
-/// `lagged` and `latency`. `delivered + dropped` is every event routed to
+/// `latency`. `delivered + dropped` is every event routed to
 /// it while it was open; `delivered = received + queued`; `lagged` is the
 /// part of `dropped` that was overwritten under `DropOldest`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

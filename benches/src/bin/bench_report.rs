@@ -855,3 +855,62 @@ fn main() -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser, error::ErrorKind};
+
+    use super::Args;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("bench-report").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn options_parse() {
+        let args = parse(&[
+            "--quick", "--rounds", "2", "--only", "1,3", "--svg", "x.svg",
+        ])
+        .unwrap();
+        assert!(args.quick);
+        assert_eq!(args.rounds, Some(2));
+        assert_eq!(args.only, [1, 3]);
+        assert_eq!(args.svg.as_deref(), Some(std::path::Path::new("x.svg")));
+        assert_eq!(args.describe(), "--quick --rounds 2 --only 1,3");
+        let none = parse(&[]).unwrap();
+        assert!(none.only.is_empty() && none.rounds.is_none() && none.svg.is_none());
+        assert_eq!(none.describe(), "");
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors_with_status_2() {
+        for (args, kind) in [
+            (&["--only", "9"][..], ErrorKind::ValueValidation),
+            (&["--only", "x"][..], ErrorKind::ValueValidation),
+            (&["--rounds", "0"][..], ErrorKind::ValueValidation),
+            (&["--svg"][..], ErrorKind::InvalidValue),
+            (&["--bogus"][..], ErrorKind::UnknownArgument),
+        ] {
+            let err = parse(args).expect_err("rejected");
+            assert_eq!(err.kind(), kind, "{args:?}");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version_exit_0_without_running() {
+        for (flag, kind) in [
+            ("--help", ErrorKind::DisplayHelp),
+            ("-V", ErrorKind::DisplayVersion),
+        ] {
+            let err = parse(&[flag]).expect_err("help and version stop the parse");
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.exit_code(), 0);
+        }
+    }
+}

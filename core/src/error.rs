@@ -202,3 +202,43 @@ impl fmt::Display for RecvTimeoutError {
 impl std::error::Error for TryRecvError {}
 impl std::error::Error for RecvError {}
 impl std::error::Error for RecvTimeoutError {}
+
+/// Why a kind table was rejected by [`Bus::try_new`](crate::Bus::try_new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KindTableError {
+    /// A kind's topic breaks the topic rules.
+    InvalidTopic(&'static str, TopicError),
+    /// Two kinds share a topic.
+    DuplicateTopic(&'static str),
+    /// A kind's `index()` is not its position in `ALL`.
+    IndexMismatch {
+        /// The kind's topic.
+        topic: &'static str,
+        /// What `index()` returned.
+        index: usize,
+        /// Its position in `ALL`.
+        position: usize,
+    },
+}
+
+impl fmt::Display for KindTableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTopic(topic, err) => write!(f, "kind topic {topic:?} is invalid: {err}"),
+            Self::DuplicateTopic(topic) => write!(f, "two kinds share topic {topic:?}"),
+            Self::IndexMismatch {
+                topic,
+                index,
+                position,
+            } => {
+                write!(
+                    f,
+                    "kind {topic:?} has index {index} but is at position {position} of ALL"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for KindTableError {}

@@ -12,7 +12,7 @@
 //! a busy-polling consumer does not pull the line the producer writes next
 //! into its own cache in the modified state.
 //!
-//! # Protocol (numbers continue the MPSC protocol in `ring.rs`)
+//! # Protocol (numbers continue the MPSC protocol in `ring/mod.rs`)
 //!
 //! S1. *Push.* The producer checks the mark bit (Relaxed). The ring is full
 //!     when the consumer's position is a lap behind the producer's. The
@@ -53,7 +53,7 @@
 
 use std::{cell::Cell, task::Waker, time::Instant};
 
-use super::{Layout, Overflow, PopError, Push, Ring, store_waker};
+use super::{Layout, Overflow, PopError, Push, Ring, park::store_waker};
 use crate::{
     barrier,
     sync::{
@@ -186,11 +186,8 @@ impl<T> Ring<T> {
         // Acquire, and never ahead of `head`) is past `pos - lap`: the
         // consumer read the slot's previous value before it moved `head`.
         slot.value.with_mut(|p| unsafe { (*p).write(v) });
-        #[cfg(feature = "latency")]
-        if let Some(s) = &self.sampler {
-            // SAFETY: as for the value just above; the stamp is not stored.
-            unsafe { self.stamp_sent(s, pos) };
-        }
+        // SAFETY: as for the value just above; the stamp is not stored.
+        unsafe { self.sample_sent(pos) };
         // Release: pairs with the consumer's Acquire stamp load (step 2).
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         // Relaxed: read only by statistics and `Drop`.
@@ -240,8 +237,13 @@ impl<T> Ring<T> {
             }
         }
         if first {
-            // Release: pairs with the consumer's Acquire load of the final
-            // bit in `try_pop_solo`.
+            // AcqRel. Release: pairs with the consumer's Acquire load of the
+            // final bit in `try_pop_solo` and `park_solo`, and with another
+            // closer's Acquire wait below, so they see the stamps this
+            // closer saw through the epoch (S2). Acquire: not needed for the
+            // park bit it reads (the waiter mutex orders the wake, step 4);
+            // it makes this RMW, like the mark `fetch_or` in `close`, see
+            // every earlier Release RMW on `tail` (other closers' marks).
             let old = self.tail.fetch_or(self.final_bit(), Ordering::AcqRel);
             if old & self.park_bit != 0 {
                 self.wake(&self.consumer);
@@ -319,8 +321,7 @@ impl<T> Ring<T> {
         if stamp != head.wrapping_add(1) {
             // Acquire: pairs with the closer's final `fetch_or` (S2).
             if self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
-                #[cfg(feature = "tracing")]
-                self.trace_clean();
+                self.found_empty();
                 return Err(PopError::Empty);
             }
             // Final: every push has landed; look once more.
@@ -333,19 +334,15 @@ impl<T> Ring<T> {
         // SAFETY: `stamp == head + 1` (Acquire) shows the value is written,
         // and the sole consumer owns `head`.
         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-        #[cfg(feature = "latency")]
-        let sent = match &self.sampler {
-            // SAFETY: as for the value just above; the slot is not freed.
-            Some(s) => unsafe { self.sent_at(s, head) },
-            None => None,
-        };
-        // Release: frees the slot (S1): pairs with the producer's Acquire
-        // `head` load, so our reads above happen before its next write
-        // here; and with the Acquire head loads of statistics.
-        self.head.store(next, Ordering::Release);
-        #[cfg(feature = "latency")]
-        if let (Some(s), Some(sent)) = (&self.sampler, sent) {
-            s.record(sent);
+        // SAFETY: as for the value just above; `free` frees the slot.
+        unsafe {
+            self.sample_received(head, || {
+                // Release: frees the slot (S1): pairs with the producer's
+                // Acquire `head` load, so our reads above happen before its
+                // next write here; and with the Acquire head loads of
+                // statistics.
+                self.head.store(next, Ordering::Release);
+            });
         }
         Ok((value, next))
     }

@@ -30,7 +30,7 @@ use crate::{
     policy::{Overflow, SubscribeOptions},
     publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
-    ring::{Ring, Sink},
+    ring::{Epoch, Ring, Totals},
     shared::{Counters, Retired, Shared, sub_stats},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
@@ -206,8 +206,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 direct: CachePadded::new(Counters::default()),
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
-                sink: Arc::new(Sink::default()),
-                solo: registry.solo,
+                totals: Arc::new(Totals::default()),
+                epoch: Arc::new(Epoch::default()),
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
@@ -315,12 +315,14 @@ impl<E: Clone + Send + 'static> Bus<E> {
         let ring = Ring::new(
             options.get_capacity(),
             options.get_overflow(),
-            Arc::clone(&self.shared.sink),
+            Arc::clone(&self.shared.totals),
         )?
         .with_priority(options.get_priority());
-        let ring = match (self.shared.solo, options.get_overflow()) {
+        // Set once, when the bus is made; every successor registry copies it.
+        let solo = self.shared.registry.load().solo;
+        let ring = match (solo, options.get_overflow()) {
             (false, _) => ring,
-            (true, Overflow::DropNewest) => ring.solo(),
+            (true, Overflow::DropNewest) => ring.solo(Arc::clone(&self.shared.epoch)),
             (true, other) => return Err(SubscribeError::SingleProducerPolicy(other)),
         };
         #[cfg(feature = "latency")]
@@ -484,8 +486,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
             snap.published = retired.published;
             snap.no_subscribers = retired.no_subscribers;
             // Relaxed: statistics.
-            snap.delivered = self.shared.sink.delivered.load(Ordering::Relaxed);
-            snap.dropped = self.shared.sink.dropped.load(Ordering::Relaxed);
+            snap.delivered = self.shared.totals.delivered.load(Ordering::Relaxed);
+            snap.dropped = self.shared.totals.dropped.load(Ordering::Relaxed);
             for counters in
                 std::iter::once(&*self.shared.direct).chain(publishers.iter().map(|c| &**c))
             {

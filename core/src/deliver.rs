@@ -10,7 +10,7 @@
 use crate::{
     error::PublishError,
     registry::Registry,
-    ring::{Push, Ring, Sink, SoloGuard},
+    ring::{Epoch, Push, Ring, SoloGuard},
     stats::PublishReport,
     sync::Arc,
     topic::validate_topic,
@@ -49,18 +49,18 @@ pub(crate) enum To<'a> {
 /// no other publish of it in progress, for as long as it lives.
 #[derive(Clone, Copy)]
 pub(crate) struct SoloProducer<'a> {
-    sink: &'a Sink,
+    epoch: &'a Epoch,
 }
 
 impl<'a> SoloProducer<'a> {
     /// # Safety
     ///
-    /// - The caller is the one producer of every ring of the bus whose sink
-    ///   is `sink` (a single-producer bus, whose other publishes are
+    /// - The caller is the one producer of every ring of the bus whose
+    ///   epoch is `epoch` (a single-producer bus, whose other publishes are
     ///   refused), and makes no other publish on it while the value lives.
     #[inline(always)]
-    pub(crate) unsafe fn new(sink: &'a Sink) -> Self {
-        Self { sink }
+    pub(crate) unsafe fn new(epoch: &'a Epoch) -> Self {
+        Self { epoch }
     }
 }
 
@@ -87,7 +87,7 @@ pub(crate) fn publish<E: Clone>(
     let send = |route: &[Arc<Ring<E>>], event: E| match solo {
         // SAFETY: a `SoloProducer` is the caller's proof that it is the one
         // producer and that no other publish of it is in progress.
-        Some(solo) => unsafe { deliver_solo(solo.sink, route, event) },
+        Some(solo) => unsafe { deliver_solo(solo.epoch, route, event) },
         None => deliver(route, event),
     };
     let report = match to {
@@ -121,12 +121,12 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
 ///   single-producer bus, whose other publishes are refused), and no other
 ///   publish of it is in progress.
 #[inline]
-unsafe fn deliver_solo<E: Clone>(sink: &Sink, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
+unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let mut report = PublishReport::default();
     let Some((last, rest)) = route.split_last() else {
         return report;
     };
-    let guard = SoloGuard::begin(sink);
+    let guard = SoloGuard::begin(epoch);
     for ring in rest {
         // SAFETY: the caller's contract, and `guard` is held.
         report.record(unsafe { ring.push_solo(|| event.clone()) });

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::topic::TopicError;
+use crate::{policy::Overflow, topic::TopicError};
 
 /// Why a publish did not happen. The event is handed back.
 #[non_exhaustive]
@@ -84,7 +84,7 @@ pub enum SubscribeError {
     EmptyFilter,
     /// A single-producer bus supports only
     /// [`Overflow::DropNewest`](crate::Overflow::DropNewest) subscriptions.
-    SingleProducerPolicy(crate::Overflow),
+    SingleProducerPolicy(Overflow),
 }
 
 impl fmt::Display for SubscribeError {

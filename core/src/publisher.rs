@@ -132,7 +132,7 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
             // `Bus::single_producer` and not `Clone`, and every other
             // publish on that bus is refused (`Registry::refuses`); we hold
             // `&mut self` for the whole publish, so no other is in progress.
-            Some(unsafe { SoloProducer::new(&self.shared.sink) })
+            Some(unsafe { SoloProducer::new(&self.shared.epoch) })
         } else {
             None
         };

@@ -17,7 +17,7 @@ use crossbeam_utils::CachePadded;
 use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
-    ring::Sink,
+    ring::{Epoch, Totals},
     stats::{PublishReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
@@ -44,10 +44,11 @@ pub(crate) struct Shared<E> {
     pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
     pub(crate) retired: Mutex<Retired>,
     /// Totals of subscriptions that left the registry (see `Ring::fold`).
-    pub(crate) sink: Arc<Sink>,
-    /// Built by [`Bus::single_producer`](crate::Bus::single_producer): rings
-    /// are single-producer.
-    pub(crate) solo: bool,
+    pub(crate) totals: Arc<Totals>,
+    /// The publish epoch of the single producer, on a bus made by
+    /// [`Bus::single_producer`](crate::Bus::single_producer) (whether it is
+    /// one is `Registry::solo`); its rings hold it for their closers.
+    pub(crate) epoch: Arc<Epoch>,
     /// Latency sampling for subscriptions made from now on.
     #[cfg(feature = "latency")]
     pub(crate) latency: Mutex<Option<LatencySampling>>,

@@ -3,8 +3,6 @@
 //! ring feeds latency sampling (feature `latency`) and tracing (feature
 //! `tracing`). See the protocol in `ring/mod.rs`.
 
-use crossbeam_utils::CachePadded;
-
 use super::Ring;
 #[cfg(feature = "latency")]
 use crate::latency::Sampler;
@@ -17,19 +15,16 @@ use crate::trace::TraceInfo;
 
 /// Set in `dropped` and `overwritten` once [`Ring::fold`] has added them to
 /// the bus totals. An increment that finds it set adds itself to the
-/// [`Sink`] directly, so a drop racing an unsubscribe is counted exactly
+/// [`Totals`] directly, so a drop racing an unsubscribe is counted exactly
 /// once: the flag and the count share one atomic, so every increment is
-/// either before the fold (and in it) or after (and in the sink).
+/// either before the fold (and in it) or after (and in the totals).
 const FOLDED: u64 = 1 << 63;
 
 /// Bus totals of rings that left the registry.
 #[derive(Debug, Default)]
-pub(crate) struct Sink {
+pub(crate) struct Totals {
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
-    /// The single producer's publish epoch (odd while it publishes), for a
-    /// single-producer bus; see `ring/solo.rs`.
-    pub(crate) epoch: CachePadded<AtomicU64>,
 }
 
 /// Counters written only off the fast path, kept away from `head` and
@@ -132,12 +127,12 @@ impl<T> Ring<T> {
     }
 
     /// Counts one lost event in `counter` (`dropped` or `overwritten`), and
-    /// in the bus sink if the ring was already folded.
+    /// in the bus totals if the ring was already folded.
     pub(super) fn count_loss(&self, counter: &AtomicU64) {
         // Relaxed: the count and `FOLDED` share this atomic, so its
         // modification order alone decides which side counts the event.
         if counter.fetch_add(1, Ordering::Relaxed) & FOLDED != 0 {
-            self.sink.dropped.fetch_add(1, Ordering::Relaxed);
+            self.totals.dropped.fetch_add(1, Ordering::Relaxed);
         }
         #[cfg(feature = "tracing")]
         self.trace_loss();
@@ -153,8 +148,8 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Adds this ring's counters to the bus sink, once, when it leaves the
-    /// registry. Later losses go to the sink directly (see [`FOLDED`]).
+    /// Adds this ring's counters to the bus totals, once, when it leaves the
+    /// registry. Later losses go to the totals directly (see [`FOLDED`]).
     ///
     /// Call only after [`Ring::close`]: then no new claim can land. A
     /// `DropOldest` eviction moves `tail` and counts its overwrite in two
@@ -176,10 +171,10 @@ impl<T> Ring<T> {
         let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
         debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
         let c = self.counters_with(dropped, overwritten);
-        self.sink
+        self.totals
             .delivered
             .fetch_add(c.delivered, Ordering::Relaxed);
-        self.sink.dropped.fetch_add(c.dropped, Ordering::Relaxed);
+        self.totals.dropped.fetch_add(c.dropped, Ordering::Relaxed);
     }
 
     /// Takes and reports events evicted since the last call, if any.

@@ -87,11 +87,14 @@ use crate::{
     },
 };
 
-pub(crate) use self::{accounting::Sink, solo::SoloGuard};
+pub(crate) use self::{
+    accounting::Totals,
+    solo::{Epoch, SoloGuard},
+};
 use self::{
     accounting::{Cold, Hooks},
     park::Waiter,
-    solo::SoloCursor,
+    solo::Solo,
 };
 
 /// The largest ring capacity evbus accepts.
@@ -150,6 +153,24 @@ impl Layout {
     }
 }
 
+/// Who produces into a ring.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing `Solo` costs the single-producer push a pointer load (see `Solo`)"
+)]
+enum Mode {
+    /// Any number of producers, each claiming its slot with a CAS (steps
+    /// 1-7).
+    Multi,
+    /// One producer, pushing with plain stores (`ring/solo.rs`, S1-S4);
+    /// `tail` then carries only the mark, park and final flags. Inline, not
+    /// boxed: the extra pointer load cost a single-producer publish to four
+    /// rings about 2 % (benches/src/bin/callgrind_solo.rs), so a
+    /// multi-producer ring still reserves, but never initializes, the
+    /// cursor's cache line.
+    Solo(Solo),
+}
+
 /// A bounded MPSC ring. See the module docs for the protocol.
 pub(crate) struct Ring<T> {
     /// Producer position `{ lap, park, mark, index }`.
@@ -169,18 +190,14 @@ pub(crate) struct Ring<T> {
     /// `tail`, the line every multi-producer claim writes. On this line of
     /// fields that never change otherwise.
     closing: AtomicBool,
-    /// Single-producer mode (see `ring/solo.rs`): one publisher pushes with
-    /// plain stores and keeps its position in `solo_tail`; `tail` then
-    /// carries only the mark, park and final flags.
-    solo: bool,
-    /// The producer's side in single-producer mode (see `ring/solo.rs`).
-    solo_tail: CachePadded<SoloCursor>,
+    /// Who produces: any number of producers, or one (see `ring/solo.rs`).
+    mode: Mode,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
     cold: CachePadded<Cold>,
     /// Where drops after [`Ring::fold`] are counted.
-    sink: Arc<Sink>,
+    totals: Arc<Totals>,
     /// Where the consumer sleeps.
     consumer: Waiter,
     /// Where `Block` producers sleep.
@@ -213,7 +230,7 @@ impl<T> Ring<T> {
     pub(crate) fn new(
         cap: usize,
         policy: Overflow,
-        sink: Arc<Sink>,
+        totals: Arc<Totals>,
     ) -> Result<Self, SubscribeError> {
         if cap == 0 {
             return Err(SubscribeError::ZeroCapacity);
@@ -248,11 +265,10 @@ impl<T> Ring<T> {
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             closing: AtomicBool::new(false),
-            solo: false,
-            solo_tail: CachePadded::new(SoloCursor::default()),
+            mode: Mode::Multi,
             priority: 0,
             cold: CachePadded::new(Cold::default()),
-            sink,
+            totals,
             consumer: Waiter::default(),
             space: Waiter::default(),
             hooks: Hooks::default(),
@@ -281,16 +297,21 @@ impl<T> Ring<T> {
     }
 
     /// `tail` as the statistics and `Drop` read it: in single-producer mode
-    /// the producer's position comes from `solo_tail`, the flags from
+    /// the producer's position comes from its cursor, the flags from
     /// `tail`.
     #[inline]
     fn tail_word(&self, order: Ordering) -> usize {
         let tail = self.tail.load(order);
-        if self.solo {
-            self.solo_tail.tail.load(order) | (tail & (self.mark_bit | self.park_bit))
-        } else {
-            tail
+        match &self.mode {
+            Mode::Multi => tail,
+            Mode::Solo(solo) => solo.tail(order) | (tail & (self.mark_bit | self.park_bit)),
         }
+    }
+
+    /// Whether the ring is in single-producer mode.
+    #[inline(always)]
+    fn is_solo(&self) -> bool {
+        matches!(self.mode, Mode::Solo(_))
     }
 
     /// `tail` without its flag bits.
@@ -527,7 +548,7 @@ impl<T> Ring<T> {
     ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
     #[inline]
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
-        if self.solo {
+        if self.is_solo() {
             // SAFETY: the caller's contract, passed on.
             unsafe { self.try_pop_solo() }
         } else {
@@ -550,7 +571,7 @@ impl<T> Ring<T> {
         max: usize,
         f: impl FnMut(T),
     ) -> (usize, Option<PopError>) {
-        if self.solo {
+        if self.is_solo() {
             // SAFETY: the caller's contract, passed on.
             unsafe { self.pop_each_solo(max, f) }
         } else {
@@ -671,8 +692,8 @@ impl<T> Ring<T> {
         // (step 5a). Every closer stores it, so none returns before the
         // flag is set.
         self.closing.store(true, Ordering::Release);
-        if self.solo {
-            return self.close_solo(old);
+        if let Mode::Solo(solo) = &self.mode {
+            return self.close_solo(solo, old);
         }
         if old & self.mark_bit != 0 {
             return false;
@@ -731,7 +752,7 @@ mod loom_tests {
     fn force_push_wakes_parked_consumer() {
         loom::model(|| {
             let ring = Arc::new(
-                Ring::<u64>::new(1, Overflow::DropOldest, Arc::new(Sink::default())).unwrap(),
+                Ring::<u64>::new(1, Overflow::DropOldest, Arc::new(Totals::default())).unwrap(),
             );
             let consumer = {
                 let ring = Arc::clone(&ring);

@@ -65,7 +65,7 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(super) unsafe fn park(&self, waker: Option<&Waker>, deadline: Option<Instant>) -> bool {
-        if self.solo {
+        if self.is_solo() {
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.park_solo(waker, deadline) };
         }

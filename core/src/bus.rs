@@ -4,7 +4,7 @@
 //!
 //! # Synchronization protocol
 //!
-//! - The registry is a [`SnapshotCell`](crate::sync::SnapshotCell) (see
+//! - The registry is a [`SnapshotCell`] (see
 //!   `shared.rs`): publishers load it without a lock; subscribe,
 //!   unsubscribe and topic interning update it with `rcu`; shutdown
 //!   replaces it with a closed successor, also with `rcu`.
@@ -171,7 +171,7 @@ impl<E: Event> Bus<E> {
     /// Publishes `event` on its kind's topic.
     ///
     /// Never blocks, unless a matching subscription uses
-    /// [`Overflow::Block`](crate::Overflow::Block). A full ring drops the
+    /// [`Overflow::Block`]. A full ring drops the
     /// event for that subscriber only, and counts it.
     ///
     /// # Errors

@@ -83,7 +83,7 @@ pub enum SubscribeError {
     /// The filter matches nothing: no pattern and no kind was given.
     EmptyFilter,
     /// A single-producer bus supports only
-    /// [`Overflow::DropNewest`](crate::Overflow::DropNewest) subscriptions.
+    /// [`Overflow::DropNewest`] subscriptions.
     SingleProducerPolicy(Overflow),
 }
 
@@ -128,7 +128,7 @@ impl From<TopicError> for SubscribeError {
 pub enum TryRecvError {
     /// Nothing is buffered right now.
     Empty,
-    /// Under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+    /// Under [`Overflow::DropOldest`], this many
     /// events were overwritten before they were received. Reported once; the
     /// next call returns the oldest event that remains.
     Lagged(u64),
@@ -146,7 +146,7 @@ pub enum RecvError {
 }
 
 /// The error item of a subscription used as a `Stream` (feature `async`):
-/// under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+/// under [`Overflow::DropOldest`], this many
 /// events were overwritten before they were received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged(pub u64);

@@ -4,7 +4,7 @@
 use std::{
     fmt, io,
     num::NonZeroUsize,
-    sync::{Arc, Mutex},
+    sync::Arc,
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
@@ -13,14 +13,14 @@ use crossbeam_channel::{Receiver, Sender};
 use evbus_core::{Bus, Event, Filter, SubscribeError, SubscribeOptions};
 
 use crate::{
-    clock::{Clock, SystemClock, lock},
+    clock::{Clock, SystemClock},
     handler::{self, Cell, HandlerOptions, HandlerResult},
     retry::RetryPolicy,
     runtime::{ErrorHook, HandlerFailure, Runtime},
     scheduler::{DONE, IDLE, NOTIFIED, RUNNING},
     signal::Signal,
     stats::{HandlerStats, Priority},
-    sync::{AtomicU64, Ordering},
+    sync::{AtomicU64, Mutex, Ordering},
     timer::{Msg, Timer, deadline},
     watchdog::StallWatch,
 };
@@ -121,7 +121,7 @@ impl<E: Event> DispatcherBuilder<E> {
         let spawned = thread::Builder::new()
             .name(format!("evbus-timer-{id}"))
             .spawn(move || timer.run());
-        lock(&owner.threads).timer = Some(spawned.map_err(BuildError::Spawn)?);
+        owner.threads.lock().timer = Some(spawned.map_err(BuildError::Spawn)?);
         for i in 0..workers {
             let rt = Arc::clone(&rt);
             let done: Sender<usize> = done_tx.clone();
@@ -132,7 +132,7 @@ impl<E: Event> DispatcherBuilder<E> {
                     let _ = done.send(i);
                 });
             match spawned {
-                Ok(handle) => lock(&owner.threads).workers.push((i, handle)),
+                Ok(handle) => owner.threads.lock().workers.push((i, handle)),
                 Err(err) => {
                     owner.shutdown(Duration::ZERO);
                     return Err(BuildError::Spawn(err));
@@ -300,7 +300,7 @@ impl<E: Event> fmt::Debug for Dispatcher<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatcher")
             .field("id", &self.rt.id)
-            .field("handlers", &lock(&self.rt.handlers).len())
+            .field("handlers", &self.rt.handlers.lock().len())
             .finish_non_exhaustive()
     }
 }
@@ -385,7 +385,7 @@ impl<E: Event> Dispatcher<E> {
         };
         // Hold the list lock across the subscribe so names stay unique and
         // registration order is subscription order.
-        let mut handlers = lock(&self.rt.handlers);
+        let mut handlers = self.rt.handlers.lock();
         if handlers.iter().any(|c| *c.name == *opts.name) {
             return Err(RegisterError::DuplicateName(opts.name));
         }
@@ -459,7 +459,9 @@ impl<E: Event> Dispatcher<E> {
     }
 
     fn find(&self, name: &str) -> Option<Arc<Cell<E>>> {
-        lock(&self.rt.handlers)
+        self.rt
+            .handlers
+            .lock()
             .iter()
             .find(|c| *c.name == *name)
             .cloned()
@@ -498,7 +500,7 @@ impl<E: Event> Dispatcher<E> {
     /// Returns `false` if no handler has that name.
     pub fn unregister(&self, name: &str) -> bool {
         let cell = {
-            let mut handlers = lock(&self.rt.handlers);
+            let mut handlers = self.rt.handlers.lock();
             match handlers.iter().position(|c| *c.name == *name) {
                 Some(i) => handlers.remove(i),
                 None => return false,
@@ -509,7 +511,7 @@ impl<E: Event> Dispatcher<E> {
     }
 
     fn retire(&self, cell: &Arc<Cell<E>>) {
-        lock(&self.rt.retired).push(Arc::clone(cell));
+        self.rt.retired.lock().push(Arc::clone(cell));
         // Relaxed: the worker checks it between events; the ring close below
         // is what stops deliveries.
         cell.removed.store(true, Ordering::Relaxed);
@@ -525,7 +527,7 @@ impl<E: Event> Dispatcher<E> {
     /// Unregisters every handler of `group`; returns how many.
     pub fn unregister_group(&self, group: &str) -> usize {
         let removed: Vec<_> = {
-            let mut handlers = lock(&self.rt.handlers);
+            let mut handlers = self.rt.handlers.lock();
             let (out, keep) = handlers
                 .drain(..)
                 .partition(|c| c.group.as_deref() == Some(group));
@@ -540,7 +542,7 @@ impl<E: Event> Dispatcher<E> {
 
     /// Unregisters every handler; returns how many.
     pub fn unregister_all(&self) -> usize {
-        let removed = std::mem::take(&mut *lock(&self.rt.handlers));
+        let removed = std::mem::take(&mut *self.rt.handlers.lock());
         for cell in &removed {
             self.retire(cell);
         }
@@ -549,7 +551,9 @@ impl<E: Event> Dispatcher<E> {
 
     /// Names of the registered handlers, in registration order.
     pub fn handler_names(&self) -> Vec<String> {
-        lock(&self.rt.handlers)
+        self.rt
+            .handlers
+            .lock()
             .iter()
             .map(|c| c.name.to_string())
             .collect()
@@ -557,7 +561,9 @@ impl<E: Event> Dispatcher<E> {
 
     /// Names of the handlers registered in `group`.
     pub fn handlers_in(&self, group: &str) -> Vec<String> {
-        lock(&self.rt.handlers)
+        self.rt
+            .handlers
+            .lock()
             .iter()
             .filter(|c| c.group.as_deref() == Some(group))
             .map(|c| c.name.to_string())
@@ -666,7 +672,7 @@ impl<E: Event> Owner<E> {
         let _ = rt.timer.send(Msg::Stop);
         rt.signals.shutdown();
         rt.sched.exit();
-        let mut threads = lock(&self.threads);
+        let mut threads = self.threads.lock();
         if let Some(timer) = threads.timer.take() {
             // The timer runs no user code and exits on `Stop`.
             let _ = timer.join();

@@ -5,7 +5,7 @@ use std::{
     error::Error as StdError,
     fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
     task::{Context, Poll, Waker},
 };
 
@@ -14,13 +14,12 @@ use evbus_core::{
 };
 
 use crate::{
-    clock::lock,
     retry::{Jitter, RetryPolicy},
     runtime::Runtime,
     scheduler::{CellWaker, Outcome},
     signal::{DeadLetter, DepthAlarm, Failure, Signal},
     stats::{HandlerStats, Priority},
-    sync::{AtomicBool, AtomicU8, AtomicU64, Ordering},
+    sync::{AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering},
 };
 
 /// What a handler returns: `Err` counts as a failure and is retried.
@@ -316,9 +315,9 @@ enum Step {
 /// Runs `cell` on the current worker: its pending event, then up to
 /// [`BATCH`] events from its ring.
 pub(crate) fn run<E: Event>(rt: &Runtime<E>, cell: &Arc<Cell<E>>) -> Outcome {
-    // Uncontended: the state machine lets one worker run a handler at a
-    // time; only unregister's `try_lock` can meet it here.
-    let mut body = lock(&cell.body);
+    // Uncontended: the scheduler's state machine lets one worker run a
+    // handler at a time.
+    let mut body = cell.body.lock();
     let body = &mut *body;
     let Some(waker) = cell.waker.get() else {
         // Not reachable: the waker is set before the handler is first

@@ -3,7 +3,7 @@
 use std::{
     fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
@@ -11,11 +11,11 @@ use crossbeam_channel::Sender;
 use evbus_core::{Bus, Event};
 
 use crate::{
-    clock::{Clock, lock},
+    clock::Clock,
     handler::{self, Cell},
     scheduler::Scheduler,
     signal::{Failure, Signal},
-    sync::{AtomicBool, AtomicU64, Ordering},
+    sync::{AtomicBool, AtomicU64, Mutex, Ordering},
     timer::{Msg, deadline},
 };
 
@@ -147,14 +147,14 @@ impl<E: Event> Runtime<E> {
     }
 
     pub(crate) fn handlers_snapshot(&self) -> Vec<Arc<Cell<E>>> {
-        lock(&self.handlers).clone()
+        self.handlers.lock().clone()
     }
 
     /// Registered handlers and unregistered ones still finishing (those
     /// done are pruned).
     pub(crate) fn live_cells(&self) -> Vec<Arc<Cell<E>>> {
         let mut cells = self.handlers_snapshot();
-        let mut retired = lock(&self.retired);
+        let mut retired = self.retired.lock();
         // Acquire: pairs with the Release that ends a handler's last run.
         retired.retain(|c| !c.done.load(Ordering::Acquire));
         cells.extend(retired.iter().cloned());

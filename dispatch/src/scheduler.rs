@@ -19,16 +19,11 @@
 //! order. `best` mirrors the smallest key so that a running handler can see,
 //! with one load per event, that a better one is waiting.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Condvar, Mutex},
-    time::Instant,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use crate::{
-    clock::lock,
     handler::Cell,
-    sync::{AtomicU64, Ordering},
+    sync::{AtomicU64, Condvar, Mutex, Ordering},
 };
 
 pub(crate) const IDLE: u8 = 0;
@@ -105,7 +100,7 @@ impl<E> Scheduler<E> {
     }
 
     fn push(&self, cell: &Arc<Cell<E>>) {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         q.ready.insert(cell.key, Arc::clone(cell));
         self.publish_best(&q);
         drop(q);
@@ -134,7 +129,7 @@ impl<E> Scheduler<E> {
     /// Takes the best ready handler and marks it running; blocks while
     /// there is none. `None` once shutdown asked workers to exit.
     pub(crate) fn pop(&self) -> Option<Arc<Cell<E>>> {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         loop {
             if let Some((_, cell)) = q.ready.pop_first() {
                 self.publish_best(&q);
@@ -146,7 +141,7 @@ impl<E> Scheduler<E> {
             if q.exit {
                 return None;
             }
-            q = self.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            q = self.work.wait(q);
         }
     }
 
@@ -175,14 +170,14 @@ impl<E> Scheduler<E> {
         }
         // Take the lock so a waiter between its check and its wait cannot
         // miss this notification.
-        drop(lock(&self.queue));
+        drop(self.queue.lock());
         self.settled.notify_all();
     }
 
     /// Waits until `done()` holds or `deadline` passes; re-checks after
     /// every run that ends. Returns the last value of `done()`.
     pub(crate) fn wait_settled(&self, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
-        let mut q = lock(&self.queue);
+        let mut q = self.queue.lock();
         loop {
             if done() {
                 return true;
@@ -191,17 +186,13 @@ impl<E> Scheduler<E> {
             if now >= deadline {
                 return false;
             }
-            q = self
-                .settled
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            q = self.settled.wait_timeout(q, deadline - now);
         }
     }
 
     /// Asks workers to exit once nothing is ready.
     pub(crate) fn exit(&self) {
-        lock(&self.queue).exit = true;
+        self.queue.lock().exit = true;
         self.work.notify_all();
     }
 }

@@ -7,7 +7,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,9 +15,9 @@ use crossbeam_channel::Sender;
 use evbus_core::Event;
 
 use crate::{
-    clock::lock,
     runtime::Runtime,
     signal::{Signal, StallAlarm},
+    sync::Mutex,
     timer::{Msg, deadline},
 };
 
@@ -64,7 +64,7 @@ impl<E: Event> StallWatch<E> {
     /// An event arrived at `now`: stamp it, and if the watchdog had raised
     /// a stall, publish `Recovered` and re-arm the check.
     pub(crate) fn seen(self: &Arc<Self>, rt: &Runtime<E>, now: Instant) {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         let quiet_for = now.saturating_duration_since(st.last_seen);
         st.last_seen = now;
         if st.stalled {
@@ -83,7 +83,7 @@ impl<E: Event> StallWatch<E> {
     /// been quiet for `after`. Returns when to check next, or `None` while
     /// stalled (recovery re-arms it).
     pub(crate) fn check(&self, rt: &Runtime<E>, now: Instant) -> Option<Instant> {
-        let mut st = lock(&self.state);
+        let mut st = self.state.lock();
         if st.stalled {
             return None;
         }

@@ -139,8 +139,10 @@ mod watchdog;
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     dispatcher::{
-        BuildError, DEFAULT_SHUTDOWN_GRACE, DispatchReport, Dispatcher, DispatcherBuilder,
-        RegisterError,
+        Dispatcher,
+        builder::DispatcherBuilder,
+        error::{BuildError, RegisterError},
+        shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
     },
     handler::{HandlerOptions, HandlerResult},
     retry::{RetryPolicy, RetryPolicyBuilder, RetryPolicyError},

@@ -124,9 +124,15 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+// Layers, from the bottom up; a module takes names only from the layers
+// below its own:
+//   sync; clock, retry, signal, stats; options, scheduler, watchdog;
+//   handler; timer; runtime; worker; dispatcher (the public handle, its
+//   builder, errors and shutdown).
 mod clock;
 mod dispatcher;
 mod handler;
+mod options;
 mod retry;
 mod runtime;
 mod scheduler;
@@ -135,6 +141,7 @@ mod stats;
 mod sync;
 mod timer;
 mod watchdog;
+mod worker;
 
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
@@ -144,7 +151,8 @@ pub use crate::{
         error::{BuildError, RegisterError},
         shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
     },
-    handler::{HandlerOptions, HandlerResult},
+    handler::HandlerResult,
+    options::HandlerOptions,
     retry::{RetryPolicy, RetryPolicyBuilder, RetryPolicyError},
     runtime::HandlerFailure,
     signal::{DeadLetter, DepthAlarm, Failure, Signal, SignalKind, StallAlarm},

@@ -1,7 +1,13 @@
 //! [`DispatcherBuilder`]: the worker count, clock, error hook and depth
 //! scan of a new dispatcher, and the start of its threads.
 
-use std::{fmt, num::NonZeroUsize, sync::Arc, thread, time::Duration};
+use std::{
+    fmt,
+    num::NonZeroUsize,
+    sync::{Arc, Weak},
+    thread,
+    time::Duration,
+};
 
 use crossbeam_channel::Sender;
 use evbus_core::{Bus, Event};
@@ -16,6 +22,7 @@ use crate::{
     runtime::{ErrorHook, HandlerFailure, Runtime},
     sync::{AtomicU64, Mutex, Ordering},
     timer::{Msg, Timer},
+    worker,
 };
 
 /// Dispatcher ids, for telling a handler's own dispatcher apart.
@@ -102,12 +109,8 @@ impl<E: Event> DispatcherBuilder<E> {
                 done: done_rx,
             }),
         });
-        let timer = Timer::new(
-            timer_rx,
-            Arc::clone(&self.clock),
-            Arc::downgrade(&rt),
-            self.depth_scan,
-        );
+        let fire: Weak<Runtime<E>> = Arc::downgrade(&rt);
+        let timer = Timer::new(timer_rx, Arc::clone(&self.clock), fire, self.depth_scan);
         let spawned = thread::Builder::new()
             .name(format!("evbus-timer-{id}"))
             .spawn(move || timer.run());
@@ -118,7 +121,7 @@ impl<E: Event> DispatcherBuilder<E> {
             let spawned = thread::Builder::new()
                 .name(format!("evbus-worker-{id}-{i}"))
                 .spawn(move || {
-                    rt.work();
+                    worker::work(&rt);
                     let _ = done.send(i);
                 });
             match spawned {

@@ -23,14 +23,15 @@ use self::{
     shutdown::{DispatchReport, Owner},
 };
 use crate::{
-    handler::{self, Cell, HandlerOptions, HandlerResult},
+    clock::deadline,
+    handler::{Callback, Handler, HandlerResult},
+    options::HandlerOptions,
     retry::RetryPolicy,
     runtime::Runtime,
-    scheduler::{DONE, IDLE},
+    scheduler::{DONE, IDLE, Task, TaskWaker},
     signal::Signal,
     stats::{HandlerStats, Priority},
     sync::Ordering,
-    timer::{Msg, deadline},
     watchdog::StallWatch,
 };
 
@@ -119,7 +120,7 @@ impl<E: Event> Dispatcher<E> {
     fn register_boxed(
         &self,
         opts: HandlerOptions,
-        callback: handler::Callback<E>,
+        callback: Callback<E>,
     ) -> Result<(), RegisterError> {
         if self.rt.is_stopping() {
             return Err(RegisterError::ShutDown);
@@ -127,18 +128,16 @@ impl<E: Event> Dispatcher<E> {
         if opts.name.is_empty() {
             return Err(RegisterError::EmptyName);
         }
-        let threshold = match opts.depth_alarm {
-            None => None,
-            Some(f) if f > 0.0 && f <= 1.0 => {
-                let cap = opts.subscribe.get_capacity();
-                Some(((cap as f64 * f).ceil() as usize).clamp(1, cap.max(1)))
+        let depth_alarm = match opts.depth_alarm {
+            Some(f) if !(f > 0.0 && f <= 1.0) => {
+                return Err(RegisterError::InvalidDepthAlarm(f.to_string()));
             }
-            Some(f) => return Err(RegisterError::InvalidDepthAlarm(f.to_string())),
+            fraction => fraction,
         };
         // Hold the list lock across the subscribe so names stay unique and
         // registration order is subscription order.
         let mut handlers = self.rt.handlers.lock();
-        if handlers.iter().any(|c| *c.name == *opts.name) {
+        if handlers.iter().any(|h| *h.name == *opts.name) {
             return Err(RegisterError::DuplicateName(opts.name));
         }
         let sub_opts: SubscribeOptions = opts
@@ -147,22 +146,29 @@ impl<E: Event> Dispatcher<E> {
             .name(opts.name.clone())
             .priority(ring_priority(opts.priority));
         let sub = self.rt.bus.subscribe_with(opts.filter.clone(), sub_opts)?;
+        // The threshold in events, from the capacity the ring was made with.
+        let threshold = depth_alarm.map(|f| {
+            let cap = sub.capacity();
+            ((cap as f64 * f).ceil() as usize).clamp(1, cap.max(1))
+        });
         // Relaxed: a sequence number under the list lock.
         let seq = self.rt.seq.fetch_add(1, Ordering::Relaxed);
-        let cell = Arc::new(Cell::new(
+        let handler = Arc::new(Handler::new(
             run_key(opts.priority, seq),
             opts,
             sub,
             callback,
             threshold,
         ));
-        handler::install_waker(&self.rt, &cell);
-        handlers.push(Arc::clone(&cell));
+        let _ = handler
+            .waker
+            .set(TaskWaker::waker(&handler, &self.rt.sched));
+        handlers.push(Arc::clone(&handler));
         drop(handlers);
         #[cfg(feature = "tracing")]
-        tracing::debug!(handler = %cell.name, "evbus handler registered");
+        tracing::debug!(handler = %handler.name, "evbus handler registered");
         // The first run polls the ring and registers the waker.
-        self.rt.sched.notify(&cell);
+        self.rt.sched.notify(&handler);
         Ok(())
     }
 
@@ -188,9 +194,8 @@ impl<E: Event> Dispatcher<E> {
             return Err(RegisterError::EmptyName);
         }
         let now = self.rt.clock.now();
-        let watch = Arc::new(StallWatch::new(name, after, now, self.rt.timer.clone()));
+        let watch = Arc::new(StallWatch::new(name, after, now));
         let rt = Arc::downgrade(&self.rt);
-        let clock = Arc::clone(&self.rt.clock);
         let seen = Arc::clone(&watch);
         let opts = HandlerOptions::new(format!("watchdog.{name}"), filter)
             .priority(Priority::High)
@@ -199,23 +204,27 @@ impl<E: Event> Dispatcher<E> {
             .retry(RetryPolicy::never());
         self.register(opts, move |_event| {
             if let Some(rt) = rt.upgrade() {
-                seen.seen(&rt, clock.now());
+                let recovered = |alarm| rt.signal(Signal::Recovered(alarm));
+                if let Some(due) = seen.seen(rt.clock.now(), recovered) {
+                    // Re-armed after a recovery.
+                    rt.schedule_stall_check(&seen, due);
+                }
             }
             Ok(())
         })?;
-        let due = deadline(now, watch.after());
-        let _ = self.rt.timer.send(Msg::Stall(Arc::downgrade(&watch), due));
+        self.rt
+            .schedule_stall_check(&watch, deadline(now, watch.after()));
         // The timer holds only a weak reference; the handler keeps it alive.
         drop(watch);
         Ok(())
     }
 
-    fn find(&self, name: &str) -> Option<Arc<Cell<E>>> {
+    fn find(&self, name: &str) -> Option<Arc<Handler<E>>> {
         self.rt
             .handlers
             .lock()
             .iter()
-            .find(|c| *c.name == *name)
+            .find(|h| *h.name == *name)
             .cloned()
     }
 
@@ -233,9 +242,9 @@ impl<E: Event> Dispatcher<E> {
 
     fn set_enabled(&self, name: &str, on: bool) -> bool {
         match self.find(name) {
-            Some(cell) => {
-                // Relaxed: see the load in `handler::run`.
-                cell.enabled.store(on, Ordering::Relaxed);
+            Some(handler) => {
+                // Relaxed: see the load in `worker::run`.
+                handler.enabled.store(on, Ordering::Relaxed);
                 true
             }
             None => false,
@@ -244,36 +253,36 @@ impl<E: Event> Dispatcher<E> {
 
     /// Whether a handler is enabled; `None` if no handler has that name.
     pub fn is_enabled(&self, name: &str) -> Option<bool> {
-        self.find(name).map(|c| c.enabled.load(Ordering::Relaxed))
+        self.find(name).map(|h| h.enabled.load(Ordering::Relaxed))
     }
 
     /// Unregisters a handler: its ring closes at once, a call in progress
     /// finishes, and events still buffered are counted as `skipped`.
     /// Returns `false` if no handler has that name.
     pub fn unregister(&self, name: &str) -> bool {
-        let cell = {
+        let handler = {
             let mut handlers = self.rt.handlers.lock();
-            match handlers.iter().position(|c| *c.name == *name) {
+            match handlers.iter().position(|h| *h.name == *name) {
                 Some(i) => handlers.remove(i),
                 None => return false,
             }
         };
-        self.retire(&cell);
+        self.retire(&handler);
         true
     }
 
-    fn retire(&self, cell: &Arc<Cell<E>>) {
-        self.rt.retired.lock().push(Arc::clone(cell));
+    fn retire(&self, handler: &Arc<Handler<E>>) {
+        self.rt.retired.lock().push(Arc::clone(handler));
         // Relaxed: the worker checks it between events; the ring close below
         // is what stops deliveries.
-        cell.removed.store(true, Ordering::Relaxed);
-        cell.unsub.unsubscribe();
+        handler.removed.store(true, Ordering::Relaxed);
+        handler.unsub.unsubscribe();
         #[cfg(feature = "tracing")]
-        tracing::debug!(handler = %cell.name, "evbus handler unregistered");
+        tracing::debug!(handler = %handler.name, "evbus handler unregistered");
         // Mark a waiting retry due so the next run retires the handler.
-        // Release: pairs with the worker's Acquire swap in `handler::run`.
-        cell.retry_ready.store(true, Ordering::Release);
-        self.rt.sched.notify(cell);
+        // Release: pairs with the worker's Acquire swap in `worker::run`.
+        handler.retry_ready.store(true, Ordering::Release);
+        self.rt.sched.notify(handler);
     }
 
     /// Unregisters every handler of `group`; returns how many.
@@ -282,12 +291,12 @@ impl<E: Event> Dispatcher<E> {
             let mut handlers = self.rt.handlers.lock();
             let (out, keep) = handlers
                 .drain(..)
-                .partition(|c| c.group.as_deref() == Some(group));
+                .partition(|h| h.group.as_deref() == Some(group));
             *handlers = keep;
             out
         };
-        for cell in &removed {
-            self.retire(cell);
+        for handler in &removed {
+            self.retire(handler);
         }
         removed.len()
     }
@@ -295,8 +304,8 @@ impl<E: Event> Dispatcher<E> {
     /// Unregisters every handler; returns how many.
     pub fn unregister_all(&self) -> usize {
         let removed = std::mem::take(&mut *self.rt.handlers.lock());
-        for cell in &removed {
-            self.retire(cell);
+        for handler in &removed {
+            self.retire(handler);
         }
         removed.len()
     }
@@ -307,7 +316,7 @@ impl<E: Event> Dispatcher<E> {
             .handlers
             .lock()
             .iter()
-            .map(|c| c.name.to_string())
+            .map(|h| h.name.to_string())
             .collect()
     }
 
@@ -317,8 +326,8 @@ impl<E: Event> Dispatcher<E> {
             .handlers
             .lock()
             .iter()
-            .filter(|c| c.group.as_deref() == Some(group))
-            .map(|c| c.name.to_string())
+            .filter(|h| h.group.as_deref() == Some(group))
+            .map(|h| h.name.to_string())
             .collect()
     }
 
@@ -327,13 +336,13 @@ impl<E: Event> Dispatcher<E> {
         self.rt
             .handlers_snapshot()
             .iter()
-            .map(|c| c.stats())
+            .map(|h| h.stats())
             .collect()
     }
 
     /// Counters of one handler.
     pub fn stats(&self, name: &str) -> Option<HandlerStats> {
-        self.find(name).map(|c| c.stats())
+        self.find(name).map(|h| h.stats())
     }
 
     /// Waits until every handler is idle: nothing buffered and nothing
@@ -342,16 +351,16 @@ impl<E: Event> Dispatcher<E> {
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let until = deadline(Instant::now(), timeout);
         let me = self.rt.current_handler();
-        self.rt.sched.wait_settled(until, || {
-            self.rt.live_cells().iter().all(|c| {
-                if Some(c.key) == me {
+        self.rt.sched.wait_until(until, || {
+            self.rt.live_handlers().iter().all(|h| {
+                if Some(h.key) == me {
                     return true;
                 }
                 // Acquire: pairs with the worker's Release when the run
                 // ended, so a drained ring is seen drained.
-                let state = c.state().load(Ordering::Acquire);
+                let state = h.state().load(Ordering::Acquire);
                 state == DONE
-                    || (state == IDLE && (c.paused.load(Ordering::Relaxed) || c.unsub.is_empty()))
+                    || (state == IDLE && (h.paused.load(Ordering::Relaxed) || h.unsub.is_empty()))
             })
         })
     }

@@ -11,10 +11,11 @@ use crossbeam_channel::Receiver;
 use evbus_core::Event;
 
 use crate::{
+    clock::deadline,
     runtime::Runtime,
-    scheduler::{NOTIFIED, RUNNING},
+    scheduler::{NOTIFIED, RUNNING, Task},
     sync::{Mutex, Ordering},
-    timer::{Msg, deadline},
+    timer::Msg,
 };
 
 /// The grace period of the shutdown that dropping the last handle runs.
@@ -65,8 +66,7 @@ impl<E: Event> Drop for Owner<E> {
 }
 
 impl<E: Event> Owner<E> {
-    /// The shutdown sequence (see
-    /// [`Dispatcher::shutdown`](crate::Dispatcher::shutdown)).
+    /// The shutdown sequence (see [`Dispatcher::shutdown`](crate::Dispatcher::shutdown)).
     pub(super) fn shutdown(&self, grace: Duration) -> DispatchReport {
         let rt = &self.rt;
         if !rt.begin_stop() {
@@ -76,42 +76,42 @@ impl<E: Event> Owner<E> {
             };
         }
         let until = deadline(Instant::now(), grace);
-        let cells = rt.live_cells();
-        for cell in &cells {
-            cell.unsub.unsubscribe();
+        let handlers = rt.live_handlers();
+        for handler in &handlers {
+            handler.unsub.unsubscribe();
             // Release: a waiting retry is now due, to be abandoned.
-            cell.retry_ready.store(true, Ordering::Release);
-            rt.sched.notify(cell);
+            handler.retry_ready.store(true, Ordering::Release);
+            rt.sched.notify(handler);
         }
         let me = rt.current_handler();
         // Acquire on `done`: pairs with the Release that ends the handler's
-        // last run (`handler::run`, `retire`), so its counters are final.
-        let drained = rt.sched.wait_settled(until, || {
-            cells
+        // last run (`worker::run`, `retire`), so its counters are final.
+        let drained = rt.sched.wait_until(until, || {
+            handlers
                 .iter()
-                .all(|c| Some(c.key) == me || c.done.load(Ordering::Acquire))
+                .all(|h| Some(h.key) == me || h.done.load(Ordering::Acquire))
         });
         let mut report = DispatchReport {
             drained,
             ..DispatchReport::default()
         };
-        for c in &cells {
-            if Some(c.key) == me || c.done.load(Ordering::Acquire) {
+        for h in &handlers {
+            if Some(h.key) == me || h.done.load(Ordering::Acquire) {
                 continue;
             }
             // Acquire: pairs with the worker's Release state stores; a
             // snapshot for the report.
-            let running = matches!(c.state().load(Ordering::Acquire), RUNNING | NOTIFIED);
+            let running = matches!(h.state().load(Ordering::Acquire), RUNNING | NOTIFIED);
             let list = if running {
                 &mut report.wedged
             } else {
                 &mut report.undrained
             };
-            list.push(c.name.to_string());
+            list.push(h.name.to_string());
         }
-        report.abandoned_retries = cells
+        report.abandoned_retries = handlers
             .iter()
-            .map(|c| c.counters.abandoned.load(Ordering::Relaxed))
+            .map(|h| h.counters.abandoned.load(Ordering::Relaxed))
             .sum();
         let _ = rt.timer.send(Msg::Stop);
         rt.signals.shutdown();

@@ -230,8 +230,9 @@ impl<E: Event> Handler<E> {
 
     /// Calls the handler once on `event`, with panics caught, counts the
     /// call (`handled`, `errors` or `panics`) and says what comes next by
-    /// the retry policy. `stopping` is asked after the call: a dispatcher
-    /// that stops retries nothing.
+    /// the retry policy (which retries a panic only with `retry_panics`).
+    /// `stopping` is asked after the call: a dispatcher that stops retries
+    /// nothing.
     ///
     /// On [`Step::Retry`] the event is parked in `body` for the retry; the
     /// worker counts the retry, dead letter or abandonment when it acts on
@@ -263,7 +264,9 @@ impl<E: Event> Handler<E> {
                 failure
             }
         };
-        let attempts_left = attempt < self.retry.max_attempts();
+        // A panic is retried only if the policy says so.
+        let retryable = !failure.is_panic() || self.retry.retry_panics();
+        let attempts_left = retryable && attempt < self.retry.max_attempts();
         if attempts_left && stopping() {
             return Step::Abandon(Failed { attempt, failure });
         }

@@ -72,10 +72,17 @@
 //! # Failures and retries
 //!
 //! A handler returns [`HandlerResult`]. An `Err`, or a panic (caught with
-//! `catch_unwind`), counts in the handler's `errors` or `panics`, goes to the
-//! error hook ([`DispatcherBuilder::on_error`]), and is retried by its
-//! [`RetryPolicy`] (3 attempts by default, capped exponential backoff with
-//! jitter). Other handlers and later events carry on; no lock is poisoned.
+//! `catch_unwind`), counts in the handler's `errors` or `panics` and goes to
+//! the error hook ([`DispatcherBuilder::on_error`]). Other handlers and
+//! later events carry on; no lock is poisoned.
+//!
+//! An `Err` is retried by the handler's [`RetryPolicy`] (3 attempts by
+//! default, capped exponential backoff with jitter). **A panic is not
+//! retried** unless the policy says so
+//! ([`RetryPolicyBuilder::retry_panics`]): by default the event goes to the
+//! dead-letter topic after that one call, and the handler moves on to its
+//! next event. (A panic is usually a bug the same event hits again, and a
+//! pending retry holds the handler's later events back, see below.)
 //!
 //! Retries are timed by a timer thread on the dispatcher's [`Clock`], off
 //! the delivery path: the worker is released at once and runs other

@@ -255,6 +255,97 @@ fn retries_back_off_on_the_clock_then_dead_letter() {
 }
 
 #[test]
+fn a_panic_is_dead_lettered_at_once_by_default() {
+    let bus = evbus_core::Bus::<Ev>::new();
+    let (hook_tx, hook_rx) = mpsc::channel();
+    let hook_tx = Mutex::new(hook_tx);
+    let d = Dispatcher::builder(&bus)
+        .workers(1)
+        .clock(evbus_dispatch::ManualClock::new())
+        .on_error(move |f| {
+            let _ = hook_tx
+                .lock()
+                .unwrap()
+                .send((f.attempt, f.failure.is_panic(), f.will_retry));
+        })
+        .build()
+        .unwrap();
+    let mut dead = d.signals().subscribe("evbus.dead_letter").unwrap();
+    let (log, make) = recorder();
+    let mut rest = make("panicky");
+    // The default policy: 3 attempts for errors.
+    d.register(opts("panicky", ">"), move |e: &Ev| {
+        if e.n == 0 {
+            panic!("bug on event 0");
+        }
+        rest(e)
+    })
+    .unwrap();
+    for n in 0..10 {
+        bus.publish(ev(Kind::Order, n)).unwrap();
+    }
+    // No clock advance: nothing waits for a retry, so the later events are
+    // not held behind the panicking one.
+    idle(&d);
+    let s = d.stats("panicky").unwrap();
+    assert_eq!(
+        (s.panics, s.retries, s.dead_lettered, s.handled, s.queued),
+        (1, 0, 1, 9, 0),
+        "{s:?}"
+    );
+    let handled: Vec<u64> = log.lock().unwrap().iter().map(|x| x.1).collect();
+    assert_eq!(handled, (1..10).collect::<Vec<_>>());
+    assert_eq!(
+        hook_rx.try_iter().collect::<Vec<_>>(),
+        vec![(1, true, false)]
+    );
+    match &signals(&mut dead)[..] {
+        [Signal::DeadLetter(l)] => {
+            assert_eq!(l.event, ev(Kind::Order, 0));
+            assert_eq!(l.attempts, 1);
+            assert!(matches!(&l.failure, Failure::Panic(m) if m == "bug on event 0"));
+        }
+        other => panic!("expected one dead letter, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_policy_that_retries_panics_retries_them() {
+    let (bus, clock, d) = setup(1);
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .base(Duration::from_millis(100))
+        .jitter(0.0)
+        .retry_panics(true)
+        .build()
+        .unwrap();
+    let (log, make) = recorder();
+    let mut rest = make("flaky");
+    let mut panicked = false;
+    d.register(opts("flaky", ">").retry(policy), move |e: &Ev| {
+        if !panicked {
+            panicked = true;
+            panic!("once");
+        }
+        rest(e)
+    })
+    .unwrap();
+    bus.publish(ev(Kind::Order, 1)).unwrap();
+    bus.publish(ev(Kind::Order, 2)).unwrap();
+    idle(&d);
+    let s = d.stats("flaky").unwrap();
+    assert_eq!((s.panics, s.retries, s.handled, s.queued), (1, 1, 0, 1));
+    clock.advance(Duration::from_millis(100));
+    idle(&d);
+    assert_eq!(*log.lock().unwrap(), vec![("flaky", 1), ("flaky", 2)]);
+    let s = d.stats("flaky").unwrap();
+    assert_eq!(
+        (s.panics, s.retries, s.handled, s.dead_lettered),
+        (1, 1, 2, 0)
+    );
+}
+
+#[test]
 fn a_retrying_handler_holds_back_only_its_own_later_events() {
     let (bus, clock, d) = setup(1);
     let (log, make) = recorder();

@@ -93,6 +93,17 @@
 //! (`evbus.dead_letter` on [`Dispatcher::signals`]) as a [`DeadLetter`] with
 //! the failure, the number of attempts and the handler's name.
 //!
+//! # Waiting
+//!
+//! - [`Dispatcher::wait_idle`] returns once nothing is buffered or running,
+//!   **not counting handlers that wait for a retry** (and the events held
+//!   behind it).
+//! - [`Dispatcher::wait_settled`] returns once every event the handlers
+//!   received is handled, dead-lettered or skipped, retries included, or
+//!   gives a [`SettleTimeout`] naming the handlers still busy or retrying.
+//!   Use it for "wait, report, shut down", so the shutdown has no retry to
+//!   abandon.
+//!
 //! # Toggles
 //!
 //! [`Dispatcher::disable`] keeps the handler registered and its ring
@@ -124,7 +135,8 @@
 //!
 //! [`Dispatcher::shutdown`] closes every handler's ring, lets the workers
 //! drain what is buffered, abandons pending retries (counted as
-//! `abandoned`), waits up to a grace period for handlers still running,
+//! `abandoned`; call [`Dispatcher::wait_settled`] first to let them run),
+//! waits up to a grace period for handlers still running,
 //! closes the signal bus, joins the workers and the timer, and returns a
 //! [`DispatchReport`] that names any wedged handler. The bus itself stays
 //! open.
@@ -155,7 +167,7 @@ pub use crate::{
     dispatcher::{
         Dispatcher,
         builder::DispatcherBuilder,
-        error::{BuildError, RegisterError},
+        error::{BuildError, RegisterError, SettleTimeout},
         shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
     },
     handler::HandlerResult,

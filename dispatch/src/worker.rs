@@ -123,8 +123,9 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
         Step::Retry(failed, delay) => {
             rt.report_failure(handler, failed.attempt, &failed.failure, true);
             bump(&handler.counters.retries);
-            // Relaxed: read by `wait_idle` under the scheduler's lock, after
-            // this run ends (which takes that lock).
+            // Relaxed: read by `wait_idle` and `wait_settled` under the
+            // scheduler's lock, after this run ends (which takes that lock
+            // before it notifies them).
             handler.paused.store(true, Ordering::Relaxed);
             rt.schedule_retry(handler, delay);
             Flow::Paused

@@ -390,6 +390,87 @@ fn a_retrying_handler_holds_back_only_its_own_later_events() {
 }
 
 #[test]
+fn wait_settled_waits_for_pending_retries_where_wait_idle_does_not() {
+    let (bus, clock, d) = setup(1);
+    let (log, make) = recorder();
+    let mut rest = make("flaky");
+    let mut failed_once = false;
+    d.register(
+        opts("flaky", ">").retry(no_jitter(3, 100)),
+        move |e: &Ev| {
+            if e.n == 1 && !failed_once {
+                failed_once = true;
+                return Err(io::Error::other("once").into());
+            }
+            rest(e)
+        },
+    )
+    .unwrap();
+    d.register(opts("fine", ">"), make("fine")).unwrap();
+    bus.publish(ev(Kind::Order, 1)).unwrap();
+    bus.publish(ev(Kind::Order, 2)).unwrap();
+    // wait_idle returns while the retry is pending...
+    idle(&d);
+    // ...wait_settled does not: the handler still owes events 1 and 2.
+    let err = d.wait_settled(Duration::ZERO).unwrap_err();
+    assert_eq!(err.retrying, vec!["flaky".to_owned()]);
+    assert!(err.busy.is_empty(), "{err:?}");
+    assert!(err.to_string().contains("flaky"), "{err}");
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(d.wait_settled(TIMEOUT), Ok(()));
+    let mine: Vec<u64> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.0 == "flaky")
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(mine, vec![1, 2]);
+}
+
+#[test]
+fn wait_settled_then_shutdown_abandons_nothing() {
+    let (bus, clock, d) = setup(2);
+    let mut failed_once = false;
+    d.register(
+        opts("flaky", ">").retry(no_jitter(3, 100)),
+        move |_: &Ev| {
+            if !failed_once {
+                failed_once = true;
+                return Err(io::Error::other("once").into());
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    for n in 0..5 {
+        bus.publish(ev(Kind::Order, n)).unwrap();
+    }
+    idle(&d);
+    // "Wait, report, shut down" on another thread, while this one moves
+    // the clock (before or after that thread starts waiting: either way
+    // it returns once the retry ran).
+    let waiter = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let settled = d.wait_settled(TIMEOUT);
+            let stats = d.stats("flaky").unwrap();
+            (settled, stats, d.shutdown(TIMEOUT))
+        })
+    };
+    clock.advance(Duration::from_millis(100));
+    let (settled, stats, report) = waiter.join().unwrap();
+    assert_eq!(settled, Ok(()));
+    assert_eq!(
+        (stats.handled, stats.retries, stats.abandoned, stats.queued),
+        (5, 1, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(report.abandoned_retries, 0);
+    assert!(report.drained, "{report:?}");
+}
+
+#[test]
 fn disabled_handlers_skip_and_count_then_resume() {
     let (bus, _clock, d) = setup(2);
     let (log, make) = recorder();

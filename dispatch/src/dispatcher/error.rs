@@ -1,4 +1,5 @@
-//! Why a dispatcher could not start, or a handler could not be registered.
+//! Why a dispatcher could not start, a handler could not be registered, or
+//! a wait for the handlers to settle timed out.
 
 use std::{fmt, io};
 
@@ -82,3 +83,31 @@ impl From<SubscribeError> for RegisterError {
         }
     }
 }
+
+/// [`Dispatcher::wait_settled`](crate::Dispatcher::wait_settled) timed out:
+/// the handlers that had not settled at the deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SettleTimeout {
+    /// Handlers running, or with events buffered in their rings or put
+    /// back for a better handler.
+    pub busy: Vec<String>,
+    /// Handlers whose pending event waits for a retry timer (their later
+    /// events wait in their rings).
+    pub retrying: Vec<String>,
+}
+
+impl fmt::Display for SettleTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "handlers did not settle before the timeout")?;
+        if !self.busy.is_empty() {
+            write!(f, "; busy: {}", self.busy.join(", "))?;
+        }
+        if !self.retrying.is_empty() {
+            write!(f, "; waiting for a retry: {}", self.retrying.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettleTimeout {}

@@ -3,7 +3,8 @@
 //!
 //! 1. `builder`: [`DispatcherBuilder`](builder::DispatcherBuilder), which
 //!    starts the threads.
-//! 2. `error`: [`BuildError`](error::BuildError) and [`RegisterError`].
+//! 2. `error`: [`BuildError`](error::BuildError), [`RegisterError`] and
+//!    [`SettleTimeout`].
 //! 3. `shutdown`: the shutdown sequence and its [`DispatchReport`].
 
 pub(crate) mod builder;
@@ -19,7 +20,7 @@ use std::{
 use evbus_core::{Bus, Event, Filter, SubscribeOptions};
 
 use self::{
-    error::RegisterError,
+    error::{RegisterError, SettleTimeout},
     shutdown::{DispatchReport, Owner},
 };
 use crate::{
@@ -348,7 +349,72 @@ impl<E: Event> Dispatcher<E> {
     /// Waits until every handler is idle: nothing buffered and nothing
     /// running, except handlers waiting for a retry timer. Returns `false`
     /// if `timeout` passed first. For tests and orderly hand-offs.
+    ///
+    /// A handler waiting for a retry counts as idle here, and its later
+    /// events wait in its ring; to wait for those too, use
+    /// [`wait_settled`](Dispatcher::wait_settled).
     pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |h| {
+            // Relaxed: see `worker::settle`.
+            h.paused.load(Ordering::Relaxed) || h.unsub.is_empty()
+        })
+    }
+
+    /// Waits until every event the handlers received is settled: handled,
+    /// dead-lettered, or skipped (events their rings dropped are counted
+    /// there and never received), with nothing buffered, nothing running and
+    /// **no retry pending**. Returns `Ok` then, or [`SettleTimeout`], naming
+    /// the handlers still busy or waiting for a retry, once `timeout` (in
+    /// real time) has passed.
+    ///
+    /// Retries run on the dispatcher's [`Clock`](crate::Clock): with a
+    /// [`ManualClock`](crate::ManualClock), a pending retry settles only
+    /// when another thread advances the clock. Called from inside a handler,
+    /// it does not wait for that handler.
+    ///
+    /// "Wait, report, shut down" is `wait_settled`, then
+    /// [`handler_stats`](Dispatcher::handler_stats), then
+    /// [`shutdown`](Dispatcher::shutdown): the shutdown then has no retry
+    /// to abandon. (After [`wait_idle`](Dispatcher::wait_idle) it may.)
+    ///
+    /// # Errors
+    ///
+    /// [`SettleTimeout`] if some handler had not settled by the deadline.
+    pub fn wait_settled(&self, timeout: Duration) -> Result<(), SettleTimeout> {
+        // Relaxed: see `worker::settle`.
+        let settled = |h: &Handler<E>| !h.paused.load(Ordering::Relaxed) && h.unsub.is_empty();
+        if self.wait_for(timeout, settled) {
+            return Ok(());
+        }
+        let me = self.rt.current_handler();
+        let mut err = SettleTimeout {
+            busy: Vec::new(),
+            retrying: Vec::new(),
+        };
+        for h in self.rt.live_handlers() {
+            // Acquire: as in `wait_for`; a snapshot for the error.
+            let state = h.state().load(Ordering::Acquire);
+            if Some(h.key) == me || state == DONE || (state == IDLE && settled(&h)) {
+                continue;
+            }
+            let list = if state == IDLE && h.paused.load(Ordering::Relaxed) {
+                &mut err.retrying
+            } else {
+                &mut err.busy
+            };
+            list.push(h.name.to_string());
+        }
+        if err.busy.is_empty() && err.retrying.is_empty() {
+            // Settled between the deadline and the snapshot.
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// Waits until every live handler but the caller's own is done, or idle
+    /// (not scheduled, not running) with `quiet` true; `false` if `timeout`
+    /// passed first. Re-checks after every run that ends.
+    fn wait_for(&self, timeout: Duration, quiet: impl Fn(&Handler<E>) -> bool) -> bool {
         let until = deadline(Instant::now(), timeout);
         let me = self.rt.current_handler();
         self.rt.sched.wait_until(until, || {
@@ -359,8 +425,7 @@ impl<E: Event> Dispatcher<E> {
                 // Acquire: pairs with the worker's Release when the run
                 // ended, so a drained ring is seen drained.
                 let state = h.state().load(Ordering::Acquire);
-                state == DONE
-                    || (state == IDLE && (h.paused.load(Ordering::Relaxed) || h.unsub.is_empty()))
+                state == DONE || (state == IDLE && quiet(h))
             })
         })
     }
@@ -369,6 +434,8 @@ impl<E: Event> Dispatcher<E> {
     /// is buffered (handlers still run), abandons pending retries (counted
     /// per handler as `abandoned`), waits at most `grace` for handlers still
     /// running, closes the signal bus, and joins the workers and the timer.
+    /// To let pending retries run first, call
+    /// [`wait_settled`](Dispatcher::wait_settled) before.
     ///
     /// Called from inside a handler, it does not wait for that handler (nor
     /// join its worker, which exits once the call returns). Idempotent: a

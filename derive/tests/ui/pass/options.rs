@@ -1,11 +1,13 @@
 //! The kind enum's name and the runtime crate's path can be chosen; the kind
-//! enum takes the type's visibility; generic event types work.
-#![deny(warnings, unreachable_pub)]
+//! enum takes the type's visibility and is documented; generic event types
+//! work.
+#![deny(warnings, unreachable_pub, missing_docs)]
 
 use std::sync::Arc;
 
 use evbus::{Bus, Event, EventKind};
 
+/// Public events: their generated kind enums must be documented too.
 pub mod events {
     use evbus::Event;
 
@@ -14,8 +16,15 @@ pub mod events {
     #[event(prefix = "job", kind = "JobState", crate = "crate::runtime")]
     pub enum Job {
         /// Queued.
-        Queued { id: u64 },
-        Done { id: u64 },
+        Queued {
+            /// The job.
+            id: u64,
+        },
+        /// Done.
+        Done {
+            /// The job.
+            id: u64,
+        },
     }
 
     /// Visible in this module and its parent only, like its kind enum.

@@ -50,7 +50,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     let kind_enum = attrs
         .kind
         .clone()
-        .unwrap_or_else(|| format_ident!("{}Kind", input.ident));
+        .unwrap_or_else(|| format_ident!("{}Kind", input.ident, span = input.ident.span()));
     Ok(generate(input, &krate, &kind_enum, &kinds))
 }
 

@@ -64,7 +64,8 @@ use syn::{DeriveInput, parse_macro_input};
 /// - `impl EventKind for TKind`: `ALL` lists every kind in declaration
 ///   order, `topic` returns the kind's topic and `index` its position in
 ///   `ALL`;
-/// - `impl Event for T`, whose `kind` maps each variant to its kind.
+/// - `impl Event for T`, whose `kind` maps each variant to its kind. A
+///   generic `T` keeps its parameters and bounds; `TKind` is never generic.
 ///
 /// Because the derive writes `ALL` from the variants, no kind can be left out
 /// of it, and `Bus::new` cannot reject the table.
@@ -124,7 +125,7 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// ```text
 /// error: kind topic "orders..paid" is invalid: topic segment 1 is empty
-///  --> src/main.rs:5:22
+///  --> src/main.rs:5:21
 ///   |
 /// 5 |     #[event(topic = "orders..paid")]
 ///   |                     ^^^^^^^^^^^^^^

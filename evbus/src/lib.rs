@@ -3,6 +3,11 @@
 
 pub use evbus_core::*;
 
+/// `#[derive(Event)]`: writes the kind enum of an event type and checks its
+/// topics at compile time. Feature `derive` (default).
+#[cfg(feature = "derive")]
+pub use evbus_derive::Event;
+
 /// The handler runtime: see [`evbus_dispatch`].
 pub use evbus_dispatch as dispatch;
 

@@ -1,4 +1,4 @@
-//! Asymmetric barriers for the single-producer protocol (`ring_solo.rs`).
+//! Asymmetric barriers for the single-producer protocol (`ring/solo.rs`).
 //!
 //! Its two handshakes are store-buffering (Dekker) pairs: each side stores,
 //! fences, then loads what the other stored. One side runs on every publish,

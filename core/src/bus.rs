@@ -1,14 +1,16 @@
-//! The bus: shared state, subscribe, shutdown and snapshots.
+//! The bus handle: construction, publish, subscribe, shutdown and
+//! snapshots. The state it shares with publishers and subscriptions is in
+//! `shared.rs`; what a publish does, in `deliver.rs`.
 //!
 //! # Synchronization protocol
 //!
-//! - The registry is a [`SnapshotCell`]: publishers load it without a lock;
-//!   subscribe, unsubscribe and topic interning update it with `rcu`, so two
-//!   concurrent updates never lose each other; shutdown replaces it with a
-//!   closed successor, also with `rcu`.
-//! - Closing a ring is the ring's own `fetch_or` (see `ring.rs`), so when
-//!   [`Subscription::unsubscribe`] and [`Bus::shutdown`] race, exactly one
-//!   of them closes each ring.
+//! - The registry is a [`SnapshotCell`] (see
+//!   `shared.rs`): publishers load it without a lock; subscribe,
+//!   unsubscribe and topic interning update it with `rcu`; shutdown
+//!   replaces it with a closed successor, also with `rcu`.
+//! - Closing a ring is the ring's own `fetch_or` (see `ring/mod.rs`), so
+//!   when [`Subscription::unsubscribe`] and [`Bus::shutdown`] race, exactly
+//!   one of them closes each ring.
 //! - A publish that loaded the registry before shutdown may still reach rings
 //!   that shutdown has not closed yet. Those events are buffered and drained
 //!   by their receivers, like any other: nothing is stranded, nothing is lost
@@ -21,110 +23,28 @@ use crossbeam_utils::CachePadded;
 #[cfg(feature = "latency")]
 use crate::latency::LatencySampling;
 use crate::{
-    error::{PublishError, SubscribeError},
+    deliver::{To, publish},
+    error::{KindTableError, PublishError, SubscribeError},
     filter::Filter,
     kind::{Event, EventKind},
-    policy::Overflow,
-    policy::SubscribeOptions,
-    publisher::{Counters, Publisher, SoloPublisher},
+    policy::{Overflow, SubscribeOptions},
+    publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
-    ring::{Ring, Sink},
+    ring::{Epoch, Ring, Totals},
+    shared::{Counters, Retired, Shared, sub_stats},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
         Arc, Mutex, SnapshotCell, StdArc,
         atomic::{AtomicU64, Ordering},
     },
-    topic::{TopicError, validate_topic},
+    topic::{Topic, TopicError, validate_topic},
 };
 
 /// Bus identities, so a [`Topic`] handle cannot be used on another bus.
 /// A plain std atomic: it only hands out ids and is part of no protocol that
 /// the loom models check (and loom's atomics cannot be `static`).
 static NEXT_BUS_ID: StdAtomicU64 = StdAtomicU64::new(1);
-
-/// Totals of publishers that are gone.
-#[derive(Debug, Default)]
-pub(crate) struct Retired {
-    pub(crate) published: u64,
-    pub(crate) no_subscribers: u64,
-}
-
-/// State shared by every handle of one bus.
-pub(crate) struct Shared<E> {
-    pub(crate) id: u64,
-    pub(crate) registry: SnapshotCell<Registry<E>>,
-    next_sub_id: AtomicU64,
-    /// Counters of publishes made through [`Bus`] itself.
-    direct: CachePadded<Counters>,
-    /// Counters of each live [`Publisher`], summed by snapshots.
-    pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
-    pub(crate) retired: Mutex<Retired>,
-    /// Totals of subscriptions that left the registry (see `Ring::fold`).
-    pub(crate) sink: Arc<Sink>,
-    /// Built by [`Bus::single_producer`]: rings are single-producer.
-    solo: bool,
-    /// Latency sampling for subscriptions made from now on.
-    #[cfg(feature = "latency")]
-    latency: Mutex<Option<LatencySampling>>,
-}
-
-impl<E> Shared<E> {
-    /// Removes a publisher's counters from the live list and adds them to
-    /// the retired totals.
-    pub(crate) fn retire_publisher(&self, counters: &Arc<Counters>) {
-        let mut list = self.publishers.lock();
-        if let Some(at) = list.iter().position(|c| Arc::ptr_eq(c, counters)) {
-            list.swap_remove(at);
-        }
-        // Fold while holding the list lock, so a snapshot never counts these
-        // twice or misses them.
-        let (published, none) = counters.read();
-        let mut retired = self.retired.lock();
-        retired.published += published;
-        retired.no_subscribers += none;
-    }
-
-    /// Removes subscription `id`, which must be closed, from the registry and
-    /// folds its counters into the bus totals. Does nothing if it is already
-    /// gone.
-    pub(crate) fn remove_sub(&self, id: u64) {
-        let mut removed = None;
-        self.registry.rcu(|cur| match cur.without_sub(id) {
-            Some((next, entry)) => {
-                removed = Some(entry);
-                Arc::new(next)
-            }
-            None => {
-                removed = None;
-                Arc::clone(cur)
-            }
-        });
-        if let Some(entry) = removed {
-            entry.ring.fold();
-            #[cfg(feature = "tracing")]
-            {
-                let c = entry.ring.counters();
-                crate::trace::unsubscribed(entry.ring.trace_info(), c.delivered, c.dropped);
-            }
-        }
-    }
-}
-
-/// Delivers `event` to each ring of `route`: a clone to every ring but the
-/// last, which takes the original.
-#[inline]
-pub(crate) fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
-    let mut report = PublishReport::default();
-    let Some((last, rest)) = route.split_last() else {
-        return report;
-    };
-    for ring in rest {
-        report.record(ring.push_with(|| event.clone()));
-    }
-    report.record(last.push_with(move || event));
-    report
-}
 
 /// A lock-free, typed, in-process event bus.
 ///
@@ -251,7 +171,7 @@ impl<E: Event> Bus<E> {
     /// Publishes `event` on its kind's topic.
     ///
     /// Never blocks, unless a matching subscription uses
-    /// [`Overflow::Block`](crate::Overflow::Block). A full ring drops the
+    /// [`Overflow::Block`]. A full ring drops the
     /// event for that subscriber only, and counts it.
     ///
     /// # Errors
@@ -263,14 +183,8 @@ impl<E: Event> Bus<E> {
     /// `Ok` does not mean anyone will read the event: check the report's
     /// `accepted`.
     pub fn publish(&self, event: E) -> Result<PublishReport, PublishError<E>> {
-        let registry = self.shared.registry.load();
-        if registry.refuses() {
-            return Err(registry.refusal(event));
-        }
         let id = event.kind().index() as u32;
-        let report = deliver(registry.route(id), event);
-        self.shared.direct.record_shared(&report);
-        Ok(report)
+        self.publish_inner(To::Id(id), event)
     }
 
     /// Subscribes to the events of `kinds`, with default options.
@@ -292,8 +206,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 direct: CachePadded::new(Counters::default()),
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
-                sink: Arc::new(Sink::default()),
-                solo: registry.solo,
+                totals: Arc::new(Totals::default()),
+                epoch: Arc::new(Epoch::default()),
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
@@ -328,11 +242,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
             }
         });
         drop(registry);
-        Ok(Topic {
-            bus: self.shared.id,
-            id,
-            name: name.into(),
-        })
+        Ok(Topic::new(self.shared.id, id, name))
     }
 
     /// Publishes `event` on an explicit topic.
@@ -345,13 +255,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// [`PublishError::InvalidTopic`] or [`PublishError::Closed`], with the
     /// event.
     pub fn publish_to(&self, topic: &str, event: E) -> Result<PublishReport, PublishError<E>> {
-        let registry = self.shared.registry.load();
-        if registry.refuses() {
-            return Err(registry.refusal(event));
-        }
-        let report = publish_to(&registry, topic, event, deliver)?;
-        self.shared.direct.record_shared(&report);
-        Ok(report)
+        self.publish_inner(To::Name(topic), event)
     }
 
     /// Publishes `event` on an interned topic.
@@ -361,16 +265,20 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// [`PublishError::ForeignTopic`] or [`PublishError::Closed`], with the
     /// event.
     pub fn publish_on(&self, topic: &Topic, event: E) -> Result<PublishReport, PublishError<E>> {
-        if topic.bus != self.shared.id {
+        if !topic.belongs_to(self.shared.id) {
             return Err(PublishError::ForeignTopic(event));
         }
+        self.publish_inner(To::Id(topic.id), event)
+    }
+
+    /// Every publish through the bus handle: a fresh registry load, counted
+    /// in the bus's own shared counters.
+    #[inline(always)]
+    fn publish_inner(&self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.shared.registry.load();
-        if registry.refuses() {
-            return Err(registry.refusal(event));
-        }
-        let report = deliver(registry.route(topic.id), event);
-        self.shared.direct.record_shared(&report);
-        Ok(report)
+        publish(&registry, None, to, event, |report| {
+            self.shared.direct.record_shared(report)
+        })
     }
 
     /// Subscribes to a pattern, with default options.
@@ -407,12 +315,14 @@ impl<E: Clone + Send + 'static> Bus<E> {
         let ring = Ring::new(
             options.get_capacity(),
             options.get_overflow(),
-            Arc::clone(&self.shared.sink),
+            Arc::clone(&self.shared.totals),
         )?
         .with_priority(options.get_priority());
-        let ring = match (self.shared.solo, options.get_overflow()) {
+        // Set once, when the bus is made; every successor registry copies it.
+        let solo = self.shared.registry.load().solo;
+        let ring = match (solo, options.get_overflow()) {
             (false, _) => ring,
-            (true, Overflow::DropNewest) => ring.solo(),
+            (true, Overflow::DropNewest) => ring.solo(Arc::clone(&self.shared.epoch)),
             (true, other) => return Err(SubscribeError::SingleProducerPolicy(other)),
         };
         #[cfg(feature = "latency")]
@@ -576,8 +486,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
             snap.published = retired.published;
             snap.no_subscribers = retired.no_subscribers;
             // Relaxed: statistics.
-            snap.delivered = self.shared.sink.delivered.load(Ordering::Relaxed);
-            snap.dropped = self.shared.sink.dropped.load(Ordering::Relaxed);
+            snap.delivered = self.shared.totals.delivered.load(Ordering::Relaxed);
+            snap.dropped = self.shared.totals.dropped.load(Ordering::Relaxed);
             for counters in
                 std::iter::once(&*self.shared.direct).chain(publishers.iter().map(|c| &**c))
             {
@@ -595,113 +505,3 @@ impl<E: Clone + Send + 'static> Bus<E> {
         snap
     }
 }
-
-/// Stats of a registered subscription.
-pub(crate) fn sub_stats<E>(entry: &SubEntry<E>) -> SubscriptionStats {
-    let c = entry.ring.counters();
-    SubscriptionStats {
-        id: entry.id,
-        name: entry.name.as_deref().map(str::to_owned),
-        filter: entry
-            .patterns
-            .iter()
-            .map(|p| p.as_str().to_owned())
-            .collect(),
-        capacity: entry.ring.capacity(),
-        overflow: entry.ring.policy(),
-        delivered: c.delivered,
-        received: c.received,
-        dropped: c.dropped,
-        lagged: c.overwritten,
-        queued: c.queued,
-        high_water: c.high_water,
-        closed: c.closed,
-    }
-}
-
-/// `publish_to` on a loaded registry that the caller checked, delivering
-/// with `deliver`: the route of an interned topic, or one resolved through
-/// the pattern index.
-#[inline]
-pub(crate) fn publish_to<E: Clone>(
-    registry: &Registry<E>,
-    topic: &str,
-    event: E,
-    deliver: impl FnOnce(&[Arc<Ring<E>>], E) -> PublishReport,
-) -> Result<PublishReport, PublishError<E>> {
-    if let Some(id) = registry.topic_id(topic) {
-        return Ok(deliver(registry.route(id), event));
-    }
-    if let Err(err) = validate_topic(topic) {
-        return Err(PublishError::InvalidTopic(event, err));
-    }
-    let mut route: smallvec::SmallVec<[Arc<Ring<E>>; 8]> = smallvec::SmallVec::new();
-    registry.resolve(topic, |ring| route.push(Arc::clone(ring)));
-    Ok(deliver(&route, event))
-}
-
-/// An interned topic of one bus: publishing on it skips hashing and
-/// matching. Made by [`Bus::topic`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Topic {
-    bus: u64,
-    pub(crate) id: u32,
-    name: StdArc<str>,
-}
-
-impl Topic {
-    /// The topic's name.
-    pub fn as_str(&self) -> &str {
-        &self.name
-    }
-
-    pub(crate) fn belongs_to(&self, bus: u64) -> bool {
-        self.bus == bus
-    }
-}
-
-impl fmt::Debug for Topic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Topic").field(&&*self.name).finish()
-    }
-}
-
-/// Why a kind table was rejected by [`Bus::try_new`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KindTableError {
-    /// A kind's topic breaks the topic rules.
-    InvalidTopic(&'static str, TopicError),
-    /// Two kinds share a topic.
-    DuplicateTopic(&'static str),
-    /// A kind's `index()` is not its position in `ALL`.
-    IndexMismatch {
-        /// The kind's topic.
-        topic: &'static str,
-        /// What `index()` returned.
-        index: usize,
-        /// Its position in `ALL`.
-        position: usize,
-    },
-}
-
-impl fmt::Display for KindTableError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidTopic(topic, err) => write!(f, "kind topic {topic:?} is invalid: {err}"),
-            Self::DuplicateTopic(topic) => write!(f, "two kinds share topic {topic:?}"),
-            Self::IndexMismatch {
-                topic,
-                index,
-                position,
-            } => {
-                write!(
-                    f,
-                    "kind {topic:?} has index {index} but is at position {position} of ALL"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for KindTableError {}

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::topic::TopicError;
+use crate::{policy::Overflow, topic::TopicError};
 
 /// Why a publish did not happen. The event is handed back.
 #[non_exhaustive]
@@ -83,8 +83,8 @@ pub enum SubscribeError {
     /// The filter matches nothing: no pattern and no kind was given.
     EmptyFilter,
     /// A single-producer bus supports only
-    /// [`Overflow::DropNewest`](crate::Overflow::DropNewest) subscriptions.
-    SingleProducerPolicy(crate::Overflow),
+    /// [`Overflow::DropNewest`] subscriptions.
+    SingleProducerPolicy(Overflow),
 }
 
 impl fmt::Display for SubscribeError {
@@ -128,7 +128,7 @@ impl From<TopicError> for SubscribeError {
 pub enum TryRecvError {
     /// Nothing is buffered right now.
     Empty,
-    /// Under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+    /// Under [`Overflow::DropOldest`], this many
     /// events were overwritten before they were received. Reported once; the
     /// next call returns the oldest event that remains.
     Lagged(u64),
@@ -146,7 +146,7 @@ pub enum RecvError {
 }
 
 /// The error item of a subscription used as a `Stream` (feature `async`):
-/// under [`Overflow::DropOldest`](crate::Overflow::DropOldest), this many
+/// under [`Overflow::DropOldest`], this many
 /// events were overwritten before they were received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lagged(pub u64);
@@ -202,3 +202,43 @@ impl fmt::Display for RecvTimeoutError {
 impl std::error::Error for TryRecvError {}
 impl std::error::Error for RecvError {}
 impl std::error::Error for RecvTimeoutError {}
+
+/// Why a kind table was rejected by [`Bus::try_new`](crate::Bus::try_new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KindTableError {
+    /// A kind's topic breaks the topic rules.
+    InvalidTopic(&'static str, TopicError),
+    /// Two kinds share a topic.
+    DuplicateTopic(&'static str),
+    /// A kind's `index()` is not its position in `ALL`.
+    IndexMismatch {
+        /// The kind's topic.
+        topic: &'static str,
+        /// What `index()` returned.
+        index: usize,
+        /// Its position in `ALL`.
+        position: usize,
+    },
+}
+
+impl fmt::Display for KindTableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTopic(topic, err) => write!(f, "kind topic {topic:?} is invalid: {err}"),
+            Self::DuplicateTopic(topic) => write!(f, "two kinds share topic {topic:?}"),
+            Self::IndexMismatch {
+                topic,
+                index,
+                position,
+            } => {
+                write!(
+                    f,
+                    "kind {topic:?} has index {index} but is at position {position} of ALL"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for KindTableError {}

@@ -66,6 +66,7 @@
 
 mod barrier;
 mod bus;
+mod deliver;
 mod error;
 mod filter;
 mod index;
@@ -76,7 +77,7 @@ mod policy;
 mod publisher;
 mod registry;
 mod ring;
-mod solo;
+mod shared;
 mod stats;
 mod subscription;
 mod sync;
@@ -87,8 +88,11 @@ mod trace;
 #[cfg(feature = "latency")]
 pub use crate::latency::{LatencyRecorder, LatencySampling};
 pub use crate::{
-    bus::{Bus, KindTableError, Topic},
-    error::{Lagged, PublishError, RecvError, RecvTimeoutError, SubscribeError, TryRecvError},
+    bus::Bus,
+    error::{
+        KindTableError, Lagged, PublishError, RecvError, RecvTimeoutError, SubscribeError,
+        TryRecvError,
+    },
     filter::Filter,
     kind::{Event, EventKind},
     policy::{DEFAULT_CAPACITY, Overflow, SubscribeOptions},
@@ -96,5 +100,5 @@ pub use crate::{
     ring::MAX_CAPACITY,
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::{Iter, Subscription, TryIter, Unsubscriber},
-    topic::{Pattern, TopicError, validate_topic},
+    topic::{Pattern, Topic, TopicError, validate_topic},
 };

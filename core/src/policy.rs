@@ -31,6 +31,13 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// Options of one subscription.
 ///
+/// A builder: each setter takes the option's plain name (`capacity(64)`),
+/// as `std::thread::Builder::name` and tokio's `runtime::Builder` do. The
+/// plain names being taken, the options read back through `get_capacity`,
+/// `get_overflow`, `get_name` and `get_priority`, the way the standard
+/// library reads a builder back (`std::process::Command::get_program`,
+/// `get_args`, `get_current_dir`).
+///
 /// ```
 /// use evbus::{Overflow, SubscribeOptions};
 ///

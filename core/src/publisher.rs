@@ -4,62 +4,15 @@
 use std::{fmt, marker::PhantomData};
 
 use crate::{
-    bus::{Shared, Topic, deliver, publish_to},
+    deliver::{SoloProducer, To, publish},
     error::PublishError,
     kind::{Event, EventKind},
     registry::Registry,
-    ring::{Ring, Sink},
-    solo::deliver_solo,
+    shared::{Counters, Shared},
     stats::PublishReport,
-    sync::{
-        Arc, SnapshotCache,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, SnapshotCache},
+    topic::Topic,
 };
-
-/// Publish counters of one publisher.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    published: AtomicU64,
-    no_subscribers: AtomicU64,
-}
-
-impl Counters {
-    /// Counts a publish made by the single owner of these counters: a plain
-    /// load and store, no read-modify-write.
-    #[inline]
-    pub(crate) fn record_owned(&self, report: &PublishReport) {
-        // Relaxed: single writer (the owning `Publisher`, through `&mut`);
-        // snapshot readers only need some recent value.
-        bump(&self.published);
-        if report.matched == 0 {
-            bump(&self.no_subscribers);
-        }
-    }
-
-    /// Counts a publish made through a shared `Bus` handle.
-    #[inline]
-    pub(crate) fn record_shared(&self, report: &PublishReport) {
-        // Relaxed: an independent counter, read only by snapshots.
-        self.published.fetch_add(1, Ordering::Relaxed);
-        if report.matched == 0 {
-            self.no_subscribers.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// `(published, no_subscribers)`.
-    pub(crate) fn read(&self) -> (u64, u64) {
-        (
-            self.published.load(Ordering::Relaxed),
-            self.no_subscribers.load(Ordering::Relaxed),
-        )
-    }
-}
-
-#[inline]
-fn bump(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-}
 
 mod sealed {
     pub trait Sealed {}
@@ -138,38 +91,6 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
 }
 
 impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
-    /// Whether this publisher may not publish on `registry`, and why.
-    #[inline]
-    fn check(registry: &Registry<E>, event: E) -> Result<E, PublishError<E>> {
-        // The single producer is refused only by a shutdown; others also by
-        // a single-producer bus. Either way one test on the fast path.
-        let refused = if M::SOLO {
-            registry.closed
-        } else {
-            registry.refuses()
-        };
-        if refused {
-            Err(registry.refusal(event))
-        } else {
-            Ok(event)
-        }
-    }
-
-    /// Delivers in this mode.
-    #[inline]
-    fn deliver(sink: &Sink, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
-        if M::SOLO {
-            // SAFETY: `M::SOLO` publishers exist only as the one
-            // `SoloPublisher` of a single-producer bus, made by
-            // `Bus::single_producer` and not `Clone`, and every other
-            // publish on that bus is refused (`Registry::refuses`); the
-            // caller holds `&mut self`, so no other publish is in progress.
-            unsafe { deliver_solo(sink, route, event) }
-        } else {
-            deliver(route, event)
-        }
-    }
-
     /// Publishes `event` on an explicit topic. See
     /// [`Bus::publish_to`](crate::Bus::publish_to).
     ///
@@ -179,14 +100,7 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
     /// event ([`PublishError::NotTheProducer`] for a multi-producer handle
     /// on a single-producer bus).
     pub fn publish_to(&mut self, topic: &str, event: E) -> Result<PublishReport, PublishError<E>> {
-        let registry = self.cache.load();
-        let event = Self::check(registry, event)?;
-        let sink = &self.shared.sink;
-        let report = publish_to(registry, topic, event, |route, event| {
-            Self::deliver(sink, route, event)
-        })?;
-        self.counters.record_owned(&report);
-        Ok(report)
+        self.publish_inner(To::Name(topic), event)
     }
 
     /// Publishes `event` on an interned topic. See
@@ -205,16 +119,28 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
         if !topic.belongs_to(self.shared.id) {
             return Err(PublishError::ForeignTopic(event));
         }
-        self.publish_id(topic.id, event)
+        self.publish_inner(To::Id(topic.id), event)
     }
 
-    #[inline]
-    fn publish_id(&mut self, id: u32, event: E) -> Result<PublishReport, PublishError<E>> {
+    /// Every publish through this handle: the cached registry, this mode's
+    /// delivery, and this handle's own counters.
+    #[inline(always)]
+    fn publish_inner(&mut self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
+        let solo = if M::SOLO {
+            // SAFETY: `M::SOLO` publishers exist only as the one
+            // `SoloPublisher` of a single-producer bus, made by
+            // `Bus::single_producer` and not `Clone`, and every other
+            // publish on that bus is refused (`Registry::refuses`); we hold
+            // `&mut self` for the whole publish, so no other is in progress.
+            Some(unsafe { SoloProducer::new(&self.shared.epoch) })
+        } else {
+            None
+        };
         let registry = self.cache.load();
-        let event = Self::check(registry, event)?;
-        let report = Self::deliver(&self.shared.sink, registry.route(id), event);
-        self.counters.record_owned(&report);
-        Ok(report)
+        let counters = &self.counters;
+        publish(registry, solo, to, event, |report| {
+            counters.record_owned(report)
+        })
     }
 }
 
@@ -229,7 +155,7 @@ impl<E: Event, M: DeliveryMode> Publisher<E, M> {
     #[inline]
     pub fn publish(&mut self, event: E) -> Result<PublishReport, PublishError<E>> {
         let id = event.kind().index() as u32;
-        self.publish_id(id, event)
+        self.publish_inner(To::Id(id), event)
     }
 }
 

@@ -55,7 +55,12 @@ impl<E> SubEntry<E> {
 pub(crate) struct Registry<E> {
     /// Set by shutdown: publishes return `Closed`, subscribes fail.
     pub(crate) closed: bool,
-    /// A single-producer bus: only its `SoloPublisher` may publish.
+    /// A single-producer bus: only its `SoloPublisher` may publish. The
+    /// one home of the bus's mode, set when the bus is made: a publish
+    /// tests it with `closed` in one branch ([`Registry::refuses`]), and
+    /// subscribe reads it to make single-producer rings. (`SoloPublisher`
+    /// carries the mode in its type, `DeliveryMode::SOLO`; each ring, in
+    /// its `Mode`.)
     pub(crate) solo: bool,
     /// Live subscriptions, sorted by id.
     subs: Vec<SubEntry<E>>,

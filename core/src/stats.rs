@@ -1,6 +1,6 @@
 //! Reports and counters: what a publish, a subscription and the bus report.
 
-use crate::{policy::Overflow, ring::Push};
+use crate::policy::Overflow;
 
 /// What one publish did.
 ///
@@ -16,26 +16,6 @@ pub struct PublishReport {
     pub accepted: u32,
     /// Rings that were full and dropped it (and counted it).
     pub dropped: u32,
-}
-
-impl PublishReport {
-    /// Adds one ring's outcome.
-    #[inline]
-    pub(crate) fn record(&mut self, push: Push) {
-        match push {
-            Push::Accepted => {
-                self.matched += 1;
-                self.accepted += 1;
-            }
-            Push::Dropped => {
-                self.matched += 1;
-                self.dropped += 1;
-            }
-            // A ring closed by unsubscribe or shutdown after this publish
-            // loaded the registry: it no longer counts as a subscriber.
-            Push::Closed => {}
-        }
-    }
 }
 
 /// Counters of one subscription.

@@ -7,11 +7,11 @@ use std::{
 };
 
 use crate::{
-    bus::{Shared, sub_stats},
     error::{RecvError, RecvTimeoutError, TryRecvError},
     policy::Overflow,
     registry::SubEntry,
     ring::PopError,
+    shared::{Shared, sub_stats},
     stats::SubscriptionStats,
     sync::{Arc, Backoff},
 };

@@ -340,3 +340,21 @@ pub(crate) fn yield_now() {
     #[cfg(evbus_loom)]
     loom::thread::yield_now();
 }
+
+/// Declares a thread-local with a `const` initializer: std's
+/// `thread_local!`, or loom's under the model (loom runs its threads on one
+/// OS thread, so a model needs loom's own thread-locals; loom's macro takes
+/// no `const` block, and evaluates the initializer per modelled thread).
+#[cfg(not(evbus_loom))]
+macro_rules! thread_local_shim {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = const $init:block;) => {
+        std::thread_local! { $(#[$attr])* static $name: $t = const $init; }
+    };
+}
+#[cfg(evbus_loom)]
+macro_rules! thread_local_shim {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = const $init:block;) => {
+        loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+    };
+}
+pub(crate) use thread_local_shim as thread_local;

@@ -531,6 +531,40 @@ impl<'de> serde::Deserialize<'de> for Pattern {
     }
 }
 
+/// An interned topic of one bus: publishing on it skips hashing and
+/// matching. Made by [`Bus::topic`](crate::Bus::topic).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Topic {
+    bus: u64,
+    pub(crate) id: u32,
+    name: std::sync::Arc<str>,
+}
+
+impl Topic {
+    pub(crate) fn new(bus: u64, id: u32, name: &str) -> Self {
+        Self {
+            bus,
+            id,
+            name: name.into(),
+        }
+    }
+
+    /// The topic's name.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn belongs_to(&self, bus: u64) -> bool {
+        self.bus == bus
+    }
+}
+
+impl fmt::Debug for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Topic").field(&&*self.name).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,11 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
+
+use crate::sync::Mutex;
 
 /// A source of time for retries and watchdogs.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -88,11 +90,11 @@ impl ManualClock {
     /// signals published) are visible when `advance` returns.
     pub fn advance(&self, by: Duration) {
         {
-            let mut offset = lock(&self.inner.offset);
+            let mut offset = self.inner.offset.lock();
             *offset = offset.saturating_add(by);
         }
         // Clone the list so a listener may register another one.
-        let listeners = lock(&self.inner.listeners).clone();
+        let listeners = self.inner.listeners.lock().clone();
         for listener in listeners {
             listener();
         }
@@ -101,7 +103,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        let offset = *lock(&self.inner.offset);
+        let offset = *self.inner.offset.lock();
         self.inner
             .start
             .checked_add(offset)
@@ -113,20 +115,21 @@ impl Clock for ManualClock {
     }
 
     fn on_advance(&self, listener: Box<dyn Fn() + Send + Sync>) {
-        lock(&self.inner.listeners).push(Arc::from(listener));
+        self.inner.listeners.lock().push(Arc::from(listener));
     }
 }
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ManualClock")
-            .field("elapsed", &*lock(&self.inner.offset))
+            .field("elapsed", &*self.inner.offset.lock())
             .finish_non_exhaustive()
     }
 }
 
-/// Locks a mutex, ignoring poisoning: the dispatcher never runs user code
-/// while holding one of its own locks with data a panic could corrupt.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// Adds `by` to `t`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline(t: Instant, by: Duration) -> Instant {
+    t.checked_add(by)
+        .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365 * 100)))
+        .unwrap_or(t)
 }

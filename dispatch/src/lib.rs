@@ -75,10 +75,17 @@
 //! # Failures and retries
 //!
 //! A handler returns [`HandlerResult`]. An `Err`, or a panic (caught with
-//! `catch_unwind`), counts in the handler's `errors` or `panics`, goes to the
-//! error hook ([`DispatcherBuilder::on_error`]), and is retried by its
-//! [`RetryPolicy`] (3 attempts by default, capped exponential backoff with
-//! jitter). Other handlers and later events carry on; no lock is poisoned.
+//! `catch_unwind`), counts in the handler's `errors` or `panics` and goes to
+//! the error hook ([`DispatcherBuilder::on_error`]). Other handlers and
+//! later events carry on; no lock is poisoned.
+//!
+//! An `Err` is retried by the handler's [`RetryPolicy`] (3 attempts by
+//! default, capped exponential backoff with jitter). **A panic is not
+//! retried** unless the policy says so
+//! ([`RetryPolicyBuilder::retry_panics`]): by default the event goes to the
+//! dead-letter topic after that one call, and the handler moves on to its
+//! next event. (A panic is usually a bug the same event hits again, and a
+//! pending retry holds the handler's later events back, see below.)
 //!
 //! Retries are timed by a timer thread on the dispatcher's [`Clock`], off
 //! the delivery path: the worker is released at once and runs other
@@ -88,6 +95,17 @@
 //! the last attempt the event goes to the dead-letter topic
 //! (`evbus.dead_letter` on [`Dispatcher::signals`]) as a [`DeadLetter`] with
 //! the failure, the number of attempts and the handler's name.
+//!
+//! # Waiting
+//!
+//! - [`Dispatcher::wait_idle`] returns once nothing is buffered or running,
+//!   **not counting handlers that wait for a retry** (and the events held
+//!   behind it).
+//! - [`Dispatcher::wait_settled`] returns once every event the handlers
+//!   received is handled, dead-lettered or skipped, retries included, or
+//!   gives a [`SettleTimeout`] naming the handlers still busy or retrying.
+//!   Use it for "wait, report, shut down", so the shutdown has no retry to
+//!   abandon.
 //!
 //! # Toggles
 //!
@@ -120,16 +138,23 @@
 //!
 //! [`Dispatcher::shutdown`] closes every handler's ring, lets the workers
 //! drain what is buffered, abandons pending retries (counted as
-//! `abandoned`), waits up to a grace period for handlers still running,
+//! `abandoned`; call [`Dispatcher::wait_settled`] first to let them run),
+//! waits up to a grace period for handlers still running,
 //! closes the signal bus, joins the workers and the timer, and returns a
 //! [`DispatchReport`] that names any wedged handler. The bus itself stays
 //! open.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+// Layers, from the bottom up; a module takes names only from the layers
+// below its own:
+//   sync; clock, retry, signal, stats; options, scheduler, watchdog;
+//   handler; timer; runtime; worker; dispatcher (the public handle, its
+//   builder, errors and shutdown).
 mod clock;
 mod dispatcher;
 mod handler;
+mod options;
 mod retry;
 mod runtime;
 mod scheduler;
@@ -138,14 +163,18 @@ mod stats;
 mod sync;
 mod timer;
 mod watchdog;
+mod worker;
 
 pub use crate::{
     clock::{Clock, ManualClock, SystemClock},
     dispatcher::{
-        BuildError, DEFAULT_SHUTDOWN_GRACE, DispatchReport, Dispatcher, DispatcherBuilder,
-        RegisterError,
+        Dispatcher,
+        builder::DispatcherBuilder,
+        error::{BuildError, RegisterError, SettleTimeout},
+        shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
     },
-    handler::{HandlerOptions, HandlerResult},
+    handler::HandlerResult,
+    options::HandlerOptions,
     retry::{RetryPolicy, RetryPolicyBuilder, RetryPolicyError},
     runtime::HandlerFailure,
     signal::{DeadLetter, DepthAlarm, Failure, Signal, SignalKind, StallAlarm},

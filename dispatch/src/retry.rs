@@ -9,6 +9,13 @@ use std::{fmt, time::Duration};
 /// itself at random. After `max_attempts` calls in all, the event goes to
 /// the dead-letter topic.
 ///
+/// A call that panics is not retried unless
+/// [`retry_panics`](RetryPolicyBuilder::retry_panics) is set: a panic is
+/// usually a bug that the same event will hit again, and while a retry is
+/// pending the handler's later events wait in its ring (where they may
+/// overflow). By default a panicking event goes to the dead-letter topic at
+/// once.
+///
 /// ```
 /// use std::time::Duration;
 /// use evbus::dispatch::RetryPolicy;
@@ -33,10 +40,14 @@ pub struct RetryPolicy {
     factor: f64,
     max_delay: Duration,
     jitter: f64,
+    /// Absent in policies serialized before it existed: `false`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    retry_panics: bool,
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, 100 ms base, factor 2, at most 10 s, 10 % jitter.
+    /// 3 attempts, 100 ms base, factor 2, at most 10 s, 10 % jitter;
+    /// panics are not retried.
     fn default() -> Self {
         Self {
             max_attempts: 3,
@@ -44,6 +55,7 @@ impl Default for RetryPolicy {
             factor: 2.0,
             max_delay: Duration::from_secs(10),
             jitter: 0.1,
+            retry_panics: false,
         }
     }
 }
@@ -87,6 +99,12 @@ impl RetryPolicy {
     /// The fraction (0 to 1) by which a delay may be shortened at random.
     pub fn jitter(&self) -> f64 {
         self.jitter
+    }
+
+    /// Whether a call that panicked is retried like one that returned
+    /// `Err` (default `false`: it is dead-lettered at once).
+    pub fn retry_panics(&self) -> bool {
+        self.retry_panics
     }
 
     /// The delay after failed attempt `attempt` (1-based), with `unit` (in
@@ -149,6 +167,14 @@ impl RetryPolicyBuilder {
     #[must_use]
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.policy.jitter = jitter;
+        self
+    }
+
+    /// Whether a call that panicked is retried like one that returned
+    /// `Err`. Default `false`: a panic dead-letters the event at once.
+    #[must_use]
+    pub fn retry_panics(mut self, retry: bool) -> Self {
+        self.policy.retry_panics = retry;
         self
     }
 
@@ -332,6 +358,28 @@ mod tests {
             prop_assert!(d > Duration::ZERO);
             prop_assert!(d <= max);
         }
+    }
+
+    #[test]
+    fn panics_are_not_retried_unless_asked() {
+        assert!(!RetryPolicy::default().retry_panics());
+        assert!(!RetryPolicy::builder().build().unwrap().retry_panics());
+        let p = RetryPolicy::builder().retry_panics(true).build().unwrap();
+        assert!(p.retry_panics());
+        assert_eq!(p.max_attempts(), RetryPolicy::default().max_attempts());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn a_policy_serialized_without_retry_panics_reads_as_false() {
+        let p = RetryPolicy::builder().retry_panics(true).build().unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("\"retry_panics\":true"), "{json}");
+        assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), p);
+        let old = r#"{"max_attempts":5,"base":{"secs":0,"nanos":1000000},"factor":2.0,"max_delay":{"secs":1,"nanos":0},"jitter":0.0}"#;
+        let read: RetryPolicy = serde_json::from_str(old).unwrap();
+        assert_eq!(read.max_attempts(), 5);
+        assert!(!read.retry_panics());
     }
 
     #[test]

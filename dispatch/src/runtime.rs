@@ -3,20 +3,21 @@
 use std::{
     fmt,
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use crossbeam_channel::Sender;
 use evbus_core::{Bus, Event};
 
 use crate::{
-    clock::{Clock, lock},
-    handler::{self, Cell},
+    clock::{Clock, deadline},
+    handler::Handler,
     scheduler::Scheduler,
     signal::{Failure, Signal},
-    sync::{AtomicBool, AtomicU64, Ordering},
-    timer::{Msg, deadline},
+    sync::{AtomicBool, AtomicU64, Mutex, Ordering},
+    timer::{Fire, Msg},
+    watchdog::StallWatch,
 };
 
 /// One failed handler call, as the error hook sees it.
@@ -41,16 +42,16 @@ pub(crate) struct Runtime<E> {
     pub(crate) id: u64,
     pub(crate) bus: Bus<E>,
     pub(crate) signals: Bus<Signal<E>>,
-    pub(crate) sched: Arc<Scheduler<E>>,
+    pub(crate) sched: Arc<Scheduler<Handler<E>>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) timer: Sender<Msg<E>>,
     hook: Option<ErrorHook>,
     stopping: AtomicBool,
     /// Registered handlers, in registration order.
-    pub(crate) handlers: Mutex<Vec<Arc<Cell<E>>>>,
+    pub(crate) handlers: Mutex<Vec<Arc<Handler<E>>>>,
     /// Unregistered handlers whose last run has not ended yet: `wait_idle`
     /// and shutdown still wait for them.
-    pub(crate) retired: Mutex<Vec<Arc<Cell<E>>>>,
+    pub(crate) retired: Mutex<Vec<Arc<Handler<E>>>>,
     /// Registration sequence numbers.
     pub(crate) seq: AtomicU64,
 }
@@ -115,14 +116,14 @@ impl<E: Event> Runtime<E> {
     /// Runs the error hook, containing any panic it raises.
     pub(crate) fn report_failure(
         &self,
-        cell: &Cell<E>,
+        handler: &Handler<E>,
         attempt: u32,
         failure: &Failure,
         retry: bool,
     ) {
         if let Some(hook) = &self.hook {
             let report = HandlerFailure {
-                handler: &cell.name,
+                handler: &handler.name,
                 attempt,
                 failure,
                 will_retry: retry,
@@ -131,50 +132,45 @@ impl<E: Event> Runtime<E> {
         }
     }
 
-    /// Asks the timer to fire `cell`'s pending retry after `delay`.
-    pub(crate) fn schedule_retry(&self, cell: &Arc<Cell<E>>, delay: Duration) {
+    /// Asks the timer to fire `handler`'s pending retry after `delay`.
+    pub(crate) fn schedule_retry(&self, handler: &Arc<Handler<E>>, delay: Duration) {
         let due = deadline(self.clock.now(), delay);
         if self
             .timer
-            .send(Msg::Retry(Arc::downgrade(cell), due))
+            .send(Msg::Retry(Arc::downgrade(handler), due))
             .is_err()
         {
             // The timer is gone (shutdown): mark it due, so the next run
             // abandons the retry instead of waiting forever.
             // Release: pairs with the worker's Acquire swap.
-            cell.retry_ready.store(true, Ordering::Release);
+            handler.retry_ready.store(true, Ordering::Release);
         }
     }
 
-    pub(crate) fn handlers_snapshot(&self) -> Vec<Arc<Cell<E>>> {
-        lock(&self.handlers).clone()
+    /// Asks the timer to check `watch` at `due`.
+    pub(crate) fn schedule_stall_check(&self, watch: &Arc<StallWatch>, due: Instant) {
+        let _ = self.timer.send(Msg::Stall(Arc::downgrade(watch), due));
+    }
+
+    pub(crate) fn handlers_snapshot(&self) -> Vec<Arc<Handler<E>>> {
+        self.handlers.lock().clone()
     }
 
     /// Registered handlers and unregistered ones still finishing (those
     /// done are pruned).
-    pub(crate) fn live_cells(&self) -> Vec<Arc<Cell<E>>> {
-        let mut cells = self.handlers_snapshot();
-        let mut retired = lock(&self.retired);
+    pub(crate) fn live_handlers(&self) -> Vec<Arc<Handler<E>>> {
+        let mut handlers = self.handlers_snapshot();
+        let mut retired = self.retired.lock();
         // Acquire: pairs with the Release that ends a handler's last run.
-        retired.retain(|c| !c.done.load(Ordering::Acquire));
-        cells.extend(retired.iter().cloned());
-        cells
+        retired.retain(|h| !h.done.load(Ordering::Acquire));
+        handlers.extend(retired.iter().cloned());
+        handlers
     }
 
-    /// Checks every handler's queue-depth alarm (from the timer).
-    pub(crate) fn scan_depth(&self) {
-        for cell in self.handlers_snapshot() {
-            cell.check_depth(self);
-        }
-    }
-
-    /// A worker's loop: run ready handlers until shutdown.
-    pub(crate) fn work(self: &Arc<Self>) {
-        while let Some(cell) = self.sched.pop() {
-            CURRENT.with(|c| c.set((self.id, cell.key)));
-            let outcome = handler::run(self, &cell);
-            CURRENT.with(|c| c.set((self.id, u64::MAX)));
-            self.sched.finish(&cell, outcome);
+    /// Checks `handler`'s queue-depth alarm and publishes it if raised.
+    pub(crate) fn check_depth(&self, handler: &Handler<E>) {
+        if let Some(alarm) = handler.check_depth() {
+            self.signal(Signal::QueueDepth(alarm));
         }
     }
 
@@ -182,5 +178,24 @@ impl<E: Event> Runtime<E> {
     pub(crate) fn current_handler(&self) -> Option<u64> {
         let (id, key) = CURRENT.with(|c| c.get());
         (id == self.id && key != u64::MAX).then_some(key)
+    }
+}
+
+impl<E: Event> Fire<E> for Runtime<E> {
+    fn retry_due(&self, handler: &Arc<Handler<E>>) {
+        // Release: pairs with the worker's Acquire swap, so the retry it
+        // sees is this due one.
+        handler.retry_ready.store(true, Ordering::Release);
+        self.sched.notify(handler);
+    }
+
+    fn stall_due(&self, watch: &StallWatch, now: Instant) -> Option<Instant> {
+        watch.check(now, |alarm| self.signal(Signal::Stall(alarm)))
+    }
+
+    fn scan_depth(&self) {
+        for handler in self.handlers_snapshot() {
+            self.check_depth(&handler);
+        }
     }
 }

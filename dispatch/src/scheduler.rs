@@ -18,18 +18,18 @@
 //! Ready handlers are kept sorted by key: priority first, then registration
 //! order. `best` mirrors the smallest key so that a running handler can see,
 //! with one load per event, that a better one is waiting.
+//!
+//! The scheduler knows a handler only as a [`Task`]: a key and a state
+//! word. What a run does is the worker's business.
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Weak},
+    task::Wake,
     time::Instant,
 };
 
-use crate::{
-    clock::lock,
-    handler::Cell,
-    sync::{AtomicU64, Ordering},
-};
+use crate::sync::{AtomicU8, AtomicU64, Condvar, Mutex, Ordering};
 
 pub(crate) const IDLE: u8 = 0;
 pub(crate) const SCHEDULED: u8 = 1;
@@ -37,6 +37,14 @@ pub(crate) const RUNNING: u8 = 2;
 pub(crate) const NOTIFIED: u8 = 3;
 /// The handler's ring is closed and drained, or it was unregistered.
 pub(crate) const DONE: u8 = 4;
+
+/// What the scheduler needs of a handler.
+pub(crate) trait Task: Send + Sync + 'static {
+    /// Run-queue order: smaller runs first. Unique per scheduler.
+    fn key(&self) -> u64;
+    /// The state word (`IDLE` .. `DONE`), owned by this module's protocol.
+    fn state(&self) -> &AtomicU8;
+}
 
 /// How a run of one handler ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +58,8 @@ pub(crate) enum Outcome {
     Done,
 }
 
-pub(crate) struct Scheduler<E> {
-    queue: Mutex<Queue<E>>,
+pub(crate) struct Scheduler<T> {
+    queue: Mutex<Queue<T>>,
     /// Idle workers wait here.
     work: Condvar,
     /// Notified whenever a run ends: `wait_idle` and shutdown wait here.
@@ -60,13 +68,13 @@ pub(crate) struct Scheduler<E> {
     best: AtomicU64,
 }
 
-struct Queue<E> {
-    ready: BTreeMap<u64, Arc<Cell<E>>>,
+struct Queue<T> {
+    ready: BTreeMap<u64, Arc<T>>,
     /// Set by shutdown: workers exit once `ready` is empty.
     exit: bool,
 }
 
-impl<E> Scheduler<E> {
+impl<T: Task> Scheduler<T> {
     pub(crate) fn new() -> Self {
         Self {
             queue: Mutex::new(Queue {
@@ -79,9 +87,9 @@ impl<E> Scheduler<E> {
         }
     }
 
-    /// Queues `cell` if it is idle, or marks it notified if it is running.
-    pub(crate) fn notify(&self, cell: &Arc<Cell<E>>) {
-        let state = cell.state();
+    /// Queues `task` if it is idle, or marks it notified if it is running.
+    pub(crate) fn notify(&self, task: &Arc<T>) {
+        let state = task.state();
         // Acquire on load and AcqRel on the CAS: pairs with the worker's
         // Release when it leaves RUNNING, so a handler queued here sees the
         // worker's last writes (its body is behind a mutex anyway).
@@ -95,7 +103,7 @@ impl<E> Scheduler<E> {
             match state.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
                     if next == SCHEDULED {
-                        self.push(cell);
+                        self.push(task);
                     }
                     return;
                 }
@@ -104,15 +112,15 @@ impl<E> Scheduler<E> {
         }
     }
 
-    fn push(&self, cell: &Arc<Cell<E>>) {
-        let mut q = lock(&self.queue);
-        q.ready.insert(cell.key, Arc::clone(cell));
+    fn push(&self, task: &Arc<T>) {
+        let mut q = self.queue.lock();
+        q.ready.insert(task.key(), Arc::clone(task));
         self.publish_best(&q);
         drop(q);
         self.work.notify_one();
     }
 
-    fn publish_best(&self, q: &Queue<E>) {
+    fn publish_best(&self, q: &Queue<T>) {
         let best = q.ready.keys().next().copied().unwrap_or(u64::MAX);
         // Relaxed: a hint read by running handlers; its users get their
         // ordering from the ring (see `better_ready`).
@@ -133,33 +141,33 @@ impl<E> Scheduler<E> {
 
     /// Takes the best ready handler and marks it running; blocks while
     /// there is none. `None` once shutdown asked workers to exit.
-    pub(crate) fn pop(&self) -> Option<Arc<Cell<E>>> {
-        let mut q = lock(&self.queue);
+    pub(crate) fn pop(&self) -> Option<Arc<T>> {
+        let mut q = self.queue.lock();
         loop {
-            if let Some((_, cell)) = q.ready.pop_first() {
+            if let Some((_, task)) = q.ready.pop_first() {
                 self.publish_best(&q);
                 drop(q);
                 // Release: pairs with `notify`'s Acquire.
-                cell.state().store(RUNNING, Ordering::Release);
-                return Some(cell);
+                task.state().store(RUNNING, Ordering::Release);
+                return Some(task);
             }
             if q.exit {
                 return None;
             }
-            q = self.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            q = self.work.wait(q);
         }
     }
 
-    /// Ends a run of `cell`.
-    pub(crate) fn finish(&self, cell: &Arc<Cell<E>>, outcome: Outcome) {
-        let state = cell.state();
+    /// Ends a run of `task`.
+    pub(crate) fn finish(&self, task: &Arc<T>, outcome: Outcome) {
+        let state = task.state();
         // The Release stores below pair with `notify`'s Acquire load and
         // CAS, and with the Acquire reads of `wait_idle` and shutdown.
         match outcome {
             Outcome::Done => state.store(DONE, Ordering::Release),
             Outcome::Yield => {
                 state.store(SCHEDULED, Ordering::Release);
-                self.push(cell);
+                self.push(task);
             }
             Outcome::Idle => {
                 // AcqRel: pairs with `notify`. If a notify arrived while we
@@ -169,20 +177,20 @@ impl<E> Scheduler<E> {
                     .is_err()
                 {
                     state.store(SCHEDULED, Ordering::Release);
-                    self.push(cell);
+                    self.push(task);
                 }
             }
         }
         // Take the lock so a waiter between its check and its wait cannot
         // miss this notification.
-        drop(lock(&self.queue));
+        drop(self.queue.lock());
         self.settled.notify_all();
     }
 
     /// Waits until `done()` holds or `deadline` passes; re-checks after
     /// every run that ends. Returns the last value of `done()`.
-    pub(crate) fn wait_settled(&self, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
-        let mut q = lock(&self.queue);
+    pub(crate) fn wait_until(&self, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+        let mut q = self.queue.lock();
         loop {
             if done() {
                 return true;
@@ -191,35 +199,41 @@ impl<E> Scheduler<E> {
             if now >= deadline {
                 return false;
             }
-            q = self
-                .settled
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            q = self.settled.wait_timeout(q, deadline - now);
         }
     }
 
     /// Asks workers to exit once nothing is ready.
     pub(crate) fn exit(&self) {
-        lock(&self.queue).exit = true;
+        self.queue.lock().exit = true;
         self.work.notify_all();
     }
 }
 
-/// The waker a handler's subscription holds while the handler is idle.
-pub(crate) struct CellWaker<E> {
-    pub(crate) cell: std::sync::Weak<Cell<E>>,
-    pub(crate) sched: std::sync::Weak<Scheduler<E>>,
+/// The waker a handler's subscription holds while the handler is idle: it
+/// notifies the scheduler, if both are still alive.
+pub(crate) struct TaskWaker<T> {
+    task: Weak<T>,
+    sched: Weak<Scheduler<T>>,
 }
 
-impl<E: Send + 'static> std::task::Wake for CellWaker<E> {
+impl<T: Task> TaskWaker<T> {
+    pub(crate) fn waker(task: &Arc<T>, sched: &Arc<Scheduler<T>>) -> std::task::Waker {
+        std::task::Waker::from(Arc::new(Self {
+            task: Arc::downgrade(task),
+            sched: Arc::downgrade(sched),
+        }))
+    }
+}
+
+impl<T: Task> Wake for TaskWaker<T> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let (Some(cell), Some(sched)) = (self.cell.upgrade(), self.sched.upgrade()) {
-            sched.notify(&cell);
+        if let (Some(task), Some(sched)) = (self.task.upgrade(), self.sched.upgrade()) {
+            sched.notify(&task);
         }
     }
 }

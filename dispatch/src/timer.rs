@@ -16,13 +16,27 @@ use std::{
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use evbus_core::Event;
 
-use crate::{clock::Clock, handler::Cell, runtime::Runtime, sync::Ordering, watchdog::StallWatch};
+use crate::{
+    clock::{Clock, deadline},
+    handler::Handler,
+    watchdog::StallWatch,
+};
+
+/// What the timer asks of the runtime when an entry is due.
+pub(crate) trait Fire<E>: Send + Sync {
+    /// `handler`'s pending retry is due: mark it and schedule the handler.
+    fn retry_due(&self, handler: &Arc<Handler<E>>);
+    /// `watch`'s check is due at `now`; returns when to check next.
+    fn stall_due(&self, watch: &StallWatch, now: Instant) -> Option<Instant>;
+    /// Checks every handler's queue-depth alarm.
+    fn scan_depth(&self);
+}
 
 pub(crate) enum Msg<E> {
-    /// Fire `cell`'s pending retry at the deadline.
-    Retry(Weak<Cell<E>>, Instant),
+    /// Fire `handler`'s pending retry at the deadline.
+    Retry(Weak<Handler<E>>, Instant),
     /// Check `watch` at the deadline.
-    Stall(Weak<StallWatch<E>>, Instant),
+    Stall(Weak<StallWatch>, Instant),
     /// The clock jumped; fire what is due, then ack.
     Advanced(Sender<()>),
     /// Exit.
@@ -30,8 +44,8 @@ pub(crate) enum Msg<E> {
 }
 
 enum Task<E> {
-    Retry(Weak<Cell<E>>),
-    Stall(Weak<StallWatch<E>>),
+    Retry(Weak<Handler<E>>),
+    Stall(Weak<StallWatch>),
     DepthScan,
 }
 
@@ -58,17 +72,10 @@ impl<E> Ord for Entry<E> {
     }
 }
 
-/// Adds `by` to `t`, saturating far in the future instead of overflowing.
-pub(crate) fn deadline(t: Instant, by: Duration) -> Instant {
-    t.checked_add(by)
-        .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365 * 100)))
-        .unwrap_or(t)
-}
-
 pub(crate) struct Timer<E> {
     rx: Receiver<Msg<E>>,
     clock: Arc<dyn Clock>,
-    rt: Weak<Runtime<E>>,
+    rt: Weak<dyn Fire<E>>,
     heap: BinaryHeap<Reverse<Entry<E>>>,
     seq: u64,
     depth_every: Duration,
@@ -78,7 +85,7 @@ impl<E: Event> Timer<E> {
     pub(crate) fn new(
         rx: Receiver<Msg<E>>,
         clock: Arc<dyn Clock>,
-        rt: Weak<Runtime<E>>,
+        rt: Weak<dyn Fire<E>>,
         depth_every: Duration,
     ) -> Self {
         Self {
@@ -118,14 +125,14 @@ impl<E: Event> Timer<E> {
                 },
             };
             match msg {
-                Msg::Retry(cell, due) => self.add(due, Task::Retry(cell)),
+                Msg::Retry(handler, due) => self.add(due, Task::Retry(handler)),
                 Msg::Stall(watch, due) => self.add(due, Task::Stall(watch)),
                 Msg::Advanced(ack) => {
                     // Messages sent before the advance (a retry scheduled
                     // just now, say) are queued ahead of it: take them first.
                     while let Ok(msg) = self.rx.try_recv() {
                         match msg {
-                            Msg::Retry(cell, due) => self.add(due, Task::Retry(cell)),
+                            Msg::Retry(handler, due) => self.add(due, Task::Retry(handler)),
                             Msg::Stall(watch, due) => self.add(due, Task::Stall(watch)),
                             Msg::Advanced(other) => {
                                 let _ = other.send(());
@@ -152,16 +159,13 @@ impl<E: Event> Timer<E> {
             };
             let Some(rt) = self.rt.upgrade() else { return };
             match entry.task {
-                Task::Retry(cell) => {
-                    if let Some(cell) = cell.upgrade() {
-                        // Release: pairs with the worker's Acquire swap, so
-                        // the retry it sees is this due one.
-                        cell.retry_ready.store(true, Ordering::Release);
-                        rt.sched.notify(&cell);
+                Task::Retry(handler) => {
+                    if let Some(handler) = handler.upgrade() {
+                        rt.retry_due(&handler);
                     }
                 }
                 Task::Stall(weak) => {
-                    if let Some(next) = weak.upgrade().and_then(|w| w.check(&rt, now)) {
+                    if let Some(next) = weak.upgrade().and_then(|w| rt.stall_due(&w, now)) {
                         self.add(next, Task::Stall(weak));
                     }
                 }

@@ -7,25 +7,16 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use crossbeam_channel::Sender;
-use evbus_core::Event;
+use crate::{clock::deadline, signal::StallAlarm, sync::Mutex};
 
-use crate::{
-    clock::lock,
-    runtime::Runtime,
-    signal::{Signal, StallAlarm},
-    timer::{Msg, deadline},
-};
-
-pub(crate) struct StallWatch<E> {
+pub(crate) struct StallWatch {
     name: Arc<str>,
     after: Duration,
     state: Mutex<WatchState>,
-    timer: Sender<Msg<E>>,
 }
 
 struct WatchState {
@@ -33,7 +24,7 @@ struct WatchState {
     stalled: bool,
 }
 
-impl<E> fmt::Debug for StallWatch<E> {
+impl fmt::Debug for StallWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StallWatch")
             .field("name", &self.name)
@@ -42,10 +33,10 @@ impl<E> fmt::Debug for StallWatch<E> {
     }
 }
 
-impl<E: Event> StallWatch<E> {
+impl StallWatch {
     /// A watchdog that last saw traffic `now`; the caller schedules its
     /// first check at `now + after`.
-    pub(crate) fn new(name: &str, after: Duration, now: Instant, timer: Sender<Msg<E>>) -> Self {
+    pub(crate) fn new(name: &str, after: Duration, now: Instant) -> Self {
         Self {
             name: Arc::from(name),
             after,
@@ -53,7 +44,6 @@ impl<E: Event> StallWatch<E> {
                 last_seen: now,
                 stalled: false,
             }),
-            timer,
         }
     }
 
@@ -61,29 +51,30 @@ impl<E: Event> StallWatch<E> {
         self.after
     }
 
-    /// An event arrived at `now`: stamp it, and if the watchdog had raised
-    /// a stall, publish `Recovered` and re-arm the check.
-    pub(crate) fn seen(self: &Arc<Self>, rt: &Runtime<E>, now: Instant) {
-        let mut st = lock(&self.state);
+    /// An event arrived at `now`: stamp it. If the watchdog had raised a
+    /// stall, calls `recovered` and returns when to check next (the caller
+    /// re-arms the timer).
+    pub(crate) fn seen(&self, now: Instant, recovered: impl FnOnce(StallAlarm)) -> Option<Instant> {
+        let mut st = self.state.lock();
         let quiet_for = now.saturating_duration_since(st.last_seen);
         st.last_seen = now;
-        if st.stalled {
-            st.stalled = false;
-            // Published under the lock, so a later Stall cannot overtake it.
-            rt.signal(Signal::Recovered(StallAlarm {
-                watchdog: Arc::clone(&self.name),
-                quiet_for,
-            }));
-            let due = deadline(now, self.after);
-            let _ = self.timer.send(Msg::Stall(Arc::downgrade(self), due));
+        if !st.stalled {
+            return None;
         }
+        st.stalled = false;
+        // Called under the lock, so a later stall cannot overtake it.
+        recovered(StallAlarm {
+            watchdog: Arc::clone(&self.name),
+            quiet_for,
+        });
+        Some(deadline(now, self.after))
     }
 
-    /// The timer's check at `now`: raises the stall once if the watchdog has
+    /// The timer's check at `now`: calls `stalled` once if the watchdog has
     /// been quiet for `after`. Returns when to check next, or `None` while
     /// stalled (recovery re-arms it).
-    pub(crate) fn check(&self, rt: &Runtime<E>, now: Instant) -> Option<Instant> {
-        let mut st = lock(&self.state);
+    pub(crate) fn check(&self, now: Instant, stalled: impl FnOnce(StallAlarm)) -> Option<Instant> {
+        let mut st = self.state.lock();
         if st.stalled {
             return None;
         }
@@ -94,10 +85,10 @@ impl<E: Event> StallWatch<E> {
         st.stalled = true;
         #[cfg(feature = "tracing")]
         tracing::warn!(watchdog = %self.name, after = ?self.after, "evbus stall watchdog fired");
-        rt.signal(Signal::Stall(StallAlarm {
+        stalled(StallAlarm {
             watchdog: Arc::clone(&self.name),
             quiet_for: now.saturating_duration_since(st.last_seen),
-        }));
+        });
         None
     }
 }

@@ -255,6 +255,97 @@ fn retries_back_off_on_the_clock_then_dead_letter() {
 }
 
 #[test]
+fn a_panic_is_dead_lettered_at_once_by_default() {
+    let bus = evbus_core::Bus::<Ev>::new();
+    let (hook_tx, hook_rx) = mpsc::channel();
+    let hook_tx = Mutex::new(hook_tx);
+    let d = Dispatcher::builder(&bus)
+        .workers(1)
+        .clock(evbus_dispatch::ManualClock::new())
+        .on_error(move |f| {
+            let _ = hook_tx
+                .lock()
+                .unwrap()
+                .send((f.attempt, f.failure.is_panic(), f.will_retry));
+        })
+        .build()
+        .unwrap();
+    let mut dead = d.signals().subscribe("evbus.dead_letter").unwrap();
+    let (log, make) = recorder();
+    let mut rest = make("panicky");
+    // The default policy: 3 attempts for errors.
+    d.register(opts("panicky", ">"), move |e: &Ev| {
+        if e.n == 0 {
+            panic!("bug on event 0");
+        }
+        rest(e)
+    })
+    .unwrap();
+    for n in 0..10 {
+        bus.publish(ev(Kind::Order, n)).unwrap();
+    }
+    // No clock advance: nothing waits for a retry, so the later events are
+    // not held behind the panicking one.
+    idle(&d);
+    let s = d.stats("panicky").unwrap();
+    assert_eq!(
+        (s.panics, s.retries, s.dead_lettered, s.handled, s.queued),
+        (1, 0, 1, 9, 0),
+        "{s:?}"
+    );
+    let handled: Vec<u64> = log.lock().unwrap().iter().map(|x| x.1).collect();
+    assert_eq!(handled, (1..10).collect::<Vec<_>>());
+    assert_eq!(
+        hook_rx.try_iter().collect::<Vec<_>>(),
+        vec![(1, true, false)]
+    );
+    match &signals(&mut dead)[..] {
+        [Signal::DeadLetter(l)] => {
+            assert_eq!(l.event, ev(Kind::Order, 0));
+            assert_eq!(l.attempts, 1);
+            assert!(matches!(&l.failure, Failure::Panic(m) if m == "bug on event 0"));
+        }
+        other => panic!("expected one dead letter, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_policy_that_retries_panics_retries_them() {
+    let (bus, clock, d) = setup(1);
+    let policy = RetryPolicy::builder()
+        .max_attempts(3)
+        .base(Duration::from_millis(100))
+        .jitter(0.0)
+        .retry_panics(true)
+        .build()
+        .unwrap();
+    let (log, make) = recorder();
+    let mut rest = make("flaky");
+    let mut panicked = false;
+    d.register(opts("flaky", ">").retry(policy), move |e: &Ev| {
+        if !panicked {
+            panicked = true;
+            panic!("once");
+        }
+        rest(e)
+    })
+    .unwrap();
+    bus.publish(ev(Kind::Order, 1)).unwrap();
+    bus.publish(ev(Kind::Order, 2)).unwrap();
+    idle(&d);
+    let s = d.stats("flaky").unwrap();
+    assert_eq!((s.panics, s.retries, s.handled, s.queued), (1, 1, 0, 1));
+    clock.advance(Duration::from_millis(100));
+    idle(&d);
+    assert_eq!(*log.lock().unwrap(), vec![("flaky", 1), ("flaky", 2)]);
+    let s = d.stats("flaky").unwrap();
+    assert_eq!(
+        (s.panics, s.retries, s.handled, s.dead_lettered),
+        (1, 1, 2, 0)
+    );
+}
+
+#[test]
 fn a_retrying_handler_holds_back_only_its_own_later_events() {
     let (bus, clock, d) = setup(1);
     let (log, make) = recorder();
@@ -296,6 +387,87 @@ fn a_retrying_handler_holds_back_only_its_own_later_events() {
         .map(|x| x.1)
         .collect();
     assert_eq!(mine, vec![1, 2, 3]);
+}
+
+#[test]
+fn wait_settled_waits_for_pending_retries_where_wait_idle_does_not() {
+    let (bus, clock, d) = setup(1);
+    let (log, make) = recorder();
+    let mut rest = make("flaky");
+    let mut failed_once = false;
+    d.register(
+        opts("flaky", ">").retry(no_jitter(3, 100)),
+        move |e: &Ev| {
+            if e.n == 1 && !failed_once {
+                failed_once = true;
+                return Err(io::Error::other("once").into());
+            }
+            rest(e)
+        },
+    )
+    .unwrap();
+    d.register(opts("fine", ">"), make("fine")).unwrap();
+    bus.publish(ev(Kind::Order, 1)).unwrap();
+    bus.publish(ev(Kind::Order, 2)).unwrap();
+    // wait_idle returns while the retry is pending...
+    idle(&d);
+    // ...wait_settled does not: the handler still owes events 1 and 2.
+    let err = d.wait_settled(Duration::ZERO).unwrap_err();
+    assert_eq!(err.retrying, vec!["flaky".to_owned()]);
+    assert!(err.busy.is_empty(), "{err:?}");
+    assert!(err.to_string().contains("flaky"), "{err}");
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(d.wait_settled(TIMEOUT), Ok(()));
+    let mine: Vec<u64> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.0 == "flaky")
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(mine, vec![1, 2]);
+}
+
+#[test]
+fn wait_settled_then_shutdown_abandons_nothing() {
+    let (bus, clock, d) = setup(2);
+    let mut failed_once = false;
+    d.register(
+        opts("flaky", ">").retry(no_jitter(3, 100)),
+        move |_: &Ev| {
+            if !failed_once {
+                failed_once = true;
+                return Err(io::Error::other("once").into());
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    for n in 0..5 {
+        bus.publish(ev(Kind::Order, n)).unwrap();
+    }
+    idle(&d);
+    // "Wait, report, shut down" on another thread, while this one moves
+    // the clock (before or after that thread starts waiting: either way
+    // it returns once the retry ran).
+    let waiter = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let settled = d.wait_settled(TIMEOUT);
+            let stats = d.stats("flaky").unwrap();
+            (settled, stats, d.shutdown(TIMEOUT))
+        })
+    };
+    clock.advance(Duration::from_millis(100));
+    let (settled, stats, report) = waiter.join().unwrap();
+    assert_eq!(settled, Ok(()));
+    assert_eq!(
+        (stats.handled, stats.retries, stats.abandoned, stats.queued),
+        (5, 1, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(report.abandoned_retries, 0);
+    assert!(report.drained, "{report:?}");
 }
 
 #[test]

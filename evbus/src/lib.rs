@@ -6,6 +6,12 @@
 #[doc(inline)]
 pub use evbus_core::*;
 
+/// `#[derive(Event)]`: writes the kind enum of an event type and checks its
+/// topics at compile time. Feature `derive` (default).
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use evbus_derive::Event;
+
 #[doc(inline)]
 pub use evbus_dispatch as dispatch;
 

@@ -64,9 +64,9 @@ fn publish_races_unsubscribe() {
 /// the subscription is gone: `snapshot().dropped == report.dropped`.
 ///
 /// Depends on: the `FOLDED` flag sharing one atomic with `cold.dropped`
-/// (ring.rs, step 7): the fold's `fetch_or` and the drop's `fetch_add` are
-/// RMWs of one location, so the drop is either in the fold or, finding the
-/// flag, goes to the bus sink. Before that flag existed this model failed
+/// (`core/src/ring/accounting.rs`, step 7): the fold's `fetch_or` and the
+/// drop's `fetch_add` are RMWs of one location, so the drop is either in the
+/// fold or, finding the flag, goes to the bus totals. Before that flag existed this model failed
 /// with "publish reported ... dropped: 1, bus totals say 0 dropped".
 #[test]
 fn full_ring_drop_races_unsubscribe() {

@@ -1,5 +1,5 @@
 //! Model 9: single-producer buses (`Bus::single_producer`), whose publisher
-//! pushes with plain stores (`ring_solo.rs`, steps S1 to S4).
+//! pushes with plain stores (`core/src/ring/solo.rs`, steps S1 to S4).
 #![cfg(evbus_loom)]
 
 use evbus_core::{Bus, Overflow, SoloPublisher, Subscription, TryRecvError};

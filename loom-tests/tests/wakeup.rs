@@ -118,7 +118,7 @@ fn publish_then_shutdown_wakes_receiver() {
 /// `yield_now` before parking, and loom's DPOR never backtracks to a thread
 /// that is in its yield state, so the receiver is never preempted between
 /// its last empty `try_recv` and the loads in `Ring::wait`. A ring-level
-/// model that calls `try_pop`/`wait` directly lives in `core/src/ring.rs`
+/// model that calls `try_pop`/`wait` directly lives in `core/src/ring/mod.rs`
 /// (`loom_tests::force_push_wakes_parked_consumer`); it deadlocked before
 /// `force_push` learned to wake the consumer. Kept as the public-API
 /// statement of the property.

@@ -3,7 +3,7 @@
 //! On a bus built with [`Bus::single_producer`](crate::Bus::single_producer)
 //! one [`SoloPublisher`](crate::SoloPublisher) is the only producer of every
 //! ring, as the disruptor's `build_single_producer`. Its position lives in
-//! `solo_tail`, which only it writes; `tail` keeps the flags, which the
+//! its `Solo` cursor, which only it writes; `tail` keeps the flags, which the
 //! consumer (park) and closers (mark, final) set with RMWs as before.
 //!
 //! Slots are written by the producer only, as in an SPSC queue such as
@@ -12,7 +12,7 @@
 //! a busy-polling consumer does not pull the line the producer writes next
 //! into its own cache in the modified state.
 //!
-//! # Protocol (numbers continue the MPSC protocol in `ring.rs`)
+//! # Protocol (numbers continue the MPSC protocol in `ring/mod.rs`)
 //!
 //! S1. *Push.* The producer checks the mark bit (Relaxed). The ring is full
 //!     when the consumer's position is a lap behind the producer's. The
@@ -23,7 +23,7 @@
 //!     stamp `pos + 1` with Release; the consumer's Acquire load of the
 //!     stamp pairs with it (step 2 as before). No CAS.
 //! S2. *Publish epoch.* Before the pushes of one publish, the producer
-//!     stores an odd epoch in the bus's `Sink::epoch` and runs a light
+//!     stores an odd value in the bus's [`Epoch`] and runs a light
 //!     barrier; after them it stores the next even epoch with Release. A
 //!     closer sets the mark bit, runs a heavy barrier, loads the epoch, and
 //!     if it is odd waits until it changes. Either the producer's mark check
@@ -53,56 +53,81 @@
 
 use std::{cell::Cell, task::Waker, time::Instant};
 
-use super::{Layout, Overflow, PopError, Push, Ring, store_waker};
+use crossbeam_utils::CachePadded;
+
+use super::{Layout, Mode, Overflow, PopError, Push, Ring, park::store_waker};
 use crate::{
     barrier,
     sync::{
-        Backoff,
+        Arc, Backoff,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
-// The `Sink` (as an address) of the single-producer bus this thread is
-// publishing on, or 0. Loom runs its threads on one OS thread, so models
-// need loom's own thread-locals.
-#[cfg(not(evbus_loom))]
-std::thread_local! {
+crate::sync::thread_local! {
+    /// The [`Epoch`] (as an address) of the single-producer bus this
+    /// thread is publishing on, or 0.
     static PUBLISHING: Cell<usize> = const { Cell::new(0) };
 }
-#[cfg(evbus_loom)]
-loom::thread_local! {
-    static PUBLISHING: Cell<usize> = Cell::new(0);
+
+/// The single producer's publish epoch, odd while it publishes (S2). One
+/// per single-producer bus, owned by the bus's shared state; each of its
+/// rings holds it for its closers.
+#[derive(Debug, Default)]
+pub(crate) struct Epoch(CachePadded<AtomicU64>);
+
+impl Epoch {
+    /// The address that `PUBLISHING` holds while this bus publishes.
+    #[inline]
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
 }
 
-/// The producer's side of a single-producer ring, on its own cache line:
-/// written only by the producer (statistics read `tail`).
+/// The single-producer side of a ring ([`Mode::Solo`]).
+pub(super) struct Solo {
+    /// The producer's side, on its own cache line: written only by the
+    /// producer (statistics read `tail`).
+    cursor: CachePadded<SoloCursor>,
+    /// The bus's publish epoch, which closers wait out (S2).
+    epoch: Arc<Epoch>,
+}
+
+/// The producer's position and its copy of the consumer's.
 #[derive(Default)]
-pub(crate) struct SoloCursor {
+struct SoloCursor {
     /// The producer's position.
-    pub(super) tail: AtomicUsize,
+    tail: AtomicUsize,
     /// The consumer's position as the producer last read it (S1); never
     /// ahead of `head`.
     head_seen: AtomicUsize,
+}
+
+impl Solo {
+    /// The producer's position (`Relaxed` for statistics and `Drop`).
+    #[inline]
+    pub(super) fn tail(&self, order: Ordering) -> usize {
+        self.cursor.tail.load(order)
+    }
 }
 
 /// One single-producer publish in progress: odd epoch set, barrier run. Its
 /// `Drop` ends the publish (also on a panic in `E::clone`), so closers never
 /// wait on an epoch that stays odd.
 pub(crate) struct SoloGuard<'a> {
-    epoch: &'a AtomicU64,
+    epoch: &'a Epoch,
     next: u64,
     prev_publishing: usize,
 }
 
 impl<'a> SoloGuard<'a> {
-    /// Starts a publish on the bus whose sink is `sink` (step S2).
+    /// Starts a publish on the bus whose epoch is `epoch` (step S2).
     #[inline]
-    pub(crate) fn begin(sink: &'a super::Sink) -> Self {
-        let epoch = &*sink.epoch;
+    pub(crate) fn begin(epoch: &'a Epoch) -> Self {
         // Relaxed: only this producer writes the epoch.
-        let odd = epoch.load(Ordering::Relaxed).wrapping_add(1) | 1;
-        epoch.store(odd, Ordering::Relaxed);
-        let prev_publishing = PUBLISHING.with(|p| p.replace(sink as *const _ as usize));
+        let odd = epoch.0.load(Ordering::Relaxed).wrapping_add(1) | 1;
+        epoch.0.store(odd, Ordering::Relaxed);
+        let prev_publishing = PUBLISHING.with(|p| p.replace(epoch.addr()));
         // Pairs with the closer's heavy barrier in `close_solo` (S2).
         barrier::light();
         Self {
@@ -126,18 +151,21 @@ impl Drop for SoloGuard<'_> {
     fn drop(&mut self) {
         // Release: pairs with the closer's Acquire load of the epoch, so a
         // closer that sees the publish end sees its stamps (S2).
-        self.epoch.store(self.next, Ordering::Release);
+        self.epoch.0.store(self.next, Ordering::Release);
         PUBLISHING.with(|p| p.set(self.prev_publishing));
     }
 }
 
 impl<T> Ring<T> {
-    /// Turns single-producer mode on. Only `DropNewest` rings support it
-    /// (the caller checks).
+    /// Turns single-producer mode on, for the bus whose epoch is `epoch`.
+    /// Only `DropNewest` rings support it (the caller checks).
     #[must_use]
-    pub(crate) fn solo(mut self) -> Self {
+    pub(crate) fn solo(mut self, epoch: Arc<Epoch>) -> Self {
         debug_assert_eq!(self.policy, Overflow::DropNewest);
-        self.solo = true;
+        self.mode = Mode::Solo(Solo {
+            cursor: CachePadded::new(SoloCursor::default()),
+            epoch,
+        });
         self
     }
 
@@ -162,7 +190,16 @@ impl<T> Ring<T> {
         if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
             return Push::Closed;
         }
-        let cursor = &*self.solo_tail;
+        let Mode::Solo(solo) = &self.mode else {
+            debug_assert!(false, "push_solo on a multi-producer ring");
+            // SAFETY: only the `SoloPublisher` of a single-producer bus
+            // pushes this way (the caller's contract), and every ring of
+            // that bus is made in single-producer mode (`Bus::subscribe_with`
+            // refuses to make another). A panicking `unreachable!` here costs
+            // the publish about 2 % (benches/src/bin/callgrind_solo.rs).
+            unsafe { std::hint::unreachable_unchecked() }
+        };
+        let cursor = &*solo.cursor;
         // Relaxed: only this producer writes its cursor.
         let pos = cursor.tail.load(Ordering::Relaxed);
         let seen = cursor.head_seen.load(Ordering::Relaxed);
@@ -186,11 +223,8 @@ impl<T> Ring<T> {
         // Acquire, and never ahead of `head`) is past `pos - lap`: the
         // consumer read the slot's previous value before it moved `head`.
         slot.value.with_mut(|p| unsafe { (*p).write(v) });
-        #[cfg(feature = "latency")]
-        if let Some(s) = &self.sampler {
-            // SAFETY: as for the value just above; the stamp is not stored.
-            unsafe { self.stamp_sent(s, pos) };
-        }
+        // SAFETY: as for the value just above; the stamp is not stored.
+        unsafe { self.sample_sent(pos) };
         // Release: pairs with the consumer's Acquire stamp load (step 2).
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         // Relaxed: read only by statistics and `Drop`.
@@ -221,27 +255,32 @@ impl<T> Ring<T> {
     /// bit returned `old`: waits out a publish in flight, then sets the
     /// final bit (S2, S4).
     #[cold]
-    pub(super) fn close_solo(&self, old: usize) -> bool {
+    pub(super) fn close_solo(&self, solo: &Solo, old: usize) -> bool {
         let first = old & self.mark_bit == 0;
-        let sink_addr = &*self.sink as *const _ as usize;
-        if PUBLISHING.with(|p| p.get()) != sink_addr {
+        let epoch = &solo.epoch.0;
+        if PUBLISHING.with(|p| p.get()) != solo.epoch.addr() {
             // Pairs with the producer's light barrier in `SoloGuard::begin`.
             barrier::heavy();
             // Acquire: pairs with the Release epoch store that ends a
             // publish, so its stamps are visible before `final`.
-            let seen = self.sink.epoch.load(Ordering::Acquire);
+            let seen = epoch.load(Ordering::Acquire);
             if seen & 1 == 1 {
                 // Bounded by one publish, which runs no user code but
                 // `E::clone` and a condvar notify.
                 let backoff = Backoff::new();
-                while self.sink.epoch.load(Ordering::Acquire) == seen {
+                while epoch.load(Ordering::Acquire) == seen {
                     backoff.snooze();
                 }
             }
         }
         if first {
-            // Release: pairs with the consumer's Acquire load of the final
-            // bit in `try_pop_solo`.
+            // AcqRel. Release: pairs with the consumer's Acquire load of the
+            // final bit in `try_pop_solo` and `park_solo`, and with another
+            // closer's Acquire wait below, so they see the stamps this
+            // closer saw through the epoch (S2). Acquire: not needed for the
+            // park bit it reads (the waiter mutex orders the wake, step 4);
+            // it makes this RMW, like the mark `fetch_or` in `close`, see
+            // every earlier Release RMW on `tail` (other closers' marks).
             let old = self.tail.fetch_or(self.final_bit(), Ordering::AcqRel);
             if old & self.park_bit != 0 {
                 self.wake(&self.consumer);
@@ -319,8 +358,7 @@ impl<T> Ring<T> {
         if stamp != head.wrapping_add(1) {
             // Acquire: pairs with the closer's final `fetch_or` (S2).
             if self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
-                #[cfg(feature = "tracing")]
-                self.trace_clean();
+                self.found_empty();
                 return Err(PopError::Empty);
             }
             // Final: every push has landed; look once more.
@@ -333,19 +371,15 @@ impl<T> Ring<T> {
         // SAFETY: `stamp == head + 1` (Acquire) shows the value is written,
         // and the sole consumer owns `head`.
         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-        #[cfg(feature = "latency")]
-        let sent = match &self.sampler {
-            // SAFETY: as for the value just above; the slot is not freed.
-            Some(s) => unsafe { self.sent_at(s, head) },
-            None => None,
-        };
-        // Release: frees the slot (S1): pairs with the producer's Acquire
-        // `head` load, so our reads above happen before its next write
-        // here; and with the Acquire head loads of statistics.
-        self.head.store(next, Ordering::Release);
-        #[cfg(feature = "latency")]
-        if let (Some(s), Some(sent)) = (&self.sampler, sent) {
-            s.record(sent);
+        // SAFETY: as for the value just above; `free` frees the slot.
+        unsafe {
+            self.sample_received(head, || {
+                // Release: frees the slot (S1): pairs with the producer's
+                // Acquire `head` load, so our reads above happen before its
+                // next write here; and with the Acquire head loads of
+                // statistics.
+                self.head.store(next, Ordering::Release);
+            });
         }
         Ok((value, next))
     }
@@ -400,19 +434,22 @@ impl<T> Ring<T> {
 #[cfg(all(test, evbus_loom))]
 mod loom_tests {
     use super::*;
-    use crate::{ring::Sink, sync::Arc};
+    use crate::ring::Totals;
 
     fn ring(cap: usize) -> Arc<Ring<u64>> {
         Arc::new(
-            Ring::new(cap, Overflow::DropNewest, Arc::new(Sink::default()))
+            Ring::new(cap, Overflow::DropNewest, Arc::new(Totals::default()))
                 .unwrap()
-                .solo(),
+                .solo(Arc::new(Epoch::default())),
         )
     }
 
     /// One publish as `SoloPublisher` makes it, on one ring.
     fn publish(ring: &Ring<u64>, v: u64) -> Push {
-        let guard = SoloGuard::begin(&ring.sink);
+        let Mode::Solo(solo) = &ring.mode else {
+            unreachable!("a solo ring")
+        };
+        let guard = SoloGuard::begin(&solo.epoch);
         // SAFETY: this thread is the only producer and holds the guard.
         let push = unsafe { ring.push_solo(|| v) };
         guard.pushed();

@@ -58,22 +58,43 @@
 //!    closes, `fence(SeqCst)`, and waits for `evicting == 0`. Later losses
 //!    (`DropNewest`, `Block` timeouts) find the `FOLDED` flag in their
 //!    counter and go to the bus totals directly.
+//!
+//! # Layout
+//!
+//! The protocol steps above, by file:
+//!
+//! | step | what | file |
+//! |---|---|---|
+//! | encoding, 1-3, 5 | positions, `Slot`, `Ring`, claim (`push_with`, `force_push`), pop, close, `Drop` | `ring/mod.rs` |
+//! | 4, 6 | waiters: park, sleep, wake; `Block` producers waiting for space | `ring/park.rs` |
+//! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
+//! | S1-S4 | single-producer mode: plain-store pushes, publish epoch | `ring/solo.rs` |
 
-use std::{mem::MaybeUninit, task::Waker, time::Instant};
+mod accounting;
+mod park;
+mod solo;
+
+use std::{mem::MaybeUninit, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
-#[cfg(feature = "latency")]
-use crate::latency::Sampler;
-#[cfg(feature = "tracing")]
-use crate::trace::TraceInfo;
 use crate::{
     error::SubscribeError,
     policy::Overflow,
     sync::{
-        self, Arc, Backoff, Condvar, Mutex, MutexGuard, UnsafeCell,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
+        Arc, Backoff, UnsafeCell,
+        atomic::{AtomicBool, AtomicUsize, Ordering, fence},
     },
+};
+
+pub(crate) use self::{
+    accounting::Totals,
+    solo::{Epoch, SoloGuard},
+};
+use self::{
+    accounting::{Cold, Hooks},
+    park::Waiter,
+    solo::Solo,
 };
 
 /// The largest ring capacity evbus accepts.
@@ -108,76 +129,6 @@ pub(crate) enum PopError {
     Disconnected,
 }
 
-/// Keeps `waker` as the one to wake, unless the stored one already wakes the
-/// same task.
-fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot.as_mut() {
-        Some(current) if current.will_wake(waker) => {}
-        _ => *slot = Some(waker.clone()),
-    }
-}
-
-/// A mutex and condition variable pair that one side sleeps on, plus the
-/// task waker of an asynchronous consumer (`poll_recv`).
-#[derive(Debug, Default)]
-struct Waiter {
-    lock: Mutex<Option<Waker>>,
-    cond: Condvar,
-}
-
-/// Set in `dropped` and `overwritten` once [`Ring::fold`] has added them to
-/// the bus totals. An increment that finds it set adds itself to the
-/// [`Sink`] directly, so a drop racing an unsubscribe is counted exactly
-/// once: the flag and the count share one atomic, so every increment is
-/// either before the fold (and in it) or after (and in the sink).
-const FOLDED: u64 = 1 << 63;
-
-/// Bus totals of rings that left the registry.
-#[derive(Debug, Default)]
-pub(crate) struct Sink {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    /// The single producer's publish epoch (odd while it publishes), for a
-    /// single-producer bus; see `ring_solo.rs`.
-    pub(crate) epoch: CachePadded<AtomicU64>,
-}
-
-/// Counters written only off the fast path, kept away from `head` and
-/// `tail` so they never share a line with them.
-#[derive(Debug, Default)]
-struct Cold {
-    /// Events refused because the ring was full (`DropNewest`, or a `Block`
-    /// timeout), plus the [`FOLDED`] flag. Written only on the full path.
-    dropped: AtomicU64,
-    /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
-    /// only on the full path.
-    overwritten: AtomicU64,
-    /// Largest queue length seen by the consumer, or `cap` once full.
-    high_water: AtomicUsize,
-    /// Producers asleep in a `Block` wait.
-    blocked: AtomicUsize,
-    /// Producers inside `force_push` (see [`Ring::fold`]).
-    evicting: AtomicUsize,
-    /// Feature `tracing`: 0 while no loss was seen since the receiver last
-    /// found the ring empty; else the loss count, the episode's first loss
-    /// included, when the episode began (never 0; see `trace.rs`).
-    #[cfg(feature = "tracing")]
-    dropping: AtomicU64,
-}
-
-/// Point-in-time counters of one ring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct RingCounters {
-    pub(crate) delivered: u64,
-    pub(crate) received: u64,
-    pub(crate) dropped: u64,
-    /// The part of `dropped` evicted by `DropOldest`.
-    pub(crate) overwritten: u64,
-    pub(crate) queued: usize,
-    pub(crate) high_water: usize,
-    pub(crate) closed: bool,
-}
-
 /// The fields of a [`Ring`] that map positions to slots, copied out for a
 /// loop over many positions. `Ring` holds atomics, so the compiler reloads
 /// its fields after every atomic access made through `&Ring`; a local copy
@@ -202,6 +153,24 @@ impl Layout {
     }
 }
 
+/// Who produces into a ring.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "boxing `Solo` costs the single-producer push a pointer load (see `Solo`)"
+)]
+enum Mode {
+    /// Any number of producers, each claiming its slot with a CAS (steps
+    /// 1-7).
+    Multi,
+    /// One producer, pushing with plain stores (`ring/solo.rs`, S1-S4);
+    /// `tail` then carries only the mark, park and final flags. Inline, not
+    /// boxed: the extra pointer load cost a single-producer publish to four
+    /// rings about 2 % (benches/src/bin/callgrind_solo.rs), so a
+    /// multi-producer ring still reserves, but never initializes, the
+    /// cursor's cache line.
+    Solo(Solo),
+}
+
 /// A bounded MPSC ring. See the module docs for the protocol.
 pub(crate) struct Ring<T> {
     /// Producer position `{ lap, park, mark, index }`.
@@ -221,30 +190,25 @@ pub(crate) struct Ring<T> {
     /// `tail`, the line every multi-producer claim writes. On this line of
     /// fields that never change otherwise.
     closing: AtomicBool,
-    /// Single-producer mode (see `ring_solo.rs`): one publisher pushes with
-    /// plain stores and keeps its position in `solo_tail`; `tail` then
-    /// carries only the mark, park and final flags.
-    solo: bool,
-    /// The producer's side in single-producer mode (see `ring_solo.rs`).
-    solo_tail: CachePadded<SoloCursor>,
+    /// Who produces: any number of producers, or one (see `ring/solo.rs`).
+    mode: Mode,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
     cold: CachePadded<Cold>,
     /// Where drops after [`Ring::fold`] are counted.
-    sink: Arc<Sink>,
+    totals: Arc<Totals>,
     /// Where the consumer sleeps.
     consumer: Waiter,
     /// Where `Block` producers sleep.
     space: Waiter,
-    /// Latency sampling, if the bus had it on at subscribe time.
-    /// Boxed: a ring without sampling pays one pointer, checked once per
-    /// push and pop.
-    #[cfg(feature = "latency")]
-    sampler: Option<Box<Sampler>>,
-    /// The subscription's identity in tracing events.
-    #[cfg(feature = "tracing")]
-    trace: TraceInfo,
+    /// What the latency and tracing hooks need (empty without those
+    /// features).
+    #[cfg_attr(
+        not(any(feature = "latency", feature = "tracing")),
+        expect(dead_code, reason = "an empty struct without the features")
+    )]
+    hooks: Hooks,
 }
 
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
@@ -266,7 +230,7 @@ impl<T> Ring<T> {
     pub(crate) fn new(
         cap: usize,
         policy: Overflow,
-        sink: Arc<Sink>,
+        totals: Arc<Totals>,
     ) -> Result<Self, SubscribeError> {
         if cap == 0 {
             return Err(SubscribeError::ZeroCapacity);
@@ -301,52 +265,14 @@ impl<T> Ring<T> {
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             closing: AtomicBool::new(false),
-            solo: false,
-            solo_tail: CachePadded::new(SoloCursor::default()),
+            mode: Mode::Multi,
             priority: 0,
             cold: CachePadded::new(Cold::default()),
-            sink,
+            totals,
             consumer: Waiter::default(),
             space: Waiter::default(),
-            #[cfg(feature = "latency")]
-            sampler: None,
-            #[cfg(feature = "tracing")]
-            trace: TraceInfo::default(),
+            hooks: Hooks::default(),
         })
-    }
-
-    /// Turns latency sampling on (feature `latency`).
-    #[cfg(feature = "latency")]
-    #[must_use]
-    pub(crate) fn with_sampler(mut self, sampler: Option<Sampler>) -> Self {
-        self.sampler = sampler.map(Box::new);
-        self
-    }
-
-    /// Names the ring in tracing events (feature `tracing`).
-    #[cfg(feature = "tracing")]
-    #[must_use]
-    pub(crate) fn with_trace(mut self, trace: TraceInfo) -> Self {
-        self.trace = trace;
-        self
-    }
-
-    #[cfg(feature = "tracing")]
-    pub(crate) fn trace_info(&self) -> &TraceInfo {
-        &self.trace
-    }
-
-    /// `tail` as the statistics and `Drop` read it: in single-producer mode
-    /// the producer's position comes from `solo_tail`, the flags from
-    /// `tail`.
-    #[inline]
-    fn tail_word(&self, order: Ordering) -> usize {
-        let tail = self.tail.load(order);
-        if self.solo {
-            self.solo_tail.tail.load(order) | (tail & (self.mark_bit | self.park_bit))
-        } else {
-            tail
-        }
     }
 
     /// Sets the delivery priority (see [`Ring::priority`]).
@@ -368,6 +294,24 @@ impl<T> Ring<T> {
 
     pub(crate) fn policy(&self) -> Overflow {
         self.policy
+    }
+
+    /// `tail` as the statistics and `Drop` read it: in single-producer mode
+    /// the producer's position comes from its cursor, the flags from
+    /// `tail`.
+    #[inline]
+    fn tail_word(&self, order: Ordering) -> usize {
+        let tail = self.tail.load(order);
+        match &self.mode {
+            Mode::Multi => tail,
+            Mode::Solo(solo) => solo.tail(order) | (tail & (self.mark_bit | self.park_bit)),
+        }
+    }
+
+    /// Whether the ring is in single-producer mode.
+    #[inline(always)]
+    fn is_solo(&self) -> bool {
+        matches!(self.mode, Mode::Solo(_))
     }
 
     /// `tail` without its flag bits.
@@ -407,61 +351,6 @@ impl<T> Ring<T> {
         // those plus flag bits, which the mask removes), and `next` wraps the
         // index to 0 at `cap`; so `index < cap == buffer.len()`.
         unsafe { self.buffer.get_unchecked(index) }
-    }
-
-    /// Records the send time of the event at `pos`, if `pos` is sampled.
-    /// Out of line, so a ring without sampling pays only the `Option`
-    /// check at the call site. The clock is read between the claim and the
-    /// stamp store, which delays a consumer waiting on this very slot by
-    /// one clock read, on sampled events only.
-    ///
-    /// # Safety
-    ///
-    /// - Same as [`Sampler::write`]: the caller owns `pos` and has not yet
-    ///   stored its slot's Release stamp.
-    #[cfg(feature = "latency")]
-    #[inline(never)]
-    unsafe fn stamp_sent(&self, s: &Sampler, pos: usize) {
-        if s.samples(self.count(pos)) {
-            // SAFETY: forwarded from the caller's contract.
-            unsafe { s.write(pos & (self.mark_bit - 1), s.now()) };
-        }
-    }
-
-    /// Frees the slot of the event just taken at `head`, as `try_pop`
-    /// does without sampling, and reports its latency if it was sampled:
-    /// the send time is read before the slot is freed, the clock after.
-    ///
-    /// # Safety
-    ///
-    /// - As [`Ring::sent_at`].
-    #[cfg(feature = "latency")]
-    #[inline(never)]
-    unsafe fn free_sampled(&self, s: &Sampler, slot: &Slot<T>, head: usize) {
-        // SAFETY: forwarded from the caller's contract.
-        let sent = unsafe { self.sent_at(s, head) };
-        // Release: as the store in `try_pop` (step 3).
-        slot.stamp
-            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-        if let Some(sent) = sent {
-            s.record(sent);
-        }
-    }
-
-    /// The send time of the event at `head`, if its position is sampled.
-    ///
-    /// # Safety
-    ///
-    /// - Same as [`Sampler::read`]: the caller is the consumer, saw the
-    ///   event at `head` ready (Acquire), and has not yet freed its slot.
-    #[cfg(feature = "latency")]
-    #[inline(never)]
-    unsafe fn sent_at(&self, s: &Sampler, head: usize) -> Option<u64> {
-        s.samples(self.count(head))
-            // SAFETY: forwarded from the caller's contract; a sampled
-            // position's send time was written by its producer
-            // (`stamp_sent`) before the stamp the caller saw.
-            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) })
     }
 
     /// Pushes the value `make` produces, following the overflow policy when
@@ -506,11 +395,8 @@ impl<T> Ring<T> {
                         // `pos`, and `stamp == pos` (Acquire) shows the
                         // consumer is done with the slot's previous value.
                         slot.value.with_mut(|p| unsafe { (*p).write(v) });
-                        #[cfg(feature = "latency")]
-                        if let Some(s) = &self.sampler {
-                            // SAFETY: as for the value just above.
-                            unsafe { self.stamp_sent(s, pos) };
-                        }
+                        // SAFETY: as for the value just above.
+                        unsafe { self.sample_sent(pos) };
                         // Release: pairs with the consumer's Acquire load in
                         // `try_pop` (step 2).
                         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
@@ -594,102 +480,6 @@ impl<T> Ring<T> {
         Push::Dropped
     }
 
-    /// Counts one lost event in `counter` (`dropped` or `overwritten`), and
-    /// in the bus sink if the ring was already folded.
-    fn count_loss(&self, counter: &AtomicU64) {
-        // Relaxed: the count and `FOLDED` share this atomic, so its
-        // modification order alone decides which side counts the event.
-        if counter.fetch_add(1, Ordering::Relaxed) & FOLDED != 0 {
-            self.sink.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        #[cfg(feature = "tracing")]
-        self.trace_loss();
-    }
-
-    /// Opens a drop episode on the first loss after a clean period, and
-    /// says so once (see `trace.rs`).
-    #[cfg(feature = "tracing")]
-    #[cold]
-    fn trace_loss(&self) {
-        // Relaxed: the flag orders nothing; the swap only has to elect one
-        // reporter per episode, which any RMW on one location does. The
-        // load first keeps an open episode to a plain read.
-        if self.cold.dropping.load(Ordering::Relaxed) == 0 {
-            let base = self.losses();
-            if self.cold.dropping.swap(base, Ordering::Relaxed) == 0 {
-                crate::trace::drop_started(&self.trace, self.cap, self.policy);
-            }
-        }
-    }
-
-    /// Closes an open drop episode; called by the consumer when it finds
-    /// the ring empty.
-    #[cfg(feature = "tracing")]
-    #[inline]
-    fn trace_clean(&self) {
-        // Relaxed: as in `trace_loss`; the CAS elects one closer.
-        let open = self.cold.dropping.load(Ordering::Relaxed);
-        if open != 0
-            && self
-                .cold
-                .dropping
-                .compare_exchange(open, 0, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            // `open - 1` losses came before the episode (see `trace_loss`).
-            let lost = self.losses().saturating_sub(open - 1);
-            crate::trace::drop_ended(&self.trace, lost);
-        }
-    }
-
-    /// Events lost so far (dropped and overwritten).
-    #[cfg(feature = "tracing")]
-    fn losses(&self) -> u64 {
-        // Relaxed: statistics.
-        let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        dropped + overwritten
-    }
-
-    /// Adds this ring's counters to the bus sink, once, when it leaves the
-    /// registry. Later losses go to the sink directly (see [`FOLDED`]).
-    ///
-    /// Call only after [`Ring::close`]: then no new claim can land. A
-    /// `DropOldest` eviction moves `tail` and counts its overwrite in two
-    /// steps, so the fold first waits for evictions in flight (step 7).
-    pub(crate) fn fold(&self) {
-        debug_assert!(self.is_closed(), "fold before close");
-        // SeqCst: pairs with the fence after a producer announces an
-        // eviction: it sees the close, or we see its announcement.
-        fence(Ordering::SeqCst);
-        let backoff = Backoff::new();
-        // Acquire: pairs with the Release decrement after `force_push`.
-        // Bounded by the length of one `force_push`: no user code runs in it
-        // (the evicted value is dropped after the decrement).
-        while self.cold.evicting.load(Ordering::Acquire) != 0 {
-            backoff.snooze();
-        }
-        // Relaxed: see `count_loss`.
-        let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
-        let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
-        debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
-        let c = self.counters_with(dropped, overwritten);
-        self.sink
-            .delivered
-            .fetch_add(c.delivered, Ordering::Relaxed);
-        self.sink.dropped.fetch_add(c.dropped, Ordering::Relaxed);
-    }
-
-    /// Raises the high-water mark to `len`; a read first, so a mark already
-    /// there costs no read-modify-write.
-    #[inline]
-    fn raise_high_water(&self, len: usize) {
-        // Relaxed: a statistic; `fetch_max` keeps it monotonic.
-        if self.cold.high_water.load(Ordering::Relaxed) < len {
-            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
-        }
-    }
-
     /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
     ///
     /// `tail` was observed with the slot at its position full. Returns the
@@ -737,12 +527,9 @@ impl<T> Ring<T> {
         let old = slot
             .value
             .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
-        #[cfg(feature = "latency")]
-        if let Some(s) = &self.sampler {
-            // SAFETY: as for the value just above: we own the slot until the
-            // Release stamp store below.
-            unsafe { self.stamp_sent(s, pos) };
-        }
+        // SAFETY: as for the value just above: we own the slot until the
+        // Release stamp store below.
+        unsafe { self.sample_sent(pos) };
         // Release: pairs with the consumer's Acquire stamp load.
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         self.count_loss(&self.cold.overwritten);
@@ -753,46 +540,6 @@ impl<T> Ring<T> {
         Ok(old)
     }
 
-    /// Waits until the slot at `pos` may be free, the ring closes, or
-    /// `deadline` passes. Returns `false` on timeout.
-    #[cold]
-    fn wait_for_space(&self, pos: usize, deadline: Instant) -> bool {
-        let guard = self.space.lock.lock();
-        // Relaxed: the SeqCst fence below orders it (step 6).
-        self.cold.blocked.fetch_add(1, Ordering::Relaxed);
-        // SeqCst: pairs with the consumer's fence after it frees a slot.
-        fence(Ordering::SeqCst);
-        let head = self.head.load(Ordering::Relaxed);
-        let closed = self.tail.load(Ordering::Relaxed) & self.mark_bit != 0;
-        let mut in_time = true;
-        if head.wrapping_add(self.one_lap) == pos && !closed {
-            let now = Instant::now();
-            if now >= deadline {
-                in_time = false;
-            } else {
-                drop(self.space.cond.wait(guard, Some(deadline - now)));
-            }
-        } else {
-            drop(guard);
-        }
-        self.cold.blocked.fetch_sub(1, Ordering::Relaxed);
-        in_time
-    }
-
-    #[cold]
-    fn wake(&self, waiter: &Waiter) {
-        // Taking the lock orders this notification after the sleeper's
-        // check-and-wait, which it performs while holding the lock.
-        let mut guard = waiter.lock.lock();
-        waiter.cond.notify_all();
-        let task = guard.take();
-        drop(guard);
-        // Outside the lock: the waker may run arbitrary scheduler code.
-        if let Some(task) = task {
-            task.wake();
-        }
-    }
-
     /// Takes the oldest value.
     ///
     /// # Safety
@@ -801,7 +548,7 @@ impl<T> Ring<T> {
     ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
     #[inline]
     pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
-        if self.solo {
+        if self.is_solo() {
             // SAFETY: the caller's contract, passed on.
             unsafe { self.try_pop_solo() }
         } else {
@@ -824,7 +571,7 @@ impl<T> Ring<T> {
         max: usize,
         f: impl FnMut(T),
     ) -> (usize, Option<PopError>) {
-        if self.solo {
+        if self.is_solo() {
             // SAFETY: the caller's contract, passed on.
             unsafe { self.pop_each_solo(max, f) }
         } else {
@@ -890,19 +637,16 @@ impl<T> Ring<T> {
                 // SAFETY: `stamp == head + 1` (Acquire) shows the value is
                 // written, and we own `head` (sole consumer, or the CAS).
                 let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                #[cfg(feature = "latency")]
-                if let Some(s) = &self.sampler {
-                    // SAFETY: as for the value just above.
-                    unsafe { self.free_sampled(s, slot, head) };
-                    if let Overflow::Block(_) = self.policy {
-                        self.notify_space();
-                    }
-                    return Ok(value);
+                // SAFETY: as for the value just above; `free` frees the slot.
+                unsafe {
+                    self.sample_received(head, || {
+                        // Release: pairs with the producers' Acquire stamp
+                        // load (step 3): our read happens before their next
+                        // write.
+                        slot.stamp
+                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                    });
                 }
-                // Release: pairs with the producers' Acquire stamp load
-                // (step 3): our read happens before their next write.
-                slot.stamp
-                    .store(head.wrapping_add(self.one_lap), Ordering::Release);
                 if let Overflow::Block(_) = self.policy {
                     self.notify_space();
                 }
@@ -915,8 +659,7 @@ impl<T> Ring<T> {
                 // Acquire: pairs with the Release store in `close`, so a
                 // consumer that sees the flag sees the mark bit below.
                 if !self.closing.load(Ordering::Acquire) {
-                    #[cfg(feature = "tracing")]
-                    self.trace_clean();
+                    self.found_empty();
                     return Err(PopError::Empty);
                 }
                 // Relaxed: data comes with the stamp; the mark bit and the
@@ -926,8 +669,7 @@ impl<T> Ring<T> {
                     if tail & self.mark_bit != 0 {
                         return Err(PopError::Disconnected);
                     }
-                    #[cfg(feature = "tracing")]
-                    self.trace_clean();
+                    self.found_empty();
                     return Err(PopError::Empty);
                 }
                 // A producer claimed `head` and is writing it; this takes a
@@ -941,180 +683,6 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Wakes `Block` producers after a slot was freed (step 6).
-    fn notify_space(&self) {
-        // SeqCst: pairs with the fence in `wait_for_space`.
-        fence(Ordering::SeqCst);
-        if self.cold.blocked.load(Ordering::Relaxed) != 0 {
-            self.wake(&self.space);
-        }
-    }
-
-    /// Takes and reports events evicted since the last call, if any.
-    ///
-    /// Consumer side; see [`Ring::try_pop`]'s safety section.
-    pub(crate) fn take_lag(&self, seen: &mut u64) -> Option<u64> {
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        let lag = overwritten.wrapping_sub(*seen);
-        *seen = overwritten;
-        (lag != 0).then_some(lag)
-    }
-
-    /// Parks the consumer until the ring may be non-empty or closed, or
-    /// until `deadline`. Spurious returns are possible; the caller re-checks.
-    ///
-    /// # Safety
-    ///
-    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
-    pub(crate) unsafe fn wait(&self, deadline: Option<Instant>) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { self.park(None, deadline) };
-    }
-
-    /// Registers `waker` to be woken when the ring may be non-empty or
-    /// closed, as [`Ring::wait`] does for a thread. Returns `false`, and
-    /// registers nothing that will fire, if the ring is not empty and open
-    /// now: the caller receives again instead of waiting.
-    ///
-    /// The waker fires once; a consumer that finds the ring empty again
-    /// registers again.
-    ///
-    /// # Safety
-    ///
-    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
-    pub(crate) unsafe fn register(&self, waker: &Waker) -> bool {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { self.park(Some(waker), None) }
-    }
-
-    /// Sleeps until woken or `deadline` (`waker` is `None`), or registers
-    /// `waker`; returns whether it registered. Multi-producer protocol,
-    /// step 4: the park bit is set with a CAS whose expected value says
-    /// "empty".
-    ///
-    /// # Safety
-    ///
-    /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
-    unsafe fn park(&self, waker: Option<&Waker>, deadline: Option<Instant>) -> bool {
-        if self.solo {
-            // SAFETY: the caller's contract, passed on.
-            return unsafe { self.park_solo(waker, deadline) };
-        }
-        let mut guard = self.consumer.lock.lock();
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail & self.mark_bit != 0 || self.pos(tail) != head {
-            // Relaxed: only decides whether to yield; the caller looks again.
-            if self.slot(head).stamp.load(Ordering::Relaxed) == head {
-                // Not ready and not empty: a claim is being written, or a
-                // close is between its mark and its `closing` flag (step
-                // 5a). Either takes a few instructions unless its thread was
-                // preempted; give it the CPU instead of polling it.
-                drop(guard);
-                sync::yield_now();
-            }
-            return false;
-        }
-        if let Some(w) = waker {
-            // Before the park bit can be seen: a producer that clears the
-            // bit takes the waker under this same lock (`wake`).
-            store_waker(&mut guard, w);
-        }
-        // The no-lost-wake-up guarantee comes from this CAS and the
-        // producers' claim CAS being RMWs of the same location (step 4).
-        if !self.set_park_bit(tail) {
-            return false;
-        }
-        if waker.is_some() {
-            return true;
-        }
-        self.sleep(guard, deadline);
-        false
-    }
-
-    /// Sets the park bit in `tail`, expecting the value `tail`; `true` if
-    /// the bit is set now. A CAS failure means a claim or a close changed
-    /// `tail` since the caller looked: look again instead of sleeping.
-    fn set_park_bit(&self, tail: usize) -> bool {
-        // Relaxed: the park protocols order it (step 4 with the claim CAS;
-        // S3 with the fences); data travels with the stamps.
-        tail & self.park_bit != 0
-            || self
-                .tail
-                .compare_exchange(
-                    tail,
-                    tail | self.park_bit,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-
-    /// Sleeps on the consumer condvar (holding `guard` until asleep) until
-    /// notified or `deadline`, then clears a park bit no producer cleared.
-    fn sleep(&self, guard: MutexGuard<'_, Option<Waker>>, deadline: Option<Instant>) {
-        let timeout = match deadline {
-            None => None,
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(t) if !t.is_zero() => Some(t),
-                _ => {
-                    drop(guard);
-                    self.unpark_bit();
-                    return;
-                }
-            },
-        };
-        drop(self.consumer.cond.wait(guard, timeout));
-        self.unpark_bit();
-    }
-
-    /// Clears the park bit if no producer did (timeout or spurious wake).
-    fn unpark_bit(&self) {
-        // Relaxed: see `wait`.
-        if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
-            self.tail.fetch_and(!self.park_bit, Ordering::Relaxed);
-        }
-    }
-
-    /// Records in the high-water mark the queue length the consumer sees
-    /// plus `taken`, the events it took just before looking (so the length
-    /// the ring had before those receives).
-    ///
-    /// When the slot at `head` holds no event, the ring is empty now and the
-    /// length was `taken`: that costs one load of a slot line the consumer
-    /// reads next anyway. Only a backlog makes it read the producers'
-    /// position, whose cache line they keep writing: a busy-polling
-    /// consumer that takes events one by one never waits for that line.
-    /// Pushes that land between the receives and the look are counted too;
-    /// they are the pushes of a few nanoseconds, and the result never
-    /// exceeds the capacity. `local` is the consumer's own copy, so the
-    /// shared RMW runs only when the mark rises.
-    ///
-    /// Consumer side; see [`Ring::try_pop`]'s safety section.
-    #[inline]
-    pub(crate) fn observe_len(&self, local: &mut usize, taken: usize) {
-        // Relaxed: a sample for statistics; `head` is our own.
-        let head = self.head.load(Ordering::Relaxed);
-        // Relaxed: a statistic; no value is read on the strength of it.
-        let backlog = self.slot(head).stamp.load(Ordering::Relaxed) == head.wrapping_add(1);
-        let len = if backlog {
-            let tail = self.tail_word(Ordering::Relaxed);
-            let seen = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
-            // A torn pair (a lap apart) reads as more than `cap`.
-            if seen <= self.cap {
-                seen.saturating_add(taken).min(self.cap)
-            } else {
-                taken.saturating_add(1).min(self.cap)
-            }
-        } else {
-            taken
-        };
-        if len > *local {
-            *local = len;
-            self.raise_high_water(len);
-        }
-    }
-
     /// Closes the ring. Returns `true` for the one call that closed it.
     pub(crate) fn close(&self) -> bool {
         // AcqRel: a single RMW decides the one closer; every claim before it
@@ -1124,8 +692,8 @@ impl<T> Ring<T> {
         // (step 5a). Every closer stores it, so none returns before the
         // flag is set.
         self.closing.store(true, Ordering::Release);
-        if self.solo {
-            return self.close_solo(old);
+        if let Mode::Solo(solo) = &self.mode {
+            return self.close_solo(solo, old);
         }
         if old & self.mark_bit != 0 {
             return false;
@@ -1141,58 +709,6 @@ impl<T> Ring<T> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.tail.load(Ordering::Relaxed) & self.mark_bit != 0
-    }
-
-    /// Events buffered now (a snapshot; exact when quiescent).
-    pub(crate) fn len(&self) -> usize {
-        let mut tail = self.tail_word(Ordering::SeqCst);
-        // Bounded: under a stream of pushes the pair may never be stable;
-        // after a few tries any recent pair is a fine answer.
-        for _ in 0..4 {
-            // SeqCst on all three, as crossbeam's `len`: tail is re-read to
-            // check that head was read between two equal tails.
-            let head = self.head.load(Ordering::SeqCst);
-            let again = self.tail_word(Ordering::SeqCst);
-            if again == tail {
-                let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
-                return (len as usize).min(self.cap);
-            }
-            tail = again;
-        }
-        let head = self.head.load(Ordering::SeqCst);
-        let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
-        (len as usize).min(self.cap)
-    }
-
-    /// Reads the counters. Derived from positions, so they cost nothing on
-    /// the fast path.
-    pub(crate) fn counters(&self) -> RingCounters {
-        // Relaxed: statistics.
-        let dropped = self.cold.dropped.load(Ordering::Relaxed);
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
-        self.counters_with(dropped, overwritten)
-    }
-
-    fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
-        let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
-        // SeqCst: as in `len`.
-        let tail = self.tail_word(Ordering::SeqCst);
-        let head = self.head.load(Ordering::SeqCst);
-        let accepted = self.count(self.pos(tail));
-        let popped = self.count(head);
-        let queued = (accepted.saturating_sub(popped) as usize).min(self.cap);
-        // A length seen here is a length the ring had: keep it, so the mark
-        // never goes down between the receiver's samples.
-        self.raise_high_water(queued);
-        RingCounters {
-            delivered: accepted.saturating_sub(overwritten),
-            received: popped.saturating_sub(overwritten),
-            dropped: dropped + overwritten,
-            overwritten,
-            queued,
-            high_water: self.cold.high_water.load(Ordering::Relaxed),
-            closed: tail & self.mark_bit != 0,
-        }
     }
 }
 
@@ -1222,12 +738,6 @@ impl<T> std::fmt::Debug for Ring<T> {
     }
 }
 
-#[path = "ring_solo.rs"]
-mod solo;
-
-use self::solo::SoloCursor;
-pub(crate) use self::solo::SoloGuard;
-
 /// Models of ring internals that the public API cannot reach reliably.
 /// Run with `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.
 #[cfg(all(test, evbus_loom))]
@@ -1242,7 +752,7 @@ mod loom_tests {
     fn force_push_wakes_parked_consumer() {
         loom::model(|| {
             let ring = Arc::new(
-                Ring::<u64>::new(1, Overflow::DropOldest, Arc::new(Sink::default())).unwrap(),
+                Ring::<u64>::new(1, Overflow::DropOldest, Arc::new(Totals::default())).unwrap(),
             );
             let consumer = {
                 let ring = Arc::clone(&ring);

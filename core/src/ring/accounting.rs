@@ -1,0 +1,395 @@
+//! Step 7 and the statistics: losses and their fold into the bus totals,
+//! high-water, lag, length and counters, and the two hooks through which the
+//! ring feeds latency sampling (feature `latency`) and tracing (feature
+//! `tracing`). See the protocol in `ring/mod.rs`.
+
+use super::Ring;
+#[cfg(feature = "latency")]
+use crate::latency::Sampler;
+use crate::sync::{
+    Backoff,
+    atomic::{AtomicU64, AtomicUsize, Ordering, fence},
+};
+#[cfg(feature = "tracing")]
+use crate::trace::TraceInfo;
+
+/// Set in `dropped` and `overwritten` once [`Ring::fold`] has added them to
+/// the bus totals. An increment that finds it set adds itself to the
+/// [`Totals`] directly, so a drop racing an unsubscribe is counted exactly
+/// once: the flag and the count share one atomic, so every increment is
+/// either before the fold (and in it) or after (and in the totals).
+const FOLDED: u64 = 1 << 63;
+
+/// Bus totals of rings that left the registry.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
+/// Counters written only off the fast path, kept away from `head` and
+/// `tail` so they never share a line with them.
+#[derive(Debug, Default)]
+pub(super) struct Cold {
+    /// Events refused because the ring was full (`DropNewest`, or a `Block`
+    /// timeout), plus the [`FOLDED`] flag. Written only on the full path.
+    pub(super) dropped: AtomicU64,
+    /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
+    /// only on the full path.
+    pub(super) overwritten: AtomicU64,
+    /// Largest queue length seen by the consumer, or `cap` once full.
+    pub(super) high_water: AtomicUsize,
+    /// Producers asleep in a `Block` wait.
+    pub(super) blocked: AtomicUsize,
+    /// Producers inside `force_push` (see [`Ring::fold`]).
+    pub(super) evicting: AtomicUsize,
+    /// Feature `tracing`: 0 while no loss was seen since the receiver last
+    /// found the ring empty; else the loss count, the episode's first loss
+    /// included, when the episode began (never 0; see `trace.rs`).
+    #[cfg(feature = "tracing")]
+    pub(super) dropping: AtomicU64,
+}
+
+/// What the latency and tracing hooks of a ring need: nothing without the
+/// features.
+#[derive(Default)]
+pub(super) struct Hooks {
+    /// Latency sampling, if the bus had it on at subscribe time.
+    /// Boxed: a ring without sampling pays one pointer, checked once per
+    /// push and pop.
+    #[cfg(feature = "latency")]
+    sampler: Option<Box<Sampler>>,
+    /// The subscription's identity in tracing events.
+    #[cfg(feature = "tracing")]
+    trace: TraceInfo,
+}
+
+/// Point-in-time counters of one ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct RingCounters {
+    pub(crate) delivered: u64,
+    pub(crate) received: u64,
+    pub(crate) dropped: u64,
+    /// The part of `dropped` evicted by `DropOldest`.
+    pub(crate) overwritten: u64,
+    pub(crate) queued: usize,
+    pub(crate) high_water: usize,
+    pub(crate) closed: bool,
+}
+
+impl<T> Ring<T> {
+    /// Latency hook, producer side: records the send time of the event at
+    /// `pos` if the ring samples and `pos` is sampled. Without the `latency`
+    /// feature it is nothing; with it, a ring without sampling pays one
+    /// `Option` check.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Sampler::write`](crate::latency::Sampler::write): the
+    ///   caller owns `pos` and has not yet stored its slot's Release stamp.
+    #[inline(always)]
+    pub(super) unsafe fn sample_sent(&self, pos: usize) {
+        #[cfg(feature = "latency")]
+        if let Some(s) = &self.hooks.sampler {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.stamp_sent(s, pos) };
+        }
+        let _ = pos;
+    }
+
+    /// Latency hook, consumer side: runs `free`, which frees the slot of the
+    /// event just taken at `head`, and reports that event's latency if it
+    /// was sampled (out of line, in `free_sampled`). Without sampling it is
+    /// `free()`.
+    ///
+    /// # Safety
+    ///
+    /// - The caller is the consumer, saw the event at `head` ready
+    ///   (Acquire), and has not yet freed its slot; `free` frees it.
+    #[inline(always)]
+    pub(super) unsafe fn sample_received(&self, head: usize, free: impl FnOnce()) {
+        #[cfg(feature = "latency")]
+        if let Some(s) = &self.hooks.sampler {
+            // SAFETY: the caller's contract, passed on.
+            return unsafe { self.free_sampled(s, head, free) };
+        }
+        let _ = head;
+        free();
+    }
+
+    /// Tracing hook: the consumer found the ring empty, which closes an
+    /// open drop episode (see `trace.rs`). Nothing without the `tracing`
+    /// feature.
+    #[inline(always)]
+    pub(super) fn found_empty(&self) {
+        #[cfg(feature = "tracing")]
+        self.trace_clean();
+    }
+
+    /// Counts one lost event in `counter` (`dropped` or `overwritten`), and
+    /// in the bus totals if the ring was already folded.
+    pub(super) fn count_loss(&self, counter: &AtomicU64) {
+        // Relaxed: the count and `FOLDED` share this atomic, so its
+        // modification order alone decides which side counts the event.
+        if counter.fetch_add(1, Ordering::Relaxed) & FOLDED != 0 {
+            self.totals.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        #[cfg(feature = "tracing")]
+        self.trace_loss();
+    }
+
+    /// Raises the high-water mark to `len`; a read first, so a mark already
+    /// there costs no read-modify-write.
+    #[inline]
+    pub(super) fn raise_high_water(&self, len: usize) {
+        // Relaxed: a statistic; `fetch_max` keeps it monotonic.
+        if self.cold.high_water.load(Ordering::Relaxed) < len {
+            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds this ring's counters to the bus totals, once, when it leaves the
+    /// registry. Later losses go to the totals directly (see [`FOLDED`]).
+    ///
+    /// Call only after [`Ring::close`]: then no new claim can land. A
+    /// `DropOldest` eviction moves `tail` and counts its overwrite in two
+    /// steps, so the fold first waits for evictions in flight (step 7).
+    pub(crate) fn fold(&self) {
+        debug_assert!(self.is_closed(), "fold before close");
+        // SeqCst: pairs with the fence after a producer announces an
+        // eviction: it sees the close, or we see its announcement.
+        fence(Ordering::SeqCst);
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release decrement after `force_push`.
+        // Bounded by the length of one `force_push`: no user code runs in it
+        // (the evicted value is dropped after the decrement).
+        while self.cold.evicting.load(Ordering::Acquire) != 0 {
+            backoff.snooze();
+        }
+        // Relaxed: see `count_loss`.
+        let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
+        let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
+        debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
+        let c = self.counters_with(dropped, overwritten);
+        self.totals
+            .delivered
+            .fetch_add(c.delivered, Ordering::Relaxed);
+        self.totals.dropped.fetch_add(c.dropped, Ordering::Relaxed);
+    }
+
+    /// Takes and reports events evicted since the last call, if any.
+    ///
+    /// Consumer side; see [`Ring::try_pop`]'s safety section.
+    pub(crate) fn take_lag(&self, seen: &mut u64) -> Option<u64> {
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
+        let lag = overwritten.wrapping_sub(*seen);
+        *seen = overwritten;
+        (lag != 0).then_some(lag)
+    }
+
+    /// Records in the high-water mark the queue length the consumer sees
+    /// plus `taken`, the events it took just before looking (so the length
+    /// the ring had before those receives).
+    ///
+    /// When the slot at `head` holds no event, the ring is empty now and the
+    /// length was `taken`: that costs one load of a slot line the consumer
+    /// reads next anyway. Only a backlog makes it read the producers'
+    /// position, whose cache line they keep writing: a busy-polling
+    /// consumer that takes events one by one never waits for that line.
+    /// Pushes that land between the receives and the look are counted too;
+    /// they are the pushes of a few nanoseconds, and the result never
+    /// exceeds the capacity. `local` is the consumer's own copy, so the
+    /// shared RMW runs only when the mark rises.
+    ///
+    /// Consumer side; see [`Ring::try_pop`]'s safety section.
+    #[inline]
+    pub(crate) fn observe_len(&self, local: &mut usize, taken: usize) {
+        // Relaxed: a sample for statistics; `head` is our own.
+        let head = self.head.load(Ordering::Relaxed);
+        // Relaxed: a statistic; no value is read on the strength of it.
+        let backlog = self.slot(head).stamp.load(Ordering::Relaxed) == head.wrapping_add(1);
+        let len = if backlog {
+            let tail = self.tail_word(Ordering::Relaxed);
+            let seen = self.count(self.pos(tail)).wrapping_sub(self.count(head)) as usize;
+            // A torn pair (a lap apart) reads as more than `cap`.
+            if seen <= self.cap {
+                seen.saturating_add(taken).min(self.cap)
+            } else {
+                taken.saturating_add(1).min(self.cap)
+            }
+        } else {
+            taken
+        };
+        if len > *local {
+            *local = len;
+            self.raise_high_water(len);
+        }
+    }
+
+    /// Events buffered now (a snapshot; exact when quiescent).
+    pub(crate) fn len(&self) -> usize {
+        let mut tail = self.tail_word(Ordering::SeqCst);
+        // Bounded: under a stream of pushes the pair may never be stable;
+        // after a few tries any recent pair is a fine answer.
+        for _ in 0..4 {
+            // SeqCst on all three, as crossbeam's `len`: tail is re-read to
+            // check that head was read between two equal tails.
+            let head = self.head.load(Ordering::SeqCst);
+            let again = self.tail_word(Ordering::SeqCst);
+            if again == tail {
+                let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
+                return (len as usize).min(self.cap);
+            }
+            tail = again;
+        }
+        let head = self.head.load(Ordering::SeqCst);
+        let len = self.count(self.pos(tail)).wrapping_sub(self.count(head));
+        (len as usize).min(self.cap)
+    }
+
+    /// Reads the counters. Derived from positions, so they cost nothing on
+    /// the fast path.
+    pub(crate) fn counters(&self) -> RingCounters {
+        // Relaxed: statistics.
+        let dropped = self.cold.dropped.load(Ordering::Relaxed);
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
+        self.counters_with(dropped, overwritten)
+    }
+
+    pub(super) fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
+        let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
+        // SeqCst: as in `len`.
+        let tail = self.tail_word(Ordering::SeqCst);
+        let head = self.head.load(Ordering::SeqCst);
+        let accepted = self.count(self.pos(tail));
+        let popped = self.count(head);
+        let queued = (accepted.saturating_sub(popped) as usize).min(self.cap);
+        // A length seen here is a length the ring had: keep it, so the mark
+        // never goes down between the receiver's samples.
+        self.raise_high_water(queued);
+        RingCounters {
+            delivered: accepted.saturating_sub(overwritten),
+            received: popped.saturating_sub(overwritten),
+            dropped: dropped + overwritten,
+            overwritten,
+            queued,
+            high_water: self.cold.high_water.load(Ordering::Relaxed),
+            closed: tail & self.mark_bit != 0,
+        }
+    }
+}
+
+#[cfg(feature = "latency")]
+impl<T> Ring<T> {
+    /// Turns latency sampling on (feature `latency`).
+    #[must_use]
+    pub(crate) fn with_sampler(mut self, sampler: Option<Sampler>) -> Self {
+        self.hooks.sampler = sampler.map(Box::new);
+        self
+    }
+
+    /// Records the send time of the event at `pos`, if `pos` is sampled.
+    /// Out of line, so a ring without sampling pays only the `Option`
+    /// check at the call site. The clock is read between the claim and the
+    /// stamp store, which delays a consumer waiting on this very slot by
+    /// one clock read, on sampled events only.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Sampler::write`]: the caller owns `pos` and has not yet
+    ///   stored its slot's Release stamp.
+    #[inline(never)]
+    pub(super) unsafe fn stamp_sent(&self, s: &Sampler, pos: usize) {
+        if s.samples(self.count(pos)) {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { s.write(pos & (self.mark_bit - 1), s.now()) };
+        }
+    }
+
+    /// [`Ring::sample_received`] for a ring with sampling: reads the send
+    /// time before `free` frees the slot, and the clock after.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::sent_at`], and `free` is what frees the slot.
+    #[inline(never)]
+    pub(super) unsafe fn free_sampled(&self, s: &Sampler, head: usize, free: impl FnOnce()) {
+        // SAFETY: forwarded from the caller's contract.
+        let sent = unsafe { self.sent_at(s, head) };
+        free();
+        if let Some(sent) = sent {
+            s.record(sent);
+        }
+    }
+
+    /// The send time of the event at `head`, if its position is sampled.
+    ///
+    /// # Safety
+    ///
+    /// - Same as [`Sampler::read`]: the caller is the consumer, saw the
+    ///   event at `head` ready (Acquire), and has not yet freed its slot.
+    #[inline(never)]
+    pub(super) unsafe fn sent_at(&self, s: &Sampler, head: usize) -> Option<u64> {
+        s.samples(self.count(head))
+            // SAFETY: forwarded from the caller's contract; a sampled
+            // position's send time was written by its producer
+            // (`stamp_sent`) before the stamp the caller saw.
+            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) })
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl<T> Ring<T> {
+    /// Names the ring in tracing events (feature `tracing`).
+    #[must_use]
+    pub(crate) fn with_trace(mut self, trace: TraceInfo) -> Self {
+        self.hooks.trace = trace;
+        self
+    }
+
+    pub(crate) fn trace_info(&self) -> &TraceInfo {
+        &self.hooks.trace
+    }
+
+    /// Opens a drop episode on the first loss after a clean period, and
+    /// says so once (see `trace.rs`).
+    #[cold]
+    pub(super) fn trace_loss(&self) {
+        // Relaxed: the flag orders nothing; the swap only has to elect one
+        // reporter per episode, which any RMW on one location does. The
+        // load first keeps an open episode to a plain read.
+        if self.cold.dropping.load(Ordering::Relaxed) == 0 {
+            let base = self.losses();
+            if self.cold.dropping.swap(base, Ordering::Relaxed) == 0 {
+                crate::trace::drop_started(&self.hooks.trace, self.cap, self.policy);
+            }
+        }
+    }
+
+    /// Closes an open drop episode; called by the consumer when it finds
+    /// the ring empty.
+    #[inline]
+    pub(super) fn trace_clean(&self) {
+        // Relaxed: as in `trace_loss`; the CAS elects one closer.
+        let open = self.cold.dropping.load(Ordering::Relaxed);
+        if open != 0
+            && self
+                .cold
+                .dropping
+                .compare_exchange(open, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // `open - 1` losses came before the episode (see `trace_loss`).
+            let lost = self.losses().saturating_sub(open - 1);
+            crate::trace::drop_ended(&self.hooks.trace, lost);
+        }
+    }
+
+    /// Events lost so far (dropped and overwritten).
+    pub(super) fn losses(&self) -> u64 {
+        // Relaxed: statistics.
+        let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
+        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
+        dropped + overwritten
+    }
+}

@@ -1,0 +1,164 @@
+//! The state every handle of one bus shares: the registry, the publishers'
+//! counters, the totals of what left, and the stats of one subscription.
+//!
+//! # Synchronization protocol
+//!
+//! - The registry is a [`SnapshotCell`]: publishers load it without a lock;
+//!   subscribe, unsubscribe and topic interning update it with `rcu`, so two
+//!   concurrent updates never lose each other; shutdown replaces it with a
+//!   closed successor, also with `rcu`.
+//! - Publisher counters are summed under the `publishers` lock, then the
+//!   `retired` lock, in that order everywhere, so a publisher that goes away
+//!   is counted exactly once.
+
+use crossbeam_utils::CachePadded;
+
+#[cfg(feature = "latency")]
+use crate::latency::LatencySampling;
+use crate::{
+    registry::{Registry, SubEntry},
+    ring::{Epoch, Totals},
+    stats::{PublishReport, SubscriptionStats},
+    sync::{
+        Arc, Mutex, SnapshotCell,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+/// Totals of publishers that are gone.
+#[derive(Debug, Default)]
+pub(crate) struct Retired {
+    pub(crate) published: u64,
+    pub(crate) no_subscribers: u64,
+}
+
+/// State shared by every handle of one bus.
+pub(crate) struct Shared<E> {
+    pub(crate) id: u64,
+    pub(crate) registry: SnapshotCell<Registry<E>>,
+    pub(crate) next_sub_id: AtomicU64,
+    /// Counters of publishes made through [`Bus`](crate::Bus) itself.
+    pub(crate) direct: CachePadded<Counters>,
+    /// Counters of each live [`Publisher`](crate::Publisher), summed by
+    /// snapshots.
+    pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
+    pub(crate) retired: Mutex<Retired>,
+    /// Totals of subscriptions that left the registry (see `Ring::fold`).
+    pub(crate) totals: Arc<Totals>,
+    /// The publish epoch of the single producer, on a bus made by
+    /// [`Bus::single_producer`](crate::Bus::single_producer) (whether it is
+    /// one is `Registry::solo`); its rings hold it for their closers.
+    pub(crate) epoch: Arc<Epoch>,
+    /// Latency sampling for subscriptions made from now on.
+    #[cfg(feature = "latency")]
+    pub(crate) latency: Mutex<Option<LatencySampling>>,
+}
+
+impl<E> Shared<E> {
+    /// Removes a publisher's counters from the live list and adds them to
+    /// the retired totals.
+    pub(crate) fn retire_publisher(&self, counters: &Arc<Counters>) {
+        let mut list = self.publishers.lock();
+        if let Some(at) = list.iter().position(|c| Arc::ptr_eq(c, counters)) {
+            list.swap_remove(at);
+        }
+        // Fold while holding the list lock, so a snapshot never counts these
+        // twice or misses them.
+        let (published, none) = counters.read();
+        let mut retired = self.retired.lock();
+        retired.published += published;
+        retired.no_subscribers += none;
+    }
+
+    /// Removes subscription `id`, which must be closed, from the registry and
+    /// folds its counters into the bus totals. Does nothing if it is already
+    /// gone.
+    pub(crate) fn remove_sub(&self, id: u64) {
+        let mut removed = None;
+        self.registry.rcu(|cur| match cur.without_sub(id) {
+            Some((next, entry)) => {
+                removed = Some(entry);
+                Arc::new(next)
+            }
+            None => {
+                removed = None;
+                Arc::clone(cur)
+            }
+        });
+        if let Some(entry) = removed {
+            entry.ring.fold();
+            #[cfg(feature = "tracing")]
+            {
+                let c = entry.ring.counters();
+                crate::trace::unsubscribed(entry.ring.trace_info(), c.delivered, c.dropped);
+            }
+        }
+    }
+}
+
+/// Publish counters of one publisher.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    published: AtomicU64,
+    no_subscribers: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a publish made by the single owner of these counters: a plain
+    /// load and store, no read-modify-write.
+    #[inline]
+    pub(crate) fn record_owned(&self, report: &PublishReport) {
+        // Relaxed: single writer (the owning `Publisher`, through `&mut`);
+        // snapshot readers only need some recent value.
+        bump(&self.published);
+        if report.matched == 0 {
+            bump(&self.no_subscribers);
+        }
+    }
+
+    /// Counts a publish made through a shared `Bus` handle.
+    #[inline]
+    pub(crate) fn record_shared(&self, report: &PublishReport) {
+        // Relaxed: an independent counter, read only by snapshots.
+        self.published.fetch_add(1, Ordering::Relaxed);
+        if report.matched == 0 {
+            self.no_subscribers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(published, no_subscribers)`.
+    pub(crate) fn read(&self) -> (u64, u64) {
+        (
+            self.published.load(Ordering::Relaxed),
+            self.no_subscribers.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[inline]
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Stats of a registered subscription.
+pub(crate) fn sub_stats<E>(entry: &SubEntry<E>) -> SubscriptionStats {
+    let c = entry.ring.counters();
+    SubscriptionStats {
+        id: entry.id,
+        name: entry.name.as_deref().map(str::to_owned),
+        filter: entry
+            .patterns
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+        capacity: entry.ring.capacity(),
+        overflow: entry.ring.policy(),
+        delivered: c.delivered,
+        received: c.received,
+        dropped: c.dropped,
+        lagged: c.overwritten,
+        queued: c.queued,
+        high_water: c.high_water,
+        closed: c.closed,
+    }
+}

@@ -1,0 +1,11 @@
+use evbus::Event;
+
+#[derive(Debug, Clone, Event)]
+enum Order {
+    #[event(topic = "orders.placed")]
+    Placed { id: u64 },
+    #[event(topic = "orders..paid")]
+    Paid { id: u64 },
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use evbus::Event;
+
+#[derive(Debug, Clone, Event)]
+#[event(topic = "orders.*")]
+struct AnyOrder {
+    id: u64,
+}
+
+fn main() {}

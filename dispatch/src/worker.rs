@@ -1,0 +1,164 @@
+//! What a worker thread does: take the best ready handler, run it for a
+//! batch of events, act on the step each attempt returns, and hand the
+//! handler back to the scheduler.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use evbus_core::{Event, RecvError};
+
+use crate::{
+    handler::{Body, Handler, Pending, Step, bump},
+    runtime::{CURRENT, Runtime},
+    scheduler::Outcome,
+    signal::Signal,
+    sync::Ordering,
+};
+
+/// Events a worker handles for one handler before it lets others run.
+const BATCH: usize = 64;
+
+/// A worker's loop: run ready handlers until shutdown.
+pub(crate) fn work<E: Event>(rt: &Arc<Runtime<E>>) {
+    while let Some(handler) = rt.sched.pop() {
+        CURRENT.with(|c| c.set((rt.id, handler.key)));
+        let outcome = run(rt, &handler);
+        CURRENT.with(|c| c.set((rt.id, u64::MAX)));
+        rt.sched.finish(&handler, outcome);
+    }
+}
+
+/// Whether a run goes on after acting on a step.
+enum Flow {
+    /// Go on with the next event.
+    Next,
+    /// A retry is pending: stop until its timer fires.
+    Paused,
+}
+
+/// Runs `handler` on the current worker: its pending event, then up to
+/// [`BATCH`] events from its ring.
+fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
+    // Uncontended: the scheduler's state machine lets one worker run a
+    // handler at a time.
+    let mut body = handler.body.lock();
+    let body = &mut *body;
+    let Some(waker) = handler.waker.get() else {
+        // Not reachable: the waker is set before the handler is first
+        // scheduled. Treat it as idle rather than run without one.
+        return Outcome::Idle;
+    };
+    let mut cx = Context::from_waker(waker);
+    rt.check_depth(handler);
+    for _ in 0..BATCH {
+        // Relaxed: a flag checked between events; the ring close that goes
+        // with it is ordered by the ring itself.
+        if handler.removed.load(Ordering::Relaxed) {
+            return retire(handler, body);
+        }
+        if let Some(pending) = body.next.take() {
+            if pending.waiting {
+                handler.paused.store(false, Ordering::Relaxed);
+                if rt.is_stopping() {
+                    // Shutdown abandons pending retries, due or not.
+                    bump(&handler.counters.abandoned);
+                    continue;
+                }
+                // Acquire: pairs with the timer's Release store.
+                if !handler.retry_ready.swap(false, Ordering::Acquire) {
+                    handler.paused.store(true, Ordering::Relaxed);
+                    body.next = Some(pending);
+                    return Outcome::Idle;
+                }
+            }
+            let step = handler.attempt(body, pending.event, pending.attempt, || rt.is_stopping());
+            match settle(rt, handler, step) {
+                Flow::Next => continue,
+                Flow::Paused => return Outcome::Idle,
+            }
+        }
+        match body.sub.poll_recv(&mut cx) {
+            Poll::Ready(Ok(event)) => {
+                bump(&handler.counters.received);
+                // Relaxed: a toggle takes effect from some event on; no data
+                // depends on it.
+                if !handler.enabled.load(Ordering::Relaxed) {
+                    bump(&handler.counters.skipped);
+                    continue;
+                }
+                if rt.sched.better_ready(handler.key) {
+                    body.next = Some(Pending {
+                        event,
+                        attempt: 1,
+                        waiting: false,
+                    });
+                    return Outcome::Yield;
+                }
+                let step = handler.attempt(body, event, 1, || rt.is_stopping());
+                if let Flow::Paused = settle(rt, handler, step) {
+                    return Outcome::Idle;
+                }
+            }
+            // Overwritten events are counted by the ring.
+            Poll::Ready(Err(RecvError::Lagged(_))) => {}
+            Poll::Ready(Err(RecvError::Disconnected)) => {
+                // Release: as in `retire`.
+                handler.done.store(true, Ordering::Release);
+                return Outcome::Done;
+            }
+            Poll::Pending => return Outcome::Idle,
+        }
+    }
+    Outcome::Yield
+}
+
+/// Acts on what an attempt returned: reports a failure to the error hook,
+/// then counts and schedules the retry, or the dead letter, or the
+/// abandonment.
+fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -> Flow {
+    match step {
+        Step::Next => Flow::Next,
+        Step::Retry(failed, delay) => {
+            rt.report_failure(handler, failed.attempt, &failed.failure, true);
+            bump(&handler.counters.retries);
+            // Relaxed: read by `wait_idle` and `wait_settled` under the
+            // scheduler's lock, after this run ends (which takes that lock
+            // before it notifies them).
+            handler.paused.store(true, Ordering::Relaxed);
+            rt.schedule_retry(handler, delay);
+            Flow::Paused
+        }
+        Step::Abandon(failed) => {
+            rt.report_failure(handler, failed.attempt, &failed.failure, false);
+            bump(&handler.counters.abandoned);
+            Flow::Next
+        }
+        Step::DeadLetter(letter) => {
+            rt.report_failure(handler, letter.attempts, &letter.failure, false);
+            bump(&handler.counters.dead_lettered);
+            #[cfg(feature = "tracing")]
+            tracing::warn!(handler = %handler.name, attempts = letter.attempts, failure = %letter.failure, "evbus handler gave up; event dead-lettered");
+            rt.signal(Signal::DeadLetter(letter));
+            Flow::Next
+        }
+    }
+}
+
+/// Ends an unregistered handler: closes its ring and counts what it held
+/// as skipped.
+fn retire<E: Event>(handler: &Handler<E>, body: &mut Body<E>) -> Outcome {
+    handler.unsub.unsubscribe();
+    if body.next.take().is_some() {
+        bump(&handler.counters.skipped);
+    }
+    for _ in body.sub.try_iter() {
+        bump(&handler.counters.received);
+        bump(&handler.counters.skipped);
+    }
+    // Release: pairs with the Acquire loads of `done` in `wait_idle` and
+    // shutdown, which then read the counters.
+    handler.done.store(true, Ordering::Release);
+    Outcome::Done
+}

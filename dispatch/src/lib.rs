@@ -145,12 +145,14 @@
 
 // Layers, from the bottom up; a module takes names only from the layers
 // below its own:
-//   sync; clock, retry, signal, stats; options, scheduler, watchdog;
+//   sync, isolate; clock, retry, signal, stats; options, scheduler,
+//   watchdog;
 //   handler; timer; runtime; worker; dispatcher (the public handle, its
 //   builder, errors and shutdown).
 mod clock;
 mod dispatcher;
 mod handler;
+mod isolate;
 mod options;
 mod retry;
 mod runtime;

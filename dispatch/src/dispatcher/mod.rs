@@ -205,7 +205,7 @@ impl<E: Event> Dispatcher<E> {
             .retry(RetryPolicy::never());
         self.register(opts, move |_event| {
             if let Some(rt) = rt.upgrade() {
-                let recovered = |alarm| rt.signal(Signal::Recovered(alarm));
+                let recovered = |alarm| rt.signal(None, Signal::Recovered(alarm));
                 if let Some(due) = seen.seen(rt.clock.now(), recovered) {
                     // Re-armed after a recovery.
                     rt.schedule_stall_check(&seen, due);

@@ -171,6 +171,7 @@ pub use crate::{
         builder::DispatcherBuilder,
         error::{BuildError, RegisterError, SettleTimeout},
         shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
+        weak::WeakDispatcher,
     },
     handler::HandlerResult,
     options::HandlerOptions,

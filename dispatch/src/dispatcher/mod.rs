@@ -107,7 +107,8 @@ impl<E: Event> Dispatcher<E> {
 
     /// The dispatcher's own bus of dead letters and watchdog alarms (see
     /// [`SignalKind`](crate::SignalKind) for the topics). Closed by
-    /// shutdown.
+    /// shutdown, and so when the last `Dispatcher` handle is dropped:
+    /// subscribers then drain, then get `Disconnected`.
     pub fn signals(&self) -> &Bus<Signal<E>> {
         &self.rt.signals
     }

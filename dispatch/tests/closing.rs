@@ -31,6 +31,8 @@ thread_local! {
 fn dropping_the_dispatcher_without_shutdown_ends_its_workers() {
     let (bus, _clock, d) = setup(1);
     let mut signals = d.signals().subscribe(">").unwrap();
+    // A handle of the signal bus held elsewhere does not keep it open.
+    let signal_bus = d.signals().clone();
     let (tx, rx) = mpsc::channel();
     let state = Notify(tx.clone(), "handler state dropped");
     d.register(HandlerOptions::pattern("h", ">").unwrap(), move |_| {
@@ -63,6 +65,7 @@ fn dropping_the_dispatcher_without_shutdown_ends_its_workers() {
         signals.recv_timeout(TIMEOUT),
         Err(RecvTimeoutError::Disconnected)
     ));
+    assert!(signal_bus.is_shut_down());
 }
 
 #[test]

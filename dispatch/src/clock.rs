@@ -84,14 +84,20 @@ impl ManualClock {
         Self::default()
     }
 
-    /// Moves the clock forward by `by` (saturating), then runs every
-    /// listener. A dispatcher's listener returns once its timers due by the
-    /// new time have fired, so their effects (retries scheduled, stall
-    /// signals published) are visible when `advance` returns.
+    /// Moves the clock forward by `by`, then runs every listener. A
+    /// dispatcher's listener returns once its timers due by the new time
+    /// have fired, so their effects (retries scheduled, stall signals
+    /// published) are visible when `advance` returns.
+    ///
+    /// Time saturates: past the last instant the platform can represent,
+    /// the clock stays at that instant (`advance(Duration::MAX)` jumps to
+    /// the end of time, where every deadline has passed). It never moves
+    /// back.
     pub fn advance(&self, by: Duration) {
         {
+            let start = self.inner.start;
             let mut offset = self.inner.offset.lock();
-            *offset = offset.saturating_add(by);
+            *offset = deadline(start, offset.saturating_add(by)) - start;
         }
         // Clone the list so a listener may register another one.
         let listeners = self.inner.listeners.lock().clone();
@@ -104,10 +110,8 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         let offset = *self.inner.offset.lock();
-        self.inner
-            .start
-            .checked_add(offset)
-            .unwrap_or(self.inner.start)
+        // `advance` keeps `start + offset` representable.
+        deadline(self.inner.start, offset)
     }
 
     fn real_wait(&self, _deadline: Instant) -> Option<Duration> {
@@ -127,9 +131,65 @@ impl fmt::Debug for ManualClock {
     }
 }
 
-/// Adds `by` to `t`, saturating far in the future instead of overflowing.
+/// `t + by`, saturating at the last instant the platform can represent.
+///
+/// Every deadline in this crate (retries, stall checks, depth scans, the
+/// real-time waits of `wait_idle`, `wait_settled` and shutdown) comes from
+/// here. A saturated deadline is one the system clock never reaches, so it
+/// means "no deadline"; only a [`ManualClock`] advanced that far reaches it
+/// (and stays there), so nothing due "after the end of time" fires early
+/// and nothing fires at the start of time instead.
 pub(crate) fn deadline(t: Instant, by: Duration) -> Instant {
-    t.checked_add(by)
-        .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365 * 100)))
-        .unwrap_or(t)
+    if let Some(sum) = t.checked_add(by) {
+        return sum;
+    }
+    // Bisect on nanoseconds: `t + lo` is representable, `t + hi` is not.
+    // About a hundred `checked_add`s, on this overflow path only.
+    let (mut lo, mut hi) = (0u128, by.as_nanos());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if t.checked_add(from_nanos(mid)).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    t.checked_add(from_nanos(lo)).unwrap_or(t)
+}
+
+/// A duration of `n` nanoseconds; `n` is at most `Duration::MAX` in
+/// nanoseconds, so the seconds fit in a `u64`.
+fn from_nanos(n: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    let secs = u64::try_from(n / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    // The remainder is below 10^9.
+    Duration::new(secs, (n % NANOS_PER_SEC) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate_at_the_last_representable_instant() {
+        let t = Instant::now();
+        assert_eq!(
+            deadline(t, Duration::from_secs(3)),
+            t + Duration::from_secs(3)
+        );
+        let end = deadline(t, Duration::MAX);
+        assert!(end > t);
+        assert!(end.checked_add(Duration::from_nanos(1)).is_none());
+        assert_eq!(deadline(end, Duration::from_secs(1)), end);
+        assert_eq!(deadline(end, Duration::ZERO), end);
+        let later = deadline(t, Duration::from_secs(1));
+        assert_eq!(deadline(later, Duration::MAX), end);
+    }
+
+    #[test]
+    fn from_nanos_round_trips() {
+        for d in [Duration::ZERO, Duration::new(5, 7), Duration::MAX] {
+            assert_eq!(from_nanos(d.as_nanos()), d);
+        }
+    }
 }

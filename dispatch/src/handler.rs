@@ -5,7 +5,6 @@
 use std::{
     error::Error as StdError,
     fmt,
-    panic::{AssertUnwindSafe, catch_unwind},
     sync::{Arc, OnceLock},
     task::Waker,
     time::Duration,
@@ -14,6 +13,7 @@ use std::{
 use evbus_core::{Event, Subscription, Unsubscriber};
 
 use crate::{
+    isolate,
     options::HandlerOptions,
     retry::{Jitter, RetryPolicy},
     scheduler::{IDLE, Task},
@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) skipped: AtomicU64,
     pub(crate) abandoned: AtomicU64,
+    /// Panics contained outside the handler call (see `isolate`).
+    pub(crate) contained: AtomicU64,
 }
 
 /// Adds one to a counter (Relaxed: see [`Counters`]).
@@ -48,11 +50,24 @@ pub(crate) fn bump(c: &AtomicU64) {
 /// What only the running worker touches.
 pub(crate) struct Body<E> {
     pub(crate) sub: Subscription<E>,
+    /// Replaced by a no-op when the handler ends, so its captured state is
+    /// dropped on the worker, under no dispatcher lock (see `take_callback`).
     callback: Callback<E>,
     /// An event taken from the ring but not finished: waiting for its retry
     /// timer, or put back because a better handler became ready.
     pub(crate) next: Option<Pending<E>>,
     jitter: Jitter,
+}
+
+impl<E> Body<E> {
+    /// Takes the handler's callback out, leaving a no-op: a handler that
+    /// ended drops its captured state at once, on the worker and under no
+    /// dispatcher lock, instead of wherever the last reference to the
+    /// handler happens to go (which may be under a dispatcher lock, where a
+    /// `Drop` that calls back into the dispatcher would deadlock).
+    pub(crate) fn take_callback(&mut self) -> Callback<E> {
+        std::mem::replace(&mut self.callback, Box::new(|_: &E| Ok(())))
+    }
 }
 
 pub(crate) struct Pending<E> {
@@ -127,8 +142,9 @@ pub(crate) struct Failed {
 
 /// What the worker does after one attempt.
 pub(crate) enum Step<E> {
-    /// The event was handled: go on with the next one.
-    Next,
+    /// The event was handled: drop it (its `Drop` is user code, which the
+    /// worker contains) and go on with the next one.
+    Next(E),
     /// The attempt failed; the event waits in the body for a retry after
     /// the delay.
     Retry(Failed, Duration),
@@ -136,7 +152,7 @@ pub(crate) enum Step<E> {
     DeadLetter(DeadLetter<E>),
     /// The attempt failed while the dispatcher stops, with attempts left:
     /// the retry is abandoned and the event dropped.
-    Abandon(Failed),
+    Abandon(Failed, E),
 }
 
 impl<E: Event> Handler<E> {
@@ -221,6 +237,7 @@ impl<E: Event> Handler<E> {
             dead_lettered: load(&c.dead_lettered),
             skipped: load(&c.skipped),
             abandoned: load(&c.abandoned),
+            contained_panics: load(&c.contained),
             delivered: ring.delivered,
             dropped: ring.dropped,
             queued: ring.queued,
@@ -236,7 +253,8 @@ impl<E: Event> Handler<E> {
     ///
     /// On [`Step::Retry`] the event is parked in `body` for the retry; the
     /// worker counts the retry, dead letter or abandonment when it acts on
-    /// the step.
+    /// the step. Every other step hands the event back to the worker, which
+    /// drops it or publishes it with its user code contained.
     pub(crate) fn attempt(
         &self,
         body: &mut Body<E>,
@@ -245,10 +263,10 @@ impl<E: Event> Handler<E> {
         stopping: impl FnOnce() -> bool,
     ) -> Step<E> {
         let callback = &mut body.callback;
-        let failure = match catch_unwind(AssertUnwindSafe(|| callback(&event))) {
+        let failure = match isolate::catch(|| callback(&event)) {
             Ok(Ok(())) => {
                 bump(&self.counters.handled);
-                return Step::Next;
+                return Step::Next(event);
             }
             Ok(Err(err)) => {
                 bump(&self.counters.errors);
@@ -258,7 +276,7 @@ impl<E: Event> Handler<E> {
                 bump(&self.counters.panics);
                 let failure = Failure::from_panic(&*payload);
                 // Dropping a panic payload can itself panic; contain that too.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                isolate::drop_payload(payload);
                 #[cfg(feature = "tracing")]
                 tracing::error!(handler = %self.name, attempt, %failure, "evbus handler panicked");
                 failure
@@ -268,7 +286,7 @@ impl<E: Event> Handler<E> {
         let retryable = !failure.is_panic() || self.retry.retry_panics();
         let attempts_left = retryable && attempt < self.retry.max_attempts();
         if attempts_left && stopping() {
-            return Step::Abandon(Failed { attempt, failure });
+            return Step::Abandon(Failed { attempt, failure }, event);
         }
         if attempts_left {
             let delay = self.retry.delay(attempt, body.jitter.unit());

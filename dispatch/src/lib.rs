@@ -79,6 +79,22 @@
 //! the error hook ([`DispatcherBuilder::on_error`]). Other handlers and
 //! later events carry on; no lock is poisoned.
 //!
+//! **No user code can take a worker down.** A worker runs more user code
+//! than the handler call: the event's `Drop` once it is handled, skipped or
+//! abandoned; its `Clone` when a dead letter fans out on the signal bus;
+//! signal subscribers' wakers; the error hook (and the `Drop` of its panic
+//! payload); the `Drop` of a handler's captured state. Each is contained
+//! with `catch_unwind`, as tokio contains a task poll, and counted in the
+//! handler's [`contained_panics`](HandlerStats::contained_panics) and in
+//! the dispatcher's [`DispatchReport::contained_panics`]; the event is
+//! still counted by what happened to it (an event whose `Drop` panics after
+//! the handler returned `Ok` counts as `handled`; one whose dead letter
+//! could not be cloned counts as `dead_lettered`, though signal
+//! subscribers may miss that letter). None of it runs under a
+//! dispatcher lock, so it may call back into the dispatcher. A handler's
+//! captured state is dropped on a worker as soon as the handler ends
+//! (unregistered, or its ring closed and drained).
+//!
 //! An `Err` is retried by the handler's [`RetryPolicy`] (3 attempts by
 //! default, capped exponential backoff with jitter). **A panic is not
 //! retried** unless the policy says so
@@ -134,7 +150,18 @@
 //! shut the dispatcher down. No dispatcher lock is held while user code
 //! runs, except the handler's own body, which nothing else waits on.
 //!
-//! # Shutdown
+//! # Time
+//!
+//! Every deadline is "now + duration" on the [`Clock`] (retries, stall
+//! checks, depth scans) or in real time (the `timeout` of the waits, the
+//! shutdown grace). None overflows: a sum past the last instant the
+//! platform can represent saturates there. The system clock never gets
+//! that far, so such a deadline means "no deadline"; a [`ManualClock`]
+//! advanced by `Duration::MAX` reaches it and stays there, and everything
+//! due by then fires. An [`Overflow::Block`](evbus_core::Overflow::Block)
+//! timeout above a century (up to `Duration::MAX`) is stored as a century.
+//!
+//! # Shutdown and closing
 //!
 //! [`Dispatcher::shutdown`] closes every handler's ring, lets the workers
 //! drain what is buffered, abandons pending retries (counted as
@@ -143,17 +170,41 @@
 //! closes the signal bus, joins the workers and the timer, and returns a
 //! [`DispatchReport`] that names any wedged handler. The bus itself stays
 //! open.
+//!
+//! **Dropping the last [`Dispatcher`] handle shuts it down**, as dropping a
+//! tokio `Runtime` does: the same sequence, with
+//! [`DEFAULT_SHUTDOWN_GRACE`], so the `drop` may block that long for a
+//! wedged handler. Then every handler's ring is closed and unsubscribed,
+//! every handler's captured state dropped, the worker threads have exited
+//! (a wedged one exits when its call returns), and subscribers of
+//! [`Dispatcher::signals`] drain what is buffered, then get
+//! `Disconnected`. A clone of the signal bus held elsewhere does not keep
+//! it open: the shutdown closes it explicitly.
+//!
+//! - A handler that holds a `Dispatcher` keeps it alive (the dispatcher
+//!   owns the handler). Give it a [`WeakDispatcher`]
+//!   ([`Dispatcher::downgrade`]) and upgrade it for the call, or call
+//!   `shutdown` yourself.
+//! - The dispatcher holds a handle of the bus it serves
+//!   ([`Dispatcher::bus`]), so the bus does not close for lack of
+//!   producer-side handles while any `Dispatcher` handle lives; once the
+//!   last one is dropped the dispatcher lets go of it.
+//! - If the bus closes first ([`Bus::shutdown`](evbus_core::Bus::shutdown)),
+//!   each handler drains its ring and ends; the dispatcher stays up (its
+//!   signal bus open) until it is shut down or dropped.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 // Layers, from the bottom up; a module takes names only from the layers
 // below its own:
-//   sync; clock, retry, signal, stats; options, scheduler, watchdog;
+//   sync, isolate; clock, retry, signal, stats; options, scheduler,
+//   watchdog;
 //   handler; timer; runtime; worker; dispatcher (the public handle, its
 //   builder, errors and shutdown).
 mod clock;
 mod dispatcher;
 mod handler;
+mod isolate;
 mod options;
 mod retry;
 mod runtime;
@@ -172,6 +223,7 @@ pub use crate::{
         builder::DispatcherBuilder,
         error::{BuildError, RegisterError, SettleTimeout},
         shutdown::{DEFAULT_SHUTDOWN_GRACE, DispatchReport},
+        weak::WeakDispatcher,
     },
     handler::HandlerResult,
     options::HandlerOptions,

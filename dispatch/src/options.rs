@@ -1,9 +1,17 @@
 //! How a handler is registered: [`HandlerOptions`], a builder of its name,
 //! filter, priority, ring, retries and alarms.
 
+use std::time::Duration;
+
 use evbus_core::{Filter, Overflow, SubscribeOptions, TopicError};
 
 use crate::{retry::RetryPolicy, stats::Priority};
+
+/// The longest [`Overflow::Block`] timeout a handler's ring is given: a
+/// century. A publisher into a full ring adds the timeout to
+/// `Instant::now()`, which cannot hold `Duration::MAX`; a century is as
+/// good as no deadline and always representable.
+const BLOCK_FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// How a handler is registered: its name, filter, priority, ring and
 /// retries.
@@ -69,8 +77,17 @@ impl HandlerOptions {
     }
 
     /// Sets the ring's overflow policy.
+    ///
+    /// An [`Overflow::Block`] timeout longer than a century (up to
+    /// `Duration::MAX`) means "no deadline", and is stored as a century, so
+    /// a publisher into the full ring waits instead of overflowing the
+    /// deadline it computes.
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
+        let overflow = match overflow {
+            Overflow::Block(timeout) => Overflow::Block(timeout.min(BLOCK_FOREVER)),
+            other => other,
+        };
         self.subscribe = self.subscribe.overflow(overflow);
         self
     }

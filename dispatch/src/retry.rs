@@ -32,8 +32,14 @@ use std::{fmt, time::Duration};
 /// assert_eq!(policy.delay(60, 0.5), Duration::from_secs(1));
 /// # Ok::<(), evbus::dispatch::RetryPolicyError>(())
 /// ```
+///
+/// With the `serde` feature, a deserialised policy is validated by the same
+/// rules as [`RetryPolicyBuilder::build`]: a policy with 0 attempts, a
+/// factor below 1 or a jitter outside `[0, 1]` is an error naming the
+/// rule, never a policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "RetryPolicyConfig"))]
 pub struct RetryPolicy {
     max_attempts: u32,
     base: Duration,
@@ -43,6 +49,61 @@ pub struct RetryPolicy {
     /// Absent in policies serialized before it existed: `false`.
     #[cfg_attr(feature = "serde", serde(default))]
     retry_panics: bool,
+}
+
+/// A [`RetryPolicy`] as read from configuration, before validation: the
+/// same fields, so the serialized form is unchanged.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+struct RetryPolicyConfig {
+    max_attempts: u32,
+    base: Duration,
+    factor: f64,
+    max_delay: Duration,
+    jitter: f64,
+    /// Absent in policies serialized before it existed: `false`.
+    #[serde(default)]
+    retry_panics: bool,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<RetryPolicyConfig> for RetryPolicy {
+    type Error = RetryPolicyError;
+
+    fn try_from(c: RetryPolicyConfig) -> Result<Self, RetryPolicyError> {
+        validate(RetryPolicy {
+            max_attempts: c.max_attempts,
+            base: c.base,
+            factor: c.factor,
+            max_delay: c.max_delay,
+            jitter: c.jitter,
+            retry_panics: c.retry_panics,
+        })
+    }
+}
+
+/// The rules of a valid policy, shared by [`RetryPolicyBuilder::build`] and
+/// deserialisation: the first rule `p` breaks, or `p`.
+fn validate(p: RetryPolicy) -> Result<RetryPolicy, RetryPolicyError> {
+    if p.max_attempts == 0 {
+        return Err(RetryPolicyError::ZeroAttempts);
+    }
+    if p.base.is_zero() {
+        return Err(RetryPolicyError::ZeroBase);
+    }
+    if !p.factor.is_finite() || p.factor < 1.0 {
+        return Err(RetryPolicyError::FactorBelowOne(p.factor));
+    }
+    if p.max_delay < p.base {
+        return Err(RetryPolicyError::MaxBelowBase {
+            base: p.base,
+            max: p.max_delay,
+        });
+    }
+    if !(0.0..=1.0).contains(&p.jitter) {
+        return Err(RetryPolicyError::JitterOutOfRange(p.jitter));
+    }
+    Ok(p)
 }
 
 impl Default for RetryPolicy {
@@ -184,26 +245,7 @@ impl RetryPolicyBuilder {
     ///
     /// The [`RetryPolicyError`] naming the first rule broken.
     pub fn build(self) -> Result<RetryPolicy, RetryPolicyError> {
-        let p = self.policy;
-        if p.max_attempts == 0 {
-            return Err(RetryPolicyError::ZeroAttempts);
-        }
-        if p.base.is_zero() {
-            return Err(RetryPolicyError::ZeroBase);
-        }
-        if !p.factor.is_finite() || p.factor < 1.0 {
-            return Err(RetryPolicyError::FactorBelowOne(p.factor));
-        }
-        if p.max_delay < p.base {
-            return Err(RetryPolicyError::MaxBelowBase {
-                base: p.base,
-                max: p.max_delay,
-            });
-        }
-        if !(0.0..=1.0).contains(&p.jitter) {
-            return Err(RetryPolicyError::JitterOutOfRange(p.jitter));
-        }
-        Ok(p)
+        validate(self.policy)
     }
 }
 
@@ -380,6 +422,53 @@ mod tests {
         let read: RetryPolicy = serde_json::from_str(old).unwrap();
         assert_eq!(read.max_attempts(), 5);
         assert!(!read.retry_panics());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserialising_validates_like_the_builder() {
+        let json = |attempts: &str, factor: &str, jitter: &str, base_ms: u64, max_s: u64| {
+            format!(
+                r#"{{"max_attempts":{attempts},"base":{{"secs":0,"nanos":{}}},"factor":{factor},"max_delay":{{"secs":{max_s},"nanos":0}},"jitter":{jitter}}}"#,
+                base_ms * 1_000_000
+            )
+        };
+        let read = |text: String| serde_json::from_str::<RetryPolicy>(&text);
+        let ok = read(json("5", "2.0", "0.5", 10, 1)).unwrap();
+        assert_eq!(
+            ok,
+            RetryPolicy::builder()
+                .max_attempts(5)
+                .base(Duration::from_millis(10))
+                .factor(2.0)
+                .max_delay(Duration::from_secs(1))
+                .jitter(0.5)
+                .build()
+                .unwrap()
+        );
+        let cases = [
+            (
+                json("0", "2.0", "0.5", 10, 1),
+                "max_attempts must be at least 1",
+            ),
+            (
+                json("5", "-1.5", "0.5", 10, 1),
+                "factor must be a finite number >= 1",
+            ),
+            (
+                json("5", "2.0", "7.5", 10, 1),
+                "jitter must be within [0, 1]",
+            ),
+            (
+                json("5", "2.0", "0.5", 0, 1),
+                "base delay must be above zero",
+            ),
+            (json("5", "2.0", "0.5", 10, 0), "max_delay"),
+        ];
+        for (text, rule) in cases {
+            let err = read(text.clone()).expect_err(&text).to_string();
+            assert!(err.contains(rule), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use std::{
     fmt,
-    panic::{AssertUnwindSafe, catch_unwind},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -12,7 +11,8 @@ use evbus_core::{Bus, Event};
 
 use crate::{
     clock::{Clock, deadline},
-    handler::Handler,
+    handler::{Handler, bump},
+    isolate,
     scheduler::Scheduler,
     signal::{Failure, Signal},
     sync::{AtomicBool, AtomicU64, Mutex, Ordering},
@@ -54,6 +54,9 @@ pub(crate) struct Runtime<E> {
     pub(crate) retired: Mutex<Vec<Arc<Handler<E>>>>,
     /// Registration sequence numbers.
     pub(crate) seq: AtomicU64,
+    /// Panics contained by [`Runtime::isolate`], over all handlers and the
+    /// dispatcher's own threads.
+    pub(crate) contained: AtomicU64,
 }
 
 impl<E> fmt::Debug for Runtime<E> {
@@ -92,6 +95,7 @@ impl<E: Event> Runtime<E> {
             handlers: Mutex::new(Vec::new()),
             retired: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
+            contained: AtomicU64::new(0),
         }
     }
 
@@ -107,10 +111,38 @@ impl<E: Event> Runtime<E> {
         !self.stopping.swap(true, Ordering::AcqRel)
     }
 
-    /// Publishes on the signal bus. After shutdown the signal bus is closed
-    /// and the signal is dropped.
-    pub(crate) fn signal(&self, signal: Signal<E>) {
-        let _ = self.signals.publish(signal);
+    /// Runs user code `f` on a dispatcher thread, containing a panic (see
+    /// `isolate`) and counting it, for `handler` if it acts for one.
+    pub(crate) fn isolate(&self, handler: Option<&Handler<E>>, f: impl FnOnce()) {
+        if isolate::contain(f) {
+            bump(&self.contained);
+            if let Some(handler) = handler {
+                bump(&handler.counters.contained);
+            }
+            #[cfg(feature = "tracing")]
+            tracing::error!(
+                handler = handler.map(|h| &*h.name),
+                "evbus user code panicked outside a handler call; contained"
+            );
+        }
+    }
+
+    /// Drops `value` (an event, a handler's state) with its `Drop`
+    /// contained.
+    pub(crate) fn discard<T>(&self, handler: Option<&Handler<E>>, value: T) {
+        self.isolate(handler, move || drop(value));
+    }
+
+    /// Publishes on the signal bus, for `handler` if it raised the signal.
+    /// The fan-out runs user code (the event's `Clone` in a dead letter,
+    /// subscribers' wakers), which is contained. After shutdown the signal
+    /// bus is closed and the signal is dropped.
+    pub(crate) fn signal(&self, handler: Option<&Handler<E>>, signal: Signal<E>) {
+        self.isolate(handler, || {
+            // A refused signal comes back in the error: drop it here, still
+            // contained.
+            let _ = self.signals.publish(signal);
+        });
     }
 
     /// Runs the error hook, containing any panic it raises.
@@ -128,7 +160,7 @@ impl<E: Event> Runtime<E> {
                 failure,
                 will_retry: retry,
             };
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(&report)));
+            self.isolate(Some(handler), || hook(&report));
         }
     }
 
@@ -157,20 +189,29 @@ impl<E: Event> Runtime<E> {
     }
 
     /// Registered handlers and unregistered ones still finishing (those
-    /// done are pruned).
+    /// done are pruned, and released after the lock: a handler that ended
+    /// has dropped its callback already, so releasing it runs no user code,
+    /// but no dispatcher lock is held for it either way).
     pub(crate) fn live_handlers(&self) -> Vec<Arc<Handler<E>>> {
         let mut handlers = self.handlers_snapshot();
-        let mut retired = self.retired.lock();
-        // Acquire: pairs with the Release that ends a handler's last run.
-        retired.retain(|h| !h.done.load(Ordering::Acquire));
-        handlers.extend(retired.iter().cloned());
+        let ended: Vec<_> = {
+            let mut retired = self.retired.lock();
+            // Acquire: pairs with the Release that ends a handler's last run.
+            let (ended, live) = std::mem::take(&mut *retired)
+                .into_iter()
+                .partition(|h| h.done.load(Ordering::Acquire));
+            *retired = live;
+            handlers.extend(retired.iter().cloned());
+            ended
+        };
+        drop(ended);
         handlers
     }
 
     /// Checks `handler`'s queue-depth alarm and publishes it if raised.
     pub(crate) fn check_depth(&self, handler: &Handler<E>) {
         if let Some(alarm) = handler.check_depth() {
-            self.signal(Signal::QueueDepth(alarm));
+            self.signal(Some(handler), Signal::QueueDepth(alarm));
         }
     }
 
@@ -190,7 +231,7 @@ impl<E: Event> Fire<E> for Runtime<E> {
     }
 
     fn stall_due(&self, watch: &StallWatch, now: Instant) -> Option<Instant> {
-        watch.check(now, |alarm| self.signal(Signal::Stall(alarm)))
+        watch.check(now, |alarm| self.signal(None, Signal::Stall(alarm)))
     }
 
     fn scan_depth(&self) {

@@ -67,6 +67,16 @@ pub struct HandlerStats {
     pub skipped: u64,
     /// Events whose pending retry shutdown abandoned.
     pub abandoned: u64,
+    /// Panics raised by user code other than the handler call while the
+    /// dispatcher acted for this handler, each contained and counted here:
+    /// an event's `Drop` (after the call, or when skipped or abandoned), an
+    /// event's `Clone` while its dead letter is published, a signal
+    /// subscriber's waker, the error hook (one per hook call, however often
+    /// its panic payload panics again), the `Drop` of the handler's captured
+    /// state. The event's own outcome is counted as usual (`handled`,
+    /// `dead_lettered`, ...). Absent in stats serialized before it existed.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub contained_panics: u64,
     /// Events its ring accepted (see `SubscriptionStats::delivered`).
     pub delivered: u64,
     /// Events its ring dropped (see `SubscriptionStats::dropped`).

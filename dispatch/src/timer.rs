@@ -172,7 +172,12 @@ impl<E: Event> Timer<E> {
                 Task::DepthScan => {
                     rt.scan_depth();
                     let next = deadline(now, self.depth_every);
-                    self.add(next, Task::DepthScan);
+                    // A clock at the last representable instant cannot move
+                    // on: a scan re-armed "now" would fire in this loop
+                    // forever. Workers still check depth when they run.
+                    if next > now {
+                        self.add(next, Task::DepthScan);
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@ use evbus_core::{Event, RecvError};
 
 use crate::{
     handler::{Body, Handler, Pending, Step, bump},
+    isolate,
     runtime::{CURRENT, Runtime},
     scheduler::Outcome,
     signal::Signal,
@@ -21,12 +22,28 @@ use crate::{
 const BATCH: usize = 64;
 
 /// A worker's loop: run ready handlers until shutdown.
+///
+/// Every piece of user code a run reaches is contained where it runs (see
+/// `isolate`), so that the event's outcome is counted right. The run as a
+/// whole is contained too, as tokio contains a task poll: a panic that gets
+/// past those (user code reached through a path not listed there, such as
+/// an error type's `Display` in a tracing event) is counted for the
+/// handler, which is requeued; the worker lives on.
 pub(crate) fn work<E: Event>(rt: &Arc<Runtime<E>>) {
     while let Some(handler) = rt.sched.pop() {
         CURRENT.with(|c| c.set((rt.id, handler.key)));
-        let outcome = run(rt, &handler);
+        let outcome = isolate::catch(|| run(rt, &handler)).unwrap_or_else(|payload| {
+            rt.discard(Some(&handler), payload);
+            bump(&rt.contained);
+            bump(&handler.counters.contained);
+            Outcome::Yield
+        });
         CURRENT.with(|c| c.set((rt.id, u64::MAX)));
         rt.sched.finish(&handler, outcome);
+        // Possibly the last reference; a handler that ended has dropped its
+        // callback already, but one dropped without ending (the runtime
+        // going away) has not.
+        rt.discard(None, handler);
     }
 }
 
@@ -56,7 +73,7 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
         // Relaxed: a flag checked between events; the ring close that goes
         // with it is ordered by the ring itself.
         if handler.removed.load(Ordering::Relaxed) {
-            return retire(handler, body);
+            return retire(rt, handler, body);
         }
         if let Some(pending) = body.next.take() {
             if pending.waiting {
@@ -64,6 +81,7 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
                 if rt.is_stopping() {
                     // Shutdown abandons pending retries, due or not.
                     bump(&handler.counters.abandoned);
+                    rt.discard(Some(handler), pending.event);
                     continue;
                 }
                 // Acquire: pairs with the timer's Release store.
@@ -86,6 +104,7 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
                 // depends on it.
                 if !handler.enabled.load(Ordering::Relaxed) {
                     bump(&handler.counters.skipped);
+                    rt.discard(Some(handler), event);
                     continue;
                 }
                 if rt.sched.better_ready(handler.key) {
@@ -103,11 +122,7 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
             }
             // Overwritten events are counted by the ring.
             Poll::Ready(Err(RecvError::Lagged(_))) => {}
-            Poll::Ready(Err(RecvError::Disconnected)) => {
-                // Release: as in `retire`.
-                handler.done.store(true, Ordering::Release);
-                return Outcome::Done;
-            }
+            Poll::Ready(Err(RecvError::Disconnected)) => return end(rt, handler, body),
             Poll::Pending => return Outcome::Idle,
         }
     }
@@ -119,7 +134,11 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
 /// abandonment.
 fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -> Flow {
     match step {
-        Step::Next => Flow::Next,
+        Step::Next(event) => {
+            // The event's `Drop` runs after the handler returned `Ok`.
+            rt.discard(Some(handler), event);
+            Flow::Next
+        }
         Step::Retry(failed, delay) => {
             rt.report_failure(handler, failed.attempt, &failed.failure, true);
             bump(&handler.counters.retries);
@@ -128,11 +147,14 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
             // before it notifies them).
             handler.paused.store(true, Ordering::Relaxed);
             rt.schedule_retry(handler, delay);
+            // A `Failure::Error` holds the handler's error: user `Drop`.
+            rt.discard(Some(handler), failed);
             Flow::Paused
         }
-        Step::Abandon(failed) => {
+        Step::Abandon(failed, event) => {
             rt.report_failure(handler, failed.attempt, &failed.failure, false);
             bump(&handler.counters.abandoned);
+            rt.discard(Some(handler), (failed, event));
             Flow::Next
         }
         Step::DeadLetter(letter) => {
@@ -140,23 +162,36 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
             bump(&handler.counters.dead_lettered);
             #[cfg(feature = "tracing")]
             tracing::warn!(handler = %handler.name, attempts = letter.attempts, failure = %letter.failure, "evbus handler gave up; event dead-lettered");
-            rt.signal(Signal::DeadLetter(letter));
+            // The fan-out clones the event; `signal` contains that.
+            rt.signal(Some(handler), Signal::DeadLetter(letter));
             Flow::Next
         }
     }
 }
 
 /// Ends an unregistered handler: closes its ring and counts what it held
-/// as skipped.
-fn retire<E: Event>(handler: &Handler<E>, body: &mut Body<E>) -> Outcome {
+/// as skipped, dropping each event with its `Drop` contained.
+fn retire<E: Event>(rt: &Runtime<E>, handler: &Handler<E>, body: &mut Body<E>) -> Outcome {
     handler.unsub.unsubscribe();
-    if body.next.take().is_some() {
+    if let Some(pending) = body.next.take() {
         bump(&handler.counters.skipped);
+        rt.discard(Some(handler), pending.event);
     }
-    for _ in body.sub.try_iter() {
+    for event in body.sub.try_iter() {
         bump(&handler.counters.received);
         bump(&handler.counters.skipped);
+        rt.discard(Some(handler), event);
     }
+    end(rt, handler, body)
+}
+
+/// Ends a handler whose ring is closed and drained: drops its callback (its
+/// captured state's `Drop` is user code, which may call back into the
+/// dispatcher: it runs here, contained, under no dispatcher lock) and marks
+/// it done.
+fn end<E: Event>(rt: &Runtime<E>, handler: &Handler<E>, body: &mut Body<E>) -> Outcome {
+    let callback = body.take_callback();
+    rt.discard(Some(handler), callback);
     // Release: pairs with the Acquire loads of `done` in `wait_idle` and
     // shutdown, which then read the counters.
     handler.done.store(true, Ordering::Release);

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     clock::{Clock, SystemClock},
+    isolate,
     runtime::{ErrorHook, HandlerFailure, Runtime},
     sync::{AtomicU64, Mutex, Ordering},
     timer::{Msg, Timer},
@@ -122,6 +123,11 @@ impl<E: Event> DispatcherBuilder<E> {
                 .name(format!("evbus-worker-{id}-{i}"))
                 .spawn(move || {
                     worker::work(&rt);
+                    // The last reference to the runtime may go here, with
+                    // handlers that never ended (wedged past shutdown): their
+                    // state's `Drop` is user code. Contained, not counted:
+                    // nothing is left to count it in.
+                    let _ = isolate::contain(move || drop(rt));
                     let _ = done.send(i);
                 });
             match spawned {

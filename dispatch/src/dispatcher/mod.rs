@@ -6,10 +6,13 @@
 //! 2. `error`: [`BuildError`](error::BuildError), [`RegisterError`] and
 //!    [`SettleTimeout`].
 //! 3. `shutdown`: the shutdown sequence and its [`DispatchReport`].
+//! 4. `weak`: [`WeakDispatcher`](weak::WeakDispatcher), a handle that does
+//!    not keep the dispatcher alive.
 
 pub(crate) mod builder;
 pub(crate) mod error;
 pub(crate) mod shutdown;
+pub(crate) mod weak;
 
 use std::{
     fmt,
@@ -42,9 +45,15 @@ use crate::{
 /// failing handler affects only itself. Handles are cheap to clone; a
 /// handler may hold one and call any method from inside its callback
 /// (publish through [`bus`](Dispatcher::bus), register, unregister itself,
-/// disable itself, shut down) without deadlock. Dropping the last handle
-/// shuts down with [`DEFAULT_SHUTDOWN_GRACE`](crate::DEFAULT_SHUTDOWN_GRACE); a handler that holds a handle
-/// keeps the dispatcher alive, so call [`shutdown`](Dispatcher::shutdown).
+/// disable itself, shut down) without deadlock.
+///
+/// Dropping the last handle shuts the dispatcher down, as dropping a tokio
+/// `Runtime` does: the same sequence as [`shutdown`](Dispatcher::shutdown)
+/// with [`DEFAULT_SHUTDOWN_GRACE`](crate::DEFAULT_SHUTDOWN_GRACE), so that
+/// `drop` may block that long for a wedged handler. A handler that holds a
+/// `Dispatcher` keeps it alive (the dispatcher owns the handler); give it
+/// a [`WeakDispatcher`](crate::WeakDispatcher) from
+/// [`downgrade`](Dispatcher::downgrade) instead, or call `shutdown`.
 ///
 /// See the crate docs for ordering, retries, toggles and watchdogs.
 pub struct Dispatcher<E: Event> {
@@ -98,7 +107,8 @@ impl<E: Event> Dispatcher<E> {
 
     /// The dispatcher's own bus of dead letters and watchdog alarms (see
     /// [`SignalKind`](crate::SignalKind) for the topics). Closed by
-    /// shutdown.
+    /// shutdown, and so when the last `Dispatcher` handle is dropped:
+    /// subscribers then drain, then get `Disconnected`.
     pub fn signals(&self) -> &Bus<Signal<E>> {
         &self.rt.signals
     }
@@ -205,7 +215,7 @@ impl<E: Event> Dispatcher<E> {
             .retry(RetryPolicy::never());
         self.register(opts, move |_event| {
             if let Some(rt) = rt.upgrade() {
-                let recovered = |alarm| rt.signal(Signal::Recovered(alarm));
+                let recovered = |alarm| rt.signal(None, Signal::Recovered(alarm));
                 if let Some(due) = seen.seen(rt.clock.now(), recovered) {
                     // Re-armed after a recovery.
                     rt.schedule_stall_check(&seen, due);

@@ -42,6 +42,12 @@ pub struct DispatchReport {
     /// Worker threads left running (wedged, or the caller's own thread when
     /// a handler called shutdown); they exit when their call returns.
     pub workers_detached: usize,
+    /// Panics contained outside handler calls over the dispatcher's life,
+    /// unregistered handlers included (see
+    /// [`HandlerStats::contained_panics`](crate::HandlerStats::contained_panics)).
+    /// Absent in reports serialized before it existed.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub contained_panics: u64,
 }
 
 /// The dispatcher's threads, and the channel on which each worker says it
@@ -114,6 +120,8 @@ impl<E: Event> Owner<E> {
             .map(|h| h.counters.abandoned.load(Ordering::Relaxed))
             .sum();
         let _ = rt.timer.send(Msg::Stop);
+        // After the handlers settled: what their last runs contained is in.
+        report.contained_panics = rt.contained.load(Ordering::Relaxed);
         rt.signals.shutdown();
         rt.sched.exit();
         let mut threads = self.threads.lock();

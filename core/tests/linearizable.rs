@@ -1,0 +1,168 @@
+//! Ordering promises across threads: an accepted publish is visible to every
+//! receive that happens after it, and a `Lagged(n)` comes before the first
+//! event after its gap.
+
+mod common;
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+};
+
+use common::{Event, Kind, ev, ev_from, scaled, sub};
+use evbus_core::{Bus, Overflow, TryRecvError};
+
+/// Four threads each publish one event to every subscription, then
+/// `try_recv` on their own: their own accepted event is in the ring, so the
+/// answer cannot be `Empty` (crossbeam's array flavour gives the same
+/// guarantee by waiting out a claim that is being written).
+#[test]
+fn linearizable() {
+    const THREADS: usize = 4;
+    let rounds = scaled(20_000, 20);
+    let bus = Bus::<Event>::new();
+    let subs: Vec<_> = (0..THREADS)
+        .map(|_| sub(&bus, ">", 2 * THREADS, Overflow::DropNewest))
+        .collect();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut own)| {
+            let bus = bus.clone();
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                let mut publisher = bus.publisher();
+                // Failures are collected, not raised: a thread that panicked
+                // would leave the others waiting at the barrier.
+                let mut failures = Vec::new();
+                for round in 0..rounds as u64 {
+                    barrier.wait();
+                    let report = publisher
+                        .publish(ev_from(Kind::Placed, t as u32, round))
+                        .unwrap();
+                    assert_eq!(report.accepted as usize, THREADS);
+                    let first = own.try_recv();
+                    if first.as_ref().map(|e| e.seq) != Ok(round) {
+                        failures.push(format!("round {round}: {first:?} with len {}", own.len()));
+                    }
+                    barrier.wait();
+                    // Every publish of the round has returned: all are here.
+                    let rest = own.try_iter().count();
+                    if first.is_ok() && rest != THREADS - 1 {
+                        failures.push(format!("round {round}: {rest} more"));
+                    }
+                    // Nobody publishes the next round before all have drained.
+                    barrier.wait();
+                    own.try_iter().for_each(drop);
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+}
+
+/// `recv_timeout(0)` and `drain_with` see an accepted publish too.
+#[test]
+fn linearizable_drain() {
+    const THREADS: usize = 3;
+    let rounds = scaled(10_000, 10);
+    let bus = Bus::<Event>::new();
+    let subs: Vec<_> = (0..THREADS)
+        .map(|_| sub(&bus, ">", 2 * THREADS, Overflow::DropNewest))
+        .collect();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut own)| {
+            let bus = bus.clone();
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                let mut failures = 0;
+                for round in 0..rounds as u64 {
+                    barrier.wait();
+                    bus.publish(ev_from(Kind::Login, t as u32, round)).unwrap();
+                    let mut seen = Vec::new();
+                    if t % 2 == 0 {
+                        own.drain_with(|e| seen.push(e.src));
+                    } else if let Ok(e) = own.recv_timeout(std::time::Duration::ZERO) {
+                        seen.push(e.src);
+                    }
+                    if seen.is_empty() {
+                        failures += 1;
+                    }
+                    barrier.wait();
+                    own.try_iter().for_each(drop);
+                    barrier.wait();
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(failures, 0, "receives that missed their own accepted publish");
+}
+
+/// Under `DropOldest`, with the publisher on another thread, every gap in
+/// the sequence is announced by `Lagged(n)` before the first event after
+/// it, and the lag counts add up to what was lost.
+#[test]
+fn lagged_comes_before_the_event_after_the_gap() {
+    let events = scaled(200_000, 300) as u64;
+    for capacity in [2, 3, 8] {
+        let bus = Bus::<Event>::new();
+        let mut s = sub(&bus, ">", capacity, Overflow::DropOldest);
+        let producer = {
+            let bus = bus.clone();
+            thread::spawn(move || {
+                let mut p = bus.publisher();
+                for seq in 0..events {
+                    p.publish(ev(Kind::Placed, seq)).unwrap();
+                }
+            })
+        };
+        let mut next = 0u64;
+        let mut gaps = 0;
+        loop {
+            match s.try_recv() {
+                Ok(e) => {
+                    assert_eq!(
+                        e.seq, next,
+                        "capacity {capacity}: event {} arrived where {next} was expected \
+                         (a gap without a Lagged before it)",
+                        e.seq
+                    );
+                    next += 1;
+                }
+                Err(TryRecvError::Lagged(n)) => {
+                    gaps += 1;
+                    next += n;
+                }
+                Err(TryRecvError::Empty) => {
+                    if producer.is_finished() && s.is_empty() {
+                        break;
+                    }
+                    thread::yield_now();
+                }
+                Err(TryRecvError::Disconnected) => unreachable!(),
+            }
+        }
+        producer.join().unwrap();
+        // Take what is left, now that the producer is done.
+        loop {
+            match s.try_recv() {
+                Ok(e) => {
+                    assert_eq!(e.seq, next);
+                    next += 1;
+                }
+                Err(TryRecvError::Lagged(n)) => next += n,
+                Err(_) => break,
+            }
+        }
+        assert_eq!(next, events, "capacity {capacity}: received + lagged");
+        let _ = gaps;
+    }
+}

@@ -1,0 +1,318 @@
+//! User code that panics or calls back into the bus: an event's `Clone`
+//! and `Drop`, and task wakers. Whatever it does, every ring closes exactly
+//! once, every parked receiver wakes, the counters balance, each payload is
+//! dropped exactly once, and nothing hangs.
+
+mod common;
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    task::{Context, Poll, Wake, Waker},
+    thread,
+};
+
+use common::{Kind, TIMEOUT, Tally};
+use evbus_core::{Bus, Event, RecvError, TryRecvError};
+
+/// What a [`Trap`] does, shared by every copy of it.
+#[derive(Default)]
+struct Control {
+    /// Clones made so far.
+    clones: AtomicUsize,
+    /// Panic in the clone with this number (1-based); 0 never.
+    panic_on_clone: AtomicUsize,
+    /// Drops so far.
+    drops: AtomicUsize,
+    /// Panic in every drop while set (not during an unwind).
+    panic_on_drop: AtomicUsize,
+    /// Call back into this bus from `Drop`.
+    reenter: Mutex<Option<Bus<Trap>>>,
+}
+
+/// An event whose `Clone` and `Drop` are user code under the test's control.
+struct Trap {
+    seq: u64,
+    control: Arc<Control>,
+    _tally: common::Payload,
+}
+
+impl Trap {
+    fn new(seq: u64, control: &Arc<Control>, tally: &Arc<Tally>) -> Self {
+        Trap {
+            seq,
+            control: Arc::clone(control),
+            _tally: tally.payload(),
+        }
+    }
+}
+
+impl Clone for Trap {
+    fn clone(&self) -> Self {
+        let n = self.control.clones.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.control.panic_on_clone.load(Ordering::SeqCst) {
+            panic!("Trap::clone number {n}");
+        }
+        Trap {
+            seq: self.seq,
+            control: Arc::clone(&self.control),
+            _tally: self._tally.clone(),
+        }
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.control.drops.fetch_add(1, Ordering::SeqCst);
+        let bus = self.control.reenter.lock().unwrap().clone();
+        if let Some(bus) = bus {
+            // A registry update from inside a free.
+            bus.topic("reentered.from.drop").unwrap();
+        }
+        if self.control.panic_on_drop.load(Ordering::SeqCst) != 0 && !thread::panicking() {
+            panic!("Trap::drop of {}", self.seq);
+        }
+    }
+}
+
+impl Event for Trap {
+    type Kind = Kind;
+
+    fn kind(&self) -> Kind {
+        Kind::Placed
+    }
+}
+
+/// Runs `f` on its own thread and fails instead of hanging if it does not
+/// finish.
+#[track_caller]
+fn within_timeout<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(TIMEOUT).expect("hung")
+}
+
+/// A waker that panics when woken, counting its wakes first.
+struct PanickingWaker(AtomicUsize);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("waker panics");
+    }
+}
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_panicking_clone_mid_fan_out_is_counted() {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let mut subs: Vec<_> = (0..3).map(|_| bus.subscribe(">").unwrap()).collect();
+    // The first ring gets clone 1; clone 2, for the second ring, panics.
+    control.panic_on_clone.store(2, Ordering::SeqCst);
+    let event = Trap::new(1, &control, &tally);
+    let outcome = catch_unwind(AssertUnwindSafe(|| bus.publish(event)));
+    assert!(outcome.is_err(), "the clone's panic reaches the publisher");
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 1, "a panicked publish is still a publish");
+    assert_eq!(snap.delivered, 1, "the ring served before the panic");
+    assert_eq!(snap.dropped, 2, "the rings it never reached count a drop");
+    assert_eq!(subs[0].try_recv().map(|t| t.seq), Ok(1));
+    assert_eq!(subs[1].try_recv().err(), Some(TryRecvError::Empty));
+    assert_eq!(subs[2].try_recv().err(), Some(TryRecvError::Empty));
+    let stats: Vec<_> = subs.iter().map(|s| (s.stats().delivered, s.stats().dropped)).collect();
+    assert_eq!(stats, [(1, 0), (0, 1), (0, 1)]);
+    drop(subs);
+    drop(bus);
+    tally.assert_all_dropped();
+}
+
+#[test]
+fn a_panicking_clone_on_a_single_producer_bus_still_wakes_the_parked_receiver() {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let (bus, mut publisher) = Bus::<Trap>::single_producer().unwrap();
+    let mut first = bus.subscribe(">").unwrap();
+    let _second = bus.subscribe(">").unwrap();
+    let _third = bus.subscribe(">").unwrap();
+    // Park the first receiver: a registered waker sets the park bit exactly
+    // as a blocked `recv` does.
+    let waker = Arc::new(CountingWaker::default());
+    let w = Waker::from(Arc::clone(&waker));
+    assert!(first.poll_recv(&mut Context::from_waker(&w)).is_pending());
+    control.panic_on_clone.store(2, Ordering::SeqCst);
+    let event = Trap::new(7, &control, &tally);
+    assert!(catch_unwind(AssertUnwindSafe(|| publisher.publish(event))).is_err());
+    assert_eq!(first.len(), 1);
+    assert_eq!(waker.0.load(Ordering::SeqCst), 1, "the parked receiver was not woken");
+    match first.poll_recv(&mut Context::from_waker(&w)) {
+        Poll::Ready(Ok(t)) => assert_eq!(t.seq, 7),
+        other => panic!("got {:?}", other.map(|r| r.map(|t| t.seq))),
+    }
+}
+
+#[test]
+fn a_blocked_recv_wakes_after_a_panicking_clone_on_a_single_producer_bus() {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let (bus, mut publisher) = Bus::<Trap>::single_producer().unwrap();
+    let mut first = bus.subscribe(">").unwrap();
+    let _others: Vec<_> = (0..2).map(|_| bus.subscribe(">").unwrap()).collect();
+    let (tx, rx) = mpsc::channel();
+    let receiver = thread::spawn(move || {
+        tx.send(first.recv().map(|t| t.seq)).unwrap();
+    });
+    control.panic_on_clone.store(2, Ordering::SeqCst);
+    let event = Trap::new(9, &control, &tally);
+    assert!(catch_unwind(AssertUnwindSafe(|| publisher.publish(event))).is_err());
+    assert_eq!(rx.recv_timeout(TIMEOUT), Ok(Ok(9)));
+    receiver.join().unwrap();
+}
+
+#[test]
+fn a_panicking_waker_does_not_stop_shutdown() {
+    let bus = Bus::<common::Event>::new();
+    let mut subs: Vec<_> = (0..3).map(|_| bus.subscribe(">").unwrap()).collect();
+    let waker = Arc::new(PanickingWaker(AtomicUsize::new(0)));
+    let w = Waker::from(Arc::clone(&waker));
+    for sub in &mut subs {
+        assert!(sub.poll_recv(&mut Context::from_waker(&w)).is_pending());
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| bus.shutdown()));
+    assert!(outcome.is_err(), "the waker's panic reaches the caller");
+    for sub in &subs {
+        assert!(sub.is_closed(), "every ring closes before anyone is woken");
+    }
+    assert_eq!(waker.0.load(Ordering::SeqCst), 3, "every waker was woken");
+    assert!(bus.shutdown().already_shut_down);
+    for sub in &mut subs {
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Disconnected));
+    }
+}
+
+#[test]
+fn a_panicking_waker_on_publish_leaves_the_event_in_its_ring() {
+    let bus = Bus::<common::Event>::new();
+    let mut sub = bus.subscribe(">").unwrap();
+    let mut other = bus.subscribe(">").unwrap();
+    let waker = Arc::new(PanickingWaker(AtomicUsize::new(0)));
+    let w = Waker::from(Arc::clone(&waker));
+    assert!(sub.poll_recv(&mut Context::from_waker(&w)).is_pending());
+    let _ = catch_unwind(AssertUnwindSafe(|| bus.publish(common::ev(Kind::Placed, 1))));
+    assert_eq!(sub.try_recv(), Ok(common::ev(Kind::Placed, 1)));
+    // Whether or not the publish reached `other`, it is counted.
+    let delivered_or_dropped = other.stats().delivered + other.stats().dropped;
+    assert_eq!(delivered_or_dropped, 1);
+    let _ = other.try_recv();
+    // Shutdown and unsubscribe still work.
+    assert!(sub.unsubscribe());
+    assert_eq!(bus.shutdown().closed, 1);
+}
+
+#[test]
+fn a_reentrant_drop_during_a_snapshot_free_does_not_deadlock() {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    // An idle publisher's cache holds the registry it loaded.
+    let mut idle = bus.publisher();
+    let sub = bus.subscribe(">").unwrap();
+    idle.publish(Trap::new(1, &control, &tally)).unwrap();
+    idle.publish(Trap::new(2, &control, &tally)).unwrap();
+    *control.reenter.lock().unwrap() = Some(bus.clone());
+    let bus2 = bus.clone();
+    within_timeout(move || {
+        drop(sub);
+        for i in 0..4 {
+            bus2.topic(&format!("update.{i}")).unwrap();
+        }
+    });
+    *control.reenter.lock().unwrap() = None;
+    drop(idle);
+    assert_eq!(control.drops.load(Ordering::SeqCst), 2);
+    tally.assert_all_dropped();
+}
+
+#[test]
+fn a_panicking_drop_of_buffered_events_leaves_no_ghost_subscription() {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let sub = bus.subscribe(">").unwrap();
+    bus.publish(Trap::new(1, &control, &tally)).unwrap();
+    bus.publish(Trap::new(2, &control, &tally)).unwrap();
+    control.panic_on_drop.store(1, Ordering::SeqCst);
+    // Wherever the buffered events are freed (the unsubscribe, or a later
+    // registry update), a panic there must not leave a subscription that
+    // nobody owns.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(sub)));
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(s)) = catch_unwind(AssertUnwindSafe(|| bus.subscribe("orders.>"))) {
+            made.push(s);
+        }
+    }
+    control.panic_on_drop.store(0, Ordering::SeqCst);
+    assert_eq!(bus.subscriber_count(), made.len(), "a ghost subscription");
+    assert_eq!(control.drops.load(Ordering::SeqCst), 2, "each event dropped once");
+    drop(made);
+    drop(bus);
+    tally.assert_all_dropped();
+}
+
+#[test]
+fn an_idle_publisher_does_not_pin_a_dropped_subscriptions_events() {
+    let tally = Tally::new();
+    let bus = Bus::<common::Event>::new();
+    let mut idle = bus.publisher();
+    let sub = bus.subscribe(">").unwrap();
+    for seq in 0..100 {
+        idle.publish(common::tracked(Kind::Placed, seq, &tally)).unwrap();
+    }
+    assert_eq!(tally.live(), 100);
+    drop(sub);
+    assert_eq!(tally.live(), 0, "buffered events outlived their subscription");
+    drop(idle);
+}
+
+#[test]
+fn a_panicking_drop_of_an_event_received_is_the_receivers_own() {
+    // The receiver owns what it took; the bus is not involved.
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let mut sub = bus.subscribe(">").unwrap();
+    bus.publish(Trap::new(1, &control, &tally)).unwrap();
+    let got = sub.recv().unwrap();
+    control.panic_on_drop.store(1, Ordering::SeqCst);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(got))).is_err());
+    control.panic_on_drop.store(0, Ordering::SeqCst);
+    assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
+    drop(sub);
+    assert!(matches!(bus.subscribe(">").map(|_| ()), Ok(())));
+    let _ = RecvError::Disconnected;
+}

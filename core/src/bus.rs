@@ -26,7 +26,7 @@ use crate::{
     deliver::{To, publish},
     error::{KindTableError, PublishError, SubscribeError},
     filter::Filter,
-    kind::{Event, EventKind},
+    kind::{Event, EventKind, kind_id},
     policy::{Overflow, SubscribeOptions},
     publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
@@ -36,7 +36,7 @@ use crate::{
     subscription::Subscription,
     sync::{
         Arc, Mutex, SnapshotCell, StdArc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     topic::{Topic, TopicError, validate_topic},
 };
@@ -83,9 +83,18 @@ pub struct Bus<E> {
 
 impl<E> Clone for Bus<E> {
     fn clone(&self) -> Self {
+        self.shared.add_producer();
         Self {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+/// The last producer-side handle (a `Bus` or a [`Publisher`]) to go shuts
+/// the bus down; see the crate docs' "Closing".
+impl<E> Drop for Bus<E> {
+    fn drop(&mut self) {
+        self.shared.release_producer();
     }
 }
 
@@ -176,15 +185,19 @@ impl<E: Event> Bus<E> {
     ///
     /// # Errors
     ///
-    /// [`PublishError::Closed`] with the event after shutdown.
+    /// [`PublishError::Closed`] with the event after shutdown;
+    /// [`PublishError::UnknownKind`] for a kind missing from
+    /// [`EventKind::ALL`].
     ///
     /// # Note
     ///
     /// `Ok` does not mean anyone will read the event: check the report's
     /// `accepted`.
     pub fn publish(&self, event: E) -> Result<PublishReport, PublishError<E>> {
-        let id = event.kind().index() as u32;
-        self.publish_inner(To::Id(id), event)
+        match kind_id(&event) {
+            Some(id) => self.publish_inner(To::Id(id), event),
+            None => Err(PublishError::UnknownKind(event)),
+        }
     }
 
     /// Subscribes to the events of `kinds`, with default options.
@@ -203,6 +216,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
             shared: Arc::new(Shared {
                 id: NEXT_BUS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 next_sub_id: AtomicU64::new(1),
+                // This handle.
+                producers: AtomicUsize::new(1),
                 direct: CachePadded::new(Counters::default()),
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
@@ -373,29 +388,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
     ///
     /// Idempotent: a second call reports `already_shut_down`.
     pub fn shutdown(&self) -> ShutdownReport {
-        let old = self.shared.registry.rcu(|cur| {
-            if cur.closed {
-                Arc::clone(cur)
-            } else {
-                Arc::new(cur.closed_successor())
-            }
-        });
-        let mut report = ShutdownReport {
-            already_shut_down: old.closed,
-            ..ShutdownReport::default()
-        };
-        if old.closed {
-            return report;
-        }
-        for entry in old.subs() {
-            if entry.ring.close() {
-                report.closed += 1;
-            }
-            report.buffered += entry.ring.len();
-        }
-        #[cfg(feature = "tracing")]
-        crate::trace::shut_down(&report);
-        report
+        self.shared.shutdown()
     }
 
     /// Turns publish-to-receive latency sampling on (`Some`) or off

@@ -7,6 +7,8 @@
 //! [`Publisher`](crate::Publisher) is [`publish`]: refuse, resolve the
 //! route, deliver, count.
 
+use std::cell::Cell;
+
 use crate::{
     error::PublishError,
     registry::Registry,
@@ -14,6 +16,7 @@ use crate::{
     stats::PublishReport,
     sync::Arc,
     topic::validate_topic,
+    unwind::FirstPanic,
 };
 
 impl PublishReport {
@@ -84,6 +87,10 @@ pub(crate) fn publish<E: Clone>(
     if refused {
         return Err(registry.refusal(event));
     }
+    // A panic in user code (`E::clone`, a task waker) unwinds out of the
+    // delivery: the publish is still counted (as one that had subscribers:
+    // only a ring runs user code), and `Reach` counts the rings it missed.
+    let mut record = CountOnUnwind(Some(record));
     let send = |route: &[Arc<Ring<E>>], event: E| match solo {
         // SAFETY: a `SoloProducer` is the caller's proof that it is the one
         // producer and that no other publish of it is in progress.
@@ -94,8 +101,93 @@ pub(crate) fn publish<E: Clone>(
         To::Id(id) => send(registry.route(id), event),
         To::Name(topic) => publish_to(registry, topic, event, send)?,
     };
-    record(&report);
+    if let Some(record) = record.0.take() {
+        record(&report);
+    }
     Ok(report)
+}
+
+/// Records a publish that a panic cut short. Dropped still armed without a
+/// panic, it is a refused publish (`InvalidTopic`), which counts nothing.
+struct CountOnUnwind<F: FnOnce(&PublishReport)>(Option<F>);
+
+impl<F: FnOnce(&PublishReport)> Drop for CountOnUnwind<F> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(record) = self.0.take() {
+            record(&PublishReport {
+                matched: 1,
+                ..PublishReport::default()
+            });
+        }
+    }
+}
+
+/// How far a delivery got along its route, so that a panic in user code
+/// (`E::clone`, a task waker, an evicted event's `Drop`) leaves the counters
+/// balanced: on unwind, every ring the event did not reach counts a drop, as
+/// a full ring would, and `delivered + dropped` still covers every ring the
+/// publish matched.
+struct Reach<'a, E> {
+    route: &'a [Arc<Ring<E>>],
+    /// The ring being served; `route.len()` once all were.
+    at: Cell<usize>,
+    /// Whether the value for the ring at `at` was made: a panic after that
+    /// (a waker, an evicted event's `Drop`) came after the ring took it.
+    made: Cell<bool>,
+}
+
+impl<'a, E> Reach<'a, E> {
+    #[inline(always)]
+    fn new(route: &'a [Arc<Ring<E>>]) -> Self {
+        Self {
+            route,
+            at: Cell::new(0),
+            made: Cell::new(false),
+        }
+    }
+
+    /// Starts serving the ring at `at`.
+    #[inline(always)]
+    fn serve(&self, at: usize) {
+        self.at.set(at);
+        self.made.set(false);
+    }
+
+    /// The value for the current ring exists.
+    #[inline(always)]
+    fn made<T>(&self, value: T) -> T {
+        self.made.set(true);
+        value
+    }
+
+    /// Every ring was served.
+    #[inline(always)]
+    fn done(&self) {
+        self.at.set(self.route.len());
+    }
+
+    /// Whether a delivery was cut short.
+    #[inline(always)]
+    fn cut_short(&self) -> bool {
+        self.at.get() < self.route.len()
+    }
+}
+
+impl<E> Drop for Reach<'_, E> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.cut_short() {
+            return;
+        }
+        let at = self.at.get();
+        let first = if self.made.get() { at + 1 } else { at };
+        for ring in &self.route[first..] {
+            ring.count_unreached();
+        }
+    }
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
@@ -106,10 +198,15 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let Some((last, rest)) = route.split_last() else {
         return report;
     };
-    for ring in rest {
-        report.record(ring.push_with(|| event.clone()));
+    let reach = Reach::new(route);
+    for (at, ring) in rest.iter().enumerate() {
+        reach.serve(at);
+        report.record(ring.push_with(|| reach.made(event.clone())));
     }
-    report.record(last.push_with(move || event));
+    reach.serve(rest.len());
+    let reached = &reach;
+    report.record(last.push_with(move || reached.made(event)));
+    reach.done();
     report
 }
 
@@ -127,12 +224,22 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
         return report;
     };
     let guard = SoloGuard::begin(epoch);
-    for ring in rest {
+    // Declared after `guard`, so dropped before it: a cut-short publish is
+    // settled while its epoch is still odd, as a whole one is.
+    let reach = SoloReach {
+        reach: Reach::new(route),
+        guard: &guard,
+    };
+    for (at, ring) in rest.iter().enumerate() {
+        reach.reach.serve(at);
         // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(|| event.clone()) });
+        report.record(unsafe { ring.push_solo(|| reach.reach.made(event.clone())) });
     }
+    reach.reach.serve(rest.len());
     // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || event) });
+    let reached = &reach.reach;
+    report.record(unsafe { last.push_solo(move || reached.made(event)) });
+    reach.reach.done();
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs
@@ -140,8 +247,37 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
     for ring in route {
         ring.settle_solo();
     }
+    drop(reach);
     drop(guard);
     report
+}
+
+/// [`Reach`] for the single producer: a publish cut short by a panicking
+/// `E::clone` still runs the wake-up step (S3) for every ring, or a receiver
+/// parked on a ring served before the panic would sleep with an event
+/// buffered.
+struct SoloReach<'a, 'g, E> {
+    reach: Reach<'a, E>,
+    guard: &'g SoloGuard<'g>,
+}
+
+impl<E> Drop for SoloReach<'_, '_, E> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.reach.cut_short() {
+            return;
+        }
+        self.guard.pushed();
+        // This thread is unwinding: a second panic (a waker's) would abort,
+        // so each wake runs contained, and its panic is dropped; the first
+        // one is already on its way to the caller.
+        let mut panic = FirstPanic::new();
+        for ring in self.reach.route {
+            panic.run(|| ring.settle_solo());
+        }
+        panic.resume();
+        // `self.reach` counts the rings the event missed when it drops.
+    }
 }
 
 /// A publish on the name `topic`, delivering with `deliver`: the route of an

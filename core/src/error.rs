@@ -19,6 +19,11 @@ pub enum PublishError<E> {
     /// The bus was built with [`Bus::single_producer`](crate::Bus::single_producer):
     /// only its [`SoloPublisher`](crate::SoloPublisher) may publish.
     NotTheProducer(E),
+    /// The event's kind is not in its [`EventKind::ALL`](crate::EventKind::ALL)
+    /// table (its `index()` is past the table's end), so it has no topic on
+    /// this bus. A bug in a hand-written kind enum; `#[derive(Event)]`
+    /// cannot make it.
+    UnknownKind(E),
 }
 
 impl<E> PublishError<E> {
@@ -28,7 +33,8 @@ impl<E> PublishError<E> {
             Self::Closed(e)
             | Self::InvalidTopic(e, _)
             | Self::ForeignTopic(e)
-            | Self::NotTheProducer(e) => e,
+            | Self::NotTheProducer(e)
+            | Self::UnknownKind(e) => e,
         }
     }
 }
@@ -44,6 +50,7 @@ impl<E> fmt::Debug for PublishError<E> {
                 .finish(),
             Self::ForeignTopic(_) => f.pad("ForeignTopic(..)"),
             Self::NotTheProducer(_) => f.pad("NotTheProducer(..)"),
+            Self::UnknownKind(_) => f.pad("UnknownKind(..)"),
         }
     }
 }
@@ -56,6 +63,9 @@ impl<E> fmt::Display for PublishError<E> {
             Self::ForeignTopic(_) => f.write_str("topic handle belongs to another bus"),
             Self::NotTheProducer(_) => {
                 f.write_str("a single-producer bus takes publishes from its SoloPublisher only")
+            }
+            Self::UnknownKind(_) => {
+                f.write_str("the event's kind is not in its EventKind::ALL table")
             }
         }
     }
@@ -75,7 +85,9 @@ pub enum SubscribeError {
     CapacityTooLarge {
         /// The capacity asked for.
         requested: usize,
-        /// The largest capacity evbus accepts.
+        /// The largest capacity evbus accepts for this event type:
+        /// [`MAX_CAPACITY`](crate::MAX_CAPACITY) slots, within
+        /// [`MAX_RING_BYTES`](crate::MAX_RING_BYTES).
         max: usize,
     },
     /// A pattern breaks the topic rules.

@@ -51,3 +51,14 @@ pub trait Event: Clone + Send + 'static {
     /// [`Bus::publish`](crate::Bus::publish).
     fn kind(&self) -> Self::Kind;
 }
+
+/// The topic id of `event`'s kind: its `index()`, checked against the kind
+/// table. One compare on the publish path, against a constant; `None` for a
+/// kind missing from `ALL` (or an index past it), which would otherwise
+/// alias another interned topic, or, truncated to 32 bits, kind 0.
+#[inline(always)]
+pub(crate) fn kind_id<E: Event>(event: &E) -> Option<u32> {
+    let index = event.kind().index();
+    // `Bus::try_new` interned `ALL` first, as ids `0..ALL.len()`.
+    (index < E::Kind::ALL.len()).then_some(index as u32)
+}

@@ -84,6 +84,7 @@ mod sync;
 pub mod topic;
 #[cfg(feature = "tracing")]
 mod trace;
+mod unwind;
 
 #[cfg(feature = "latency")]
 pub use crate::latency::{LatencyRecorder, LatencySampling};
@@ -97,7 +98,7 @@ pub use crate::{
     kind::{Event, EventKind},
     policy::{DEFAULT_CAPACITY, Overflow, SubscribeOptions},
     publisher::{DeliveryMode, MultiProducer, Publisher, SingleProducer, SoloPublisher},
-    ring::MAX_CAPACITY,
+    ring::{MAX_CAPACITY, MAX_RING_BYTES},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::{Iter, Subscription, TryIter, Unsubscriber},
     topic::{Pattern, Topic, TopicError, validate_topic},

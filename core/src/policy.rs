@@ -70,7 +70,8 @@ impl SubscribeOptions {
     }
 
     /// Sets the ring capacity. It is validated when subscribing: zero, or
-    /// more than [`MAX_CAPACITY`](crate::MAX_CAPACITY), is an error.
+    /// more than [`MAX_CAPACITY`](crate::MAX_CAPACITY) events or
+    /// [`MAX_RING_BYTES`](crate::MAX_RING_BYTES) bytes, is an error.
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;

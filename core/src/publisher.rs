@@ -6,7 +6,7 @@ use std::{fmt, marker::PhantomData};
 use crate::{
     deliver::{SoloProducer, To, publish},
     error::PublishError,
-    kind::{Event, EventKind},
+    kind::{Event, kind_id},
     registry::Registry,
     shared::{Counters, Shared},
     stats::PublishReport,
@@ -81,6 +81,7 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
     pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
         let counters = Arc::new(Counters::default());
         shared.publishers.lock().push(Arc::clone(&counters));
+        shared.add_producer();
         Self {
             cache: shared.registry.cache(),
             shared,
@@ -151,11 +152,14 @@ impl<E: Event, M: DeliveryMode> Publisher<E, M> {
     /// # Errors
     ///
     /// [`PublishError::Closed`] with the event after shutdown (or
-    /// `NotTheProducer`, as for `publish_to`).
+    /// `NotTheProducer`, as for `publish_to`); [`PublishError::UnknownKind`]
+    /// for a kind missing from its `EventKind::ALL`.
     #[inline]
     pub fn publish(&mut self, event: E) -> Result<PublishReport, PublishError<E>> {
-        let id = event.kind().index() as u32;
-        self.publish_inner(To::Id(id), event)
+        match kind_id(&event) {
+            Some(id) => self.publish_inner(To::Id(id), event),
+            None => Err(PublishError::UnknownKind(event)),
+        }
     }
 }
 
@@ -165,9 +169,12 @@ impl<E> Clone for Publisher<E, MultiProducer> {
     }
 }
 
+/// A publisher is a producer-side handle: the last one of those (with the
+/// `Bus` handles) to go shuts the bus down.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
         self.shared.retire_publisher(&self.counters);
+        self.shared.release_producer();
     }
 }
 

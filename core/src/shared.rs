@@ -18,11 +18,12 @@ use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
     ring::{Epoch, Totals},
-    stats::{PublishReport, SubscriptionStats},
+    stats::{PublishReport, ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    unwind::FirstPanic,
 };
 
 /// Totals of publishers that are gone.
@@ -37,6 +38,10 @@ pub(crate) struct Shared<E> {
     pub(crate) id: u64,
     pub(crate) registry: SnapshotCell<Registry<E>>,
     pub(crate) next_sub_id: AtomicU64,
+    /// Live producer-side handles: every [`Bus`](crate::Bus) clone and every
+    /// [`Publisher`](crate::Publisher). The last one to go shuts the bus
+    /// down (subscriptions do not count: they only receive).
+    pub(crate) producers: AtomicUsize,
     /// Counters of publishes made through [`Bus`](crate::Bus) itself.
     pub(crate) direct: CachePadded<Counters>,
     /// Counters of each live [`Publisher`](crate::Publisher), summed by
@@ -55,6 +60,71 @@ pub(crate) struct Shared<E> {
 }
 
 impl<E> Shared<E> {
+    /// Counts a new producer-side handle.
+    pub(crate) fn add_producer(&self) {
+        // Relaxed: a new handle is made from a live one, which keeps the
+        // count above zero meanwhile (as `Arc::clone`).
+        let old = self.producers.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // As `Arc` and crossbeam's counter: leaking handles in a loop is
+            // the only way here, and wrapping would close a live bus.
+            std::process::abort();
+        }
+    }
+
+    /// Counts a producer-side handle gone; the last one shuts the bus down,
+    /// so receivers drain what is buffered and then get `Disconnected`, as
+    /// with crossbeam-channel and tokio broadcast when the last sender goes.
+    pub(crate) fn release_producer(&self) {
+        // AcqRel: Release makes this handle's publishes happen before the
+        // shutdown that the last handle runs; Acquire, in that last one,
+        // pairs with every other handle's Release (as `Arc`'s drop).
+        if self.producers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shutdown();
+        }
+    }
+
+    /// [`Bus::shutdown`](crate::Bus::shutdown): closes the registry, then
+    /// every ring, and only then wakes the sleepers, whose task wakers are
+    /// user code: a panicking one cannot leave a ring open. The first such
+    /// panic is raised again once every ring is closed and woken.
+    pub(crate) fn shutdown(&self) -> ShutdownReport {
+        let old = self.registry.rcu(|cur| {
+            if cur.closed {
+                Arc::clone(cur)
+            } else {
+                Arc::new(cur.closed_successor())
+            }
+        });
+        let mut report = ShutdownReport {
+            already_shut_down: old.closed,
+            ..ShutdownReport::default()
+        };
+        if old.closed {
+            return report;
+        }
+        let closes: Vec<_> = old
+            .subs()
+            .iter()
+            .map(|entry| {
+                let closed = entry.ring.close();
+                if closed.first {
+                    report.closed += 1;
+                }
+                report.buffered += entry.ring.len();
+                closed
+            })
+            .collect();
+        let mut panic = FirstPanic::new();
+        for (entry, closed) in old.subs().iter().zip(closes) {
+            panic.run(|| entry.ring.wake_closed(closed));
+        }
+        #[cfg(feature = "tracing")]
+        crate::trace::shut_down(&report);
+        panic.resume();
+        report
+    }
+
     /// Removes a publisher's counters from the live list and adds them to
     /// the retired totals.
     pub(crate) fn retire_publisher(&self, counters: &Arc<Counters>) {

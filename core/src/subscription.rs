@@ -14,6 +14,7 @@ use crate::{
     shared::{Shared, sub_stats},
     stats::SubscriptionStats,
     sync::{Arc, Backoff},
+    unwind::FirstPanic,
 };
 
 /// The receiving end of one subscription, with its own bounded ring.
@@ -36,8 +37,10 @@ use crate::{
 pub struct Subscription<E> {
     /// The bus and the ring; also what `unsubscriber` hands out.
     handle: Unsubscriber<E>,
-    /// Overwrites already reported as `Lagged`.
-    lag_seen: u64,
+    /// `DropOldest` only: the ring's `head` as this receiver last moved it
+    /// or reported it; evictions that move `head` past it are reported as
+    /// `Lagged` before the next event (see `Ring::try_pop_oldest`).
+    own_head: usize,
     /// The consumer's copy of the high-water mark.
     high_water: usize,
     /// Receives since the queue length was last sampled (see `try_recv`).
@@ -57,7 +60,7 @@ impl<E> Subscription<E> {
     pub(crate) fn new(shared: Arc<Shared<E>>, entry: SubEntry<E>) -> Self {
         Self {
             handle: Unsubscriber { shared, entry },
-            lag_seen: 0,
+            own_head: 0,
             high_water: 0,
             since_sample: 0,
         }
@@ -77,15 +80,26 @@ impl<E> Subscription<E> {
     #[inline]
     pub fn try_recv(&mut self) -> Result<E, TryRecvError> {
         let ring = &self.handle.entry.ring;
-        if ring.policy() == Overflow::DropOldest {
-            if let Some(lag) = ring.take_lag(&mut self.lag_seen) {
-                return Err(TryRecvError::Lagged(lag));
+        let popped = if ring.policy() == Overflow::DropOldest {
+            // Two rounds at most: a pop that found a gap leaves it for
+            // `take_lag` to report.
+            loop {
+                if let Some(lag) = ring.take_lag(&mut self.own_head) {
+                    return Err(TryRecvError::Lagged(lag));
+                }
+                // SAFETY: as below.
+                match unsafe { ring.try_pop_oldest(&mut self.own_head) } {
+                    Err(PopError::Lagged) => {}
+                    other => break other,
+                }
             }
-        }
-        // SAFETY: `&mut self` makes this the only consumer of the ring: a
-        // `Subscription` is the ring's single receiving handle and is not
-        // `Clone`.
-        match unsafe { ring.try_pop() } {
+        } else {
+            // SAFETY: `&mut self` makes this the only consumer of the ring:
+            // a `Subscription` is the ring's single receiving handle and is
+            // not `Clone`.
+            unsafe { ring.try_pop() }
+        };
+        match popped {
             Ok(v) => {
                 self.sampled_take();
                 Ok(v)
@@ -95,6 +109,7 @@ impl<E> Subscription<E> {
                 Err(TryRecvError::Empty)
             }
             Err(PopError::Disconnected) => Err(TryRecvError::Disconnected),
+            Err(PopError::Lagged) => unreachable!("only try_pop_oldest reports a gap"),
         }
     }
 
@@ -363,9 +378,23 @@ impl<E> Subscription<E> {
     }
 }
 
+/// Unsubscribes, then drops what is still buffered right away, so the
+/// events do not live on in registry snapshots that an idle publisher's
+/// cache may hold. Their `Drop` is user code: each runs contained, and the
+/// first panic is raised again once all are dropped.
 impl<E> Drop for Subscription<E> {
     fn drop(&mut self) {
         self.unsubscribe();
+        let mut panic = FirstPanic::new();
+        // Bounded: the ring is closed, so no claim can land any more; a pop
+        // waits out only the claims already made (step 5a), then reports
+        // `Disconnected`.
+        // SAFETY: `&mut self`: this is the ring's only consumer, as in
+        // `try_recv`.
+        while let Ok(v) = unsafe { self.handle.entry.ring.try_pop() } {
+            panic.drop(v);
+        }
+        panic.resume();
     }
 }
 
@@ -401,9 +430,13 @@ impl<E> Unsubscriber<E> {
     /// Same as [`Subscription::unsubscribe`]: returns `true` for the one
     /// call, here or there, that closed the ring.
     pub fn unsubscribe(&self) -> bool {
-        let closed_now = self.entry.ring.close();
+        let closed = self.entry.ring.close();
+        let first = closed.first;
         self.shared.remove_sub(self.entry.id);
-        closed_now
+        // Last: a waker is user code, and may panic; the ring is closed and
+        // out of the registry by now.
+        self.entry.ring.wake_closed(closed);
+        first
     }
 
     /// The subscription's id.

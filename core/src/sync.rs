@@ -28,14 +28,14 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::Arc;
 #[cfg(not(evbus_loom))]
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 #[cfg(evbus_loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(evbus_loom)]
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 pub(crate) use self::{
@@ -177,15 +177,35 @@ mod snapshot {
         /// Keeps `old` until only this cell holds it, and frees the
         /// snapshots that reached that point. A writer-side lock: publishers
         /// never take it.
+        ///
+        /// The freed snapshots are dropped after the lock is released: a
+        /// snapshot's drop can drop a ring and its buffered events, whose
+        /// `Drop` is user code that may update this same registry (a
+        /// re-entrant update would deadlock on the lock) or panic (which
+        /// is raised again only after every freed snapshot is dropped).
         fn retire(&self, old: &Arc<T>) {
-            let mut retired = self.retired.lock();
-            // After the swap, arc-swap has turned every reader's debt on a
-            // replaced snapshot into a counted reference, so a count of one
-            // means no reader can reach it any more.
-            retired.retain(|a| Arc::strong_count(a) > 1);
-            if !retired.iter().any(|a| Arc::ptr_eq(a, old)) {
-                retired.push(Arc::clone(old));
+            let mut freed = Vec::new();
+            {
+                let mut retired = self.retired.lock();
+                // After the swap, arc-swap has turned every reader's debt on
+                // a replaced snapshot into a counted reference, so a count of
+                // one means no reader can reach it any more.
+                retired.retain(|a| {
+                    let keep = Arc::strong_count(a) > 1;
+                    if !keep {
+                        freed.push(Arc::clone(a));
+                    }
+                    keep
+                });
+                if !retired.iter().any(|a| Arc::ptr_eq(a, old)) {
+                    retired.push(Arc::clone(old));
+                }
             }
+            let mut panic = crate::unwind::FirstPanic::new();
+            for snapshot in freed {
+                panic.drop(snapshot);
+            }
+            panic.resume();
         }
 
         pub(crate) fn cache(&self) -> SnapshotCache<T> {

@@ -13,7 +13,7 @@ use std::{
 
 use common::{Event, Kind, TIMEOUT, Tally, drain, ev, ev_from, opts, scaled, seqs, sub, tracked};
 use evbus_core::{
-    Bus, EventKind, Filter, MAX_CAPACITY, Overflow, RecvError, RecvTimeoutError, SubscribeError,
+    Bus, EventKind, Filter, MAX_CAPACITY, MAX_RING_BYTES, Overflow, RecvError, RecvTimeoutError, SubscribeError,
     SubscribeOptions, TryRecvError,
 };
 
@@ -36,18 +36,16 @@ fn zero_capacity() {
 #[test]
 fn capacity_too_large() {
     let bus = Bus::<Event>::new();
-    for requested in [MAX_CAPACITY + 1, MAX_CAPACITY * 2, usize::MAX] {
+    // The bound for this event type: `MAX_CAPACITY` slots within
+    // `MAX_RING_BYTES` (a slot holds an event and an 8-byte stamp).
+    let slot = std::mem::size_of::<Event>() + std::mem::size_of::<usize>();
+    let max = MAX_CAPACITY.min(MAX_RING_BYTES / slot);
+    for requested in [max + 1, MAX_CAPACITY + 1, MAX_CAPACITY * 2, usize::MAX] {
         for overflow in [Overflow::DropNewest, Overflow::DropOldest] {
             let err = bus
                 .subscribe_with(Filter::pattern(">").unwrap(), opts(requested, overflow))
                 .unwrap_err();
-            assert_eq!(
-                err,
-                SubscribeError::CapacityTooLarge {
-                    requested,
-                    max: MAX_CAPACITY
-                }
-            );
+            assert_eq!(err, SubscribeError::CapacityTooLarge { requested, max });
         }
     }
     assert_eq!(bus.subscriber_count(), 0);
@@ -55,9 +53,8 @@ fn capacity_too_large() {
 }
 
 /// An event so large that a ring of `MAX_CAPACITY` slots (over 2^48 bytes)
-/// exceeds the address space: the allocation fails on any machine, whatever
-/// its overcommit policy. Never constructed (it would not fit on the stack of
-/// a test thread).
+/// exceeds the address space, and a ring of 1024 is over `MAX_RING_BYTES`.
+/// Never constructed (it would not fit on the stack of a test thread).
 #[derive(Clone)]
 struct Huge(#[allow(dead_code)] [u8; 1 << 20]);
 
@@ -96,11 +93,12 @@ fn huge_allocation_fails_cleanly() {
             SubscribeOptions::new().capacity(MAX_CAPACITY),
         )
         .unwrap_err();
+    // 1 GiB holds 1023 slots of 1 MiB and a stamp each.
     assert_eq!(
         err,
         SubscribeError::CapacityTooLarge {
             requested: MAX_CAPACITY,
-            max: MAX_CAPACITY
+            max: 1023
         }
     );
     // The bus is untouched.

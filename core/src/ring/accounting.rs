@@ -177,14 +177,34 @@ impl<T> Ring<T> {
         self.totals.dropped.fetch_add(c.dropped, Ordering::Relaxed);
     }
 
-    /// Takes and reports events evicted since the last call, if any.
+    /// Counts a drop for an event that a publish cut short by a panic in
+    /// user code never brought to this ring (see `deliver.rs`), unless the
+    /// ring is closed and so no longer a subscriber.
+    #[cold]
+    pub(crate) fn count_unreached(&self) {
+        if !self.is_closed() {
+            self.count_loss(&self.cold.dropped);
+        }
+    }
+
+    /// Takes and reports events evicted since the consumer last looked, if
+    /// any: the distance by which evictions moved `head` past `own`, the
+    /// consumer's own copy of it (see [`Ring::try_pop_oldest`]). Counted
+    /// from positions, not from the `overwritten` statistic, which an
+    /// eviction raises only after it moved `head`: so the report always
+    /// comes before the first event after the gap.
     ///
     /// Consumer side; see [`Ring::try_pop`]'s safety section.
-    pub(crate) fn take_lag(&self, seen: &mut u64) -> Option<u64> {
-        let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        let lag = overwritten.wrapping_sub(*seen);
-        *seen = overwritten;
-        (lag != 0).then_some(lag)
+    pub(crate) fn take_lag(&self, own: &mut usize) -> Option<u64> {
+        // Relaxed: only a distance; the event after the gap is read through
+        // its stamp (Acquire) by the next pop.
+        let head = self.head.load(Ordering::Relaxed);
+        if head == *own {
+            return None;
+        }
+        let lag = self.count(head).wrapping_sub(self.count(*own));
+        *own = head;
+        Some(lag)
     }
 
     /// Records in the high-water mark the queue length the consumer sees

@@ -40,14 +40,13 @@
 //!    sees it clear. Every claim that succeeded before the close is included
 //!    in the tail value that carries the mark bit, so a consumer that sees
 //!    `mark && tail == head` has drained everything: no event is stranded.
-//!    5a. A consumer that finds the slot at `head` unwritten reads `tail`
-//!    only once `closing` is set (Release, after the `fetch_or`): while
-//!    the ring is open it answers `Empty` from the stamp alone, so a polling
-//!    consumer does not read the line that every claim writes. A push takes
-//!    effect at its stamp store, so `Empty` while a claim is being written
-//!    is a true answer; `Disconnected` still needs `mark && tail == head`.
-//!    A consumer that sees the mark before `closing` (in `park`) yields and
-//!    looks again.
+//!    5a. A consumer that finds the slot at `head` unwritten reads `tail`:
+//!    `pos(tail) == head` means empty (`Disconnected` with the mark bit).
+//!    Otherwise a producer claimed `head` and is writing it, and the
+//!    consumer waits it out instead of answering `Empty`, so a receive sees
+//!    every publish that returned before it began (linearizable, as
+//!    crossbeam's array channel): a preempted claim at `head` must not hide
+//!    the completed slots behind it.
 //! 6. *Block policy.* A blocked producer registers in `blocked`, then
 //!    `fence(SeqCst)`, then re-checks for space; a consumer of a `Block` ring
 //!    frees a slot, then `fence(SeqCst)`, then reads `blocked`. Of the two
@@ -83,7 +82,7 @@ use crate::{
     policy::Overflow,
     sync::{
         Arc, Backoff, UnsafeCell,
-        atomic::{AtomicBool, AtomicUsize, Ordering, fence},
+        atomic::{AtomicUsize, Ordering, fence},
     },
 };
 
@@ -97,8 +96,19 @@ use self::{
     solo::Solo,
 };
 
-/// The largest ring capacity evbus accepts.
+/// The largest ring capacity evbus accepts, in events. A ring is also
+/// bounded in bytes by [`MAX_RING_BYTES`], which is the tighter bound for
+/// events larger than 4 bytes.
 pub const MAX_CAPACITY: usize = 1 << 28;
+
+/// The largest ring buffer evbus allocates: 1 GiB. A ring of `capacity`
+/// slots takes `capacity * (size_of::<E>() + 8)` bytes or so (each slot
+/// holds an event and its stamp), so for a 64-byte event the largest
+/// capacity is about 14.9 million. Larger requests fail with
+/// [`SubscribeError::CapacityTooLarge`], whose `max` is the bound for the
+/// event type, instead of asking the allocator for memory that Linux would
+/// promise (overcommit) and then kill the process for touching.
+pub const MAX_RING_BYTES: usize = 1 << 30;
 
 /// One slot of the buffer.
 struct Slot<T> {
@@ -120,6 +130,19 @@ pub(crate) enum Push {
     Closed,
 }
 
+/// What a [`Ring::close`] did, and the wake-ups it still owes
+/// ([`Ring::wake_closed`]).
+#[must_use = "a close owes its wake-ups: pass it to `Ring::wake_closed`"]
+#[derive(Debug)]
+pub(crate) struct Closed {
+    /// This call closed the ring; every other found it closed.
+    pub(crate) first: bool,
+    /// The consumer was parked.
+    consumer: bool,
+    /// `Block` producers may be asleep.
+    space: bool,
+}
+
 /// What a pop found instead of a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PopError {
@@ -127,6 +150,9 @@ pub(crate) enum PopError {
     Empty,
     /// Nothing is buffered and the ring is closed.
     Disconnected,
+    /// Evictions moved `head` past the consumer's own copy of it
+    /// ([`Ring::try_pop_oldest`]): report the lag before the next event.
+    Lagged,
 }
 
 /// The fields of a [`Ring`] that map positions to slots, copied out for a
@@ -185,11 +211,6 @@ pub(crate) struct Ring<T> {
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
-    /// Set once by the closer, after the mark bit (step 5a): lets a
-    /// consumer that finds its slot empty answer `Empty` without reading
-    /// `tail`, the line every multi-producer claim writes. On this line of
-    /// fields that never change otherwise.
-    closing: AtomicBool,
     /// Who produces: any number of producers, or one (see `ring/solo.rs`).
     mode: Mode,
     /// Delivery order within a publish (higher first); see
@@ -225,8 +246,8 @@ impl<T> Ring<T> {
     /// # Errors
     ///
     /// [`SubscribeError::ZeroCapacity`] for 0, and
-    /// [`SubscribeError::CapacityTooLarge`] above [`MAX_CAPACITY`] or when
-    /// the buffer cannot be allocated.
+    /// [`SubscribeError::CapacityTooLarge`] above [`Ring::max_capacity`] or
+    /// when the buffer cannot be allocated.
     pub(crate) fn new(
         cap: usize,
         policy: Overflow,
@@ -235,19 +256,16 @@ impl<T> Ring<T> {
         if cap == 0 {
             return Err(SubscribeError::ZeroCapacity);
         }
-        if cap > MAX_CAPACITY {
-            return Err(SubscribeError::CapacityTooLarge {
-                requested: cap,
-                max: MAX_CAPACITY,
-            });
+        let max = Self::max_capacity();
+        let too_large = SubscribeError::CapacityTooLarge {
+            requested: cap,
+            max,
+        };
+        if cap > max {
+            return Err(too_large);
         }
         let mut buffer = Vec::new();
-        buffer
-            .try_reserve_exact(cap)
-            .map_err(|_| SubscribeError::CapacityTooLarge {
-                requested: cap,
-                max: MAX_CAPACITY,
-            })?;
+        buffer.try_reserve_exact(cap).map_err(|_| too_large)?;
         buffer.extend((0..cap).map(|i| Slot {
             // Slot `i` is free for the producer at position `i` of lap 0.
             stamp: AtomicUsize::new(i),
@@ -264,7 +282,6 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
-            closing: AtomicBool::new(false),
             mode: Mode::Multi,
             priority: 0,
             cold: CachePadded::new(Cold::default()),
@@ -273,6 +290,13 @@ impl<T> Ring<T> {
             space: Waiter::default(),
             hooks: Hooks::default(),
         })
+    }
+
+    /// The largest capacity of a ring of `T`: [`MAX_CAPACITY`] slots, and at
+    /// most [`MAX_RING_BYTES`] of them.
+    pub(crate) fn max_capacity() -> usize {
+        let slot = std::mem::size_of::<Slot<T>>().max(1);
+        MAX_CAPACITY.min(MAX_RING_BYTES / slot)
     }
 
     /// Sets the delivery priority (see [`Ring::priority`]).
@@ -430,7 +454,10 @@ impl<T> Ring<T> {
                 let head = self.head.load(Ordering::Relaxed);
                 if head.wrapping_add(self.one_lap) == pos {
                     if let Some(timeout) = block_timeout {
-                        let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                        // `None` inside: a timeout too long to represent as
+                        // an `Instant` (`Duration::MAX`) waits without one.
+                        let deadline =
+                            *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
                         if !self.wait_for_space(pos, deadline) {
                             return self.drop_newest();
                         }
@@ -455,7 +482,13 @@ impl<T> Ring<T> {
                         self.cold.evicting.fetch_sub(1, Ordering::Release);
                         match outcome {
                             None => return Push::Closed,
-                            Some(Ok(evicted)) => {
+                            Some(Ok((evicted, parked))) => {
+                                // User code (a waker, the evicted value's
+                                // `Drop`) runs only now, outside the
+                                // counted eviction window (step 7).
+                                if parked {
+                                    self.wake(&self.consumer);
+                                }
                                 drop(evicted);
                                 return Push::Accepted;
                             }
@@ -483,10 +516,11 @@ impl<T> Ring<T> {
     /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
     ///
     /// `tail` was observed with the slot at its position full. Returns the
-    /// evicted value, for the caller to drop outside the eviction window, or
-    /// `v` back if the consumer moved first.
+    /// evicted value, for the caller to drop outside the eviction window,
+    /// and whether the consumer must be woken (also outside it: a task
+    /// waker is user code), or `v` back if the consumer moved first.
     #[cold]
-    fn force_push(&self, tail: usize, v: T) -> Result<T, T> {
+    fn force_push(&self, tail: usize, v: T) -> Result<(T, bool), T> {
         let pos = self.pos(tail);
         let new_pos = self.next(pos);
         let head = pos.wrapping_sub(self.one_lap);
@@ -505,7 +539,7 @@ impl<T> Ring<T> {
         // A CAS loop keeps the mark bit. The park bit can appear here: with
         // capacity 1, `head == pos(tail)` between the two CASes, so the
         // consumer sees an empty ring and parks; clearing the bit obliges us
-        // to wake it, as in `push_with` (step 4).
+        // to wake it, as in `push_with` (step 4), once out of the window.
         let mut cur = tail;
         loop {
             let new_tail = new_pos | (cur & self.mark_bit);
@@ -534,10 +568,7 @@ impl<T> Ring<T> {
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
         self.count_loss(&self.cold.overwritten);
         self.raise_high_water(self.cap);
-        if cur & self.park_bit != 0 {
-            self.wake(&self.consumer);
-        }
-        Ok(old)
+        Ok((old, cur & self.park_bit != 0))
     }
 
     /// Takes the oldest value.
@@ -652,29 +683,10 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if stamp == head {
-                // Nothing written at `head` yet. While the ring is open that
-                // is `Empty`, even if a producer has claimed `head` and is
-                // writing it: its push takes effect at its stamp store
-                // (step 5a).
-                // Acquire: pairs with the Release store in `close`, so a
-                // consumer that sees the flag sees the mark bit below.
-                if !self.closing.load(Ordering::Acquire) {
-                    self.found_empty();
-                    return Err(PopError::Empty);
+                match self.unwritten(head) {
+                    Some(err) => return Err(err),
+                    None => backoff.snooze(),
                 }
-                // Relaxed: data comes with the stamp; the mark bit and the
-                // position travel in one value (step 5).
-                let tail = self.tail.load(Ordering::Relaxed);
-                if self.pos(tail) == head {
-                    if tail & self.mark_bit != 0 {
-                        return Err(PopError::Disconnected);
-                    }
-                    self.found_empty();
-                    return Err(PopError::Empty);
-                }
-                // A producer claimed `head` and is writing it; this takes a
-                // few instructions unless it was preempted.
-                backoff.snooze();
             } else {
                 // `force_push` moved `head` under us.
                 backoff.snooze();
@@ -683,28 +695,128 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Closes the ring. Returns `true` for the one call that closed it.
-    pub(crate) fn close(&self) -> bool {
+    /// What a consumer that found the slot at `head` unwritten answers
+    /// (step 5a): `Empty` or `Disconnected` when no producer has claimed
+    /// `head`, `None` when one has and is writing it, which the caller waits
+    /// out.
+    ///
+    /// Waiting, not answering `Empty`, is what makes a receive linearizable:
+    /// a producer that claimed `head` and was preempted would otherwise hide
+    /// every later slot, including those of publishes that have returned.
+    /// The wait is bounded by the few instructions between a claim and its
+    /// stamp store (no user code runs there), and the caller's backoff
+    /// yields to a preempted producer.
+    #[inline]
+    fn unwritten(&self, head: usize) -> Option<PopError> {
+        // Relaxed: the data comes with the stamp, and the mark bit and the
+        // position travel in one value (step 5). A publish that returned
+        // before this receive began wrote `tail` first, so by coherence this
+        // load sees its claim, or a later value.
+        let tail = self.tail.load(Ordering::Relaxed);
+        if self.pos(tail) != head {
+            return None;
+        }
+        if tail & self.mark_bit != 0 {
+            return Some(PopError::Disconnected);
+        }
+        self.found_empty();
+        Some(PopError::Empty)
+    }
+
+    /// `try_pop` for the receiver of a `DropOldest` ring, which reports
+    /// evictions as lags before the first event after them. `own` is the
+    /// consumer's own copy of `head`, as it last moved it or reported it
+    /// (see [`Ring::take_lag`]). A `head` that differs from it was moved by
+    /// evictions: the pop answers [`PopError::Lagged`] instead of taking the
+    /// event after the gap, and `take_lag` then reports the gap.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline]
+    pub(crate) unsafe fn try_pop_oldest(&self, own: &mut usize) -> Result<T, PopError> {
+        debug_assert_eq!(self.policy, Overflow::DropOldest);
+        let backoff = Backoff::new();
+        loop {
+            // Relaxed: only the consumer and `force_push` write `head`; the
+            // CAS below settles any race with an eviction.
+            let head = self.head.load(Ordering::Relaxed);
+            if head != *own {
+                return Err(PopError::Lagged);
+            }
+            let slot = self.slot(head);
+            // Acquire: pairs with the producer's Release stamp store (step 2).
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if head.wrapping_add(1) == stamp {
+                let new_head = self.next(head);
+                // AcqRel: competes with `force_push` for the slot. A failure
+                // means an eviction took it: a gap to report first.
+                if self
+                    .head
+                    .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return Err(PopError::Lagged);
+                }
+                *own = new_head;
+                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
+                // written, and the CAS made the slot ours.
+                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                // SAFETY: as for the value just above; `free` frees the slot.
+                unsafe {
+                    self.sample_received(head, || {
+                        // Release: as in `try_pop_multi` (step 3).
+                        slot.stamp
+                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                    });
+                }
+                return Ok(value);
+            } else if stamp == head {
+                match self.unwritten(head) {
+                    Some(err) => return Err(err),
+                    None => backoff.snooze(),
+                }
+            } else {
+                // An eviction moved `head` under us; the next round reports it.
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Closes the ring (step 5). Its [`Closed::first`] is `true` for the one
+    /// call that closed it. The wake-ups the close owes are left to
+    /// [`Ring::wake_closed`]: a task waker is user code, and an operation
+    /// that closes several rings closes them all before it runs any.
+    pub(crate) fn close(&self) -> Closed {
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
         let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
-        // Release: pairs with the consumer's Acquire load in `try_pop`
-        // (step 5a). Every closer stores it, so none returns before the
-        // flag is set.
-        self.closing.store(true, Ordering::Release);
         if let Mode::Solo(solo) = &self.mode {
-            return self.close_solo(solo, old);
+            let (first, parked) = self.close_solo(solo, old);
+            return Closed {
+                first,
+                consumer: parked,
+                space: false,
+            };
         }
-        if old & self.mark_bit != 0 {
-            return false;
+        let first = old & self.mark_bit == 0;
+        Closed {
+            first,
+            consumer: first && old & self.park_bit != 0,
+            space: first && matches!(self.policy, Overflow::Block(_)),
         }
-        if old & self.park_bit != 0 {
-            self.wake(&self.consumer);
-        }
-        if let Overflow::Block(_) = self.policy {
+    }
+
+    /// Wakes whoever `closed` (this ring's close) left asleep: the parked
+    /// consumer, and `Block` producers. Runs the consumer's task waker, if
+    /// it registered one; a panic there leaves the ring closed.
+    pub(crate) fn wake_closed(&self, closed: Closed) {
+        if closed.space {
             self.wake(&self.space);
         }
-        true
+        if closed.consumer {
+            self.wake(&self.consumer);
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -75,9 +75,8 @@ impl<T> Ring<T> {
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
             // Relaxed: only decides whether to yield; the caller looks again.
             if self.slot(head).stamp.load(Ordering::Relaxed) == head {
-                // Not ready and not empty: a claim is being written, or a
-                // close is between its mark and its `closing` flag (step
-                // 5a). Either takes a few instructions unless its thread was
+                // Not ready and not empty: a claim is being written (step
+                // 5a). That takes a few instructions unless its thread was
                 // preempted; give it the CPU instead of polling it.
                 drop(guard);
                 sync::yield_now();
@@ -147,9 +146,9 @@ impl<T> Ring<T> {
     }
 
     /// Waits until the slot at `pos` may be free, the ring closes, or
-    /// `deadline` passes. Returns `false` on timeout.
+    /// `deadline` (if any) passes. Returns `false` on timeout.
     #[cold]
-    pub(super) fn wait_for_space(&self, pos: usize, deadline: Instant) -> bool {
+    pub(super) fn wait_for_space(&self, pos: usize, deadline: Option<Instant>) -> bool {
         let guard = self.space.lock.lock();
         // Relaxed: the SeqCst fence below orders it (step 6).
         self.cold.blocked.fetch_add(1, Ordering::Relaxed);
@@ -159,11 +158,12 @@ impl<T> Ring<T> {
         let closed = self.tail.load(Ordering::Relaxed) & self.mark_bit != 0;
         let mut in_time = true;
         if head.wrapping_add(self.one_lap) == pos && !closed {
-            let now = Instant::now();
-            if now >= deadline {
-                in_time = false;
-            } else {
-                drop(self.space.cond.wait(guard, Some(deadline - now)));
+            match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+                None => drop(self.space.cond.wait(guard, None)),
+                Some(Some(left)) if !left.is_zero() => {
+                    drop(self.space.cond.wait(guard, Some(left)));
+                }
+                Some(_) => in_time = false,
             }
         } else {
             drop(guard);

@@ -253,9 +253,10 @@ impl<T> Ring<T> {
 
     /// `close` for single-producer mode, after its `fetch_or` of the mark
     /// bit returned `old`: waits out a publish in flight, then sets the
-    /// final bit (S2, S4).
+    /// final bit (S2, S4). Returns whether this call closed the ring, and
+    /// whether it found the consumer parked (the caller owes it a wake).
     #[cold]
-    pub(super) fn close_solo(&self, solo: &Solo, old: usize) -> bool {
+    pub(super) fn close_solo(&self, solo: &Solo, old: usize) -> (bool, bool) {
         let first = old & self.mark_bit == 0;
         let epoch = &solo.epoch.0;
         if PUBLISHING.with(|p| p.get()) != solo.epoch.addr() {
@@ -273,19 +274,7 @@ impl<T> Ring<T> {
                 }
             }
         }
-        if first {
-            // AcqRel. Release: pairs with the consumer's Acquire load of the
-            // final bit in `try_pop_solo` and `park_solo`, and with another
-            // closer's Acquire wait below, so they see the stamps this
-            // closer saw through the epoch (S2). Acquire: not needed for the
-            // park bit it reads (the waiter mutex orders the wake, step 4);
-            // it makes this RMW, like the mark `fetch_or` in `close`, see
-            // every earlier Release RMW on `tail` (other closers' marks).
-            let old = self.tail.fetch_or(self.final_bit(), Ordering::AcqRel);
-            if old & self.park_bit != 0 {
-                self.wake(&self.consumer);
-            }
-        } else {
+        if !first {
             // Another closer is finishing: wait for its final bit, so that
             // every close returns with the ring settled (S4).
             let backoff = Backoff::new();
@@ -293,8 +282,17 @@ impl<T> Ring<T> {
             while self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
                 backoff.snooze();
             }
+            return (false, false);
         }
-        first
+        // AcqRel. Release: pairs with the consumer's Acquire load of the
+        // final bit in `try_pop_solo` and `park_solo`, and with another
+        // closer's Acquire wait above, so they see the stamps this closer
+        // saw through the epoch (S2). Acquire: not needed for the park bit
+        // it reads (the waiter mutex orders the wake, step 4); it makes this
+        // RMW, like the mark `fetch_or` in `close`, see every earlier
+        // Release RMW on `tail` (other closers' marks).
+        let old = self.tail.fetch_or(self.final_bit(), Ordering::AcqRel);
+        (true, old & self.park_bit != 0)
     }
 
     /// `try_pop` in single-producer mode.

@@ -50,6 +50,8 @@ impl FirstPanic {
 
 impl std::fmt::Debug for FirstPanic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("FirstPanic").field(&self.0.is_some()).finish()
+        f.debug_tuple("FirstPanic")
+            .field(&self.0.is_some())
+            .finish()
     }
 }

@@ -82,7 +82,10 @@ fn disconnect_wakes_a_parked_receiver() {
     });
     ready_rx.recv_timeout(TIMEOUT).unwrap();
     drop(bus);
-    assert_eq!(done_rx.recv_timeout(TIMEOUT), Ok(Err(RecvError::Disconnected)));
+    assert_eq!(
+        done_rx.recv_timeout(TIMEOUT),
+        Ok(Err(RecvError::Disconnected))
+    );
     receiver.join().unwrap();
 }
 
@@ -102,7 +105,10 @@ fn iter_ends_when_the_bus_goes() {
     // into a failure.
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || tx.send(consumer.join().unwrap()));
-    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        rx.recv_timeout(TIMEOUT).unwrap(),
+        (0..10).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -108,8 +108,11 @@ fn block_with_an_unrepresentable_timeout_waits_without_a_deadline() {
         thread::spawn(move || {
             // The ring is full: this waits until the receiver below frees
             // the slot. It used to panic adding `Duration::MAX` to `now`.
-            tx.send(bus.publish(ev(Kind::Placed, 2)).map(|r| r.accepted as usize))
-                .unwrap();
+            tx.send(
+                bus.publish(ev(Kind::Placed, 2))
+                    .map(|r| r.accepted as usize),
+            )
+            .unwrap();
         })
     };
     assert_eq!(blocking.recv_timeout(TIMEOUT), Ok(ev(Kind::Placed, 1)));
@@ -123,7 +126,7 @@ fn block_with_an_unrepresentable_timeout_waits_without_a_deadline() {
 #[test]
 fn capacity_is_bounded_in_bytes() {
     #[derive(Clone)]
-    struct Big([u8; 1024]);
+    struct Big(#[allow(dead_code, reason = "only its size matters")] [u8; 1024]);
     impl evbus_core::Event for Big {
         type Kind = Kind;
         fn kind(&self) -> Kind {

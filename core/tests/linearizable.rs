@@ -60,8 +60,16 @@ fn linearizable() {
             })
         })
         .collect();
-    let failures: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    let failures: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
 }
 
 /// `recv_timeout(0)` and `drain_with` see an accepted publish too.
@@ -103,7 +111,10 @@ fn linearizable_drain() {
         })
         .collect();
     let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    assert_eq!(failures, 0, "receives that missed their own accepted publish");
+    assert_eq!(
+        failures, 0,
+        "receives that missed their own accepted publish"
+    );
 }
 
 /// Under `DropOldest`, with the publisher on another thread, every gap in

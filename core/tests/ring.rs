@@ -13,8 +13,8 @@ use std::{
 
 use common::{Event, Kind, TIMEOUT, Tally, drain, ev, ev_from, opts, scaled, seqs, sub, tracked};
 use evbus_core::{
-    Bus, EventKind, Filter, MAX_CAPACITY, MAX_RING_BYTES, Overflow, RecvError, RecvTimeoutError, SubscribeError,
-    SubscribeOptions, TryRecvError,
+    Bus, EventKind, Filter, MAX_CAPACITY, MAX_RING_BYTES, Overflow, RecvError, RecvTimeoutError,
+    SubscribeError, SubscribeOptions, TryRecvError,
 };
 
 const N: usize = scaled(10_000, 50);

@@ -144,7 +144,10 @@ fn a_panicking_clone_mid_fan_out_is_counted() {
     assert_eq!(subs[0].try_recv().map(|t| t.seq), Ok(1));
     assert_eq!(subs[1].try_recv().err(), Some(TryRecvError::Empty));
     assert_eq!(subs[2].try_recv().err(), Some(TryRecvError::Empty));
-    let stats: Vec<_> = subs.iter().map(|s| (s.stats().delivered, s.stats().dropped)).collect();
+    let stats: Vec<_> = subs
+        .iter()
+        .map(|s| (s.stats().delivered, s.stats().dropped))
+        .collect();
     assert_eq!(stats, [(1, 0), (0, 1), (0, 1)]);
     drop(subs);
     drop(bus);
@@ -168,7 +171,11 @@ fn a_panicking_clone_on_a_single_producer_bus_still_wakes_the_parked_receiver() 
     let event = Trap::new(7, &control, &tally);
     assert!(catch_unwind(AssertUnwindSafe(|| publisher.publish(event))).is_err());
     assert_eq!(first.len(), 1);
-    assert_eq!(waker.0.load(Ordering::SeqCst), 1, "the parked receiver was not woken");
+    assert_eq!(
+        waker.0.load(Ordering::SeqCst),
+        1,
+        "the parked receiver was not woken"
+    );
     match first.poll_recv(&mut Context::from_waker(&w)) {
         Poll::Ready(Ok(t)) => assert_eq!(t.seq, 7),
         other => panic!("got {:?}", other.map(|r| r.map(|t| t.seq))),
@@ -222,7 +229,9 @@ fn a_panicking_waker_on_publish_leaves_the_event_in_its_ring() {
     let waker = Arc::new(PanickingWaker(AtomicUsize::new(0)));
     let w = Waker::from(Arc::clone(&waker));
     assert!(sub.poll_recv(&mut Context::from_waker(&w)).is_pending());
-    let _ = catch_unwind(AssertUnwindSafe(|| bus.publish(common::ev(Kind::Placed, 1))));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        bus.publish(common::ev(Kind::Placed, 1))
+    }));
     assert_eq!(sub.try_recv(), Ok(common::ev(Kind::Placed, 1)));
     // Whether or not the publish reached `other`, it is counted.
     let delivered_or_dropped = other.stats().delivered + other.stats().dropped;
@@ -278,7 +287,11 @@ fn a_panicking_drop_of_buffered_events_leaves_no_ghost_subscription() {
     }
     control.panic_on_drop.store(0, Ordering::SeqCst);
     assert_eq!(bus.subscriber_count(), made.len(), "a ghost subscription");
-    assert_eq!(control.drops.load(Ordering::SeqCst), 2, "each event dropped once");
+    assert_eq!(
+        control.drops.load(Ordering::SeqCst),
+        2,
+        "each event dropped once"
+    );
     drop(made);
     drop(bus);
     tally.assert_all_dropped();
@@ -291,11 +304,16 @@ fn an_idle_publisher_does_not_pin_a_dropped_subscriptions_events() {
     let mut idle = bus.publisher();
     let sub = bus.subscribe(">").unwrap();
     for seq in 0..100 {
-        idle.publish(common::tracked(Kind::Placed, seq, &tally)).unwrap();
+        idle.publish(common::tracked(Kind::Placed, seq, &tally))
+            .unwrap();
     }
     assert_eq!(tally.live(), 100);
     drop(sub);
-    assert_eq!(tally.live(), 0, "buffered events outlived their subscription");
+    assert_eq!(
+        tally.live(),
+        0,
+        "buffered events outlived their subscription"
+    );
     drop(idle);
 }
 

@@ -356,6 +356,11 @@ impl<E: Clone + Send + 'static> Bus<E> {
             patterns: patterns.into(),
             name,
         };
+        // The owner exists before the registry update is installed: if user
+        // code panics while the update frees old snapshots (an event's or a
+        // waker's `Drop`), the unwind drops it, which unsubscribes, so the
+        // bus never keeps a subscription that nobody owns.
+        let subscription = Subscription::new(Arc::clone(&self.shared), entry.clone());
         let mut closed = false;
         self.shared.registry.rcu(|cur| {
             closed = cur.closed;
@@ -379,7 +384,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
             ring.capacity(),
             ring.policy(),
         );
-        Ok(Subscription::new(Arc::clone(&self.shared), entry))
+        Ok(subscription)
     }
 
     /// Shuts the bus down: later publishes return `Closed`, later subscribes

@@ -13,8 +13,21 @@
 //! - Elsewhere (other systems, a kernel or sandbox without the call, Miri,
 //!   loom), both are `fence(SeqCst)`.
 //!
-//! Which one holds is settled once, by [`init`], before any bus can use
-//! them (`Bus::single_producer` calls it), and never changes after.
+//! Which one holds is settled by [`init`], before any bus can use them
+//! (`Bus::single_producer` calls it). It changes once at most: if the
+//! system call fails after registration succeeded (a seccomp filter
+//! installed later, or a child of `fork()`, whose new address space is not
+//! registered), [`heavy`] switches the process to full fences on both sides
+//! and takes a full fence itself.
+//!
+//! What the switch does not cover: a single-producer publish that is
+//! running on another thread at the moment of the first failure, with only
+//! a compiler fence, pairs with that one failed heavy barrier through a full
+//! fence on one side only. In a `fork()` child no such publish exists (only
+//! the forking thread is copied); do not `fork()` while a single-producer
+//! publish is in flight on the forking thread itself (from a signal
+//! handler), and install seccomp filters that deny `membarrier` before the
+//! first `Bus::single_producer`.
 
 // Straight from std, not the `sync` shim: a process-wide static that exists
 // only where loom is off (under loom both barriers are shim fences).
@@ -88,12 +101,20 @@ mod imp {
         if MODE.load(Ordering::Relaxed) == ASYMMETRIC && membarrier(CMD_PRIVATE_EXPEDITED) == 0 {
             return;
         }
-        // Not asymmetric, or the call failed: the other side may only have
-        // a compiler fence, so this must not happen after registration
-        // succeeded. The kernel does not fail a registered expedited
-        // membarrier; keep a full fence as the best remaining effort.
+        if MODE.load(Ordering::Relaxed) == ASYMMETRIC {
+            // The call failed after registration succeeded: a seccomp filter
+            // installed since, or a child of `fork()` (registration belongs
+            // to the parent's address space). From now on both sides take
+            // full fences. SeqCst: the store and the fence below come
+            // before this side's next load in the single total order, and
+            // every publish that starts after it sees it (its `light` loads
+            // the mode after the epoch store that the closer or parker
+            // reads).
+            MODE.store(SYMMETRIC, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
     }
+
 }
 
 #[cfg(not(all(target_os = "linux", not(miri), not(evbus_loom))))]

@@ -114,7 +114,6 @@ mod imp {
         }
         fence(Ordering::SeqCst);
     }
-
 }
 
 #[cfg(not(all(target_os = "linux", not(miri), not(evbus_loom))))]

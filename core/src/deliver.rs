@@ -236,8 +236,8 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
         report.record(unsafe { ring.push_solo(|| reach.reach.made(event.clone())) });
     }
     reach.reach.serve(rest.len());
-    // SAFETY: as above.
     let reached = &reach.reach;
+    // SAFETY: as above.
     report.record(unsafe { last.push_solo(move || reached.made(event)) });
     reach.reach.done();
     guard.pushed();

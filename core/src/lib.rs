@@ -58,7 +58,23 @@
 //!
 //! [`Bus::shutdown`] makes later publishes return [`PublishError::Closed`]
 //! and closes every subscription; receivers drain what is buffered, then get
-//! `Disconnected`. Dropping a [`Subscription`] unsubscribes it.
+//! `Disconnected`. Dropping a [`Subscription`] unsubscribes it and drops
+//! what it still buffered.
+//!
+//! When the last producer-side handle goes (every [`Bus`] clone and every
+//! [`Publisher`], the [`SoloPublisher`] included), the bus shuts down as if
+//! [`Bus::shutdown`] had run, as a crossbeam or tokio channel disconnects
+//! when its last sender goes: a receiver blocked in `recv` wakes, and
+//! `for e in sub.iter()` ends. Subscriptions do not keep a bus open.
+//!
+//! # User code
+//!
+//! The event's `Clone` and `Drop` and a task waker may panic or call back
+//! into the bus. Closing closes every ring before it runs any waker; a
+//! publish cut short by a panicking `Clone` is counted as published, keeps
+//! the event in the rings it reached and counts a drop in the others; events
+//! and old registry snapshots are dropped outside every lock. The first
+//! panic reaches the caller once the bus's state is settled.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]

@@ -35,7 +35,7 @@ impl EventKind for Sloppy {
 
     fn index(self) -> usize {
         match self {
-            Sloppy::Huge => (u32::MAX as usize).checked_add(1).unwrap_or(usize::MAX),
+            Sloppy::Huge => (u32::MAX as usize).saturating_add(1),
             other => other as usize,
         }
     }

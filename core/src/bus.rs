@@ -291,9 +291,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
     #[inline(always)]
     fn publish_inner(&self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
         let registry = self.shared.registry.load();
-        publish(&registry, None, to, event, |report| {
-            self.shared.direct.record_shared(report)
-        })
+        publish(&registry, None, to, event, &self.shared.direct, false)
     }
 
     /// Subscribes to a pattern, with default options.

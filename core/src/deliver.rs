@@ -7,12 +7,11 @@
 //! [`Publisher`](crate::Publisher) is [`publish`]: refuse, resolve the
 //! route, deliver, count.
 
-use std::cell::Cell;
-
 use crate::{
     error::PublishError,
     registry::Registry,
     ring::{Epoch, Push, Ring, SoloGuard},
+    shared::Counters,
     stats::PublishReport,
     sync::Arc,
     topic::validate_topic,
@@ -67,8 +66,13 @@ impl<'a> SoloProducer<'a> {
     }
 }
 
-/// One publish on a loaded `registry`: refuse, resolve `to`, deliver
-/// (as `solo`, the single producer, if given), then `record` the report.
+/// One publish on a loaded `registry`: refuse, resolve `to`, count it in
+/// `counters` (as their single `owner`, or shared), deliver (as `solo`, the
+/// single producer, if given), then count it as unmatched if no ring took
+/// part. Counted before the delivery, so that a publish a panic in user code
+/// cuts short (`E::clone`, a task waker) still counts, as one with
+/// subscribers (only a ring runs user code); `Reach` counts the rings it
+/// missed.
 ///
 /// A multi-producer publish is refused on a closed or a single-producer
 /// bus, the single producer's only on a closed one: one test either way.
@@ -78,7 +82,8 @@ pub(crate) fn publish<E: Clone>(
     solo: Option<SoloProducer<'_>>,
     to: To<'_>,
     event: E,
-    record: impl FnOnce(&PublishReport),
+    counters: &Counters,
+    owner: bool,
 ) -> Result<PublishReport, PublishError<E>> {
     let refused = match solo {
         Some(_) => registry.closed,
@@ -87,104 +92,49 @@ pub(crate) fn publish<E: Clone>(
     if refused {
         return Err(registry.refusal(event));
     }
-    // A panic in user code (`E::clone`, a task waker) unwinds out of the
-    // delivery: the publish is still counted (as one that had subscribers:
-    // only a ring runs user code), and `Reach` counts the rings it missed.
-    let mut record = CountOnUnwind(Some(record));
-    let send = |route: &[Arc<Ring<E>>], event: E| match solo {
-        // SAFETY: a `SoloProducer` is the caller's proof that it is the one
-        // producer and that no other publish of it is in progress.
-        Some(solo) => unsafe { deliver_solo(solo.epoch, route, event) },
-        None => deliver(route, event),
+    let send = |route: &[Arc<Ring<E>>], event: E| {
+        counters.count_publish(owner);
+        match solo {
+            // SAFETY: a `SoloProducer` is the caller's proof that it is the
+            // one producer and that no other publish of it is in progress.
+            Some(solo) => unsafe { deliver_solo(solo.epoch, route, event) },
+            None => deliver(route, event),
+        }
     };
     let report = match to {
         To::Id(id) => send(registry.route(id), event),
         To::Name(topic) => publish_to(registry, topic, event, send)?,
     };
-    if let Some(record) = record.0.take() {
-        record(&report);
+    if report.matched == 0 {
+        counters.count_unmatched(owner);
     }
     Ok(report)
 }
 
-/// Records a publish that a panic cut short. Dropped still armed without a
-/// panic, it is a refused publish (`InvalidTopic`), which counts nothing.
-struct CountOnUnwind<F: FnOnce(&PublishReport)>(Option<F>);
+/// The rings a publish did not reach, counted as drops if a panicking
+/// `E::clone` cuts it short, so that `delivered + dropped` still covers
+/// every ring the publish matched (a full ring counts a drop the same way).
+/// A push that panics after its ring took the value counts the rest itself
+/// (`Ring::push_with`).
+///
+/// Made around each `E::clone`, owning the ring it clones for and the rest.
+/// It costs nothing on the fast path: two words in registers, forgotten when
+/// the clone returns, and removed by the compiler where the clone cannot
+/// unwind (`u64`, `Arc<T>`).
+struct Unreached<'a, E>(&'a [Arc<Ring<E>>]);
 
-impl<F: FnOnce(&PublishReport)> Drop for CountOnUnwind<F> {
+impl<E> Unreached<'_, E> {
+    /// The clone returned: nothing to count.
+    #[inline(always)]
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<E> Drop for Unreached<'_, E> {
+    #[cold]
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        if let Some(record) = self.0.take() {
-            record(&PublishReport {
-                matched: 1,
-                ..PublishReport::default()
-            });
-        }
-    }
-}
-
-/// How far a delivery got along its route, so that a panic in user code
-/// (`E::clone`, a task waker, an evicted event's `Drop`) leaves the counters
-/// balanced: on unwind, every ring the event did not reach counts a drop, as
-/// a full ring would, and `delivered + dropped` still covers every ring the
-/// publish matched.
-struct Reach<'a, E> {
-    route: &'a [Arc<Ring<E>>],
-    /// The ring being served; `route.len()` once all were.
-    at: Cell<usize>,
-    /// Whether the value for the ring at `at` was made: a panic after that
-    /// (a waker, an evicted event's `Drop`) came after the ring took it.
-    made: Cell<bool>,
-}
-
-impl<'a, E> Reach<'a, E> {
-    #[inline(always)]
-    fn new(route: &'a [Arc<Ring<E>>]) -> Self {
-        Self {
-            route,
-            at: Cell::new(0),
-            made: Cell::new(false),
-        }
-    }
-
-    /// Starts serving the ring at `at`.
-    #[inline(always)]
-    fn serve(&self, at: usize) {
-        self.at.set(at);
-        self.made.set(false);
-    }
-
-    /// The value for the current ring exists.
-    #[inline(always)]
-    fn made<T>(&self, value: T) -> T {
-        self.made.set(true);
-        value
-    }
-
-    /// Every ring was served.
-    #[inline(always)]
-    fn done(&self) {
-        self.at.set(self.route.len());
-    }
-
-    /// Whether a delivery was cut short.
-    #[inline(always)]
-    fn cut_short(&self) -> bool {
-        self.at.get() < self.route.len()
-    }
-}
-
-impl<E> Drop for Reach<'_, E> {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.cut_short() {
-            return;
-        }
-        let at = self.at.get();
-        let first = if self.made.get() { at + 1 } else { at };
-        for ring in &self.route[first..] {
+        for ring in self.0 {
             ring.count_unreached();
         }
     }
@@ -195,18 +145,27 @@ impl<E> Drop for Reach<'_, E> {
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let mut report = PublishReport::default();
-    let Some((last, rest)) = route.split_last() else {
+    if route.is_empty() {
         return report;
-    };
-    let reach = Reach::new(route);
-    for (at, ring) in rest.iter().enumerate() {
-        reach.serve(at);
-        report.record(ring.push_with(|| reach.made(event.clone())));
     }
-    reach.serve(rest.len());
-    let reached = &reach;
-    report.record(last.push_with(move || reached.made(event)));
-    reach.done();
+    let mut rings = route.iter();
+    while rings.len() > 1 {
+        // This ring and the rest of the route, then the rings after it: both
+        // slices of the iterator, free.
+        let from = rings.as_slice();
+        let Some(ring) = rings.next() else { break };
+        let after = rings.as_slice();
+        let make = || {
+            let unreached = Unreached(from);
+            let value = event.clone();
+            unreached.disarm();
+            value
+        };
+        report.record(ring.push_with(make, after));
+    }
+    if let Some(last) = rings.next() {
+        report.record(last.push_with(move || event, &[]));
+    }
     report
 }
 
@@ -220,63 +179,79 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
 #[inline]
 unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let mut report = PublishReport::default();
-    let Some((last, rest)) = route.split_last() else {
+    if route.is_empty() {
         return report;
-    };
-    let guard = SoloGuard::begin(epoch);
-    // Declared after `guard`, so dropped before it: a cut-short publish is
-    // settled while its epoch is still odd, as a whole one is.
-    let reach = SoloReach {
-        reach: Reach::new(route),
-        guard: &guard,
-    };
-    for (at, ring) in rest.iter().enumerate() {
-        reach.reach.serve(at);
-        // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(|| reach.reach.made(event.clone())) });
     }
-    reach.reach.serve(rest.len());
-    let reached = &reach.reach;
-    // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || reached.made(event)) });
-    reach.reach.done();
+    let guard = SoloGuard::begin(epoch);
+    let mut rings = route.iter();
+    while rings.len() > 1 {
+        let from = rings.as_slice();
+        let Some(ring) = rings.next() else { break };
+        // A panicking clone leaves this ring and the rest unreached; and the
+        // rings already served may have a receiver parked (S3), so it
+        // settles them all.
+        let make = || {
+            let cut_short = SoloCutShort {
+                _unreached: Unreached(from),
+                route,
+                guard: &guard,
+            };
+            let value = event.clone();
+            cut_short.disarm();
+            value
+        };
+        // SAFETY: the caller's contract, and `guard` is held.
+        report.record(unsafe { ring.push_solo(make) });
+    }
+    if let Some(last) = rings.next() {
+        // SAFETY: as above.
+        report.record(unsafe { last.push_solo(move || event) });
+    }
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs
-    // more than the loads.
+    // more than the loads. A waker that panics does not stop the others.
+    let mut panic = FirstPanic::new();
     for ring in route {
-        ring.settle_solo();
+        ring.settle_solo(&mut panic);
     }
-    drop(reach);
     drop(guard);
+    panic.resume();
     report
 }
 
-/// [`Reach`] for the single producer: a publish cut short by a panicking
-/// `E::clone` still runs the wake-up step (S3) for every ring, or a receiver
-/// parked on a ring served before the panic would sleep with an event
-/// buffered.
-struct SoloReach<'a, 'g, E> {
-    reach: Reach<'a, E>,
+/// A single-producer publish cut short by a panicking `E::clone`: counts the
+/// rings it missed, and still runs the wake-up step (S3) for every ring, or
+/// a receiver parked on a ring served before the panic would sleep with an
+/// event buffered.
+struct SoloCutShort<'a, 'g, E> {
+    /// Counts the rings the clone missed when it drops (after the body of
+    /// `drop` below).
+    _unreached: Unreached<'a, E>,
+    route: &'a [Arc<Ring<E>>],
     guard: &'g SoloGuard<'g>,
 }
 
-impl<E> Drop for SoloReach<'_, '_, E> {
-    #[inline]
+impl<E> SoloCutShort<'_, '_, E> {
+    /// The clone returned: nothing to do.
+    #[inline(always)]
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl<E> Drop for SoloCutShort<'_, '_, E> {
+    #[cold]
     fn drop(&mut self) {
-        if !self.reach.cut_short() {
-            return;
-        }
         self.guard.pushed();
         // This thread is unwinding: a second panic (a waker's) would abort,
         // so each wake runs contained, and its panic is dropped; the first
         // one is already on its way to the caller.
         let mut panic = FirstPanic::new();
-        for ring in self.reach.route {
-            panic.run(|| ring.settle_solo());
+        for ring in self.route {
+            ring.settle_solo(&mut panic);
         }
         panic.resume();
-        // `self.reach` counts the rings the event missed when it drops.
     }
 }
 

@@ -138,10 +138,7 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
             None
         };
         let registry = self.cache.load();
-        let counters = &self.counters;
-        publish(registry, solo, to, event, |report| {
-            counters.record_owned(report)
-        })
+        publish(registry, solo, to, event, &self.counters, true)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
     ring::{Epoch, Totals},
-    stats::{PublishReport, ShutdownReport, SubscriptionStats},
+    stats::{ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -174,24 +174,29 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Counts a publish made by the single owner of these counters: a plain
-    /// load and store, no read-modify-write.
-    #[inline]
-    pub(crate) fn record_owned(&self, report: &PublishReport) {
-        // Relaxed: single writer (the owning `Publisher`, through `&mut`);
-        // snapshot readers only need some recent value.
-        bump(&self.published);
-        if report.matched == 0 {
-            bump(&self.no_subscribers);
+    /// Counts a publish, before it delivers: by the single owner of these
+    /// counters (a `Publisher`, through `&mut`) with a plain load and store,
+    /// else (the `Bus` handle's shared counters) with an RMW.
+    #[inline(always)]
+    pub(crate) fn count_publish(&self, owner: bool) {
+        if owner {
+            // Relaxed: single writer; snapshot readers only need some recent
+            // value.
+            bump(&self.published);
+        } else {
+            // Relaxed: an independent counter, read only by snapshots.
+            self.published.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Counts a publish made through a shared `Bus` handle.
-    #[inline]
-    pub(crate) fn record_shared(&self, report: &PublishReport) {
-        // Relaxed: an independent counter, read only by snapshots.
-        self.published.fetch_add(1, Ordering::Relaxed);
-        if report.matched == 0 {
+    /// Counts a publish that no ring took part in, after it delivered.
+    #[inline(always)]
+    pub(crate) fn count_unmatched(&self, owner: bool) {
+        if owner {
+            // Relaxed: as in `count_publish`.
+            bump(&self.no_subscribers);
+        } else {
+            // Relaxed: as in `count_publish`.
             self.no_subscribers.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -130,6 +130,30 @@ pub(crate) enum Push {
     Closed,
 }
 
+/// Runs `f`, user code that a push runs after it made its value (a waker,
+/// the `Drop` of a value evicted or refused); if it panics, counts a drop on
+/// each ring of `rest` (the rest of the publish's route, which it will not
+/// reach), then lets the panic go on.
+#[cold]
+fn contained<T>(f: impl FnOnce(), rest: &[Arc<Ring<T>>]) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        for ring in rest {
+            ring.count_unreached();
+        }
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// Ends a push that did not take its value: drops the value, if one was
+/// made, under [`contained`].
+#[inline(always)]
+fn refuse<T>(value: Option<T>, rest: &[Arc<Ring<T>>], push: Push) -> Push {
+    if let Some(value) = value {
+        contained(move || drop(value), rest);
+    }
+    push
+}
+
 /// What a [`Ring::close`] did, and the wake-ups it still owes
 /// ([`Ring::wake_closed`]).
 #[must_use = "a close owes its wake-ups: pass it to `Ring::wake_closed`"]
@@ -380,8 +404,14 @@ impl<T> Ring<T> {
     /// Pushes the value `make` produces, following the overflow policy when
     /// the ring is full. `make` runs at most once, before any slot is
     /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
+    ///
+    /// User code that runs after the value is made (the consumer's task
+    /// waker, the `Drop` of an evicted value or of one the ring refused)
+    /// runs contained: if it panics, each ring of `rest` (the rest of the
+    /// publish's route) counts a drop before the panic goes on. Free on the
+    /// fast path: `rest` is two words in registers.
     #[inline]
-    pub(crate) fn push_with(&self, make: impl FnOnce() -> T) -> Push {
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: &[Arc<Ring<T>>]) -> Push {
         let mut make = Some(make);
         let mut value: Option<T> = None;
         let backoff = Backoff::new();
@@ -391,7 +421,7 @@ impl<T> Ring<T> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             if tail & self.mark_bit != 0 {
-                return Push::Closed;
+                return refuse(value, rest, Push::Closed);
             }
             let pos = self.pos(tail);
             let slot = self.slot(pos);
@@ -425,7 +455,7 @@ impl<T> Ring<T> {
                         // `try_pop` (step 2).
                         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
                         if tail & self.park_bit != 0 {
-                            self.wake(&self.consumer);
+                            contained(|| self.wake(&self.consumer), rest);
                         }
                         return Push::Accepted;
                     }
@@ -441,7 +471,7 @@ impl<T> Ring<T> {
                 // is the linearization point of a drop. `DropNewest` needs no
                 // more: it drops without a fence.
                 let block_timeout = match self.policy {
-                    Overflow::DropNewest => return self.drop_newest(),
+                    Overflow::DropNewest => return refuse(value, rest, self.drop_newest()),
                     Overflow::DropOldest => None,
                     Overflow::Block(timeout) => Some(timeout),
                 };
@@ -459,7 +489,7 @@ impl<T> Ring<T> {
                         let deadline =
                             *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
                         if !self.wait_for_space(pos, deadline) {
-                            return self.drop_newest();
+                            return refuse(value, rest, self.drop_newest());
                         }
                     } else {
                         let v = match value.take() {
@@ -472,27 +502,34 @@ impl<T> Ring<T> {
                         self.cold.evicting.fetch_add(1, Ordering::Relaxed);
                         // SeqCst: pairs with the fence in `fold`.
                         fence(Ordering::SeqCst);
+                        // A close hands `v` back, to be dropped (user code)
+                        // only once out of the window.
                         let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
-                            None
+                            Err(v)
                         } else {
-                            Some(self.force_push(tail, v))
+                            Ok(self.force_push(tail, v))
                         };
                         // Release: pairs with the Acquire load in `fold`, so
                         // the fold sees this eviction's counts.
                         self.cold.evicting.fetch_sub(1, Ordering::Release);
                         match outcome {
-                            None => return Push::Closed,
-                            Some(Ok((evicted, parked))) => {
+                            Err(v) => return refuse(Some(v), rest, Push::Closed),
+                            Ok(Ok((evicted, parked))) => {
                                 // User code (a waker, the evicted value's
                                 // `Drop`) runs only now, outside the
                                 // counted eviction window (step 7).
-                                if parked {
-                                    self.wake(&self.consumer);
-                                }
-                                drop(evicted);
+                                contained(
+                                    || {
+                                        if parked {
+                                            self.wake(&self.consumer);
+                                        }
+                                        drop(evicted);
+                                    },
+                                    rest,
+                                );
                                 return Push::Accepted;
                             }
-                            Some(Err(v)) => value = Some(v),
+                            Ok(Err(v)) => value = Some(v),
                         }
                     }
                 }
@@ -880,8 +917,8 @@ mod loom_tests {
                     }
                 })
             };
-            assert_eq!(ring.push_with(|| 1), Push::Accepted);
-            assert_eq!(ring.push_with(|| 2), Push::Accepted);
+            assert_eq!(ring.push_with(|| 1, &[]), Push::Accepted);
+            assert_eq!(ring.push_with(|| 2, &[]), Push::Accepted);
             consumer.join().unwrap();
         });
     }

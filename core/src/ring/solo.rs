@@ -62,6 +62,7 @@ use crate::{
         Arc, Backoff,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    unwind::FirstPanic,
 };
 
 crate::sync::thread_local! {
@@ -233,12 +234,14 @@ impl<T> Ring<T> {
     }
 
     /// Wakes the consumer if it parked (step S3). Call after
-    /// [`SoloGuard::pushed`], for every ring that accepted.
+    /// [`SoloGuard::pushed`], for every ring that accepted. The wake runs a
+    /// task waker, user code: its panic is kept in `panic`, so the caller
+    /// settles every ring before raising it.
     #[inline]
-    pub(crate) fn settle_solo(&self) {
+    pub(crate) fn settle_solo(&self, panic: &mut FirstPanic) {
         // Relaxed: ordered by the barrier in `SoloGuard::pushed` (S3).
         if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
-            self.wake_solo();
+            panic.run(|| self.wake_solo());
         }
     }
 

@@ -10,7 +10,7 @@
 use crate::{
     error::PublishError,
     registry::Registry,
-    ring::{Epoch, Push, Ring, SoloGuard},
+    ring::{Epoch, Push, Ring, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
     sync::Arc,
@@ -117,11 +117,11 @@ pub(crate) fn publish<E: Clone>(
 /// A push that panics after its ring took the value counts the rest itself
 /// (`Ring::push_with`).
 ///
-/// Made around each `E::clone`, owning the ring it clones for and the rest.
-/// It costs nothing on the fast path: two words in registers, forgotten when
-/// the clone returns, and removed by the compiler where the clone cannot
-/// unwind (`u64`, `Arc<T>`).
-struct Unreached<'a, E>(&'a [Arc<Ring<E>>]);
+/// Made around each `E::clone`: the route and the position of the ring it
+/// clones for, which with the rest were not reached if the clone panics. It
+/// costs nothing on the fast path: forgotten when the clone returns, and
+/// removed by the compiler where the clone cannot unwind (`u64`, `Arc<T>`).
+struct Unreached<'a, E>(&'a [Arc<Ring<E>>], usize);
 
 impl<E> Unreached<'_, E> {
     /// The clone returned: nothing to count.
@@ -134,9 +134,7 @@ impl<E> Unreached<'_, E> {
 impl<E> Drop for Unreached<'_, E> {
     #[cold]
     fn drop(&mut self) {
-        for ring in self.0 {
-            ring.count_unreached();
-        }
+        Tail(self.0, self.1).count_unreached();
     }
 }
 
@@ -145,27 +143,19 @@ impl<E> Drop for Unreached<'_, E> {
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let mut report = PublishReport::default();
-    if route.is_empty() {
+    let Some((last, rest)) = route.split_last() else {
         return report;
-    }
-    let mut rings = route.iter();
-    while rings.len() > 1 {
-        // This ring and the rest of the route, then the rings after it: both
-        // slices of the iterator, free.
-        let from = rings.as_slice();
-        let Some(ring) = rings.next() else { break };
-        let after = rings.as_slice();
+    };
+    for (at, ring) in rest.iter().enumerate() {
         let make = || {
-            let unreached = Unreached(from);
+            let unreached = Unreached(route, at);
             let value = event.clone();
             unreached.disarm();
             value
         };
-        report.record(ring.push_with(make, after));
+        report.record(ring.push_with(make, Tail(route, at + 1)));
     }
-    if let Some(last) = rings.next() {
-        report.record(last.push_with(move || event, &[]));
-    }
+    report.record(last.push_with(move || event, Tail(route, route.len())));
     report
 }
 
@@ -192,7 +182,7 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
         // settles them all.
         let make = || {
             let cut_short = SoloCutShort {
-                _unreached: Unreached(from),
+                _unreached: Unreached(from, 0),
                 route,
                 guard: &guard,
             };

@@ -130,16 +130,30 @@ pub(crate) enum Push {
     Closed,
 }
 
+/// The rings of a publish's route from a position on: what it will not
+/// reach if user code cuts it short there. A route and a position, sliced
+/// only on that cold path, so a push carries it in two registers.
+#[derive(Clone, Copy)]
+pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
+
+impl<T> Tail<'_, T> {
+    /// Counts a drop on each ring of the tail.
+    #[cold]
+    pub(crate) fn count_unreached(self) {
+        for ring in self.0.get(self.1..).unwrap_or_default() {
+            ring.count_unreached();
+        }
+    }
+}
+
 /// Runs `f`, user code that a push runs after it made its value (a waker,
 /// the `Drop` of a value evicted or refused); if it panics, counts a drop on
 /// each ring of `rest` (the rest of the publish's route, which it will not
 /// reach), then lets the panic go on.
 #[cold]
-fn contained<T>(f: impl FnOnce(), rest: &[Arc<Ring<T>>]) {
+fn contained<T>(f: impl FnOnce(), rest: Tail<'_, T>) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        for ring in rest {
-            ring.count_unreached();
-        }
+        rest.count_unreached();
         std::panic::resume_unwind(payload);
     }
 }
@@ -147,7 +161,7 @@ fn contained<T>(f: impl FnOnce(), rest: &[Arc<Ring<T>>]) {
 /// Ends a push that did not take its value: drops the value, if one was
 /// made, under [`contained`].
 #[inline(always)]
-fn refuse<T>(value: Option<T>, rest: &[Arc<Ring<T>>], push: Push) -> Push {
+fn refuse<T>(value: Option<T>, rest: Tail<'_, T>, push: Push) -> Push {
     if let Some(value) = value {
         contained(move || drop(value), rest);
     }
@@ -409,9 +423,9 @@ impl<T> Ring<T> {
     /// waker, the `Drop` of an evicted value or of one the ring refused)
     /// runs contained: if it panics, each ring of `rest` (the rest of the
     /// publish's route) counts a drop before the panic goes on. Free on the
-    /// fast path: `rest` is two words in registers.
+    /// fast path: `rest` is sliced only then.
     #[inline]
-    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: &[Arc<Ring<T>>]) -> Push {
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: Tail<'_, T>) -> Push {
         let mut make = Some(make);
         let mut value: Option<T> = None;
         let backoff = Backoff::new();
@@ -917,8 +931,8 @@ mod loom_tests {
                     }
                 })
             };
-            assert_eq!(ring.push_with(|| 1, &[]), Push::Accepted);
-            assert_eq!(ring.push_with(|| 2, &[]), Push::Accepted);
+            assert_eq!(ring.push_with(|| 1, Tail(&[], 0)), Push::Accepted);
+            assert_eq!(ring.push_with(|| 2, Tail(&[], 0)), Push::Accepted);
             consumer.join().unwrap();
         });
     }

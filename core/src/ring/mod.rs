@@ -64,16 +64,20 @@
 //!
 //! | step | what | file |
 //! |---|---|---|
-//! | encoding, 1-3, 5 | positions, `Slot`, `Ring`, claim (`push_with`, `force_push`), pop, close, `Drop` | `ring/mod.rs` |
+//! | encoding, 5 | positions, `Slot`, `Ring`, close, `Drop` | `ring/mod.rs` |
+//! | 1, 2 | claim and publish a slot (`push_with`), the full-ring policies (`force_push`), user code a push runs | `ring/push.rs` |
+//! | 3, 5a | take and free a slot (`try_pop`, `pop_each`), `Empty` only with no claim in flight, lag before the gap | `ring/pop.rs` |
 //! | 4, 6 | waiters: park, sleep, wake; `Block` producers waiting for space | `ring/park.rs` |
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
 //! | S1-S4 | single-producer mode: plain-store pushes, publish epoch | `ring/solo.rs` |
 
 mod accounting;
 mod park;
+mod pop;
+mod push;
 mod solo;
 
-use std::{mem::MaybeUninit, time::Instant};
+use std::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
@@ -81,13 +85,14 @@ use crate::{
     error::SubscribeError,
     policy::Overflow,
     sync::{
-        Arc, Backoff, UnsafeCell,
-        atomic::{AtomicUsize, Ordering, fence},
+        Arc, UnsafeCell,
+        atomic::{AtomicUsize, Ordering},
     },
 };
 
 pub(crate) use self::{
     accounting::Totals,
+    push::Tail,
     solo::{Epoch, SoloGuard},
 };
 use self::{
@@ -128,44 +133,6 @@ pub(crate) enum Push {
     Dropped,
     /// The ring is closed; the value was not taken.
     Closed,
-}
-
-/// The rings of a publish's route from a position on: what it will not
-/// reach if user code cuts it short there. A route and a position, sliced
-/// only on that cold path, so a push carries it in two registers.
-#[derive(Clone, Copy)]
-pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
-
-impl<T> Tail<'_, T> {
-    /// Counts a drop on each ring of the tail.
-    #[cold]
-    pub(crate) fn count_unreached(self) {
-        for ring in self.0.get(self.1..).unwrap_or_default() {
-            ring.count_unreached();
-        }
-    }
-}
-
-/// Runs `f`, user code that a push runs after it made its value (a waker,
-/// the `Drop` of a value evicted or refused); if it panics, counts a drop on
-/// each ring of `rest` (the rest of the publish's route, which it will not
-/// reach), then lets the panic go on.
-#[cold]
-fn contained<T>(f: impl FnOnce(), rest: Tail<'_, T>) {
-    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        rest.count_unreached();
-        std::panic::resume_unwind(payload);
-    }
-}
-
-/// Ends a push that did not take its value: drops the value, if one was
-/// made, under [`contained`].
-#[inline(always)]
-fn refuse<T>(value: Option<T>, rest: Tail<'_, T>, push: Push) -> Push {
-    if let Some(value) = value {
-        contained(move || drop(value), rest);
-    }
-    push
 }
 
 /// What a [`Ring::close`] did, and the wake-ups it still owes
@@ -415,425 +382,6 @@ impl<T> Ring<T> {
         unsafe { self.buffer.get_unchecked(index) }
     }
 
-    /// Pushes the value `make` produces, following the overflow policy when
-    /// the ring is full. `make` runs at most once, before any slot is
-    /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
-    ///
-    /// User code that runs after the value is made (the consumer's task
-    /// waker, the `Drop` of an evicted value or of one the ring refused)
-    /// runs contained: if it panics, each ring of `rest` (the rest of the
-    /// publish's route) counts a drop before the panic goes on. Free on the
-    /// fast path: `rest` is sliced only then.
-    #[inline]
-    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: Tail<'_, T>) -> Push {
-        let mut make = Some(make);
-        let mut value: Option<T> = None;
-        let backoff = Backoff::new();
-        let mut deadline = None;
-        // Relaxed: only a hint for the first CAS, which re-reads the latest
-        // value in `tail`'s modification order if the hint is stale.
-        let mut tail = self.tail.load(Ordering::Relaxed);
-        loop {
-            if tail & self.mark_bit != 0 {
-                return refuse(value, rest, Push::Closed);
-            }
-            let pos = self.pos(tail);
-            let slot = self.slot(pos);
-            // Acquire: pairs with the consumer's Release stamp store in
-            // `try_pop` (step 3), so its read of the old value happens
-            // before our write below.
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == pos {
-                let v = match value.take() {
-                    Some(v) => v,
-                    None => (make.take().expect("make runs once"))(),
-                };
-                let new_tail = self.next(pos);
-                // Relaxed success: the slot is handed over by the stamp
-                // (step 2), not by `tail`. Clearing the park bit here is
-                // what obliges us to wake the consumer (step 4).
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    new_tail,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS made us the only producer at
-                        // `pos`, and `stamp == pos` (Acquire) shows the
-                        // consumer is done with the slot's previous value.
-                        slot.value.with_mut(|p| unsafe { (*p).write(v) });
-                        // SAFETY: as for the value just above.
-                        unsafe { self.sample_sent(pos) };
-                        // Release: pairs with the consumer's Acquire load in
-                        // `try_pop` (step 2).
-                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-                        if tail & self.park_bit != 0 {
-                            contained(|| self.wake(&self.consumer), rest);
-                        }
-                        return Push::Accepted;
-                    }
-                    Err(current) => {
-                        value = Some(v);
-                        tail = current;
-                        backoff.spin();
-                    }
-                }
-            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
-                // The slot still holds the value written one lap ago, not yet
-                // received: the ring was full when we loaded the stamp, which
-                // is the linearization point of a drop. `DropNewest` needs no
-                // more: it drops without a fence.
-                let block_timeout = match self.policy {
-                    Overflow::DropNewest => return refuse(value, rest, self.drop_newest()),
-                    Overflow::DropOldest => None,
-                    Overflow::Block(timeout) => Some(timeout),
-                };
-                // The other policies act on the oldest slot, so they check
-                // that the consumer has not moved on since the stamp load.
-                // SeqCst: orders the stamp load above before the head load
-                // below (as in crossbeam's array channel); pairs with the
-                // consumer's Release head store.
-                fence(Ordering::SeqCst);
-                let head = self.head.load(Ordering::Relaxed);
-                if head.wrapping_add(self.one_lap) == pos {
-                    if let Some(timeout) = block_timeout {
-                        // `None` inside: a timeout too long to represent as
-                        // an `Instant` (`Duration::MAX`) waits without one.
-                        let deadline =
-                            *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-                        if !self.wait_for_space(pos, deadline) {
-                            return refuse(value, rest, self.drop_newest());
-                        }
-                    } else {
-                        let v = match value.take() {
-                            Some(v) => v,
-                            None => (make.take().expect("make runs once"))(),
-                        };
-                        // Announce the eviction, then re-check for a close:
-                        // `fold` waits for announced evictions (step 7).
-                        // Relaxed: ordered by the SeqCst fence below.
-                        self.cold.evicting.fetch_add(1, Ordering::Relaxed);
-                        // SeqCst: pairs with the fence in `fold`.
-                        fence(Ordering::SeqCst);
-                        // A close hands `v` back, to be dropped (user code)
-                        // only once out of the window.
-                        let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
-                            Err(v)
-                        } else {
-                            Ok(self.force_push(tail, v))
-                        };
-                        // Release: pairs with the Acquire load in `fold`, so
-                        // the fold sees this eviction's counts.
-                        self.cold.evicting.fetch_sub(1, Ordering::Release);
-                        match outcome {
-                            Err(v) => return refuse(Some(v), rest, Push::Closed),
-                            Ok(Ok((evicted, parked))) => {
-                                // User code (a waker, the evicted value's
-                                // `Drop`) runs only now, outside the
-                                // counted eviction window (step 7).
-                                contained(
-                                    || {
-                                        if parked {
-                                            self.wake(&self.consumer);
-                                        }
-                                        drop(evicted);
-                                    },
-                                    rest,
-                                );
-                                return Push::Accepted;
-                            }
-                            Ok(Err(v)) => value = Some(v),
-                        }
-                    }
-                }
-                backoff.spin();
-                tail = self.tail.load(Ordering::Relaxed);
-            } else {
-                // Another producer claimed `pos` and we read a stale tail.
-                backoff.snooze();
-                tail = self.tail.load(Ordering::Relaxed);
-            }
-        }
-    }
-
-    #[cold]
-    fn drop_newest(&self) -> Push {
-        self.count_loss(&self.cold.dropped);
-        self.raise_high_water(self.cap);
-        Push::Dropped
-    }
-
-    /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
-    ///
-    /// `tail` was observed with the slot at its position full. Returns the
-    /// evicted value, for the caller to drop outside the eviction window,
-    /// and whether the consumer must be woken (also outside it: a task
-    /// waker is user code), or `v` back if the consumer moved first.
-    #[cold]
-    fn force_push(&self, tail: usize, v: T) -> Result<(T, bool), T> {
-        let pos = self.pos(tail);
-        let new_pos = self.next(pos);
-        let head = pos.wrapping_sub(self.one_lap);
-        let new_head = new_pos.wrapping_sub(self.one_lap);
-        // AcqRel: the winner of `head` owns the oldest slot. Pairs with the
-        // consumer's head CAS in `try_pop`, which competes for the same slot.
-        if self
-            .head
-            .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(v);
-        }
-        // Move `tail` past the slot. Other producers see the slot as full and
-        // wait for the stamp, so only a close or park can change `tail` now.
-        // A CAS loop keeps the mark bit. The park bit can appear here: with
-        // capacity 1, `head == pos(tail)` between the two CASes, so the
-        // consumer sees an empty ring and parks; clearing the bit obliges us
-        // to wake it, as in `push_with` (step 4), once out of the window.
-        let mut cur = tail;
-        loop {
-            let new_tail = new_pos | (cur & self.mark_bit);
-            // Relaxed: as in `push_with`, the slot is handed over by its stamp.
-            match self.tail.compare_exchange_weak(
-                cur,
-                new_tail,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
-        let slot = self.slot(pos);
-        // SAFETY: winning the head CAS made us the owner of the oldest slot,
-        // whose value was published by a Release stamp we read with Acquire
-        // (the stamp load in `push_with`), and no consumer can claim it now.
-        let old = slot
-            .value
-            .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
-        // SAFETY: as for the value just above: we own the slot until the
-        // Release stamp store below.
-        unsafe { self.sample_sent(pos) };
-        // Release: pairs with the consumer's Acquire stamp load.
-        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-        self.count_loss(&self.cold.overwritten);
-        self.raise_high_water(self.cap);
-        Ok((old, cur & self.park_bit != 0))
-    }
-
-    /// Takes the oldest value.
-    ///
-    /// # Safety
-    ///
-    /// - Only one thread at a time may call the consumer-side methods
-    ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
-    #[inline]
-    pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
-        if self.is_solo() {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { self.try_pop_solo() }
-        } else {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { self.try_pop_multi() }
-        }
-    }
-
-    /// Takes up to `max` values in order, handing each to `f`, and stops
-    /// early when the ring is empty or closed. Returns how many it took, and
-    /// why it stopped early. The same steps as `try_pop` per value, with the
-    /// mode test made once per call.
-    ///
-    /// # Safety
-    ///
-    /// - As [`Ring::try_pop`].
-    #[inline]
-    pub(crate) unsafe fn pop_each(
-        &self,
-        max: usize,
-        f: impl FnMut(T),
-    ) -> (usize, Option<PopError>) {
-        if self.is_solo() {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { self.pop_each_solo(max, f) }
-        } else {
-            // SAFETY: the caller's contract, passed on.
-            unsafe { self.pop_each_multi(max, f) }
-        }
-    }
-
-    /// `pop_each` for multi-producer rings.
-    ///
-    /// # Safety
-    ///
-    /// - As [`Ring::try_pop`].
-    #[inline(always)]
-    unsafe fn pop_each_multi(&self, max: usize, mut f: impl FnMut(T)) -> (usize, Option<PopError>) {
-        let mut taken = 0;
-        while taken < max {
-            // SAFETY: the caller's contract, passed on.
-            match unsafe { self.try_pop_multi() } {
-                Ok(v) => {
-                    taken += 1;
-                    f(v);
-                }
-                Err(e) => return (taken, Some(e)),
-            }
-        }
-        (taken, None)
-    }
-
-    /// `try_pop` for multi-producer rings.
-    ///
-    /// # Safety
-    ///
-    /// - As [`Ring::try_pop`].
-    #[inline(always)]
-    unsafe fn try_pop_multi(&self) -> Result<T, PopError> {
-        let backoff = Backoff::new();
-        // Relaxed: only the consumer and `force_push` write `head`; a stale
-        // value is caught by the stamp check or the head CAS.
-        let mut head = self.head.load(Ordering::Relaxed);
-        loop {
-            let slot = self.slot(head);
-            // Acquire: pairs with the producer's Release stamp store (step 2).
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if head.wrapping_add(1) == stamp {
-                let new_head = self.next(head);
-                if self.policy == Overflow::DropOldest {
-                    // AcqRel: competes with `force_push` for the slot.
-                    if let Err(actual) = self.head.compare_exchange_weak(
-                        head,
-                        new_head,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    ) {
-                        head = actual;
-                        continue;
-                    }
-                } else {
-                    // Release: pairs with the SeqCst fence + head load on the
-                    // producers' full path.
-                    self.head.store(new_head, Ordering::Release);
-                }
-                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
-                // written, and we own `head` (sole consumer, or the CAS).
-                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                // SAFETY: as for the value just above; `free` frees the slot.
-                unsafe {
-                    self.sample_received(head, || {
-                        // Release: pairs with the producers' Acquire stamp
-                        // load (step 3): our read happens before their next
-                        // write.
-                        slot.stamp
-                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-                    });
-                }
-                if let Overflow::Block(_) = self.policy {
-                    self.notify_space();
-                }
-                return Ok(value);
-            } else if stamp == head {
-                match self.unwritten(head) {
-                    Some(err) => return Err(err),
-                    None => backoff.snooze(),
-                }
-            } else {
-                // `force_push` moved `head` under us.
-                backoff.snooze();
-                head = self.head.load(Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// What a consumer that found the slot at `head` unwritten answers
-    /// (step 5a): `Empty` or `Disconnected` when no producer has claimed
-    /// `head`, `None` when one has and is writing it, which the caller waits
-    /// out.
-    ///
-    /// Waiting, not answering `Empty`, is what makes a receive linearizable:
-    /// a producer that claimed `head` and was preempted would otherwise hide
-    /// every later slot, including those of publishes that have returned.
-    /// The wait is bounded by the few instructions between a claim and its
-    /// stamp store (no user code runs there), and the caller's backoff
-    /// yields to a preempted producer.
-    #[inline]
-    fn unwritten(&self, head: usize) -> Option<PopError> {
-        // Relaxed: the data comes with the stamp, and the mark bit and the
-        // position travel in one value (step 5). A publish that returned
-        // before this receive began wrote `tail` first, so by coherence this
-        // load sees its claim, or a later value.
-        let tail = self.tail.load(Ordering::Relaxed);
-        if self.pos(tail) != head {
-            return None;
-        }
-        if tail & self.mark_bit != 0 {
-            return Some(PopError::Disconnected);
-        }
-        self.found_empty();
-        Some(PopError::Empty)
-    }
-
-    /// `try_pop` for the receiver of a `DropOldest` ring, which reports
-    /// evictions as lags before the first event after them. `own` is the
-    /// consumer's own copy of `head`, as it last moved it or reported it
-    /// (see [`Ring::take_lag`]). A `head` that differs from it was moved by
-    /// evictions: the pop answers [`PopError::Lagged`] instead of taking the
-    /// event after the gap, and `take_lag` then reports the gap.
-    ///
-    /// # Safety
-    ///
-    /// - As [`Ring::try_pop`].
-    #[inline]
-    pub(crate) unsafe fn try_pop_oldest(&self, own: &mut usize) -> Result<T, PopError> {
-        debug_assert_eq!(self.policy, Overflow::DropOldest);
-        let backoff = Backoff::new();
-        loop {
-            // Relaxed: only the consumer and `force_push` write `head`; the
-            // CAS below settles any race with an eviction.
-            let head = self.head.load(Ordering::Relaxed);
-            if head != *own {
-                return Err(PopError::Lagged);
-            }
-            let slot = self.slot(head);
-            // Acquire: pairs with the producer's Release stamp store (step 2).
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if head.wrapping_add(1) == stamp {
-                let new_head = self.next(head);
-                // AcqRel: competes with `force_push` for the slot. A failure
-                // means an eviction took it: a gap to report first.
-                if self
-                    .head
-                    .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
-                    return Err(PopError::Lagged);
-                }
-                *own = new_head;
-                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
-                // written, and the CAS made the slot ours.
-                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                // SAFETY: as for the value just above; `free` frees the slot.
-                unsafe {
-                    self.sample_received(head, || {
-                        // Release: as in `try_pop_multi` (step 3).
-                        slot.stamp
-                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-                    });
-                }
-                return Ok(value);
-            } else if stamp == head {
-                match self.unwritten(head) {
-                    Some(err) => return Err(err),
-                    None => backoff.snooze(),
-                }
-            } else {
-                // An eviction moved `head` under us; the next round reports it.
-                backoff.snooze();
-            }
-        }
-    }
-
     /// Closes the ring (step 5). Its [`Closed::first`] is `true` for the one
     /// call that closed it. The wake-ups the close owes are left to
     /// [`Ring::wake_closed`]: a task waker is user code, and an operation
@@ -923,7 +471,7 @@ mod loom_tests {
                     loop {
                         // SAFETY: this thread is the only consumer.
                         match unsafe { ring.try_pop() } {
-                            Ok(2) | Err(PopError::Disconnected) => return,
+                            Ok(2) | Err(PopError::Disconnected | PopError::Lagged) => return,
                             Ok(_) => {}
                             // SAFETY: as above.
                             Err(PopError::Empty) => unsafe { ring.wait(None) },

@@ -455,7 +455,9 @@ mod loom_tests {
         let push = unsafe { ring.push_solo(|| v) };
         guard.pushed();
         if push == Push::Accepted {
-            ring.settle_solo();
+            let mut panic = FirstPanic::new();
+            ring.settle_solo(&mut panic);
+            panic.resume();
         }
         push
     }
@@ -473,7 +475,9 @@ mod loom_tests {
                         // SAFETY: this thread is the only consumer.
                         match unsafe { ring.try_pop() } {
                             Ok(v) => return v,
-                            Err(PopError::Disconnected) => unreachable!("never closed"),
+                            Err(PopError::Disconnected | PopError::Lagged) => {
+                                unreachable!("never closed, never lags")
+                            }
                             // SAFETY: as above.
                             Err(PopError::Empty) => unsafe { ring.wait(None) },
                         }

@@ -1,0 +1,224 @@
+//! Steps 3 and 5a, the consumer side: take the value at `head`, free its
+//! slot; answer `Empty` or `Disconnected` only when no claim is in flight at
+//! `head`; and, under `DropOldest`, report an eviction before the event
+//! after it.
+
+use super::{PopError, Ring};
+use crate::{
+    policy::Overflow,
+    sync::{Backoff, atomic::Ordering},
+};
+
+impl<T> Ring<T> {
+    /// Takes the oldest value.
+    ///
+    /// # Safety
+    ///
+    /// - Only one thread at a time may call the consumer-side methods
+    ///   (`try_pop`, `wait`, `observe_len`, `take_lag`).
+    #[inline]
+    pub(crate) unsafe fn try_pop(&self) -> Result<T, PopError> {
+        if self.is_solo() {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.try_pop_solo() }
+        } else {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.try_pop_multi() }
+        }
+    }
+
+    /// Takes up to `max` values in order, handing each to `f`, and stops
+    /// early when the ring is empty or closed. Returns how many it took, and
+    /// why it stopped early. The same steps as `try_pop` per value, with the
+    /// mode test made once per call.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline]
+    pub(crate) unsafe fn pop_each(
+        &self,
+        max: usize,
+        f: impl FnMut(T),
+    ) -> (usize, Option<PopError>) {
+        if self.is_solo() {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.pop_each_solo(max, f) }
+        } else {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.pop_each_multi(max, f) }
+        }
+    }
+
+    /// `pop_each` for multi-producer rings.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline(always)]
+    unsafe fn pop_each_multi(&self, max: usize, mut f: impl FnMut(T)) -> (usize, Option<PopError>) {
+        let mut taken = 0;
+        while taken < max {
+            // SAFETY: the caller's contract, passed on.
+            match unsafe { self.try_pop_multi() } {
+                Ok(v) => {
+                    taken += 1;
+                    f(v);
+                }
+                Err(e) => return (taken, Some(e)),
+            }
+        }
+        (taken, None)
+    }
+
+    /// `try_pop` for multi-producer rings.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline(always)]
+    unsafe fn try_pop_multi(&self) -> Result<T, PopError> {
+        let backoff = Backoff::new();
+        // Relaxed: only the consumer and `force_push` write `head`; a stale
+        // value is caught by the stamp check or the head CAS.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(head);
+            // Acquire: pairs with the producer's Release stamp store (step 2).
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if head.wrapping_add(1) == stamp {
+                let new_head = self.next(head);
+                if self.policy == Overflow::DropOldest {
+                    // AcqRel: competes with `force_push` for the slot.
+                    if let Err(actual) = self.head.compare_exchange_weak(
+                        head,
+                        new_head,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    ) {
+                        head = actual;
+                        continue;
+                    }
+                } else {
+                    // Release: pairs with the SeqCst fence + head load on the
+                    // producers' full path.
+                    self.head.store(new_head, Ordering::Release);
+                }
+                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
+                // written, and we own `head` (sole consumer, or the CAS).
+                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                // SAFETY: as for the value just above; `free` frees the slot.
+                unsafe {
+                    self.sample_received(head, || {
+                        // Release: pairs with the producers' Acquire stamp
+                        // load (step 3): our read happens before their next
+                        // write.
+                        slot.stamp
+                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                    });
+                }
+                if let Overflow::Block(_) = self.policy {
+                    self.notify_space();
+                }
+                return Ok(value);
+            } else if stamp == head {
+                match self.unwritten(head) {
+                    Some(err) => return Err(err),
+                    None => backoff.snooze(),
+                }
+            } else {
+                // `force_push` moved `head` under us.
+                backoff.snooze();
+                head = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// What a consumer that found the slot at `head` unwritten answers
+    /// (step 5a): `Empty` or `Disconnected` when no producer has claimed
+    /// `head`, `None` when one has and is writing it, which the caller waits
+    /// out.
+    ///
+    /// Waiting, not answering `Empty`, is what makes a receive linearizable:
+    /// a producer that claimed `head` and was preempted would otherwise hide
+    /// every later slot, including those of publishes that have returned.
+    /// The wait is bounded by the few instructions between a claim and its
+    /// stamp store (no user code runs there), and the caller's backoff
+    /// yields to a preempted producer.
+    #[inline]
+    fn unwritten(&self, head: usize) -> Option<PopError> {
+        // Relaxed: the data comes with the stamp, and the mark bit and the
+        // position travel in one value (step 5). A publish that returned
+        // before this receive began wrote `tail` first, so by coherence this
+        // load sees its claim, or a later value.
+        let tail = self.tail.load(Ordering::Relaxed);
+        if self.pos(tail) != head {
+            return None;
+        }
+        if tail & self.mark_bit != 0 {
+            return Some(PopError::Disconnected);
+        }
+        self.found_empty();
+        Some(PopError::Empty)
+    }
+
+    /// `try_pop` for the receiver of a `DropOldest` ring, which reports
+    /// evictions as lags before the first event after them. `own` is the
+    /// consumer's own copy of `head`, as it last moved it or reported it
+    /// (see [`Ring::take_lag`]). A `head` that differs from it was moved by
+    /// evictions: the pop answers [`PopError::Lagged`] instead of taking the
+    /// event after the gap, and `take_lag` then reports the gap.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline]
+    pub(crate) unsafe fn try_pop_oldest(&self, own: &mut usize) -> Result<T, PopError> {
+        debug_assert_eq!(self.policy, Overflow::DropOldest);
+        let backoff = Backoff::new();
+        loop {
+            // Relaxed: only the consumer and `force_push` write `head`; the
+            // CAS below settles any race with an eviction.
+            let head = self.head.load(Ordering::Relaxed);
+            if head != *own {
+                return Err(PopError::Lagged);
+            }
+            let slot = self.slot(head);
+            // Acquire: pairs with the producer's Release stamp store (step 2).
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if head.wrapping_add(1) == stamp {
+                let new_head = self.next(head);
+                // AcqRel: competes with `force_push` for the slot. A failure
+                // means an eviction took it: a gap to report first.
+                if self
+                    .head
+                    .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return Err(PopError::Lagged);
+                }
+                *own = new_head;
+                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
+                // written, and the CAS made the slot ours.
+                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                // SAFETY: as for the value just above; `free` frees the slot.
+                unsafe {
+                    self.sample_received(head, || {
+                        // Release: as in `try_pop_multi` (step 3).
+                        slot.stamp
+                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                    });
+                }
+                return Ok(value);
+            } else if stamp == head {
+                match self.unwritten(head) {
+                    Some(err) => return Err(err),
+                    None => backoff.snooze(),
+                }
+            } else {
+                // An eviction moved `head` under us; the next round reports it.
+                backoff.snooze();
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Steps 1 and 2, the producer side: claim a slot with a CAS on `tail`,
+//! write it, publish it with its stamp; the overflow policies of a full ring
+//! (`DropNewest`, `DropOldest`'s eviction, `Block`'s wait); and the user code
+//! a push runs after it made its value, contained so that a panic there
+//! leaves the publish's counts balanced.
+
+use std::{mem::MaybeUninit, time::Instant};
+
+use super::{Push, Ring};
+use crate::{
+    policy::Overflow,
+    sync::{
+        Arc, Backoff,
+        atomic::{Ordering, fence},
+    },
+};
+
+/// The rings of a publish's route from a position on: what it will not
+/// reach if user code cuts it short there. A route and a position, sliced
+/// only on that cold path, so a push carries it in two registers.
+#[derive(Clone, Copy)]
+pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
+
+impl<T> Tail<'_, T> {
+    /// Counts a drop on each ring of the tail.
+    #[cold]
+    pub(crate) fn count_unreached(self) {
+        for ring in self.0.get(self.1..).unwrap_or_default() {
+            ring.count_unreached();
+        }
+    }
+}
+
+/// Runs `f`, user code that a push runs after it made its value (a waker,
+/// the `Drop` of a value evicted or refused); if it panics, counts a drop on
+/// each ring of `rest` (the rest of the publish's route, which it will not
+/// reach), then lets the panic go on.
+#[cold]
+fn contained<T>(f: impl FnOnce(), rest: Tail<'_, T>) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        rest.count_unreached();
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// Ends a push that did not take its value: drops the value, if one was
+/// made, under [`contained`].
+#[inline(always)]
+fn refuse<T>(value: Option<T>, rest: Tail<'_, T>, push: Push) -> Push {
+    if let Some(value) = value {
+        contained(move || drop(value), rest);
+    }
+    push
+}
+
+impl<T> Ring<T> {
+    /// Pushes the value `make` produces, following the overflow policy when
+    /// the ring is full. `make` runs at most once, before any slot is
+    /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
+    ///
+    /// User code that runs after the value is made (the consumer's task
+    /// waker, the `Drop` of an evicted value or of one the ring refused)
+    /// runs contained: if it panics, each ring of `rest` (the rest of the
+    /// publish's route) counts a drop before the panic goes on. Free on the
+    /// fast path: `rest` is sliced only then.
+    #[inline]
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: Tail<'_, T>) -> Push {
+        let mut make = Some(make);
+        let mut value: Option<T> = None;
+        let backoff = Backoff::new();
+        let mut deadline = None;
+        // Relaxed: only a hint for the first CAS, which re-reads the latest
+        // value in `tail`'s modification order if the hint is stale.
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & self.mark_bit != 0 {
+                return refuse(value, rest, Push::Closed);
+            }
+            let pos = self.pos(tail);
+            let slot = self.slot(pos);
+            // Acquire: pairs with the consumer's Release stamp store in
+            // `try_pop` (step 3), so its read of the old value happens
+            // before our write below.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == pos {
+                let v = match value.take() {
+                    Some(v) => v,
+                    None => (make.take().expect("make runs once"))(),
+                };
+                let new_tail = self.next(pos);
+                // Relaxed success: the slot is handed over by the stamp
+                // (step 2), not by `tail`. Clearing the park bit here is
+                // what obliges us to wake the consumer (step 4).
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    new_tail,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS made us the only producer at
+                        // `pos`, and `stamp == pos` (Acquire) shows the
+                        // consumer is done with the slot's previous value.
+                        slot.value.with_mut(|p| unsafe { (*p).write(v) });
+                        // SAFETY: as for the value just above.
+                        unsafe { self.sample_sent(pos) };
+                        // Release: pairs with the consumer's Acquire load in
+                        // `try_pop` (step 2).
+                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                        if tail & self.park_bit != 0 {
+                            contained(|| self.wake(&self.consumer), rest);
+                        }
+                        return Push::Accepted;
+                    }
+                    Err(current) => {
+                        value = Some(v);
+                        tail = current;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
+                // The slot still holds the value written one lap ago, not yet
+                // received: the ring was full when we loaded the stamp, which
+                // is the linearization point of a drop. `DropNewest` needs no
+                // more: it drops without a fence.
+                let block_timeout = match self.policy {
+                    Overflow::DropNewest => return refuse(value, rest, self.drop_newest()),
+                    Overflow::DropOldest => None,
+                    Overflow::Block(timeout) => Some(timeout),
+                };
+                // The other policies act on the oldest slot, so they check
+                // that the consumer has not moved on since the stamp load.
+                // SeqCst: orders the stamp load above before the head load
+                // below (as in crossbeam's array channel); pairs with the
+                // consumer's Release head store.
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(self.one_lap) == pos {
+                    if let Some(timeout) = block_timeout {
+                        // `None` inside: a timeout too long to represent as
+                        // an `Instant` (`Duration::MAX`) waits without one.
+                        let deadline =
+                            *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                        if !self.wait_for_space(pos, deadline) {
+                            return refuse(value, rest, self.drop_newest());
+                        }
+                    } else {
+                        let v = match value.take() {
+                            Some(v) => v,
+                            None => (make.take().expect("make runs once"))(),
+                        };
+                        // Announce the eviction, then re-check for a close:
+                        // `fold` waits for announced evictions (step 7).
+                        // Relaxed: ordered by the SeqCst fence below.
+                        self.cold.evicting.fetch_add(1, Ordering::Relaxed);
+                        // SeqCst: pairs with the fence in `fold`.
+                        fence(Ordering::SeqCst);
+                        // A close hands `v` back, to be dropped (user code)
+                        // only once out of the window.
+                        let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                            Err(v)
+                        } else {
+                            Ok(self.force_push(tail, v))
+                        };
+                        // Release: pairs with the Acquire load in `fold`, so
+                        // the fold sees this eviction's counts.
+                        self.cold.evicting.fetch_sub(1, Ordering::Release);
+                        match outcome {
+                            Err(v) => return refuse(Some(v), rest, Push::Closed),
+                            Ok(Ok((evicted, parked))) => {
+                                // User code (a waker, the evicted value's
+                                // `Drop`) runs only now, outside the
+                                // counted eviction window (step 7).
+                                contained(
+                                    || {
+                                        if parked {
+                                            self.wake(&self.consumer);
+                                        }
+                                        drop(evicted);
+                                    },
+                                    rest,
+                                );
+                                return Push::Accepted;
+                            }
+                            Ok(Err(v)) => value = Some(v),
+                        }
+                    }
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                // Another producer claimed `pos` and we read a stale tail.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[cold]
+    fn drop_newest(&self) -> Push {
+        self.count_loss(&self.cold.dropped);
+        self.raise_high_water(self.cap);
+        Push::Dropped
+    }
+
+    /// Evicts the oldest value to make room for `v`, as `ArrayQueue::force_push`.
+    ///
+    /// `tail` was observed with the slot at its position full. Returns the
+    /// evicted value, for the caller to drop outside the eviction window,
+    /// and whether the consumer must be woken (also outside it: a task
+    /// waker is user code), or `v` back if the consumer moved first.
+    #[cold]
+    fn force_push(&self, tail: usize, v: T) -> Result<(T, bool), T> {
+        let pos = self.pos(tail);
+        let new_pos = self.next(pos);
+        let head = pos.wrapping_sub(self.one_lap);
+        let new_head = new_pos.wrapping_sub(self.one_lap);
+        // AcqRel: the winner of `head` owns the oldest slot. Pairs with the
+        // consumer's head CAS in `try_pop`, which competes for the same slot.
+        if self
+            .head
+            .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(v);
+        }
+        // Move `tail` past the slot. Other producers see the slot as full and
+        // wait for the stamp, so only a close or park can change `tail` now.
+        // A CAS loop keeps the mark bit. The park bit can appear here: with
+        // capacity 1, `head == pos(tail)` between the two CASes, so the
+        // consumer sees an empty ring and parks; clearing the bit obliges us
+        // to wake it, as in `push_with` (step 4), once out of the window.
+        let mut cur = tail;
+        loop {
+            let new_tail = new_pos | (cur & self.mark_bit);
+            // Relaxed: as in `push_with`, the slot is handed over by its stamp.
+            match self.tail.compare_exchange_weak(
+                cur,
+                new_tail,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        let slot = self.slot(pos);
+        // SAFETY: winning the head CAS made us the owner of the oldest slot,
+        // whose value was published by a Release stamp we read with Acquire
+        // (the stamp load in `push_with`), and no consumer can claim it now.
+        let old = slot
+            .value
+            .with_mut(|p| unsafe { std::ptr::replace(p, MaybeUninit::new(v)).assume_init() });
+        // SAFETY: as for the value just above: we own the slot until the
+        // Release stamp store below.
+        unsafe { self.sample_sent(pos) };
+        // Release: pairs with the consumer's Acquire stamp load.
+        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+        self.count_loss(&self.cold.overwritten);
+        self.raise_high_water(self.cap);
+        Ok((old, cur & self.park_bit != 0))
+    }
+}

@@ -10,7 +10,29 @@ use std::{
 };
 
 use common::{Event, Kind, ev, ev_from, scaled, sub};
-use evbus_core::{Bus, Overflow, TryRecvError};
+use evbus_core::{Bus, Overflow, Subscription, TryRecvError};
+
+/// Runs `body` on `threads` threads, each with a handle of one bus, its own
+/// subscription to everything on it (room for two rounds of everyone's
+/// publishes) and a barrier shared by all; returns their handles.
+fn on_threads<R: Send + 'static>(
+    threads: usize,
+    body: impl Fn(usize, Bus<Event>, Subscription<Event>, Arc<Barrier>) -> R + Send + Sync + 'static,
+) -> Vec<thread::JoinHandle<R>> {
+    let bus = Bus::<Event>::new();
+    let subs: Vec<_> = (0..threads)
+        .map(|_| sub(&bus, ">", 2 * threads, Overflow::DropNewest))
+        .collect();
+    let barrier = Arc::new(Barrier::new(threads));
+    let body = Arc::new(body);
+    subs.into_iter()
+        .enumerate()
+        .map(|(t, own)| {
+            let (bus, barrier, body) = (bus.clone(), Arc::clone(&barrier), Arc::clone(&body));
+            thread::spawn(move || body(t, bus, own, barrier))
+        })
+        .collect()
+}
 
 /// Four threads each publish one event to every subscription, then
 /// `try_recv` on their own: their own accepted event is in the ring, so the
@@ -20,46 +42,33 @@ use evbus_core::{Bus, Overflow, TryRecvError};
 fn linearizable() {
     const THREADS: usize = 4;
     let rounds = scaled(20_000, 20);
-    let bus = Bus::<Event>::new();
-    let subs: Vec<_> = (0..THREADS)
-        .map(|_| sub(&bus, ">", 2 * THREADS, Overflow::DropNewest))
-        .collect();
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = subs
-        .into_iter()
-        .enumerate()
-        .map(|(t, mut own)| {
-            let bus = bus.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                let mut publisher = bus.publisher();
-                // Failures are collected, not raised: a thread that panicked
-                // would leave the others waiting at the barrier.
-                let mut failures = Vec::new();
-                for round in 0..rounds as u64 {
-                    barrier.wait();
-                    let report = publisher
-                        .publish(ev_from(Kind::Placed, t as u32, round))
-                        .unwrap();
-                    assert_eq!(report.accepted as usize, THREADS);
-                    let first = own.try_recv();
-                    if first.as_ref().map(|e| e.seq) != Ok(round) {
-                        failures.push(format!("round {round}: {first:?} with len {}", own.len()));
-                    }
-                    barrier.wait();
-                    // Every publish of the round has returned: all are here.
-                    let rest = own.try_iter().count();
-                    if first.is_ok() && rest != THREADS - 1 {
-                        failures.push(format!("round {round}: {rest} more"));
-                    }
-                    // Nobody publishes the next round before all have drained.
-                    barrier.wait();
-                    own.try_iter().for_each(drop);
-                }
-                failures
-            })
-        })
-        .collect();
+    let handles = on_threads(THREADS, move |t, bus, mut own, barrier| {
+        let mut publisher = bus.publisher();
+        // Failures are collected, not raised: a thread that panicked
+        // would leave the others waiting at the barrier.
+        let mut failures = Vec::new();
+        for round in 0..rounds as u64 {
+            barrier.wait();
+            let report = publisher
+                .publish(ev_from(Kind::Placed, t as u32, round))
+                .unwrap();
+            assert_eq!(report.accepted as usize, THREADS);
+            let first = own.try_recv();
+            if first.as_ref().map(|e| e.seq) != Ok(round) {
+                failures.push(format!("round {round}: {first:?} with len {}", own.len()));
+            }
+            barrier.wait();
+            // Every publish of the round has returned: all are here.
+            let rest = own.try_iter().count();
+            if first.is_ok() && rest != THREADS - 1 {
+                failures.push(format!("round {round}: {rest} more"));
+            }
+            // Nobody publishes the next round before all have drained.
+            barrier.wait();
+            own.try_iter().for_each(drop);
+        }
+        failures
+    });
     let failures: Vec<String> = handles
         .into_iter()
         .flat_map(|h| h.join().unwrap())
@@ -77,39 +86,26 @@ fn linearizable() {
 fn linearizable_drain() {
     const THREADS: usize = 3;
     let rounds = scaled(10_000, 10);
-    let bus = Bus::<Event>::new();
-    let subs: Vec<_> = (0..THREADS)
-        .map(|_| sub(&bus, ">", 2 * THREADS, Overflow::DropNewest))
-        .collect();
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let handles: Vec<_> = subs
-        .into_iter()
-        .enumerate()
-        .map(|(t, mut own)| {
-            let bus = bus.clone();
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                let mut failures = 0;
-                for round in 0..rounds as u64 {
-                    barrier.wait();
-                    bus.publish(ev_from(Kind::Login, t as u32, round)).unwrap();
-                    let mut seen = Vec::new();
-                    if t % 2 == 0 {
-                        own.drain_with(|e| seen.push(e.src));
-                    } else if let Ok(e) = own.recv_timeout(std::time::Duration::ZERO) {
-                        seen.push(e.src);
-                    }
-                    if seen.is_empty() {
-                        failures += 1;
-                    }
-                    barrier.wait();
-                    own.try_iter().for_each(drop);
-                    barrier.wait();
-                }
-                failures
-            })
-        })
-        .collect();
+    let handles = on_threads(THREADS, move |t, bus, mut own, barrier| {
+        let mut failures = 0;
+        for round in 0..rounds as u64 {
+            barrier.wait();
+            bus.publish(ev_from(Kind::Login, t as u32, round)).unwrap();
+            let mut seen = Vec::new();
+            if t % 2 == 0 {
+                own.drain_with(|e| seen.push(e.src));
+            } else if let Ok(e) = own.recv_timeout(std::time::Duration::ZERO) {
+                seen.push(e.src);
+            }
+            if seen.is_empty() {
+                failures += 1;
+            }
+            barrier.wait();
+            own.try_iter().for_each(drop);
+            barrier.wait();
+        }
+        failures
+    });
     let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(
         failures, 0,

@@ -48,14 +48,7 @@ fn dropping_the_dispatcher_without_shutdown_ends_its_workers() {
     common::idle(&d);
     assert_eq!(bus.subscriber_count(), 1);
     drop(d);
-    let mut events: Vec<_> = (0..2)
-        .map(|_| {
-            rx.recv_timeout(TIMEOUT)
-                .expect("the dispatcher did not end")
-        })
-        .collect();
-    events.sort_unstable();
-    assert_eq!(events, ["handler state dropped", "worker thread exited"]);
+    assert_dispatcher_ended(&rx);
     // The handler's ring is gone from the bus, which stays open.
     assert_eq!(bus.subscriber_count(), 0);
     assert!(!bus.is_shut_down());
@@ -91,6 +84,15 @@ fn a_handler_holding_a_weak_handle_does_not_keep_the_dispatcher_alive() {
     common::idle(&d);
     let weak = d.downgrade();
     drop(d);
+    assert_dispatcher_ended(&rx);
+    assert!(weak.upgrade().is_none());
+    assert_eq!(bus.subscriber_count(), 0);
+}
+
+/// Waits for the two signs that a dispatcher ended: its handler state was
+/// dropped and its worker thread exited (in either order).
+#[track_caller]
+fn assert_dispatcher_ended(rx: &std::sync::mpsc::Receiver<&'static str>) {
     let mut events: Vec<_> = (0..2)
         .map(|_| {
             rx.recv_timeout(TIMEOUT)
@@ -99,6 +101,4 @@ fn a_handler_holding_a_weak_handle_does_not_keep_the_dispatcher_alive() {
         .collect();
     events.sort_unstable();
     assert_eq!(events, ["handler state dropped", "worker thread exited"]);
-    assert!(weak.upgrade().is_none());
-    assert_eq!(bus.subscriber_count(), 0);
 }

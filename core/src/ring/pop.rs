@@ -122,9 +122,8 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if stamp == head {
-                match self.unwritten(head) {
-                    Some(err) => return Err(err),
-                    None => backoff.snooze(),
+                if let Some(err) = self.unwritten(head, &backoff) {
+                    return Err(err);
                 }
             } else {
                 // `force_push` moved `head` under us.
@@ -136,8 +135,8 @@ impl<T> Ring<T> {
 
     /// What a consumer that found the slot at `head` unwritten answers
     /// (step 5a): `Empty` or `Disconnected` when no producer has claimed
-    /// `head`, `None` when one has and is writing it, which the caller waits
-    /// out.
+    /// `head`; `None`, after a step of `backoff`, when one has and is
+    /// writing it, which the caller waits out by looking again.
     ///
     /// Waiting, not answering `Empty`, is what makes a receive linearizable:
     /// a producer that claimed `head` and was preempted would otherwise hide
@@ -146,13 +145,14 @@ impl<T> Ring<T> {
     /// stamp store (no user code runs there), and the caller's backoff
     /// yields to a preempted producer.
     #[inline]
-    fn unwritten(&self, head: usize) -> Option<PopError> {
+    fn unwritten(&self, head: usize, backoff: &Backoff) -> Option<PopError> {
         // Relaxed: the data comes with the stamp, and the mark bit and the
         // position travel in one value (step 5). A publish that returned
         // before this receive began wrote `tail` first, so by coherence this
         // load sees its claim, or a later value.
         let tail = self.tail.load(Ordering::Relaxed);
         if self.pos(tail) != head {
+            backoff.snooze();
             return None;
         }
         if tail & self.mark_bit != 0 {
@@ -211,9 +211,8 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if stamp == head {
-                match self.unwritten(head) {
-                    Some(err) => return Err(err),
-                    None => backoff.snooze(),
+                if let Some(err) = self.unwritten(head, &backoff) {
+                    return Err(err);
                 }
             } else {
                 // An eviction moved `head` under us; the next round reports it.

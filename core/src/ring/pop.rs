@@ -3,7 +3,7 @@
 //! `head`; and, under `DropOldest`, report an eviction before the event
 //! after it.
 
-use super::{PopError, Ring};
+use super::{PopError, Ring, Slot};
 use crate::{
     policy::Overflow,
     sync::{Backoff, atomic::Ordering},
@@ -104,19 +104,9 @@ impl<T> Ring<T> {
                     // producers' full path.
                     self.head.store(new_head, Ordering::Release);
                 }
-                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
-                // written, and we own `head` (sole consumer, or the CAS).
-                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                // SAFETY: as for the value just above; `free` frees the slot.
-                unsafe {
-                    self.sample_received(head, || {
-                        // Release: pairs with the producers' Acquire stamp
-                        // load (step 3): our read happens before their next
-                        // write.
-                        slot.stamp
-                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-                    });
-                }
+                // SAFETY: `stamp == head + 1` (Acquire), and we own `head`
+                // (sole consumer, or the CAS).
+                let value = unsafe { self.take(slot, head) };
                 if let Overflow::Block(_) = self.policy {
                     self.notify_space();
                 }
@@ -131,6 +121,30 @@ impl<T> Ring<T> {
                 head = self.head.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Reads the value at `head` and frees its slot (step 3).
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`]: the caller is the only consumer.
+    /// - `slot` is the slot of `head`, whose stamp the caller saw equal to
+    ///   `head + 1` with Acquire (the value is written), and the caller owns
+    ///   `head` (it moved `head` past it, alone or by winning the CAS).
+    #[inline(always)]
+    unsafe fn take(&self, slot: &Slot<T>, head: usize) -> T {
+        // SAFETY: the value is written and ours (the caller's contract).
+        let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+        // SAFETY: as for the value just above; `free` frees the slot.
+        unsafe {
+            self.sample_received(head, || {
+                // Release: pairs with the producers' Acquire stamp load
+                // (step 3): our read happens before their next write.
+                slot.stamp
+                    .store(head.wrapping_add(self.one_lap), Ordering::Release);
+            });
+        }
+        value
     }
 
     /// What a consumer that found the slot at `head` unwritten answers
@@ -198,17 +212,9 @@ impl<T> Ring<T> {
                     return Err(PopError::Lagged);
                 }
                 *own = new_head;
-                // SAFETY: `stamp == head + 1` (Acquire) shows the value is
-                // written, and the CAS made the slot ours.
-                let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-                // SAFETY: as for the value just above; `free` frees the slot.
-                unsafe {
-                    self.sample_received(head, || {
-                        // Release: as in `try_pop_multi` (step 3).
-                        slot.stamp
-                            .store(head.wrapping_add(self.one_lap), Ordering::Release);
-                    });
-                }
+                // SAFETY: `stamp == head + 1` (Acquire), and the CAS made the
+                // slot ours.
+                let value = unsafe { self.take(slot, head) };
                 return Ok(value);
             } else if stamp == head {
                 if let Some(err) = self.unwritten(head, &backoff) {

@@ -13,6 +13,10 @@
 use evbus_core::EventKind;
 use libfuzzer_sys::fuzz_target;
 
+/// The armed events, which `reference` refers to.
+#[allow(dead_code)]
+#[path = "../../core/tests/common/inject.rs"]
+mod inject;
 /// `PATTERNS` and `Sequenced`, which the single-producer reference needs.
 #[allow(dead_code)]
 #[path = "../../core/tests/common/reference.rs"]

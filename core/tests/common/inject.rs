@@ -36,7 +36,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) enum OnDrop {
     /// Panics.
     Panic,
-    /// Interns `topics[i]` with `Bus::topic`.
+    /// Interns the `i`-th valid topic of the lockstep's list (see
+    /// [`reentrant_topic`]) with `Bus::topic`.
     Topic(usize),
     /// Subscribes to `PATTERNS[i]` (see [`reentrant_options`]).
     Subscribe(usize),
@@ -49,6 +50,17 @@ pub(crate) enum OnDrop {
 /// with `OnDrop::Subscribe(pattern)`: `(cap, oldest)`.
 pub(crate) fn reentrant_options(pattern: usize) -> (usize, bool) {
     (pattern % 3 + 1, pattern % 2 == 1)
+}
+
+/// The topic `OnDrop::Topic(i)` interns: the `i`-th of the valid `topics`
+/// (modulo their number).
+pub(crate) fn reentrant_topic(topics: &[&'static str], i: usize) -> &'static str {
+    let valid: Vec<&'static str> = topics
+        .iter()
+        .copied()
+        .filter(|t| !t.split('.').any(str::is_empty))
+        .collect();
+    valid[i % valid.len()]
 }
 
 /// What a fired [`OnDrop`] did; the model computes the same list.
@@ -166,7 +178,7 @@ impl<K: EventKind> Control<K> {
             (OnDrop::Panic, _) => Fired::Panicked(seq),
             (_, None) => return,
             (OnDrop::Topic(t), Some(bus)) => {
-                let name = self.topics[t % self.topics.len()];
+                let name = reentrant_topic(self.topics, t);
                 bus.topic(name).expect("valid topic");
                 Fired::Topic(seq, name)
             }

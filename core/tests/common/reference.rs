@@ -27,7 +27,9 @@ use evbus_core::{
     SubscribeOptions, Subscription, Topic, TryRecvError,
 };
 
-use super::inject::{Armed, Control, Fired, OnDrop, TestWaker, lock, reentrant_options};
+use super::inject::{
+    Armed, Control, Fired, OnDrop, TestWaker, lock, reentrant_options, reentrant_topic,
+};
 
 /// The subscription patterns both users pick from.
 pub(crate) const PATTERNS: &[&str] = &[
@@ -211,7 +213,7 @@ impl Model {
         let fired = match self.armed.remove(at).1 {
             OnDrop::Panic => Fired::Panicked(seq),
             OnDrop::Topic(t) => {
-                let name = self.topics[t % self.topics.len()];
+                let name = reentrant_topic(self.topics, t);
                 self.interned.insert(name);
                 Fired::Topic(seq, name)
             }

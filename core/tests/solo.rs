@@ -313,11 +313,9 @@ mod model {
 
 /// On a single-producer bus, the publish wakes parked receivers only after
 /// every ring has its event (S3); a task waker that panics there must not
-/// leave the receivers of the later rings asleep with an event buffered.
+/// leave the receivers of the later rings asleep with an event buffered
+/// (found by the injection; fixed by the contained `settle_solo`).
 #[test]
-#[ignore = "core bug (issue 12, defects 5 and 9): `deliver_solo` runs `settle_solo` for each ring \
-            after `reach.done()`, uncontained: a panicking waker on the first ring unwinds past \
-            the rest, and `SoloReach` does nothing for a publish that was not cut short"]
 fn a_panicking_waker_does_not_hide_the_next_rings_wake() {
     use crate::common::inject::{TestWaker, quiet_injected_panics};
     quiet_injected_panics();

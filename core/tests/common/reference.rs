@@ -238,6 +238,16 @@ impl Model {
         panicked
     }
 
+    /// Whether a publish on `topic` now would be delivered to a ring.
+    fn routes(&self, topic: &str) -> bool {
+        !self.shut_down
+            && !topic.split('.').any(str::is_empty)
+            && self
+                .subs
+                .iter()
+                .any(|s| !s.closed && matches(s.pattern, topic))
+    }
+
     /// A publish on `topic`; `Err(Panicked)` if user code cut it short.
     ///
     /// The accounting of a publish that a panic cut short (see `Reach` in
@@ -269,17 +279,25 @@ impl Model {
         let last = route.len().saturating_sub(1);
         for (pos, &i) in route.iter().enumerate() {
             if self.subs[i].closed {
+                // Closed meanwhile (from a `Drop`): on the last ring, the
+                // original is dropped unused.
+                if pos == last && self.drop_event(seq) {
+                    return Err(Panicked);
+                }
                 continue;
             }
             let s = &mut self.subs[i];
             let full = s.queued() >= s.cap;
             if full && !s.oldest {
-                // The clone is never made (on the last ring, the original
-                // is dropped here: never an armed one).
+                // The clone is never made; on the last ring, the original
+                // is dropped here, after the ring counted it.
                 s.dropped += 1;
                 s.high_water = s.cap;
                 matched += 1;
                 dropped += 1;
+                if pos == last && self.drop_event(seq) {
+                    return Err(Panicked);
+                }
                 continue;
             }
             if pos != last {
@@ -486,6 +504,8 @@ pub(crate) struct Lockstep<K: EventKind> {
     wakers: Vec<Arc<TestWaker>>,
     /// What the injected user code did so far, as the model predicted it.
     pub(crate) seen: Seen,
+    /// What the next publish's own event does when first dropped.
+    arm_next: Option<OnDrop>,
 }
 
 /// Counts of injected user code that ran, so that a fixed sequence can show
@@ -523,6 +543,7 @@ impl<K: EventKind> Lockstep<K> {
             control,
             wakers: Vec::new(),
             seen: Seen::default(),
+            arm_next: None,
         }
     }
 
@@ -606,6 +627,12 @@ impl<K: EventKind> Lockstep<K> {
             Route::Kind => kind.topic(),
             Route::Name(t) | Route::Handle(t) => self.topics[t],
         };
+        if self.model.routes(topic) {
+            if let Some(action) = self.arm_next.take() {
+                self.control.arm(seq, action);
+                self.model.armed.push((seq, action));
+            }
+        }
         let handle = match route {
             Route::Handle(t) => {
                 let bus = &self.bus;
@@ -736,6 +763,15 @@ impl<K: EventKind> Lockstep<K> {
         self.model.wakes.push(0);
         self.model.panicky.push(panics);
         self.model.subs[i].parked = Some(self.wakers.len() - 1);
+    }
+
+    /// Arms the event of the next publish that has a ring to go to: the
+    /// first drop of a copy of it does `action`. (A publish that matches
+    /// nothing drops its event inside the bus too; that case is left to
+    /// `a_panicking_drop_with_no_subscribers_counts_no_subscribers` in
+    /// `model.rs`.)
+    pub(crate) fn arm_next(&mut self, action: OnDrop) {
+        self.arm_next = Some(action);
     }
 
     /// Makes the `n`-th clone from now panic (`n` from 1).
@@ -902,6 +938,7 @@ impl<K: EventKind> Lockstep<K> {
         self.control.disarm();
         self.model.armed.clear();
         self.model.panic_on_clone = 0;
+        self.arm_next = None;
         self.adopt();
         for i in 0..self.subs.len() {
             if let Some(s) = self.subs[i].take() {

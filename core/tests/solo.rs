@@ -236,8 +236,8 @@ mod model {
         TryRecv(usize),
         Drain(usize),
         Shutdown,
-        /// `poll_recv` with a counting task waker.
-        Park(usize),
+        /// `poll_recv` with a counting task waker that panics if `.1`.
+        Park(usize, bool),
         /// The clone this many from now panics.
         ArmClone(u64),
     }
@@ -251,7 +251,7 @@ mod model {
             6 => (0..6usize).prop_map(Op::TryRecv),
             2 => (0..6usize).prop_map(Op::Drain),
             1 => Just(Op::Shutdown),
-            2 => (0..6usize).prop_map(Op::Park),
+            2 => (0..6usize, any::<bool>()).prop_map(|(i, panics)| Op::Park(i, panics)),
             2 => (1..=3u64).prop_map(Op::ArmClone),
         ]
     }
@@ -266,8 +266,8 @@ mod model {
                 Op::Publish(kind) => sut.publish(kind, step as u64)?,
                 Op::TryRecv(i) => sut.try_recv(i)?,
                 Op::Drain(i) => sut.drain(i)?,
-                Op::Shutdown => sut.shutdown(),
-                Op::Park(i) => sut.park(i)?,
+                Op::Shutdown => sut.shutdown()?,
+                Op::Park(i, panics) => sut.park(i, panics)?,
                 Op::ArmClone(n) => sut.arm_clone(n),
             }
             sut.check(step)?;
@@ -287,8 +287,9 @@ mod model {
     }
 
     /// A clone that panics mid fan-out, with receivers parked on the rings
-    /// before, at and after it: each is woken once, the rings from the
-    /// panicking one on count a drop.
+    /// before, at and after it: each is woken once (one waker panicking),
+    /// the rings from the panicking one on count a drop; then panicking
+    /// wakers on a whole publish and on shutdown.
     #[test]
     fn a_panicking_clone_wakes_every_parked_receiver() {
         use Op::*;
@@ -296,18 +297,21 @@ mod model {
             Subscribe { pattern: 2, cap: 2 },
             Subscribe { pattern: 0, cap: 2 },
             Subscribe { pattern: 1, cap: 1 },
-            Park(0),
-            Park(1),
-            Park(2),
+            Park(0, false),
+            Park(1, true),
+            Park(2, false),
             ArmClone(2),
             Publish(Kind::Placed),
             TryRecv(0),
-            Park(0),
-            Park(1),
+            // A panicking waker on the first ring does not keep the second
+            // from waking.
+            Park(0, true),
+            Park(1, false),
             Publish(Kind::Placed),
+            Park(1, true),
             Shutdown,
         ];
-        assert_eq!(run(&ops), Ok(1));
+        assert_eq!(run(&ops), Ok(2));
     }
 }
 

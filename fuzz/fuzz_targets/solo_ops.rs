@@ -57,11 +57,11 @@ fuzz_target!(|data: &[u8]| {
             }
             6 | 7 => agree(sut.try_recv(i)),
             8 => agree(sut.drain(i)),
-            10 => agree(sut.park(i)),
+            10 => agree(sut.park(i, arg & 0x80 != 0)),
             11 => sut.arm_clone(u64::from(arg % 3) + 1),
             _ => {
                 if arg < 0x20 {
-                    sut.shutdown();
+                    agree(sut.shutdown());
                 }
             }
         }

@@ -9,10 +9,10 @@
 //!
 //! The events are `inject.rs`'s armed events: a `Clone` can be armed to
 //! panic mid fan-out, and receivers park counting task wakers with
-//! `poll_recv`. A publish that a panicking clone cut short still wakes every
-//! parked receiver on its route (defect 5 of issue 12), and counts a drop
-//! on every ring it did not reach. Panicking wakers are not injected here:
-//! see `a_panicking_waker_does_not_hide_the_next_rings_wake` in `solo.rs`.
+//! `poll_recv`, some of which panic. A publish that a panicking clone cut
+//! short still wakes every parked receiver on its route (defect 5 of issue
+//! 12), and counts a drop on every ring it did not reach; a panicking waker
+//! does not keep the others from waking.
 
 use std::{
     collections::VecDeque,
@@ -61,8 +61,9 @@ pub(crate) struct SoloLockstep<K: EventKind> {
     subs: Vec<(Subscription<Armed<K>>, Expected)>,
     shut: bool,
     control: Arc<Control<K>>,
-    /// Every task waker registered, and the wakes the model expects of it.
-    wakers: Vec<(Arc<TestWaker>, u64)>,
+    /// Every task waker registered, the wakes the model expects of it, and
+    /// whether it panics.
+    wakers: Vec<(Arc<TestWaker>, u64, bool)>,
     /// Clones the model expects so far, and the one that panics (0: none).
     clones: u64,
     panic_on_clone: u64,
@@ -116,23 +117,36 @@ impl<K: EventKind> SoloLockstep<K> {
         Ok(())
     }
 
-    /// The model's side of a close of subscription `i`: wakes its parked
-    /// task, if any.
-    fn close(&mut self, i: usize) {
-        let exp = &mut self.subs[i].1;
-        if exp.open {
-            exp.open = false;
-            if let Some(w) = exp.parked.take() {
+    /// Wakes the task parked on subscription `i`, if any: whether its
+    /// waker panicked.
+    fn wake(&mut self, i: usize) -> bool {
+        match self.subs[i].1.parked.take() {
+            Some(w) => {
                 self.wakers[w].1 += 1;
+                self.wakers[w].2
             }
+            None => false,
         }
+    }
+
+    /// The model's side of a close of subscription `i`: wakes its parked
+    /// task, if any; whether its waker panicked.
+    fn close(&mut self, i: usize) -> bool {
+        let exp = &mut self.subs[i].1;
+        if !exp.open {
+            return false;
+        }
+        exp.open = false;
+        self.wake(i)
     }
 
     /// Unsubscribes subscription `i`, if there is one.
     pub(crate) fn unsubscribe(&mut self, i: usize) -> Result<(), String> {
         if let Some((sub, exp)) = self.subs.get(i) {
-            agree(sub.unsubscribe(), exp.open, || format!("unsubscribe {i}"))?;
-            self.close(i);
+            let was_open = exp.open;
+            let got = panic::catch_unwind(AssertUnwindSafe(|| sub.unsubscribe()));
+            let want = if self.close(i) { None } else { Some(was_open) };
+            agree(got.ok(), want, || format!("unsubscribe {i}"))?;
         }
         Ok(())
     }
@@ -181,28 +195,31 @@ impl<K: EventKind> SoloLockstep<K> {
             exp.delivered += 1;
             accepted += 1;
         }
-        // Cut short or not, every parked receiver on the route is woken.
+        // Cut short or not, every parked receiver on the route is woken,
+        // each waker contained.
+        let mut waker_panicked = false;
         for &i in &route {
-            if let Some(w) = self.subs[i].1.parked.take() {
-                self.wakers[w].1 += 1;
+            waker_panicked |= self.wake(i);
+        }
+        if let Some(at) = cut_at {
+            // The ring whose clone panicked, and every ring after it.
+            for &i in &route[at..] {
+                self.subs[i].1.dropped += 1;
             }
         }
-        match (got, cut_at) {
-            (Err(_), Some(at)) => {
-                // The ring whose clone panicked, and every ring after it.
-                for &i in &route[at..] {
-                    self.subs[i].1.dropped += 1;
-                }
+        match (got, cut_at.is_some() || waker_panicked) {
+            (Err(_), true) => {
                 self.panics += 1;
                 Ok(())
             }
-            (Ok(Ok(report)), None) => agree(
+            (Ok(Ok(report)), false) => agree(
                 (report.matched, report.accepted, report.dropped),
                 (matched, accepted, matched - accepted),
                 || format!("publish {seq}: matched, accepted, dropped"),
             ),
-            (got, cut_at) => Err(format!(
-                "publish {seq}: {} (real), model panics at ring {cut_at:?}",
+            (got, _) => Err(format!(
+                "publish {seq}: {} (real), model: clone panics at ring {cut_at:?}, \
+                 a waker panics: {waker_panicked}",
                 match got {
                     Err(_) => "panicked".to_string(),
                     Ok(r) => format!("{:?}", r.map(|r| r.accepted).map_err(|e| e.to_string())),
@@ -231,12 +248,12 @@ impl<K: EventKind> SoloLockstep<K> {
     }
 
     /// `poll_recv` on subscription `i`, if there is one, with a new
-    /// counting task waker.
-    pub(crate) fn park(&mut self, i: usize) -> Result<(), String> {
+    /// counting task waker, which panics when woken if `panics`.
+    pub(crate) fn park(&mut self, i: usize, panics: bool) -> Result<(), String> {
         if i >= self.subs.len() {
             return Ok(());
         }
-        let waker = TestWaker::new(false);
+        let waker = TestWaker::new(panics);
         let w = Waker::from(Arc::clone(&waker));
         let got = match self.subs[i].0.poll_recv(&mut Context::from_waker(&w)) {
             Poll::Pending => Err(TryRecvError::Empty),
@@ -246,7 +263,7 @@ impl<K: EventKind> SoloLockstep<K> {
         };
         agree(got, self.model_recv(i), || format!("poll_recv {i}"))?;
         if got == Err(TryRecvError::Empty) {
-            self.wakers.push((waker, 0));
+            self.wakers.push((waker, 0, panics));
             self.subs[i].1.parked = Some(self.wakers.len() - 1);
         }
         Ok(())
@@ -264,12 +281,20 @@ impl<K: EventKind> SoloLockstep<K> {
         Ok(())
     }
 
-    pub(crate) fn shutdown(&mut self) {
-        self.bus.shutdown();
+    /// Shuts the bus down: every ring closes, then every parked task is
+    /// woken, each waker contained; a panic among them reaches the caller.
+    pub(crate) fn shutdown(&mut self) -> Result<(), String> {
+        let bus = &self.bus;
+        let got = panic::catch_unwind(AssertUnwindSafe(|| bus.shutdown())).is_err();
+        let already = self.shut;
         self.shut = true;
+        let mut panicked = false;
         for i in 0..self.subs.len() {
-            self.close(i);
+            panicked |= self.close(i);
         }
+        agree(got, panicked && !already, || {
+            "shutdown: a waker panicked".to_string()
+        })
     }
 
     /// Every subscription's counters equal the model's, and so do the task
@@ -287,7 +312,7 @@ impl<K: EventKind> SoloLockstep<K> {
                 },
             )?;
         }
-        let wakes = |f: fn(&(Arc<TestWaker>, u64)) -> u64| -> Vec<u64> {
+        let wakes = |f: fn(&(Arc<TestWaker>, u64, bool)) -> u64| -> Vec<u64> {
             self.wakers.iter().map(f).collect()
         };
         agree(wakes(|w| w.0.wakes()), wakes(|w| w.1), || {
@@ -306,18 +331,23 @@ impl<K: EventKind> SoloLockstep<K> {
     /// exactly once.
     pub(crate) fn teardown(mut self) -> Result<(), String> {
         self.control.disarm();
-        for i in 0..self.subs.len() {
-            self.close(i);
+        let subs = std::mem::take(&mut self.subs);
+        for (i, (sub, exp)) in subs.into_iter().enumerate() {
+            // Dropping a subscription closes it, and wakes its parked task.
+            let got = panic::catch_unwind(AssertUnwindSafe(move || drop(sub))).is_err();
+            let want = exp.open && exp.parked.is_some_and(|w| self.wakers[w].2);
+            if let Some(w) = exp.parked.filter(|_| exp.open) {
+                self.wakers[w].1 += 1;
+            }
+            agree(got, want, || format!("teardown: drop subscription {i}"))?;
         }
         let Self {
             bus,
             publisher,
-            subs,
             control,
             wakers,
             ..
         } = self;
-        drop(subs);
         drop((bus, publisher));
         let real: Vec<u64> = wakers.iter().map(|w| w.0.wakes()).collect();
         let model: Vec<u64> = wakers.iter().map(|w| w.1).collect();

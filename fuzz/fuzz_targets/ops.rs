@@ -32,8 +32,7 @@ mod inject;
 
 use inject::OnDrop;
 
-/// The event type and checks both model targets use (the kinds only, here).
-#[allow(dead_code)]
+/// The event kinds and checks both model targets use.
 #[path = "../common/shared.rs"]
 mod shared;
 
@@ -95,13 +94,17 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let sub = usize::from(arg & 7);
                 let nth = usize::from((arg >> 3) & 3);
-                let action = match arg >> 5 {
-                    0..=3 => OnDrop::Panic,
-                    4 => OnDrop::Topic(sub),
-                    5 => OnDrop::Subscribe(sub),
+                let action = match (arg >> 5) & 3 {
+                    0 | 1 => OnDrop::Panic,
+                    2 if arg & 1 == 0 => OnDrop::Topic(sub),
+                    2 => OnDrop::Subscribe(sub),
                     _ => OnDrop::Unsubscribe(nth),
                 };
-                sut.arm_drop(sub, nth, action);
+                if op % 16 == 14 {
+                    sut.arm_drop(sub, nth, action);
+                } else {
+                    sut.arm_next(action);
+                }
             }
         }
         agree(sut.check(step));

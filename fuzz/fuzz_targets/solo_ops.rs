@@ -29,8 +29,7 @@ mod solo_reference;
 use reference::PATTERNS;
 use solo_reference::SoloLockstep;
 
-/// The event type and checks both model targets use (the kinds only, here).
-#[allow(dead_code)]
+/// The event kinds and checks both model targets use.
 #[path = "../common/shared.rs"]
 mod shared;
 

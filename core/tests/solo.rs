@@ -213,7 +213,9 @@ fn poll_recv_wakes_on_a_solo_publish() {
 /// `VecDeque` per subscription (`common/solo_reference.rs`, shared with the
 /// `solo_ops` fuzz target): every publish report, receive, drain and counter
 /// must match. (The lockstep model in `model.rs` covers multi-producer
-/// buses; this one covers the single-producer push and pop.)
+/// buses; this one covers the single-producer push and pop.) Clones that
+/// panic mid fan-out and parked task wakers are injected: every parked task
+/// must be woken exactly when the model says, and every event dropped once.
 mod model {
     use evbus_core::EventKind;
     use proptest::prelude::*;
@@ -225,12 +227,19 @@ mod model {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Subscribe { pattern: usize, cap: usize },
+        Subscribe {
+            pattern: usize,
+            cap: usize,
+        },
         Unsubscribe(usize),
         Publish(Kind),
         TryRecv(usize),
         Drain(usize),
         Shutdown,
+        /// `poll_recv` with a counting task waker that panics if `.1`.
+        Park(usize, bool),
+        /// The clone this many from now panics.
+        ArmClone(u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -242,23 +251,30 @@ mod model {
             6 => (0..6usize).prop_map(Op::TryRecv),
             2 => (0..6usize).prop_map(Op::Drain),
             1 => Just(Op::Shutdown),
+            2 => (0..6usize, any::<bool>()).prop_map(|(i, panics)| Op::Park(i, panics)),
+            2 => (1..=3u64).prop_map(Op::ArmClone),
         ]
     }
 
-    fn run(ops: &[Op]) -> Result<(), String> {
-        let mut sut = SoloLockstep::<Event>::new();
+    fn run(ops: &[Op]) -> Result<u64, String> {
+        crate::common::inject::quiet_injected_panics();
+        let mut sut = SoloLockstep::<Kind>::new();
         for (step, op) in ops.iter().enumerate() {
             match *op {
                 Op::Subscribe { pattern, cap } => sut.subscribe(PATTERNS[pattern], cap)?,
                 Op::Unsubscribe(i) => sut.unsubscribe(i)?,
-                Op::Publish(kind) => sut.publish(ev(kind, step as u64))?,
+                Op::Publish(kind) => sut.publish(kind, step as u64)?,
                 Op::TryRecv(i) => sut.try_recv(i)?,
                 Op::Drain(i) => sut.drain(i)?,
-                Op::Shutdown => sut.shutdown(),
+                Op::Shutdown => sut.shutdown()?,
+                Op::Park(i, panics) => sut.park(i, panics)?,
+                Op::ArmClone(n) => sut.arm_clone(n),
             }
             sut.check(step)?;
         }
-        Ok(())
+        let panics = sut.panics;
+        sut.teardown()?;
+        Ok(panics)
     }
 
     proptest! {
@@ -269,4 +285,62 @@ mod model {
             run(&ops).map_err(TestCaseError::fail)?;
         }
     }
+
+    /// A clone that panics mid fan-out, with receivers parked on the rings
+    /// before, at and after it: each is woken once (one waker panicking),
+    /// the rings from the panicking one on count a drop; then panicking
+    /// wakers on a whole publish and on shutdown.
+    #[test]
+    fn a_panicking_clone_wakes_every_parked_receiver() {
+        use Op::*;
+        let ops = [
+            Subscribe { pattern: 2, cap: 2 },
+            Subscribe { pattern: 0, cap: 2 },
+            Subscribe { pattern: 1, cap: 1 },
+            Park(0, false),
+            Park(1, true),
+            Park(2, false),
+            ArmClone(2),
+            Publish(Kind::Placed),
+            TryRecv(0),
+            // A panicking waker on the first ring does not keep the second
+            // from waking.
+            Park(0, true),
+            Park(1, false),
+            Publish(Kind::Placed),
+            Park(1, true),
+            Shutdown,
+        ];
+        assert_eq!(run(&ops), Ok(2));
+    }
+}
+
+/// On a single-producer bus, the publish wakes parked receivers only after
+/// every ring has its event (S3); a task waker that panics there must not
+/// leave the receivers of the later rings asleep with an event buffered
+/// (found by the injection; fixed by the contained `settle_solo`).
+#[test]
+fn a_panicking_waker_does_not_hide_the_next_rings_wake() {
+    use crate::common::inject::{TestWaker, quiet_injected_panics};
+    quiet_injected_panics();
+    let (bus, mut p) = solo();
+    let mut first = bus.subscribe(">").unwrap();
+    let mut second = bus.subscribe(">").unwrap();
+    let panicking = TestWaker::new(true);
+    let counting = TestWaker::new(false);
+    let w = Waker::from(Arc::clone(&panicking));
+    assert!(first.poll_recv(&mut Context::from_waker(&w)).is_pending());
+    let w = Waker::from(Arc::clone(&counting));
+    assert!(second.poll_recv(&mut Context::from_waker(&w)).is_pending());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.publish(ev(Kind::Placed, 1))
+    }));
+    assert!(outcome.is_err(), "the first ring's waker panicked");
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_eq!(panicking.wakes(), 1);
+    assert_eq!(
+        counting.wakes(),
+        1,
+        "the second receiver sleeps with an event buffered"
+    );
 }

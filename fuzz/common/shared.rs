@@ -1,12 +1,11 @@
 //! What the `ops` and `solo_ops` fuzz targets share, included by path: the
-//! event type (three kinds and a sequence number the reference models
-//! compare), the subscription cap, and the check that turns a disagreement
-//! into a panic. Each target also includes `core/tests/common/reference.rs`
-//! as `reference`.
+//! event kinds (the events are `core/tests/common/inject.rs`'s armed events
+//! of these kinds), the subscription cap, and the check that turns a
+//! disagreement into a panic. Each target also includes
+//! `core/tests/common/reference.rs` as `reference` and `inject.rs` as
+//! `inject`.
 
-use evbus_core::{Event, EventKind};
-
-use crate::reference::Sequenced;
+use evbus_core::EventKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -24,25 +23,6 @@ impl EventKind for Kind {
     }
     fn index(self) -> usize {
         self as usize
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Ev {
-    pub(crate) kind: Kind,
-    pub(crate) seq: u64,
-}
-
-impl Event for Ev {
-    type Kind = Kind;
-    fn kind(&self) -> Kind {
-        self.kind
-    }
-}
-
-impl Sequenced for Ev {
-    fn seq(&self) -> u64 {
-        self.seq
     }
 }
 

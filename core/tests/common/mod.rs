@@ -4,6 +4,7 @@
 //! Every test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod inject;
 pub(crate) mod reference;
 pub(crate) mod solo_reference;
 

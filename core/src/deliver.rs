@@ -70,9 +70,10 @@ impl<'a> SoloProducer<'a> {
 /// `counters` (as their single `owner`, or shared), deliver (as `solo`, the
 /// single producer, if given), then count it as unmatched if no ring took
 /// part. Counted before the delivery, so that a publish a panic in user code
-/// cuts short (`E::clone`, a task waker) still counts, as one with
-/// subscribers (only a ring runs user code); `Reach` counts the rings it
-/// missed.
+/// cuts short (`E::clone`, a task waker, the event's `Drop`) still counts;
+/// with no route, the unmatched count also comes before the event's `Drop`.
+/// The rings a cut-short publish missed count a drop (`Unreached`, and the
+/// `Tail` each push carries).
 ///
 /// A multi-producer publish is refused on a closed or a single-producer
 /// bus, the single producer's only on a closed one: one test either way.
@@ -94,20 +95,27 @@ pub(crate) fn publish<E: Clone>(
     }
     let send = |route: &[Arc<Ring<E>>], event: E| {
         counters.count_publish(owner);
-        match solo {
+        if route.is_empty() {
+            // Counted before the event's `Drop` (user code) runs, here.
+            counters.count_unmatched(owner);
+            return PublishReport::default();
+        }
+        let report = match solo {
             // SAFETY: a `SoloProducer` is the caller's proof that it is the
             // one producer and that no other publish of it is in progress.
             Some(solo) => unsafe { deliver_solo(solo.epoch, route, event) },
             None => deliver(route, event),
+        };
+        // Every ring was closed since the route was made.
+        if report.matched == 0 {
+            counters.count_unmatched(owner);
         }
+        report
     };
     let report = match to {
         To::Id(id) => send(registry.route(id), event),
         To::Name(topic) => publish_to(registry, topic, event, send)?,
     };
-    if report.matched == 0 {
-        counters.count_unmatched(owner);
-    }
     Ok(report)
 }
 

@@ -41,7 +41,7 @@ fn on_threads<R: Send + 'static>(
 #[test]
 fn linearizable() {
     const THREADS: usize = 4;
-    let rounds = scaled(20_000, 20);
+    let rounds = scaled(20_000, 5);
     let handles = on_threads(THREADS, move |t, bus, mut own, barrier| {
         let mut publisher = bus.publisher();
         // Failures are collected, not raised: a thread that panicked
@@ -85,7 +85,7 @@ fn linearizable() {
 #[test]
 fn linearizable_drain() {
     const THREADS: usize = 3;
-    let rounds = scaled(10_000, 10);
+    let rounds = scaled(10_000, 4);
     let handles = on_threads(THREADS, move |t, bus, mut own, barrier| {
         let mut failures = 0;
         for round in 0..rounds as u64 {
@@ -118,7 +118,7 @@ fn linearizable_drain() {
 /// it, and the lag counts add up to what was lost.
 #[test]
 fn lagged_comes_before_the_event_after_the_gap() {
-    let events = scaled(200_000, 300) as u64;
+    let events = scaled(200_000, 100) as u64;
     for capacity in [2, 3, 8] {
         let bus = Bus::<Event>::new();
         let mut s = sub(&bus, ">", capacity, Overflow::DropOldest);

@@ -596,19 +596,28 @@ impl<K: EventKind> Lockstep<K> {
         Ok(())
     }
 
+    /// Drops subscription `i`, if it is live, and checks against the model
+    /// whether its drop panicked (an injected `Drop` of a buffered event);
+    /// returns whether it did.
+    fn drop_sub_at(&mut self, i: usize, what: &str) -> Result<bool, String> {
+        let Some(s) = self.subs[i].take() else {
+            return Ok(false);
+        };
+        let got = contained(move || drop(s));
+        let want = if self.model.drop_sub(i) {
+            Err(Panicked)
+        } else {
+            Ok(())
+        };
+        ensure_eq!(got, want, "{what} {i}");
+        Ok(got.is_err())
+    }
+
     /// Drops the `i`-th subscription (see [`Self::pick`]).
     pub(crate) fn drop_sub(&mut self, i: usize) -> Result<(), String> {
         if let Some(i) = self.pick(i) {
-            if let Some(s) = self.subs[i].take() {
-                let got = contained(move || drop(s));
-                let want = if self.model.drop_sub(i) {
-                    Err(Panicked)
-                } else {
-                    Ok(())
-                };
-                ensure_eq!(got, want, "drop subscription {i}");
-                self.seen.panics += u64::from(got.is_err());
-            }
+            let panicked = self.drop_sub_at(i, "drop subscription")?;
+            self.seen.panics += u64::from(panicked);
         }
         Ok(())
     }
@@ -941,15 +950,7 @@ impl<K: EventKind> Lockstep<K> {
         self.arm_next = None;
         self.adopt();
         for i in 0..self.subs.len() {
-            if let Some(s) = self.subs[i].take() {
-                let got = contained(move || drop(s));
-                let want = if self.model.drop_sub(i) {
-                    Err(Panicked)
-                } else {
-                    Ok(())
-                };
-                ensure_eq!(got, want, "teardown: drop subscription {i}");
-            }
+            self.drop_sub_at(i, "teardown: drop subscription")?;
         }
         let wakes: Vec<u64> = self.wakers.iter().map(|w| w.wakes()).collect();
         ensure_eq!(wakes, self.model.wakes, "teardown: task wakes");

@@ -129,7 +129,7 @@ pub(crate) fn publish<E: Clone>(
 /// clones for, which with the rest were not reached if the clone panics. It
 /// costs nothing on the fast path: forgotten when the clone returns, and
 /// removed by the compiler where the clone cannot unwind (`u64`, `Arc<T>`).
-struct Unreached<'a, E>(&'a [Arc<Ring<E>>], usize);
+struct Unreached<'a, E>(Tail<'a, E>);
 
 impl<E> Unreached<'_, E> {
     /// The clone returned: nothing to count.
@@ -142,7 +142,7 @@ impl<E> Unreached<'_, E> {
 impl<E> Drop for Unreached<'_, E> {
     #[cold]
     fn drop(&mut self) {
-        Tail(self.0, self.1).count_unreached();
+        self.0.count_unreached();
     }
 }
 
@@ -156,7 +156,7 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     };
     for (at, ring) in rest.iter().enumerate() {
         let make = || {
-            let unreached = Unreached(route, at);
+            let unreached = Unreached(Tail(route, at));
             let value = event.clone();
             unreached.disarm();
             value
@@ -177,20 +177,17 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
 #[inline]
 unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
     let mut report = PublishReport::default();
-    if route.is_empty() {
+    let Some((last, rest)) = route.split_last() else {
         return report;
-    }
+    };
     let guard = SoloGuard::begin(epoch);
-    let mut rings = route.iter();
-    while rings.len() > 1 {
-        let from = rings.as_slice();
-        let Some(ring) = rings.next() else { break };
+    for (at, ring) in rest.iter().enumerate() {
         // A panicking clone leaves this ring and the rest unreached; and the
         // rings already served may have a receiver parked (S3), so it
         // settles them all.
         let make = || {
             let cut_short = SoloCutShort {
-                _unreached: Unreached(from, 0),
+                _unreached: Unreached(Tail(route, at)),
                 route,
                 guard: &guard,
             };
@@ -201,10 +198,8 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
         // SAFETY: the caller's contract, and `guard` is held.
         report.record(unsafe { ring.push_solo(make) });
     }
-    if let Some(last) = rings.next() {
-        // SAFETY: as above.
-        report.record(unsafe { last.push_solo(move || event) });
-    }
+    // SAFETY: as above.
+    report.record(unsafe { last.push_solo(move || event) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs

@@ -18,13 +18,12 @@ use crate::{
 /// The rings of a publish's route from a position on: what it will not
 /// reach if user code cuts it short there. A route and a position, sliced
 /// only on that cold path, so a push carries it in two registers.
-#[derive(Clone, Copy)]
 pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
 
 impl<T> Tail<'_, T> {
     /// Counts a drop on each ring of the tail.
     #[cold]
-    pub(crate) fn count_unreached(self) {
+    pub(crate) fn count_unreached(&self) {
         for ring in self.0.get(self.1..).unwrap_or_default() {
             ring.count_unreached();
         }

@@ -151,8 +151,7 @@ fn capacity_is_bounded_in_bytes() {
         }
         other => panic!("got {other:?}"),
     }
-    // The largest capacity the error names is accepted... in principle; a
-    // small one certainly is.
+    // A capacity within the bound is accepted.
     assert!(
         bus.subscribe_with(
             Filter::pattern(">").unwrap(),

@@ -50,6 +50,15 @@ pub trait Event: Clone + Send + 'static {
     /// The kind of this event, which decides its topic in
     /// [`Bus::publish`](crate::Bus::publish).
     fn kind(&self) -> Self::Kind;
+
+    /// The replay mark, if a replay published this event rather than its
+    /// first publisher. `None` unless the event carries one, as an
+    /// [`Envelope`](crate::Envelope) does; handlers read it to skip outbound
+    /// effects in a dry run.
+    #[inline]
+    fn replay_mark(&self) -> Option<crate::ReplayMark> {
+        None
+    }
 }
 
 /// The topic id of `event`'s kind: its `index()`, checked against the kind

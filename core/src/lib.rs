@@ -83,6 +83,7 @@
 mod barrier;
 mod bus;
 mod deliver;
+mod envelope;
 mod error;
 mod filter;
 mod index;
@@ -106,6 +107,7 @@ mod unwind;
 pub use crate::latency::{LatencyRecorder, LatencySampling};
 pub use crate::{
     bus::Bus,
+    envelope::{Envelope, EventId, Metadata, ParseEventIdError, ReplayMark, Timestamp},
     error::{
         KindTableError, Lagged, PublishError, RecvError, RecvTimeoutError, SubscribeError,
         TryRecvError,

@@ -19,3 +19,8 @@ pub use evbus_dispatch as dispatch;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[doc(inline)]
 pub use evbus_metrics as metrics;
+
+#[cfg(feature = "journal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
+#[doc(inline)]
+pub use evbus_journal as journal;

@@ -237,8 +237,12 @@ pub struct Metadata {
     replay: Option<ReplayMark>,
 }
 
-/// An event with its identity, time, topic and correlation. See the
-/// [module docs](self).
+/// An event with its identity, time, topic and correlation.
+///
+/// The metadata sits behind one `Arc`, so fanning an envelope out to K
+/// subscribers costs K reference-count increments plus K clones of `T`.
+/// Fields that a domain taxonomy needs (a plan id, an actor) belong in the
+/// payload, typed.
 ///
 /// `Envelope<T>` is an [`Event`] when `T` is, with `T`'s kind, so a
 /// `Bus<Envelope<T>>` routes it exactly as it would route the payload.

@@ -12,7 +12,7 @@
 //! after the last record of segment *k*. A segment is closed (no longer
 //! written) once a later one exists; the writer rolls to a new segment when
 //! the next frame would take the current one past the size limit
-//! ([`JournalOptions::segment_size`](crate::JournalOptions::segment_size)).
+//! ([`JournalOptions::segment_size`]).
 //!
 //! All integers are little-endian. A segment starts with a 32-byte header:
 //!
@@ -37,7 +37,7 @@
 //! | 8 | `len` | body |
 //!
 //! `len` is at least [`MIN_BODY_LEN`] and at most the journal's maximum
-//! frame size ([`JournalOptions::max_frame_size`](crate::JournalOptions::max_frame_size),
+//! frame size ([`JournalOptions::max_frame_size`],
 //! 16 MiB by default; a reader never allocates more than that for a frame,
 //! whatever the length field says). A frame whose length is out of range,
 //! whose body is cut short by the end of the file, or whose CRC does not
@@ -77,16 +77,18 @@
 //!
 //! The writer only ever appends. On open, the last segment is scanned: a
 //! tail that does not hold a complete valid frame (a torn write) is cut
-//! off and reported ([`OpenReport`](crate::OpenReport)); an invalid frame
+//! off and reported ([`OpenReport`]); an invalid frame
 //! followed by a valid one is corruption, reported as
-//! [`Error::Corrupt`](crate::Error::Corrupt) with the segment and offset,
-//! which [`Journal::repair`](crate::Journal::repair) skips.
+//! [`Error::Corrupt`] with the segment and offset,
+//! which [`Journal::repair`] skips.
 
 use std::{path::Path, sync::Arc};
 
 use evbus_core::{Envelope, EventId, ReplayMark, Timestamp, validate_topic};
 use serde::{Serialize, de::DeserializeOwned};
 
+#[cfg(doc)]
+use crate::{Journal, JournalOptions, OpenReport};
 use crate::{
     codec::Codec,
     error::{Error, Result},

@@ -17,7 +17,7 @@
 //!
 //! # Format and crash safety
 //!
-//! The byte layout is documented in the [`format`] module. On open, a torn
+//! The byte layout is documented in the [`format`](mod@format) module. On open, a torn
 //! tail of the last segment is cut off and reported ([`OpenReport`]);
 //! damage in the middle is an [`Error::Corrupt`] that
 //! [`Journal::repair`] skips.

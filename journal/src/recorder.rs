@@ -273,10 +273,17 @@ impl Recorder {
     }
 
     /// Waits until every event published before the call is appended and
-    /// durable under the journal's [`SyncPolicy`](crate::SyncPolicy) (see
-    /// the [module docs](self) for why the wait covers exactly those).
+    /// durable under the journal's [`SyncPolicy`](crate::SyncPolicy).
     /// Blocks without spinning; returns at once if the recorder has closed
     /// after appending them.
+    ///
+    /// Why the wait covers exactly "published before the call": a publish
+    /// returns after its event sits in the recorder's ring, whose
+    /// `delivered` counter counts the events it accepted. `flush` reads that
+    /// counter first; the recorder thread takes events in ring order and
+    /// counts them once their batch is appended; `flush` waits (on a
+    /// condition variable) until that count reaches what it read, then
+    /// flushes the journal.
     ///
     /// # Errors
     ///

@@ -59,6 +59,10 @@ pub struct Reader {
     path: PathBuf,
     /// Offset of the next frame in the current segment.
     offset: u64,
+    /// The last [`Reader::limit`] of the current segment: readable up to
+    /// there, and whether the segment is final. Refreshed only when the
+    /// reader reaches it (a limit only grows).
+    limit: (u64, bool),
     /// Records below this sequence number are skipped (order check too).
     next_seq: u64,
     /// The sequence number of the last frame read, for the order check.
@@ -146,6 +150,7 @@ impl Reader {
             file: None,
             path: PathBuf::new(),
             offset: HEADER_LEN,
+            limit: (HEADER_LEN, false),
             next_seq: 0,
             last_read: None,
             from_time: None,
@@ -212,6 +217,7 @@ impl Reader {
         self.path = path;
         self.file = Some(BufReader::with_capacity(1 << 16, f));
         self.offset = HEADER_LEN;
+        self.limit = (HEADER_LEN, false);
         self.next_seq = self.next_seq.max(first_seq);
         self.seek()
     }
@@ -295,7 +301,10 @@ impl Reader {
             if self.file.is_none() {
                 return Ok(None);
             }
-            let (limit, is_final) = self.limit()?;
+            if self.offset >= self.limit.0 {
+                self.limit = self.limit()?;
+            }
+            let (limit, is_final) = self.limit;
             if self.offset >= limit {
                 if !is_final {
                     return Ok(None);
@@ -310,6 +319,8 @@ impl Reader {
             }
             let cross_tail = self.shared.is_none() && !is_final;
             let Some(record) = self.read_frame(limit, cross_tail)? else {
+                // An unfinished frame: look at the file again next time.
+                self.limit = (self.offset, false);
                 return Ok(None);
             };
             if record.seq() < self.next_seq {

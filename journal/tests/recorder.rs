@@ -28,7 +28,11 @@ fn payloads(dir: &std::path::Path) -> Vec<Order> {
 fn records_what_several_publishers_publish_in_order_per_publisher() {
     const PUBLISHERS: u64 = 3;
     const EACH: u64 = 2000;
-    for sync in [SyncPolicy::Never, SyncPolicy::Always, SyncPolicy::EveryRecords(100)] {
+    for sync in [
+        SyncPolicy::Never,
+        SyncPolicy::Always,
+        SyncPolicy::EveryRecords(100),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let bus = Bus::<Envelope<Order>>::new();
         let journal = Journal::create(
@@ -80,8 +84,8 @@ fn records_what_several_publishers_publish_in_order_per_publisher() {
 fn flush_covers_every_publish_that_returned_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::<Envelope<Order>>::new();
-    let journal = Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never))
-        .unwrap();
+    let journal =
+        Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
     let recorder = Recorder::start(&bus, journal).unwrap();
     // How many publishes have returned.
     let returned = Arc::new(AtomicU64::new(0));
@@ -104,7 +108,10 @@ fn flush_covers_every_publish_that_returned_before_it() {
         let cross = Reader::open(dir.path(), Start::Seq(seen)).unwrap().count() as u64;
         assert!(seen + cross >= before, "{seen} + {cross} < {before}");
         seen += reader.by_ref().count() as u64;
-        assert!(seen >= before, "flush returned with {seen} of {before} recorded");
+        assert!(
+            seen >= before,
+            "flush returned with {seen} of {before} recorded"
+        );
     }
     publisher.join().unwrap();
     recorder.flush().unwrap();
@@ -173,7 +180,8 @@ fn a_pattern_limits_what_is_recorded_and_dry_runs_are_not_recorded() {
         })
     };
     bus.publish(order(11).with_replay_mark(mark(true))).unwrap();
-    bus.publish(order(13).with_replay_mark(mark(false))).unwrap();
+    bus.publish(order(13).with_replay_mark(mark(false)))
+        .unwrap();
     recorder.flush().unwrap();
     let records: Vec<_> = recorder
         .reader(Start::Beginning)

@@ -101,6 +101,30 @@ fn garbage_and_zeros_after_the_last_frame_are_a_torn_tail() {
 }
 
 #[test]
+fn a_reader_waits_out_a_frame_being_written_by_another_process() {
+    let src = tempfile::tempdir().unwrap();
+    let (offsets, len) = written(src.path(), 3, JournalOptions::new());
+    let bytes = fs::read(seg(src.path(), 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = seg(dir.path(), 0);
+    let middle = (offsets[2] + 11) as usize;
+    fs::write(&path, &bytes[..middle]).unwrap();
+    let mut reader = Reader::open(dir.path(), Start::Beginning).unwrap();
+    assert_eq!(
+        reader
+            .by_ref()
+            .map(|r| r.unwrap().seq())
+            .collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    assert!(reader.next().is_none());
+    // The rest of the write lands.
+    fs::write(&path, &bytes[..len as usize]).unwrap();
+    assert_eq!(reader.next().unwrap().unwrap().seq(), 2);
+    assert!(reader.next().is_none());
+}
+
+#[test]
 fn a_torn_segment_header_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let opts = JournalOptions::new().segment_size(300);

@@ -198,7 +198,7 @@ trait Unsub: Send + Sync {
     fn dropped(&self) -> u64;
 }
 
-impl<E: Send + Sync> Unsub for Unsubscriber<E> {
+impl<E: Send> Unsub for Unsubscriber<E> {
     fn unsubscribe(&self) {
         Unsubscriber::unsubscribe(self);
     }
@@ -225,7 +225,7 @@ impl Recorder {
     /// thread.
     pub fn start<T>(bus: &Bus<Envelope<T>>, journal: Journal) -> Result<Recorder>
     where
-        T: Event + Serialize + Clone + Send + Sync + 'static,
+        T: Event + Serialize + Clone + Send + 'static,
     {
         Self::start_with(bus, journal, RecorderOptions::default())
     }
@@ -242,7 +242,7 @@ impl Recorder {
         options: RecorderOptions,
     ) -> Result<Recorder>
     where
-        T: Event + Serialize + Clone + Send + Sync + 'static,
+        T: Event + Serialize + Clone + Send + 'static,
     {
         let filter = Filter::pattern(&options.pattern).map_err(evbus_core::SubscribeError::from)?;
         let sub = bus.subscribe_with(
@@ -448,34 +448,30 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
         match guard.as_mut() {
             None => errors.push(Error::RecorderStopped),
             Some(j) => {
+                let before = j.next_seq();
                 let all = batch.iter().filter(|e| !is_dry_run(e));
-                match catch_unwind(AssertUnwindSafe(|| j.append_batch(all))) {
-                    Ok(Ok(range)) => appended = range.end - range.start,
-                    Ok(Err(Error::Io { .. } | Error::Poisoned)) | Err(_) => {
-                        // Retry one by one: a panicking or failing record
-                        // does not take its batch down with it.
-                        for e in batch.iter().filter(|e| !is_dry_run(e)) {
-                            match catch_unwind(AssertUnwindSafe(|| j.append(e))) {
-                                Ok(Ok(_)) => appended += 1,
-                                Ok(Err(err)) => errors.push(err),
-                                Err(_) => errors.push(Error::Encode {
-                                    message: "a payload's Serialize panicked".to_owned(),
-                                }),
-                            }
-                        }
-                    }
-                    Ok(Err(_)) => {
-                        for e in batch.iter().filter(|e| !is_dry_run(e)) {
-                            match catch_unwind(AssertUnwindSafe(|| j.append(e))) {
-                                Ok(Ok(_)) => appended += 1,
-                                Ok(Err(err)) => errors.push(err),
-                                Err(_) => errors.push(Error::Encode {
-                                    message: "a payload's Serialize panicked".to_owned(),
-                                }),
-                            }
+                let whole = catch_unwind(AssertUnwindSafe(|| j.append_batch(all)));
+                if !matches!(whole, Ok(Ok(_))) {
+                    // A batch that spans segments may have landed in part
+                    // before an I/O error; the rest is retried one by one,
+                    // so a failing or panicking record does not take its
+                    // batch down with it.
+                    let landed = j.next_seq() - before;
+                    let rest = batch
+                        .iter()
+                        .filter(|e| !is_dry_run(e))
+                        .skip(landed as usize);
+                    for e in rest {
+                        match catch_unwind(AssertUnwindSafe(|| j.append(e))) {
+                            Ok(Ok(_)) => {}
+                            Ok(Err(err)) => errors.push(err),
+                            Err(_) => errors.push(Error::Encode {
+                                message: "a payload's Serialize panicked".to_owned(),
+                            }),
                         }
                     }
                 }
+                appended = j.next_seq() - before;
                 syncs = Some(j.syncs());
             }
         }

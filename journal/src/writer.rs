@@ -330,6 +330,7 @@ impl Journal {
                 created: Timestamp::now(),
             };
             let (f, _) = create_segment(dir, &header)?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
             file = f;
             report.truncated = Some(Truncation {
                 segment: path.clone(),
@@ -524,7 +525,10 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// As [`Journal::append`]; an encoding error writes nothing.
+    /// As [`Journal::append`]; an encoding error writes nothing. A batch
+    /// that spans segments is written one segment at a time: after an I/O
+    /// error the chunks before the failing one stay appended
+    /// ([`Journal::next_seq`] says how far).
     pub fn append_batch<'a, T, I>(&mut self, envelopes: I) -> Result<Range<u64>>
     where
         T: Serialize + 'a,
@@ -855,5 +859,41 @@ impl Drop for Journal {
         let mut c = self.shared.committed();
         c.closed = true;
         self.shared.publish(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use super::*;
+
+    #[test]
+    fn a_waiter_wakes_when_the_record_is_committed_or_the_writer_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j =
+            Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+        let shared = Arc::clone(j.shared());
+        let waiter = thread::spawn(move || {
+            let first = shared.wait_for_seq(1, None);
+            let last = shared.wait_for_seq(u64::MAX, None);
+            (first, last)
+        });
+        let e = Envelope::on("a.b", 1u8).unwrap();
+        j.append_batch([&e, &e, &e]).unwrap();
+        drop(j);
+        let (first, last) = waiter.join().unwrap();
+        assert!(first.next_seq >= 2);
+        assert!(last.closed);
+        assert_eq!(last.next_seq, 3);
+        assert_eq!(last.durable_seq, 3);
+    }
+
+    #[test]
+    fn a_deadline_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), JournalOptions::new()).unwrap();
+        let c = j.shared().wait_for_seq(0, Some(Instant::now()));
+        assert_eq!((c.next_seq, c.closed), (0, false));
     }
 }

@@ -234,3 +234,48 @@ fn interval_policy_flushes_and_records() {
     assert_eq!(report.records, 300);
     assert!(report.syncs >= 1);
 }
+
+/// A payload whose `Serialize` fails for odd values and panics for 13.
+#[derive(Debug, Clone)]
+struct Picky(u64);
+
+impl serde::Serialize for Picky {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 != 13, "Picky(13) panics");
+        if self.0 % 2 == 1 {
+            return Err(serde::ser::Error::custom("odd"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+impl evbus_core::Event for Picky {
+    type Kind = Kind;
+    fn kind(&self) -> Kind {
+        Kind::Placed
+    }
+}
+
+#[test]
+fn records_that_cannot_be_encoded_are_counted_and_the_rest_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::<Envelope<Picky>>::new();
+    let journal = Journal::create(dir.path(), JournalOptions::new()).unwrap();
+    let recorder = Recorder::start(&bus, journal).unwrap();
+    for i in 0..20 {
+        bus.publish(Envelope::new(Picky(i))).unwrap();
+    }
+    assert!(matches!(
+        recorder.flush(),
+        Err(evbus_journal::Error::RecordsLost { count: 10 })
+    ));
+    let got: Vec<u64> = recorder
+        .reader(Start::Beginning)
+        .unwrap()
+        .map(|r| r.unwrap().payload::<u64>().unwrap())
+        .collect();
+    assert_eq!(got, (0..20).step_by(2).collect::<Vec<_>>());
+    let report = recorder.stop();
+    assert_eq!((report.records, report.errors), (10, 10));
+    assert!(report.first_error.is_some());
+}

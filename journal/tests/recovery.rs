@@ -1,4 +1,4 @@
-//! Crash safety: torn tails, corruption in the middle, repair.
+//! Recovery after a crash: torn tails, corruption in the middle, repair.
 
 mod common;
 

@@ -100,10 +100,12 @@ impl JournalOptions {
         self
     }
     /// Sets the maximum frame body size (at least
-    /// [`MIN_BODY_LEN`](crate::format::MIN_BODY_LEN) bytes). Readers and
-    /// recovery treat a longer length field as damage, so never allocate
-    /// more than this for one frame. Open a journal with the maximum it was
-    /// written with, or larger.
+    /// [`MIN_BODY_LEN`](crate::format::MIN_BODY_LEN) bytes). It is stored
+    /// in each new segment's header; readers and recovery treat a longer
+    /// length field as damage, so never allocate more than a segment's
+    /// maximum for one frame. Appends to a segment made with a smaller
+    /// maximum keep to that one; a larger value takes effect from the next
+    /// segment.
     #[must_use]
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.max_frame_size = bytes;
@@ -160,7 +162,6 @@ pub(crate) struct Committed {
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
-    pub(crate) max_frame_size: u32,
     committed: Mutex<Committed>,
     changed: Condvar,
 }
@@ -227,6 +228,8 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     segment: u64,
+    /// The largest frame body the current segment takes (its header's).
+    seg_max: u32,
     len: u64,
     next_seq: u64,
     unsynced: u64,
@@ -327,6 +330,7 @@ impl Journal {
             };
             let header = SegmentHeader {
                 codec,
+                max_frame: options.max_frame_size,
                 first_seq: last,
                 created: Timestamp::now(),
             };
@@ -351,7 +355,7 @@ impl Journal {
             });
         }
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let max = options.max_frame_size;
+        let max = header.max_frame;
         let scan = match recovery::classify(&file, &path, file_len, last, max)? {
             Tail::Clean(scan) => scan,
             Tail::Torn(scan) => {
@@ -374,10 +378,10 @@ impl Journal {
         };
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
+        let seg_max = max.min(options.max_frame_size);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             codec: header.codec,
-            max_frame_size: max,
             committed: Mutex::new(Committed {
                 next_seq: scan.next_seq,
                 end: Position {
@@ -396,6 +400,7 @@ impl Journal {
             file,
             path,
             segment: last,
+            seg_max,
             len: scan.end,
             next_seq: scan.next_seq,
             unsynced: 0,
@@ -409,8 +414,10 @@ impl Journal {
 
     fn fresh(dir: &Path, options: JournalOptions, lock: File) -> Result<Journal> {
         let codec = options.codec.unwrap_or_default();
+        let seg_max = options.max_frame_size;
         let header = SegmentHeader {
             codec,
+            max_frame: options.max_frame_size,
             first_seq: 0,
             created: Timestamp::now(),
         };
@@ -422,7 +429,6 @@ impl Journal {
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             codec,
-            max_frame_size: options.max_frame_size,
             committed: Mutex::new(Committed {
                 next_seq: 0,
                 end: Position {
@@ -441,6 +447,7 @@ impl Journal {
             file,
             path,
             segment: 0,
+            seg_max,
             len: HEADER_LEN,
             next_seq: 0,
             unsynced: 0,
@@ -544,7 +551,7 @@ impl Journal {
         // Each frame's end in buf, to split the batch at segment rolls.
         let mut ends: Vec<usize> = Vec::new();
         let codec = self.shared.codec;
-        let max = self.options.max_frame_size;
+        let max = self.seg_max;
         for (seq, e) in (first..).zip(envelopes) {
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
@@ -675,6 +682,7 @@ impl Journal {
         }
         let header = SegmentHeader {
             codec: self.shared.codec,
+            max_frame: self.options.max_frame_size,
             first_seq,
             created: Timestamp::now(),
         };
@@ -686,6 +694,7 @@ impl Journal {
         self.file = file;
         self.path = path;
         self.segment = first_seq;
+        self.seg_max = self.options.max_frame_size;
         self.len = HEADER_LEN;
         self.publish();
         Ok(())
@@ -739,7 +748,6 @@ impl Journal {
                 dir: dir.to_path_buf(),
             });
         }
-        let max = options.max_frame_size;
         let mut report = RepairReport::default();
         let mut next_seq = 0;
         for (k, &first) in segments.iter().enumerate() {
@@ -755,7 +763,7 @@ impl Journal {
                 // A torn header: opening rewrites it.
                 continue;
             }
-            read_header(&mut file, &path, first)?;
+            let max = read_header(&mut file, &path, first)?.max_frame;
             next_seq = next_seq.max(first);
             // Valid ranges to keep, and skipped ranges.
             let mut keep: Vec<(u64, u64)> = Vec::new();

@@ -69,6 +69,12 @@
 //! | (2 + n) each | the tags, in order |
 //! | the rest | the payload, encoded with the segment's codec |
 //!
+//! Sequence numbers increase strictly from frame to frame and across
+//! segments; the first frame of a segment has the header's first sequence
+//! number (or, after [`Journal::repair`] removed damage, a later one: repair
+//! leaves gaps, nothing else does). A frame whose number does not increase
+//! is invalid.
+//!
 //! Flag bits: 0 causation id present; 1 session id present; 2 source
 //! present; 3 tenant present; 4 idempotency key present; 5 replay mark
 //! present; 6 the replay mark's `dry_run`; 7 reserved (0). A set bit 6

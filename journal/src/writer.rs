@@ -158,29 +158,61 @@ pub(crate) struct Committed {
 }
 
 /// State shared by the writer and in-process readers and tailers.
+///
+/// # Synchronization protocol
+///
+/// The writer replaces the whole [`Committed`] under the mutex after each
+/// write, then notifies the condition variable if a waiter registered
+/// (under the same mutex) in `waiters`; a waiter checks its condition and
+/// registers under the mutex before it sleeps, so no wake-up is lost, and
+/// the writer makes no `futex` call when nobody waits.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
-    committed: Mutex<Committed>,
+    state: Mutex<Published>,
     changed: Condvar,
 }
 
+#[derive(Debug)]
+struct Published {
+    committed: Committed,
+    /// Threads sleeping in `wait_for_seq`.
+    waiters: usize,
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Committed> {
-        // A panic elsewhere never leaves `Committed` half-written (it is
+    fn new(dir: PathBuf, codec: Codec, committed: Committed) -> Self {
+        Shared {
+            dir,
+            codec,
+            state: Mutex::new(Published {
+                committed,
+                waiters: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Published> {
+        // A panic elsewhere never leaves the state half-written (fields are
         // assigned whole), so a poisoned lock is still consistent.
-        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The committed position now.
     pub(crate) fn committed(&self) -> Committed {
-        *self.lock()
+        self.lock().committed
     }
 
     fn publish(&self, c: Committed) {
-        *self.lock() = c;
-        self.changed.notify_all();
+        let mut s = self.lock();
+        s.committed = c;
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until a record with sequence number `seq` or later has been
@@ -189,23 +221,28 @@ impl Shared {
     /// state then.
     #[allow(dead_code)] // For the tailer.
     pub(crate) fn wait_for_seq(&self, seq: u64, deadline: Option<Instant>) -> Committed {
-        let mut c = self.lock();
-        while c.next_seq <= seq && !c.closed {
-            c = match deadline {
-                None => self.changed.wait(c).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
+        let mut s = self.lock();
+        while s.committed.next_seq <= seq && !s.committed.closed {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break,
+                },
+            };
+            s.waiters += 1;
+            s = match timeout {
+                None => self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
                     self.changed
-                        .wait_timeout(c, d - now)
+                        .wait_timeout(s, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            s.waiters -= 1;
         }
-        *c
+        s.committed
     }
 }
 
@@ -379,10 +416,10 @@ impl Journal {
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
         let seg_max = max.min(options.max_frame_size);
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            codec: header.codec,
-            committed: Mutex::new(Committed {
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
+            header.codec,
+            Committed {
                 next_seq: scan.next_seq,
                 end: Position {
                     segment: last,
@@ -390,9 +427,8 @@ impl Journal {
                 },
                 durable_seq: scan.next_seq,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         Ok(Journal {
             shared,
             options,
@@ -426,10 +462,10 @@ impl Journal {
             file.sync_all().map_err(|e| Error::io(&path, e))?;
             sync_dir(dir)?;
         }
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
             codec,
-            committed: Mutex::new(Committed {
+            Committed {
                 next_seq: 0,
                 end: Position {
                     segment: 0,
@@ -437,9 +473,8 @@ impl Journal {
                 },
                 durable_seq: 0,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         Ok(Journal {
             shared,
             options,

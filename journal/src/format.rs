@@ -12,7 +12,10 @@
 //! after the last record of segment *k*. A segment is closed (no longer
 //! written) once a later one exists; the writer rolls to a new segment when
 //! the next frame would take the current one past the size limit
-//! ([`JournalOptions::segment_size`]).
+//! ([`JournalOptions::segment_size`]). A new segment is written as
+//! `<name>.seg.tmp` with its header, then renamed into place, so a reader
+//! never finds a segment without its header; a crash may leave a `.tmp`
+//! file, which the next writer removes.
 //!
 //! All integers are little-endian. A segment starts with a 36-byte header
 //! ([`HEADER_LEN`]):

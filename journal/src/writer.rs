@@ -341,6 +341,7 @@ impl Journal {
         options.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         let Some(&last) = segments.last() else {
             return Self::fresh(dir, options, lock);
@@ -777,6 +778,7 @@ impl Journal {
         let dir = dir.as_ref();
         options.validate()?;
         let _lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         if segments.is_empty() {
             return Err(Error::NotFound {

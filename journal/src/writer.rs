@@ -271,7 +271,9 @@ pub struct Journal {
     next_seq: u64,
     unsynced: u64,
     last_sync: Instant,
+    /// Reused by appends: the encoded frames, and each one's end.
     buf: Vec<u8>,
+    ends: Vec<usize>,
     report: OpenReport,
     poisoned: bool,
     syncs: u64,
@@ -443,6 +445,7 @@ impl Journal {
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report,
             poisoned: false,
             syncs: 0,
@@ -489,6 +492,7 @@ impl Journal {
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report: OpenReport::default(),
             poisoned: false,
             syncs: 0,
@@ -585,18 +589,21 @@ impl Journal {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // Each frame's end in buf, to split the batch at segment rolls.
-        let mut ends: Vec<usize> = Vec::new();
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
         let codec = self.shared.codec;
         let max = self.seg_max;
         for (seq, e) in (first..).zip(envelopes) {
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
+                self.ends = ends;
                 return Err(err);
             }
             ends.push(buf.len());
         }
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
+        self.ends = ends;
         result?;
         Ok(first..self.next_seq)
     }
@@ -675,16 +682,25 @@ impl Journal {
             SyncPolicy::Interval(d) => force || self.last_sync.elapsed() >= d,
         };
         if due {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+            self.sync_now()?;
         } else if self.options.sync == SyncPolicy::Never {
             // The page cache is the policy's durability.
             self.unsynced = 0;
         }
+        Ok(())
+    }
+
+    /// `fdatasync`. A failed sync poisons the journal: after it, the kernel
+    /// may have dropped the dirty pages and report success on a retry, so
+    /// nothing written before can be called durable any more.
+    fn sync_now(&mut self) -> Result<()> {
+        if let Err(e) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        self.syncs += 1;
         Ok(())
     }
 
@@ -708,13 +724,10 @@ impl Journal {
 
     /// Starts a new segment whose first record is `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<()> {
-        if self.options.sync != SyncPolicy::Never {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+        // The old segment is complete: make it durable under any policy
+        // but `Never` (its records would otherwise wait for no later sync).
+        if self.options.sync != SyncPolicy::Never && self.unsynced > 0 {
+            self.sync_now()?;
         }
         let header = SegmentHeader {
             codec: self.shared.codec,

@@ -13,8 +13,8 @@ use crate::{
     codec::Codec,
     error::{Error, Result},
     format::{
-        DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc,
-        frame_len,
+        DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, body_seq, decode_body,
+        frame_crc, frame_len,
     },
     recovery,
     segment::{SHORT_HEADER, list_segments, read_header, segment_path},
@@ -71,6 +71,8 @@ pub struct Reader {
     /// `Start::Time`: skip until a record at or after this time.
     from_time: Option<Timestamp>,
     failed: bool,
+    /// Reused frame body buffer.
+    body: Vec<u8>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -136,6 +138,7 @@ impl Reader {
             last_read: None,
             from_time: None,
             failed: false,
+            body: Vec::new(),
         }
     }
 
@@ -308,14 +311,15 @@ impl Reader {
                 }
             }
             let cross_tail = self.shared.is_none() && !is_final;
-            let Some(record) = self.read_frame(limit, cross_tail)? else {
-                // An unfinished frame: look at the file again next time.
-                self.limit = (self.offset, false);
-                return Ok(None);
+            let record = match self.read_frame(limit, cross_tail)? {
+                Frame::Record(r) => r,
+                Frame::Skipped => continue,
+                Frame::Unfinished => {
+                    // Look at the file again next time.
+                    self.limit = (self.offset, false);
+                    return Ok(None);
+                }
             };
-            if record.seq() < self.next_seq {
-                continue;
-            }
             if let Some(t) = self.from_time {
                 if record.time() < t {
                     continue;
@@ -330,9 +334,9 @@ impl Reader {
     /// Reads the frame at `self.offset` (below `limit`). `cross_tail`: the
     /// segment may still grow under another process's writer, so a damaged
     /// frame with no valid frame after it is an unfinished write (`None`).
-    fn read_frame(&mut self, limit: u64, cross_tail: bool) -> Result<Option<Record>> {
+    fn read_frame(&mut self, limit: u64, cross_tail: bool) -> Result<Frame> {
         let remaining = limit - self.offset;
-        let unfinished = |this: &mut Self, reason| -> Result<Option<Record>> {
+        let unfinished = |this: &mut Self, reason| -> Result<Frame> {
             if cross_tail {
                 let file = this.file.as_ref().map(BufReader::get_ref);
                 let later = match file {
@@ -348,7 +352,7 @@ impl Reader {
                 };
                 this.seek()?;
                 if later.is_none() {
-                    return Ok(None);
+                    return Ok(Frame::Unfinished);
                 }
             }
             Err(this.corrupt(reason))
@@ -357,7 +361,7 @@ impl Reader {
             return unfinished(self, "incomplete frame header");
         }
         let Some(file) = self.file.as_mut() else {
-            return Ok(None);
+            return Ok(Frame::Unfinished);
         };
         let mut h = [0u8; 8];
         if let Err(e) = file.read_exact(&mut h) {
@@ -375,27 +379,72 @@ impl Reader {
             self.seek()?;
             return unfinished(self, "incomplete frame");
         }
-        let mut body = vec![0u8; len as usize];
-        if let Err(e) = file.read_exact(&mut body) {
-            self.seek()?;
-            return Err(Error::io(&self.path, e));
-        }
-        if crc32c::crc32c(&body) != frame_crc(&h) {
-            self.seek()?;
-            return unfinished(self, "checksum mismatch");
+        let mut body = std::mem::take(&mut self.body);
+        body.resize(len as usize, 0);
+        let read = file_read(file, &mut body);
+        let result = self.check_body(read, &h, &body, unfinished);
+        self.body = body;
+        let seq = match result? {
+            Ok(seq) => seq,
+            Err(frame) => return Ok(frame),
+        };
+        let frame_end = self.offset + FRAME_HEADER_LEN + u64::from(len);
+        if seq < self.next_seq {
+            // Before the start: not decoded.
+            self.last_read = Some(seq);
+            self.offset = frame_end;
+            return Ok(Frame::Skipped);
         }
         let position = self.next_position();
-        let record = match decode_body(&body, self.codec, position) {
+        let record = match decode_body(&self.body, self.codec, position) {
             Ok(r) => r,
             Err(reason) => return Err(self.corrupt(reason)),
         };
-        if record.seq() < self.segment || self.last_read.is_some_and(|prev| record.seq() <= prev) {
+        self.last_read = Some(seq);
+        self.offset = frame_end;
+        Ok(Frame::Record(record))
+    }
+
+    /// Checks a body just read: I/O error, CRC, sequence order. `Ok(Ok(seq))`
+    /// for a good frame, `Ok(Err(frame))` for an unfinished one.
+    fn check_body(
+        &mut self,
+        read: std::io::Result<()>,
+        h: &[u8; 8],
+        body: &[u8],
+        unfinished: impl FnOnce(&mut Self, &'static str) -> Result<Frame>,
+    ) -> Result<Result<u64, Frame>> {
+        if let Err(e) = read {
+            self.seek()?;
+            return Err(Error::io(&self.path, e));
+        }
+        if crc32c::crc32c(body) != frame_crc(h) {
+            self.seek()?;
+            return unfinished(self, "checksum mismatch").map(Err);
+        }
+        let seq = body_seq(body).unwrap_or(0);
+        if seq < self.segment || self.last_read.is_some_and(|prev| seq <= prev) {
             return Err(self.corrupt("sequence number out of order"));
         }
-        self.last_read = Some(record.seq());
-        self.offset += FRAME_HEADER_LEN + u64::from(len);
-        Ok(Some(record))
+        Ok(Ok(seq))
     }
+}
+
+/// What [`Reader::read_frame`] found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "matched at once by its caller; a Box would cost an allocation per record"
+)]
+enum Frame {
+    Record(Record),
+    /// A valid frame before the start.
+    Skipped,
+    /// An unfinished frame at the end (or no file).
+    Unfinished,
+}
+
+fn file_read(file: &mut BufReader<File>, body: &mut [u8]) -> std::io::Result<()> {
+    file.read_exact(body)
 }
 
 impl Iterator for Reader {

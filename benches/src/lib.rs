@@ -12,6 +12,9 @@ use std::{
 
 use evbus_core::{Bus, Event, EventKind, Publisher, SubscribeOptions, Subscription};
 
+pub mod os;
+pub mod peers;
+
 /// A 64-byte payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payload64(pub [u8; 64]);
@@ -389,7 +392,10 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
     }
 }
 
-fn publish_all<T: Clone>(senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>, value: T) -> usize {
+pub(crate) fn publish_all<T: Clone>(
+    senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>,
+    value: T,
+) -> usize {
     let senders = senders.read().unwrap_or_else(|p| p.into_inner());
     let mut full = 0;
     if let Some((last, rest)) = senders.split_last() {

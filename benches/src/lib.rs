@@ -392,7 +392,9 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
     }
 }
 
-pub(crate) fn publish_all<T: Clone>(
+/// Offers `value` to every sender without waiting (`try_send`); returns
+/// how many refused it (full). The crossbeam fan-out's publish.
+pub fn publish_all<T: Clone>(
     senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>,
     value: T,
 ) -> usize {

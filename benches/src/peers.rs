@@ -25,7 +25,7 @@ pub use self::{
     bus::BusPeer,
     crossbeam::CrossbeamPeer,
     disruptor::DisruptorPeer,
-    evbus::{EvbusPeer, EvbusSoloPeer},
+    evbus::{EvbusPeer, EvbusSoloPeer, not_possible},
     rtrb::RtrbPeer,
     tokio::TokioPeer,
 };
@@ -173,7 +173,7 @@ pub fn dispatch<T: Item, J: Job<T>>(kind: PeerKind, job: &mut J) -> J::Out {
 /// the peers that have none of their own (tokio's credit loop, the rtrb
 /// fan-out). `round` counts the failed attempts so far.
 #[inline]
-pub(crate) fn back_off(round: &mut u32) {
+pub fn back_off(round: &mut u32) {
     const SPINS: u32 = 64;
     if *round < SPINS {
         std::hint::spin_loop();

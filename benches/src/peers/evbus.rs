@@ -60,8 +60,18 @@ fn subscribe<T: Item>(
             )
         })
         .collect::<Result<Vec<_>, SubscribeError>>()
-        .map_err(|e| NotPossible(format!("not possible: {e}")))?;
+        .map_err(not_possible)?;
     Ok(EvbusRx { subs })
+}
+
+/// The cell text for a refused subscription.
+pub fn not_possible(e: SubscribeError) -> NotPossible {
+    NotPossible(match e {
+        SubscribeError::SingleProducerPolicy(_) => {
+            "not possible (single producer refuses `Block`)".to_owned()
+        }
+        other => format!("not possible: {other}"),
+    })
 }
 
 impl<T: Item> Peer<T> for EvbusPeer<T> {

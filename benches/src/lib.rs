@@ -4,6 +4,10 @@
 //!
 //! Every peer implements [`Fanout`], so each scenario runs the same code for
 //! all three and reports their figures side by side.
+//!
+//! The user scenarios of `bench-report` (9 to 14) compare more peers (the
+//! disruptor and bus crates, an rtrb fan-out, evbus's single-producer mode)
+//! through [`peers::Peer`]; [`os`] has what scenario 14 needs from the OS.
 
 use std::{
     hint::black_box,

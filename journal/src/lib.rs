@@ -26,20 +26,24 @@
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
 mod codec;
+mod cursor;
 mod error;
 pub mod format;
 mod reader;
 mod recorder;
 mod recovery;
 mod segment;
+mod tail;
 mod writer;
 
 pub use crate::{
     codec::Codec,
+    cursor::{Cursor, MAX_CURSOR_NAME},
     error::{Error, Result},
     format::{Position, Record},
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},
+    tail::{TailError, Tailer},
     writer::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, SyncPolicy},
 };

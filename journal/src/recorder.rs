@@ -324,6 +324,10 @@ impl Recorder {
         Reader::in_process(Arc::clone(&self.shared), start)
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The report so far.
     pub fn report(&self) -> RecorderReport {
         let mut r = self.inner.state().report.clone();

@@ -29,6 +29,8 @@ mod codec;
 mod cursor;
 mod error;
 pub mod format;
+mod history;
+mod memory;
 mod reader;
 mod recorder;
 mod recovery;
@@ -41,6 +43,11 @@ pub use crate::{
     cursor::{Cursor, MAX_CURSOR_NAME},
     error::{Error, Result},
     format::{Position, Record},
+    history::{
+        EventHistory, HistoryError, HistoryItem, HistoryStart, HistorySubscription,
+        default_live_options,
+    },
+    memory::MemoryJournal,
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::{
     error::{Error, Result},
+    history::Live,
     reader::{Reader, Start},
     writer::{Journal, Shared},
 };
@@ -188,6 +189,9 @@ pub struct Recorder {
     shared: Arc<Shared>,
     unsubscriber: Box<dyn Unsub>,
     thread: Option<JoinHandle<()>>,
+    /// The live bus and gate of history subscriptions (`Live<T>`, typed by
+    /// the payload; see `history.rs`).
+    live: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 /// The typed `Unsubscriber` behind a trait object, so `Recorder` has no
@@ -254,6 +258,8 @@ impl Recorder {
         )?;
         let unsubscriber = sub.unsubscriber();
         let shared = Arc::clone(journal.shared());
+        let live = Arc::new(Live::<T>::new(journal.next_seq()));
+        let thread_live = Arc::clone(&live);
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -262,13 +268,14 @@ impl Recorder {
         let thread_inner = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name(options.name.clone())
-            .spawn(move || run(&thread_inner, sub))
+            .spawn(move || run(&thread_inner, sub, &thread_live))
             .map_err(|e| Error::io("<recorder thread>", e))?;
         Ok(Recorder {
             inner,
             shared,
             unsubscriber: Box::new(unsubscriber),
             thread: Some(thread),
+            live,
         })
     }
 
@@ -328,6 +335,11 @@ impl Recorder {
         &self.shared
     }
 
+    /// The `Live<T>` of history subscriptions.
+    pub(crate) fn live(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &*self.live
+    }
+
     /// The report so far.
     pub fn report(&self) -> RecorderReport {
         let mut r = self.inner.state().report.clone();
@@ -384,7 +396,7 @@ fn is_dry_run<T>(e: &Envelope<T>) -> bool {
 }
 
 /// The recorder thread.
-fn run<T>(inner: &Inner, mut sub: Subscription<Envelope<T>>)
+fn run<T>(inner: &Inner, mut sub: Subscription<Envelope<T>>, live: &Live<T>)
 where
     T: Event + Serialize + Clone + Send + 'static,
 {
@@ -415,6 +427,12 @@ where
         buf.push(first);
         sub.drain_into(&mut buf);
         append(inner, &buf);
+        // History subscriptions: publish the batch live, now recorded, and
+        // move the boundary past it (history.rs).
+        let next_seq = inner.journal().as_ref().map(Journal::next_seq);
+        if let Some(next_seq) = next_seq {
+            live.publish(&mut buf, next_seq);
+        }
         // The events' `Drop` (user code) runs outside every lock.
         buf.clear();
     }
@@ -431,6 +449,8 @@ where
             Err(_) => inner.error(0, &"a payload's Serialize panicked"),
         }
     }
+    // History subscriptions drain, then disconnect.
+    live.close();
 }
 
 fn update_syncs(inner: &Inner) {

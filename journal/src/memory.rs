@@ -347,10 +347,12 @@ fn run<T: Event>(inner: &Inner<T>, mut sub: Subscription<Envelope<T>>, live: &Li
             st.events.extend(kept);
             let over = st.events.len().saturating_sub(inner.history_len);
             evicted.extend(st.events.drain(..over));
-            st.handled += buf.len() as u64;
         }
-        inner.changed.notify_all();
+        let handled = buf.len() as u64;
+        // Live before `flush` sees the batch handled (as in the recorder).
         live.publish(&mut buf, next_seq);
+        inner.store().handled += handled;
+        inner.changed.notify_all();
         // `Drop` (user code) outside every lock.
         drop(evicted);
         buf.clear();

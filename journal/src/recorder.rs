@@ -426,13 +426,17 @@ where
         };
         buf.push(first);
         sub.drain_into(&mut buf);
-        append(inner, &buf);
+        let handled = buf.len() as u64;
+        let next_seq = append(inner, &buf);
         // History subscriptions: publish the batch live, now recorded, and
-        // move the boundary past it (history.rs).
-        let next_seq = inner.journal().as_ref().map(Journal::next_seq);
+        // move the boundary past it (history.rs), before `flush` can see
+        // the batch handled: after a `flush`, a history subscription's
+        // history holds everything published before it.
         if let Some(next_seq) = next_seq {
             live.publish(&mut buf, next_seq);
         }
+        inner.state().handled += handled;
+        inner.changed.notify_all();
         // The events' `Drop` (user code) runs outside every lock.
         buf.clear();
     }
@@ -460,13 +464,16 @@ fn update_syncs(inner: &Inner) {
     }
 }
 
-/// Appends one drained batch and accounts for it.
-fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
+/// Appends one drained batch and reports it (the caller counts it handled).
+/// Returns the journal's next sequence number after it, if the journal is
+/// open.
+fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
     let skipped = batch.iter().filter(|e| is_dry_run(e)).count() as u64;
     let wanted = batch.len() as u64 - skipped;
     let mut appended = 0;
     let mut errors: Vec<Error> = Vec::new();
     let mut syncs = None;
+    let mut next_seq = None;
     if wanted > 0 {
         let mut guard = inner.journal();
         match guard.as_mut() {
@@ -497,12 +504,12 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
                 }
                 appended = j.next_seq() - before;
                 syncs = Some(j.syncs());
+                next_seq = Some(j.next_seq());
             }
         }
     }
     let failed = wanted - appended;
     let mut st = inner.state();
-    st.handled += batch.len() as u64;
     st.report.records += appended;
     st.report.batches += u64::from(appended > 0);
     st.report.dry_run_skipped += skipped;
@@ -514,5 +521,5 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
         st.report.first_error = errors.first().map(ToString::to_string);
     }
     drop(st);
-    inner.changed.notify_all();
+    next_seq.or_else(|| inner.journal().as_ref().map(Journal::next_seq))
 }

@@ -99,7 +99,8 @@ impl JournalOptions {
         self.segment_size = bytes;
         self
     }
-    /// Sets the maximum frame body size (at least 51 bytes). Readers and
+    /// Sets the maximum frame body size (at least
+    /// [`MIN_BODY_LEN`](crate::format::MIN_BODY_LEN) bytes). Readers and
     /// recovery treat a longer length field as damage, so never allocate
     /// more than this for one frame. Open a journal with the maximum it was
     /// written with, or larger.

@@ -52,7 +52,7 @@ pub const MAX_CURSOR_NAME: usize = 128;
 ///
 /// ```
 /// use evbus_core::Envelope;
-/// use evbus_journal::{Cursor, Journal, JournalOptions, Start};
+/// use evbus_journal::{Journal, JournalOptions, Start};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let mut journal = Journal::create(dir.path(), JournalOptions::new())?;
@@ -184,7 +184,9 @@ impl Cursor {
             .map_err(|e| Error::io(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: lock_path }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked { path: lock_path });
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(lock_path, e)),
         }
         let path = dir.join(format!("{name}.cursor"));
@@ -308,7 +310,10 @@ mod tests {
         for i in 0..FILE_LEN {
             let mut b = good;
             b[i] ^= 0x40;
-            assert!(matches!(decode(&b, p), Err(Error::BadCursor { .. })), "byte {i}");
+            assert!(
+                matches!(decode(&b, p), Err(Error::BadCursor { .. })),
+                "byte {i}"
+            );
         }
         assert!(decode(&good[..20], p).is_err());
     }

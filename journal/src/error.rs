@@ -224,10 +224,9 @@ impl fmt::Display for Error {
             Error::BadCursor { path, reason } => {
                 write!(f, "damaged cursor file {}: {reason}", path.display())
             }
-            Error::WrongPayloadType { asked } => write!(
-                f,
-                "the recorder does not record payloads of type {asked}"
-            ),
+            Error::WrongPayloadType { asked } => {
+                write!(f, "the recorder does not record payloads of type {asked}")
+            }
         }
     }
 }

@@ -161,7 +161,9 @@ impl std::fmt::Display for HistoryError {
         match self {
             HistoryError::Empty => f.write_str("no event available yet"),
             HistoryError::Timeout => f.write_str("timed out waiting for an event"),
-            HistoryError::Lagged(n) => write!(f, "history subscription lagged behind by {n} events"),
+            HistoryError::Lagged(n) => {
+                write!(f, "history subscription lagged behind by {n} events")
+            }
             HistoryError::Disconnected => f.write_str("the recorder stopped"),
             HistoryError::Journal(e) => write!(f, "reading the history failed: {e}"),
         }
@@ -212,7 +214,6 @@ impl<T> Live<T> {
     pub(crate) fn boundary(&self) -> u64 {
         *self.gate()
     }
-
 }
 
 impl<T: Event> Live<T> {

@@ -100,16 +100,16 @@
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
 mod codec;
-mod cursor;
+pub mod cursor;
 mod error;
 pub mod format;
-mod history;
-mod memory;
+pub mod history;
+pub mod memory;
 mod reader;
 mod recorder;
 mod recovery;
 mod segment;
-mod tail;
+pub mod tail;
 mod writer;
 
 pub use crate::{

@@ -104,7 +104,11 @@ impl<T: Event> MemoryJournal<T> {
     ///
     /// As [`MemoryJournal::start_with`].
     pub fn start(bus: &Bus<Envelope<T>>, history_len: usize) -> Result<Self> {
-        Self::start_with(bus, history_len, RecorderOptions::new().name("memory-journal"))
+        Self::start_with(
+            bus,
+            history_len,
+            RecorderOptions::new().name("memory-journal"),
+        )
     }
 
     /// Starts with the recorder's options (pattern, ring capacity,
@@ -256,12 +260,7 @@ impl<T: Event> EventHistory<T> for MemoryJournal<T> {
         options: SubscribeOptions,
     ) -> Result<HistorySubscription<T>> {
         let (sub, boundary) = self.live.subscribe(filter.clone(), options)?;
-        let wanted = |e: &Envelope<T>| {
-            filter
-                .patterns_slice()
-                .iter()
-                .any(|p| p.matches(e.topic()))
-        };
+        let wanted = |e: &Envelope<T>| filter.patterns_slice().iter().any(|p| p.matches(e.topic()));
         // Copied under the store lock. This runs the payload's `Clone` (user
         // code) under a lock that only this journal's thread, `flush`, `len`
         // and other history copies take; a panicking `Clone` is contained

@@ -335,10 +335,6 @@ impl Recorder {
         &self.shared
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// The `Live<T>` of history subscriptions.
     pub(crate) fn live(&self) -> &(dyn std::any::Any + Send + Sync) {
         &*self.live

@@ -79,7 +79,7 @@ impl std::error::Error for TailError {
 ///
 /// let dir = tempfile::tempdir()?;
 /// let mut journal = Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never))?;
-/// let mut tailer = journal.tailer(Start::Beginning)?.pattern("orders.*")?;
+/// let tailer = journal.tailer(Start::Beginning)?.pattern("orders.*")?;
 /// let reader = std::thread::spawn(move || {
 ///     tailer.map(|r| r.unwrap().seq()).collect::<Vec<_>>()
 /// });
@@ -142,11 +142,9 @@ impl Tailer {
     }
 
     fn wanted(&self, record: &Record) -> bool {
-        self.filter.as_ref().is_none_or(|f| {
-            f.patterns_slice()
-                .iter()
-                .any(|p| p.matches(record.topic()))
-        })
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.patterns_slice().iter().any(|p| p.matches(record.topic())))
     }
 
     /// Reads what is committed; `Ok(None)` when caught up.

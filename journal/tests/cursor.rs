@@ -123,7 +123,15 @@ fn one_consumer_per_cursor() {
 fn invalid_names_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let long = "n".repeat(evbus_journal::MAX_CURSOR_NAME + 1);
-    for name in ["", "a/b", "../up", "a\\b", ".hidden", "sp ace", long.as_str()] {
+    for name in [
+        "",
+        "a/b",
+        "../up",
+        "a\\b",
+        ".hidden",
+        "sp ace",
+        long.as_str(),
+    ] {
         assert!(
             matches!(
                 Cursor::open(dir.path(), name),
@@ -183,6 +191,10 @@ fn cursors_do_not_disturb_the_journal() {
     assert_eq!(j.next_seq(), 1);
     j.append(&order(1)).unwrap();
     let c = j.cursor("c").unwrap();
-    let seqs: Vec<u64> = j.reader(c.start()).unwrap().map(|r| r.unwrap().seq()).collect();
+    let seqs: Vec<u64> = j
+        .reader(c.start())
+        .unwrap()
+        .map(|r| r.unwrap().seq())
+        .collect();
     assert_eq!(seqs, [1]);
 }

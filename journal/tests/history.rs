@@ -45,7 +45,13 @@ fn smoke_disk() {
     let seen: Vec<_> = (0..5).map(|_| n_of(&sub.recv().unwrap())).collect();
     assert_eq!(
         seen,
-        [(45, false), (47, false), (49, false), (51, true), (53, true)]
+        [
+            (45, false),
+            (47, false),
+            (49, false),
+            (51, true),
+            (53, true)
+        ]
     );
     let first = rec
         .subscribe_with_history::<Order>(">", HistoryStart::Last(1))
@@ -67,7 +73,13 @@ fn last_n_spans_segments_and_counts_only_matching_records() {
     }
     rec.flush().unwrap();
     assert!(std::fs::read_dir(dir.path()).unwrap().count() > 10);
-    for (n, pattern) in [(0, ">"), (1, ">"), (57, "orders.placed"), (399, ">"), (1000, ">")] {
+    for (n, pattern) in [
+        (0, ">"),
+        (1, ">"),
+        (57, "orders.placed"),
+        (399, ">"),
+        (1000, ">"),
+    ] {
         let got: Vec<u64> = EventHistory::<Order>::history(
             &rec,
             Filter::pattern(pattern).unwrap(),
@@ -77,9 +89,7 @@ fn last_n_spans_segments_and_counts_only_matching_records() {
         .into_iter()
         .map(|(_, e)| e.payload().n)
         .collect();
-        let all: Vec<u64> = (0..400)
-            .filter(|k| pattern == ">" || k % 2 == 0)
-            .collect();
+        let all: Vec<u64> = (0..400).filter(|k| pattern == ">" || k % 2 == 0).collect();
         assert_eq!(got, all[all.len().saturating_sub(n)..], "{n} {pattern}");
     }
 }
@@ -107,7 +117,10 @@ fn seq_time_and_live_only_starts() {
         };
         assert_eq!(ns(HistoryStart::Seq(17)), [17, 18, 19]);
         assert_eq!(ns(HistoryStart::Seq(20)), [] as [u64; 0]);
-        assert_eq!(ns(HistoryStart::Time(Timestamp::from_nanos(1018))), [18, 19]);
+        assert_eq!(
+            ns(HistoryStart::Time(Timestamp::from_nanos(1018))),
+            [18, 19]
+        );
         assert_eq!(ns(HistoryStart::LiveOnly), [] as [u64; 0]);
     };
     check(&rec);
@@ -343,7 +356,11 @@ where
                     .count(),
                 HistoryStart::Time(_) => unreachable!(),
             };
-            assert_eq!(hist, expected_hist, "seed {seed}: {:?} history part", v.from);
+            assert_eq!(
+                hist, expected_hist,
+                "seed {seed}: {:?} history part",
+                v.from
+            );
             for (item, m) in v.items[..hist].iter().zip(&matching[below - hist..below]) {
                 assert_eq!(item.0, Some(m.0), "seed {seed}: history seq");
             }
@@ -402,4 +419,3 @@ fn stress_boundary_disk_large() {
 fn stress_boundary_memory_large() {
     stress_memory(1000, 2000);
 }
-

@@ -122,9 +122,7 @@ fn a_time_start_past_every_record_waits_instead_of_spinning() {
         j.append(&order(n).with_time(Timestamp::from_nanos(10 + n)))
             .unwrap();
     }
-    let mut t = j
-        .tailer(Start::Time(Timestamp::from_nanos(100)))
-        .unwrap();
+    let mut t = j.tailer(Start::Time(Timestamp::from_nanos(100))).unwrap();
     assert!(matches!(t.try_next(), Err(TailError::Empty)));
     assert!(matches!(
         t.next_timeout(Duration::ZERO),

@@ -270,6 +270,16 @@ impl<T: Event> Live<T> {
     }
 }
 
+/// Closes a [`Live`] when dropped: the recorder thread holds one, so its
+/// history subscriptions disconnect even if the thread ends by a panic.
+pub(crate) struct CloseOnDrop<'a, T: Event>(pub(crate) &'a Live<T>);
+
+impl<T: Event> Drop for CloseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Where the history part comes from.
 enum Source<T> {
     /// Already selected (the memory journal), oldest first.

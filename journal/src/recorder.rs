@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::{
     error::{Error, Result},
-    history::Live,
+    history::{CloseOnDrop, Live},
     reader::{Reader, Start},
     writer::{Journal, Shared},
 };
@@ -401,6 +401,9 @@ where
     T: Event + Serialize + Clone + Send + 'static,
 {
     let _done = DoneGuard(inner);
+    // Dropped first, after the journal is closed (or on a panic): history
+    // subscriptions drain, then disconnect.
+    let _live = CloseOnDrop(live);
     let mut buf: Vec<Envelope<T>> = Vec::new();
     loop {
         let due = inner.journal().as_ref().and_then(Journal::sync_due_in);
@@ -453,8 +456,6 @@ where
             Err(_) => inner.error(0, &"a payload's Serialize panicked"),
         }
     }
-    // History subscriptions drain, then disconnect.
-    live.close();
 }
 
 fn update_syncs(inner: &Inner) {

@@ -286,7 +286,8 @@ enum Source<T> {
     Memory(VecDeque<(u64, Envelope<T>)>),
     /// Read lazily from the journal, below `end`.
     Disk {
-        reader: Option<Reader>,
+        /// Boxed: a reader is large next to a `VecDeque`.
+        reader: Option<Box<Reader>>,
         end: u64,
         filter: Filter,
         decode: fn(&Record) -> Result<Envelope<T>>,
@@ -341,7 +342,10 @@ impl<T: DeserializeOwned> HistorySubscription<T> {
         };
         let reader = match start {
             Some(Start::Seq(s)) if s >= boundary => None,
-            Some(start) => Some(Reader::in_process(std::sync::Arc::clone(shared), start)?),
+            Some(start) => Some(Box::new(Reader::in_process(
+                std::sync::Arc::clone(shared),
+                start,
+            )?)),
             None => None,
         };
         Ok(HistorySubscription {

@@ -126,6 +126,27 @@ pub enum Error {
         /// Records that could not be appended so far.
         count: u64,
     },
+    /// A cursor name is empty, too long, or has a character other than
+    /// ASCII letters, digits, `-`, `_` and `.` (or starts with `.`).
+    InvalidCursorName {
+        /// The name given.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A cursor file is damaged (bad magic, version or checksum).
+    BadCursor {
+        /// The cursor file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A history subscription asked for another payload type than the one
+    /// the recorder records.
+    WrongPayloadType {
+        /// The type asked for.
+        asked: &'static str,
+    },
 }
 
 impl Error {
@@ -197,6 +218,15 @@ impl fmt::Display for Error {
             Error::RecorderStopped => write!(f, "the recorder stopped"),
             Error::RecordsLost { count } => {
                 write!(f, "the recorder failed to append {count} records")
+            }
+            Error::InvalidCursorName { name, reason } => {
+                write!(f, "invalid cursor name {name:?}: {reason}")
+            }
+            Error::BadCursor { path, reason } => {
+                write!(f, "damaged cursor file {}: {reason}", path.display())
+            }
+            Error::WrongPayloadType { asked } => {
+                write!(f, "the recorder does not record payloads of type {asked}")
             }
         }
     }

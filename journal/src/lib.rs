@@ -100,21 +100,32 @@
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
 mod codec;
+pub mod cursor;
 mod error;
 pub mod format;
+pub mod history;
+pub mod memory;
 mod reader;
 mod recorder;
 mod recovery;
 mod segment;
+pub mod tail;
 mod writer;
 
 pub use crate::{
     codec::Codec,
+    cursor::{Cursor, MAX_CURSOR_NAME},
     error::{Error, Result},
     format::{Position, Record},
+    history::{
+        EventHistory, HistoryError, HistoryItem, HistoryStart, HistorySubscription,
+        default_live_options,
+    },
+    memory::MemoryJournal,
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},
+    tail::{TailError, Tailer},
     writer::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, SyncPolicy},
 };
 

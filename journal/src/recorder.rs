@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::{
     error::{Error, Result},
+    history::{CloseOnDrop, Live},
     reader::{Reader, Start},
     writer::{Journal, Shared},
 };
@@ -188,6 +189,9 @@ pub struct Recorder {
     shared: Arc<Shared>,
     unsubscriber: Box<dyn Unsub>,
     thread: Option<JoinHandle<()>>,
+    /// The live bus and gate of history subscriptions (`Live<T>`, typed by
+    /// the payload; see `history.rs`).
+    live: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 /// The typed `Unsubscriber` behind a trait object, so `Recorder` has no
@@ -254,6 +258,8 @@ impl Recorder {
         )?;
         let unsubscriber = sub.unsubscriber();
         let shared = Arc::clone(journal.shared());
+        let live = Arc::new(Live::<T>::new(journal.next_seq()));
+        let thread_live = Arc::clone(&live);
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -262,13 +268,14 @@ impl Recorder {
         let thread_inner = Arc::clone(&inner);
         let thread = std::thread::Builder::new()
             .name(options.name.clone())
-            .spawn(move || run(&thread_inner, sub))
+            .spawn(move || run(&thread_inner, sub, &thread_live))
             .map_err(|e| Error::io("<recorder thread>", e))?;
         Ok(Recorder {
             inner,
             shared,
             unsubscriber: Box::new(unsubscriber),
             thread: Some(thread),
+            live,
         })
     }
 
@@ -328,6 +335,11 @@ impl Recorder {
         &self.shared
     }
 
+    /// The `Live<T>` of history subscriptions.
+    pub(crate) fn live(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &*self.live
+    }
+
     /// The report so far.
     pub fn report(&self) -> RecorderReport {
         let mut r = self.inner.state().report.clone();
@@ -384,11 +396,14 @@ fn is_dry_run<T>(e: &Envelope<T>) -> bool {
 }
 
 /// The recorder thread.
-fn run<T>(inner: &Inner, mut sub: Subscription<Envelope<T>>)
+fn run<T>(inner: &Inner, mut sub: Subscription<Envelope<T>>, live: &Live<T>)
 where
     T: Event + Serialize + Clone + Send + 'static,
 {
     let _done = DoneGuard(inner);
+    // Dropped first, after the journal is closed (or on a panic): history
+    // subscriptions drain, then disconnect.
+    let _live = CloseOnDrop(live);
     let mut buf: Vec<Envelope<T>> = Vec::new();
     loop {
         let due = inner.journal().as_ref().and_then(Journal::sync_due_in);
@@ -414,7 +429,17 @@ where
         };
         buf.push(first);
         sub.drain_into(&mut buf);
-        append(inner, &buf);
+        let handled = buf.len() as u64;
+        let next_seq = append(inner, &buf);
+        // History subscriptions: publish the batch live, now recorded, and
+        // move the boundary past it (history.rs), before `flush` can see
+        // the batch handled: after a `flush`, a history subscription's
+        // history holds everything published before it.
+        if let Some(next_seq) = next_seq {
+            live.publish(&mut buf, next_seq);
+        }
+        inner.state().handled += handled;
+        inner.changed.notify_all();
         // The events' `Drop` (user code) runs outside every lock.
         buf.clear();
     }
@@ -439,13 +464,16 @@ fn update_syncs(inner: &Inner) {
     }
 }
 
-/// Appends one drained batch and accounts for it.
-fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
+/// Appends one drained batch and reports it (the caller counts it handled).
+/// Returns the journal's next sequence number after it, if the journal is
+/// open.
+fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
     let skipped = batch.iter().filter(|e| is_dry_run(e)).count() as u64;
     let wanted = batch.len() as u64 - skipped;
     let mut appended = 0;
     let mut errors: Vec<Error> = Vec::new();
     let mut syncs = None;
+    let mut next_seq = None;
     if wanted > 0 {
         let mut guard = inner.journal();
         match guard.as_mut() {
@@ -476,12 +504,12 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
                 }
                 appended = j.next_seq() - before;
                 syncs = Some(j.syncs());
+                next_seq = Some(j.next_seq());
             }
         }
     }
     let failed = wanted - appended;
     let mut st = inner.state();
-    st.handled += batch.len() as u64;
     st.report.records += appended;
     st.report.batches += u64::from(appended > 0);
     st.report.dry_run_skipped += skipped;
@@ -493,5 +521,5 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
         st.report.first_error = errors.first().map(ToString::to_string);
     }
     drop(st);
-    inner.changed.notify_all();
+    next_seq.or_else(|| inner.journal().as_ref().map(Journal::next_seq))
 }

@@ -54,7 +54,11 @@ pub(crate) struct Counters {
 impl Counters {
     /// The counter of an event taken out of the ring.
     pub(crate) fn taken(&self, replayed: bool) -> &AtomicU64 {
-        if replayed { &self.replayed } else { &self.received }
+        if replayed {
+            &self.replayed
+        } else {
+            &self.received
+        }
     }
 
     /// The counter of an event the handler returned `Ok` for.
@@ -341,11 +345,19 @@ impl<E: Event> Handler<E> {
                 return Step::Next(event);
             }
             Ok(Err(err)) => {
-                bump(if replayed { &c.replay_errors } else { &c.errors });
+                bump(if replayed {
+                    &c.replay_errors
+                } else {
+                    &c.errors
+                });
                 Failure::Error(Arc::from(err))
             }
             Err(payload) => {
-                bump(if replayed { &c.replay_errors } else { &c.panics });
+                bump(if replayed {
+                    &c.replay_errors
+                } else {
+                    &c.panics
+                });
                 let failure = Failure::from_panic(&*payload);
                 // Dropping a panic payload can itself panic; contain that too.
                 isolate::drop_payload(payload);

@@ -8,8 +8,8 @@ pub mod session;
 
 pub use crate::{
     replay::{
-        FilteredBy, Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayReport,
-        ReplayTarget, SystemReplayClock,
+        FilteredBy, Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayReport, ReplayTarget,
+        SystemReplayClock,
     },
     session::{
         ReadOptions, SessionError, SessionHeader, SessionReader, SessionWriter, read_session,

@@ -528,13 +528,13 @@ impl<I, C> Replay<I, C> {
 
     /// Which filter, if any, keeps `envelope` out.
     fn filter<T>(&self, envelope: &Envelope<T>, by: &mut FilteredBy) -> bool {
-        if !self.patterns.is_empty() && !self.patterns.iter().any(|p| p.matches(envelope.topic()))
-        {
+        if !self.patterns.is_empty() && !self.patterns.iter().any(|p| p.matches(envelope.topic())) {
             by.pattern += 1;
             return false;
         }
         let time = envelope.time();
-        if self.from.is_some_and(|from| time < from) || self.until.is_some_and(|until| time >= until)
+        if self.from.is_some_and(|from| time < from)
+            || self.until.is_some_and(|until| time >= until)
         {
             by.time += 1;
             return false;
@@ -598,16 +598,11 @@ where
     /// A publish that returned `Ok` says nothing about handlers: a ring
     /// may drop the event (counted in [`ReplayReport::dropped`]), or no
     /// subscription may match ([`ReplayReport::no_subscribers`]).
-    pub fn run(
-        mut self,
-        mut target: impl ReplayTarget<T>,
-    ) -> Result<ReplayReport, ReplayError<E>> {
+    pub fn run(mut self, mut target: impl ReplayTarget<T>) -> Result<ReplayReport, ReplayError<E>> {
         let schedule = match self.pace {
             Pace::Max => Schedule::Max,
             Pace::AsRecorded => Schedule::Paced(1.0),
-            Pace::Scaled(factor) if factor.is_finite() && factor > 0.0 => {
-                Schedule::Paced(factor)
-            }
+            Pace::Scaled(factor) if factor.is_finite() && factor > 0.0 => Schedule::Paced(factor),
             Pace::Scaled(factor) => return Err(ReplayError::InvalidPace { factor }),
         };
         if let (Some(from), Some(until)) = (self.from, self.until) {

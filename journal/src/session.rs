@@ -386,7 +386,10 @@ impl<W: Write> SessionWriter<W> {
 ///
 /// As [`SessionWriter::write`] and [`SessionWriter::finish`]; the
 /// temporary files are removed.
-pub fn write_session<T, I>(path: impl AsRef<Path>, envelopes: I) -> Result<SessionHeader, SessionError>
+pub fn write_session<T, I>(
+    path: impl AsRef<Path>,
+    envelopes: I,
+) -> Result<SessionHeader, SessionError>
 where
     T: Serialize,
     I: IntoIterator,

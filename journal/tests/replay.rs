@@ -14,8 +14,7 @@ use evbus::{
     dispatch::{Dispatcher, HandlerOptions, RetryPolicy},
 };
 use evbus_journal::{
-    Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayTarget, SessionReader,
-    SessionWriter,
+    Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayTarget, SessionReader, SessionWriter,
 };
 use serde::{Deserialize, Serialize};
 
@@ -177,7 +176,10 @@ fn filters_count_what_they_keep_out() {
 
     // Time: [10 ms, 40 ms) keeps 10, 20, 30.
     let report = Replay::new(source(&envelopes))
-        .between(Timestamp::from_nanos(10_000_000), Timestamp::from_nanos(40_000_000))
+        .between(
+            Timestamp::from_nanos(10_000_000),
+            Timestamp::from_nanos(40_000_000),
+        )
         .run(&bus)
         .unwrap();
     assert_eq!((report.published, report.filtered_by.time), (3, 3));
@@ -232,7 +234,11 @@ fn filters_count_what_they_keep_out() {
 #[test]
 fn bad_configuration_is_a_typed_error() {
     let envelopes = recorded(&[0]);
-    assert!(Replay::new(source(&envelopes)).pattern("orders..x").is_err());
+    assert!(
+        Replay::new(source(&envelopes))
+            .pattern("orders..x")
+            .is_err()
+    );
     let bus = Bus::<Envelope<Order>>::new();
     for factor in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         let err = Replay::new(source(&envelopes))
@@ -267,20 +273,17 @@ fn schedule(times_ms: &[u64], pace: Pace) -> Vec<Duration> {
 fn pacing_keeps_the_recorded_spacing_scaled() {
     let times = [1000, 1010, 1030, 1030, 1100];
     assert_eq!(schedule(&times, Pace::Max), []);
-    assert_eq!(
-        schedule(&times, Pace::AsRecorded),
-        [ms(10), ms(20), ms(70)]
-    );
-    assert_eq!(
-        schedule(&times, Pace::Scaled(2.0)),
-        [ms(5), ms(10), ms(35)]
-    );
+    assert_eq!(schedule(&times, Pace::AsRecorded), [ms(10), ms(20), ms(70)]);
+    assert_eq!(schedule(&times, Pace::Scaled(2.0)), [ms(5), ms(10), ms(35)]);
     assert_eq!(
         schedule(&times, Pace::Scaled(0.5)),
         [ms(20), ms(40), ms(140)]
     );
     // Recorded out of order: the late one goes out at once.
-    assert_eq!(schedule(&[0, 50, 20, 60], Pace::AsRecorded), [ms(50), ms(10)]);
+    assert_eq!(
+        schedule(&[0, 50, 20, 60], Pace::AsRecorded),
+        [ms(50), ms(10)]
+    );
 }
 
 #[test]
@@ -389,7 +392,9 @@ fn no_subscribers_and_full_rings_are_reported() {
             evbus::SubscribeOptions::new().capacity(1),
         )
         .unwrap();
-    let report = Replay::new(source(&recorded(&[0, 1, 2, 3]))).run(&bus).unwrap();
+    let report = Replay::new(source(&recorded(&[0, 1, 2, 3])))
+        .run(&bus)
+        .unwrap();
     // Placed 0 and 2 match (the second is dropped: capacity 1); Shipped 1
     // and 3 match nothing.
     assert_eq!(report.published, 4);
@@ -457,7 +462,10 @@ fn a_session_file_replays_with_its_line_positions() {
         .unwrap();
     assert_eq!(report.published, 3);
     assert_eq!(*clock.sleeps.borrow(), [ms(1), ms(1)]);
-    let marks: Vec<ReplayMark> = drain(&mut sub).iter().map(|e| e.replay().unwrap()).collect();
+    let marks: Vec<ReplayMark> = drain(&mut sub)
+        .iter()
+        .map(|e| e.replay().unwrap())
+        .collect();
     assert_eq!(
         marks,
         (0..3)
@@ -501,7 +509,9 @@ fn a_dispatcher_sees_the_marks_skips_dry_runs_and_counts_replays_apart() {
                     .unwrap()
                     .skip_dry_run(skip),
                 move |e: &Envelope<Order>| {
-                    seen.lock().unwrap().push((e.payload().clone(), e.replay_mark()));
+                    seen.lock()
+                        .unwrap()
+                        .push((e.payload().clone(), e.replay_mark()));
                     Ok(())
                 },
             )
@@ -576,7 +586,12 @@ fn a_dispatcher_sees_the_marks_skips_dry_runs_and_counts_replays_apart() {
         "{f:?}"
     );
     assert_eq!(
-        (f.replayed, f.replay_handled, f.replay_errors, f.replay_failed),
+        (
+            f.replayed,
+            f.replay_handled,
+            f.replay_errors,
+            f.replay_failed
+        ),
         (2, 0, 2, 2)
     );
     let report = dispatcher.shutdown(TIMEOUT);

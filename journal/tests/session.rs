@@ -95,7 +95,10 @@ fn header_line(version: u64, topics: &[&str], count: u64) -> String {
     .to_string()
 }
 
-fn read_all(bytes: &[u8], options: ReadOptions) -> Vec<Result<(u64, Envelope<Order>), SessionError>> {
+fn read_all(
+    bytes: &[u8],
+    options: ReadOptions,
+) -> Vec<Result<(u64, Envelope<Order>), SessionError>> {
     SessionReader::<_, Order>::with_options(bytes, options)
         .unwrap()
         .collect()
@@ -109,7 +112,10 @@ fn round_trip_keeps_every_field_and_the_order() {
     let header = write_session(&path, &envelopes).unwrap();
     assert_eq!(header.format, SESSION_FORMAT);
     assert_eq!(header.version, SESSION_VERSION);
-    assert_eq!(header.topics, ["audit.note", "orders.placed", "orders.shipped"]);
+    assert_eq!(
+        header.topics,
+        ["audit.note", "orders.placed", "orders.shipped"]
+    );
     assert_eq!(header.count, 3);
     assert!(header.created > Timestamp::EPOCH);
     // No temporary file is left next to it.
@@ -173,7 +179,10 @@ fn the_file_is_a_header_line_then_one_flat_record_per_line() {
 fn header_errors_are_typed() {
     let read = |bytes: &[u8]| SessionReader::<_, Order>::new(bytes).map(|_| ());
     assert!(matches!(read(b""), Err(SessionError::MissingHeader)));
-    assert!(matches!(read(b"not json\n"), Err(SessionError::BadHeader { .. })));
+    assert!(matches!(
+        read(b"not json\n"),
+        Err(SessionError::BadHeader { .. })
+    ));
     assert!(matches!(
         read(br#"{"format":"other","version":1,"topics":[],"count":0,"created":0}"#),
         Err(SessionError::BadHeader { .. })
@@ -181,7 +190,13 @@ fn header_errors_are_typed() {
     let v2 = header_line(2, &[], 0);
     let err = read(v2.as_bytes()).unwrap_err();
     assert!(
-        matches!(err, SessionError::UnsupportedVersion { found: 2, supported: 1 }),
+        matches!(
+            err,
+            SessionError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(err.line(), Some(1));
@@ -192,40 +207,51 @@ fn header_errors_are_typed() {
         Err(SessionError::UnsupportedVersion { found: 9, .. })
     ));
     let missing_count = br#"{"format":"evbus-session","version":1,"topics":[],"created":0}"#;
-    assert!(matches!(read(missing_count), Err(SessionError::BadHeader { .. })));
+    assert!(matches!(
+        read(missing_count),
+        Err(SessionError::BadHeader { .. })
+    ));
     let unsorted = header_line(1, &["b.b", "a.a"], 0);
-    assert!(matches!(read(unsorted.as_bytes()), Err(SessionError::BadHeader { .. })));
+    assert!(matches!(
+        read(unsorted.as_bytes()),
+        Err(SessionError::BadHeader { .. })
+    ));
     let bad_topic = header_line(1, &["a..b"], 0);
     let err = read(bad_topic.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("a..b"), "{err}");
     let long = header_line(1, &["a.a"; 1], 0);
-    let err = SessionReader::<_, Order>::with_options(long.as_bytes(), ReadOptions::new().max_line_len(10))
-        .unwrap_err();
-    assert!(matches!(err, SessionError::LineTooLong { line: 1, limit: 10 }), "{err:?}");
+    let err = SessionReader::<_, Order>::with_options(
+        long.as_bytes(),
+        ReadOptions::new().max_line_len(10),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SessionError::LineTooLong { line: 1, limit: 10 }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn each_bad_line_is_an_error_with_its_number() {
     let envelopes = sample();
     let good = lines(&session_bytes(&envelopes));
-    let unlisted = serde_json::to_string(
-        &Envelope::on("other.topic", Order::Shipped { id: 9 }).unwrap(),
-    )
-    .unwrap();
+    let unlisted =
+        serde_json::to_string(&Envelope::on("other.topic", Order::Shipped { id: 9 }).unwrap())
+            .unwrap();
     let mut bad_field: serde_json::Value = serde_json::from_str(&good[1]).unwrap();
     bad_field["surprise"] = 1.into();
     let mut bad_topic: serde_json::Value = serde_json::from_str(&good[1]).unwrap();
     bad_topic["topic"] = "orders..placed".into();
     let body = [
-        good[1].clone(),           // line 2, seq 0
-        "{ not json".to_owned(),   // line 3
-        good[2].clone(),           // line 4, seq 2
-        String::new(),             // line 5
-        unlisted,                  // line 6
-        "x".repeat(5000),          // line 7
-        bad_field.to_string(),     // line 8
-        bad_topic.to_string(),     // line 9
-        good[3].clone(),           // line 10, seq 8
+        good[1].clone(),         // line 2, seq 0
+        "{ not json".to_owned(), // line 3
+        good[2].clone(),         // line 4, seq 2
+        String::new(),           // line 5
+        unlisted,                // line 6
+        "x".repeat(5000),        // line 7
+        bad_field.to_string(),   // line 8
+        bad_topic.to_string(),   // line 9
+        good[3].clone(),         // line 10, seq 8
     ];
     let text = format!(
         "{}\n{}\n",
@@ -296,7 +322,10 @@ fn a_truncated_or_extended_file_is_a_count_mismatch() {
     assert_eq!(items.len(), 3);
     assert!(matches!(
         items[2],
-        Err(SessionError::CountMismatch { expected: 3, found: 2 })
+        Err(SessionError::CountMismatch {
+            expected: 3,
+            found: 2
+        })
     ));
     // Cut in the middle of a line: that line is bad, then the count is off
     // by nothing (the line is there), so only the bad line is reported.
@@ -310,7 +339,10 @@ fn a_truncated_or_extended_file_is_a_count_mismatch() {
     let items = read_all(&long, ReadOptions::new());
     assert!(matches!(
         items.last(),
-        Some(Err(SessionError::CountMismatch { expected: 3, found: 4 }))
+        Some(Err(SessionError::CountMismatch {
+            expected: 3,
+            found: 4
+        }))
     ));
 }
 
@@ -326,12 +358,18 @@ fn a_huge_line_is_an_error_not_an_allocation() {
             .unwrap();
     assert!(matches!(
         reader.next(),
-        Some(Err(SessionError::LineTooLong { line: 2, limit: 1024 }))
+        Some(Err(SessionError::LineTooLong {
+            line: 2,
+            limit: 1024
+        }))
     ));
     // Then the end: one line of the two the header counts.
     assert!(matches!(
         reader.next(),
-        Some(Err(SessionError::CountMismatch { expected: 2, found: 1 }))
+        Some(Err(SessionError::CountMismatch {
+            expected: 2,
+            found: 1
+        }))
     ));
     assert!(reader.next().is_none());
 }
@@ -353,9 +391,13 @@ impl Read for Failing<'_> {
 fn an_io_error_ends_the_iteration() {
     let bytes = session_bytes(&sample());
     let cut = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let mut reader = SessionReader::<_, Order>::new(BufReader::new(Failing(&bytes[..cut]))).unwrap();
+    let mut reader =
+        SessionReader::<_, Order>::new(BufReader::new(Failing(&bytes[..cut]))).unwrap();
     let err = reader.next().unwrap().unwrap_err();
-    assert!(matches!(err, SessionError::Io { line: Some(2), .. }), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Io { line: Some(2), .. }),
+        "{err:?}"
+    );
     assert!(std::error::Error::source(&err).is_some());
     assert!(reader.next().is_none());
 }
@@ -373,7 +415,10 @@ fn write_errors_are_typed() {
     let e = Envelope::on("a.b", Unencodable).unwrap();
     assert!(matches!(w.write(&e), Err(SessionError::Encode { .. })));
     let mut w = SessionWriter::new(Vec::new()).max_line_len(50);
-    assert!(matches!(w.write(&sample()[0]), Err(SessionError::Encode { .. })));
+    assert!(matches!(
+        w.write(&sample()[0]),
+        Err(SessionError::Encode { .. })
+    ));
     assert_eq!(w.count(), 0);
     let (bytes, header) = w.finish().unwrap();
     assert_eq!(header.count, 0);

@@ -116,10 +116,7 @@ impl<E: Event> Owner<E> {
             };
             list.push(h.name.to_string());
         }
-        report.abandoned_retries = handlers
-            .iter()
-            .map(|h| h.counters.all_abandoned())
-            .sum();
+        report.abandoned_retries = handlers.iter().map(|h| h.counters.all_abandoned()).sum();
         let _ = rt.timer.send(Msg::Stop);
         // After the handlers settled: what their last runs contained is in.
         report.contained_panics = rt.contained.load(Ordering::Relaxed);

@@ -425,7 +425,7 @@ fn write_errors_are_typed() {
     assert_eq!(lines(&bytes).len(), 1);
     // A directory that does not exist.
     let dir = tempfile::tempdir().unwrap();
-    let err = write_session(dir.path().join("no/such/dir/s.jsonl"), &sample()).unwrap_err();
+    let err = write_session(dir.path().join("no/such/dir/s.jsonl"), sample()).unwrap_err();
     assert!(matches!(err, SessionError::Io { line: None, .. }));
 }
 

@@ -7,6 +7,11 @@
 //! between them as its [`Pace`] says, and publishes each on its recorded
 //! topic into a [`ReplayTarget`]: a `Bus<Envelope<T>>` or a `Publisher`.
 //!
+//! A journal reader, which yields untyped records, becomes a source with
+//! one `map`: `reader.map(|r| r.and_then(|rec| Ok((rec.seq(), rec.envelope::<T>()?))))`.
+//! A [`SessionReader`](crate::SessionReader) is one as it is, with each
+//! envelope's line position as its seq.
+//!
 //! # Marks and dry runs
 //!
 //! Every envelope a replay publishes carries a

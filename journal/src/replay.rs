@@ -610,10 +610,11 @@ where
             Pace::Scaled(factor) if factor.is_finite() && factor > 0.0 => Schedule::Paced(factor),
             Pace::Scaled(factor) => return Err(ReplayError::InvalidPace { factor }),
         };
-        if let (Some(from), Some(until)) = (self.from, self.until) {
-            if until < from {
+        match (self.from, self.until) {
+            (Some(from), Some(until)) if until < from => {
                 return Err(ReplayError::InvalidTimeRange { from, until });
             }
+            _ => {}
         }
         let mut report = ReplayReport::new(self.dry_run);
         // The first published envelope's recorded time and the clock's
@@ -640,13 +641,14 @@ where
                     }
                 }
                 Some((first, started)) => {
-                    if let Some(offset) = schedule.offset(first, envelope.time()) {
-                        if !self.wait_until(started.saturating_add(offset), &target) {
-                            // Read but not published: the target closed.
-                            report.failed += 1;
-                            report.end = ReplayEnd::TargetClosed;
-                            return Ok(report);
-                        }
+                    let due = schedule
+                        .offset(first, envelope.time())
+                        .map(|offset| started.saturating_add(offset));
+                    if due.is_some_and(|due| !self.wait_until(due, &target)) {
+                        // Read but not published: the target closed.
+                        report.failed += 1;
+                        report.end = ReplayEnd::TargetClosed;
+                        return Ok(report);
                     }
                 }
             }

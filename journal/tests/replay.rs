@@ -66,7 +66,7 @@ fn recorded(times_ms: &[u64]) -> Vec<Envelope<Order>> {
         .enumerate()
         .map(|(i, &t)| {
             let i = i as u64;
-            let payload = if i % 2 == 0 {
+            let payload = if i & 1 == 0 {
                 Order::Placed(i)
             } else {
                 Order::Shipped(i)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Instruction-count regression bar (instruction counts repeat exactly on this
-# VM; wall times do not). Runs the fixed workload of
-# src/bin/callgrind_workload.rs under callgrind and compares instructions per
-# publish with callgrind-baseline.txt. Fails if any rises more than 10 %.
+# VM; wall times do not). Runs the fixed workloads of
+# src/bin/callgrind_workload.rs (k4, k0) and src/bin/callgrind_scenarios.rs
+# (lossless, full4) under callgrind and compares instructions per publish
+# with callgrind-baseline.txt. Fails if any rises more than 10 %.
 #
 #   benches/callgrind.sh           compare against the baseline
 #   benches/callgrind.sh --update  rewrite the baseline (commit it on purpose,
@@ -11,14 +12,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=benches/callgrind-baseline.txt
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p evbus-benches --bin callgrind_workload
-bin="$target/release/callgrind_workload"
+cargo build --release -q -p evbus-benches --bin callgrind_workload --bin callgrind_scenarios
+# Every workload makes 1 M publishes: its mode, binary and measured function.
 publishes=1000000
+modes=(k4 k0 lossless full4)
+declare -A bin=([k4]=callgrind_workload [k0]=callgrind_workload
+  [lossless]=callgrind_scenarios [full4]=callgrind_scenarios)
+declare -A measured=([k4]=run_workload [k0]=run_workload
+  [lossless]=run_lossless [full4]=run_full)
 status=0
 declare -A now
-for mode in k4 k0; do
+for mode in "${modes[@]}"; do
   out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-    --toggle-collect='*run_workload*' "$bin" "$mode" 2>&1)
+    --toggle-collect="*${measured[$mode]}*" "$target/release/${bin[$mode]}" "$mode" 2>&1)
   collected=$(grep -oE 'Collected : [0-9]+' <<<"$out" | grep -oE '[0-9]+$')
   now[$mode]=$(awk -v c="$collected" -v n="$publishes" 'BEGIN { printf "%.1f", c / n }')
 done
@@ -26,12 +32,12 @@ if [[ "${1:-}" == "--update" ]]; then
   {
     echo "# instructions per publish, valgrind --tool=callgrind, benches/callgrind.sh"
     echo "# rustc: $(rustc --version)"
-    for mode in k4 k0; do echo "$mode ${now[$mode]}"; done
+    for mode in "${modes[@]}"; do echo "$mode ${now[$mode]}"; done
   } >"$baseline"
   cat "$baseline"
   exit 0
 fi
-for mode in k4 k0; do
+for mode in "${modes[@]}"; do
   base=$(awk -v m="$mode" '$1 == m { print $2 }' "$baseline")
   verdict=$(awk -v b="$base" -v c="${now[$mode]}" 'BEGIN { r = c / b; printf "%.3f %s", r, (r > 1.10 ? "FAIL" : "ok") }')
   echo "callgrind $mode: ${now[$mode]} instructions/publish (baseline $base, ratio ${verdict})"

@@ -4,6 +4,10 @@
 //!
 //! Every peer implements [`Fanout`], so each scenario runs the same code for
 //! all three and reports their figures side by side.
+//!
+//! The user scenarios of `bench-report` (9 to 14) compare more peers (the
+//! disruptor and bus crates, an rtrb fan-out, evbus's single-producer mode)
+//! through [`peers::Peer`]; [`os`] has what scenario 14 needs from the OS.
 
 use std::{
     hint::black_box,
@@ -11,6 +15,9 @@ use std::{
 };
 
 use evbus_core::{Bus, Event, EventKind, Publisher, SubscribeOptions, Subscription};
+
+pub mod os;
+pub mod peers;
 
 /// A 64-byte payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,7 +396,12 @@ impl<T: Clone + Send + 'static> Fanout<T> for CrossbeamFanout<T> {
     }
 }
 
-fn publish_all<T: Clone>(senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>, value: T) -> usize {
+/// Offers `value` to every sender without waiting (`try_send`); returns
+/// how many refused it (full). The crossbeam fan-out's publish.
+pub fn publish_all<T: Clone>(
+    senders: &RwLock<Vec<crossbeam_channel::Sender<T>>>,
+    value: T,
+) -> usize {
     let senders = senders.read().unwrap_or_else(|p| p.into_inner());
     let mut full = 0;
     if let Some((last, rest)) = senders.split_last() {

@@ -1,54 +1,6 @@
 //! Envelopes: an event with its identity, time, topic and correlation.
 //!
-//! An [`Envelope<T>`] wraps a payload `T` with what a system needs to follow
-//! one request through many events: a time-ordered unique [`EventId`]
-//! (UUIDv7), the [`Timestamp`] it was made at, its topic, the correlation id
-//! shared by every event of one request, the causation id of the event that
-//! caused it, and optional session, source, tenant, tags and idempotency key.
-//!
-//! The metadata sits behind one `Arc`, so fanning an envelope out to K
-//! subscribers costs K reference-count increments plus K clones of `T`.
-//!
-//! Fields that a domain taxonomy needs (a plan id, an actor, a project) belong
-//! in the payload, typed, not in ad-hoc strings here:
-//!
-//! ```
-//! # #![cfg_attr(miri, allow(unused))]
-//! use evbus::{Envelope, Event, EventKind};
-//!
-//! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-//! enum Kind { Started, Finished }
-//! impl EventKind for Kind {
-//!     const ALL: &'static [Self] = &[Kind::Started, Kind::Finished];
-//!     fn topic(self) -> &'static str {
-//!         match self { Kind::Started => "plan.started", Kind::Finished => "plan.finished" }
-//!     }
-//!     fn index(self) -> usize { self as usize }
-//! }
-//!
-//! #[derive(Debug, Clone)]
-//! enum Plan { Started { plan_id: u64, actor: String }, Finished { plan_id: u64 } }
-//! impl Event for Plan {
-//!     type Kind = Kind;
-//!     fn kind(&self) -> Kind {
-//!         match self { Plan::Started { .. } => Kind::Started, Plan::Finished { .. } => Kind::Finished }
-//!     }
-//! }
-//!
-//! # #[cfg(not(miri))] { // Miri's isolation has no wall clock.
-//! let root = Envelope::new(Plan::Started { plan_id: 7, actor: "ada".into() })
-//!     .with_session("s-1")
-//!     .with_tenant("acme");
-//! let child = root.caused(Plan::Finished { plan_id: 7 });
-//! assert_eq!(child.topic(), "plan.finished");
-//! assert_eq!(child.correlation_id(), root.correlation_id());
-//! assert_eq!(child.causation_id(), Some(root.id()));
-//! assert_eq!(child.tenant(), Some("acme"));
-//! assert!(child.id() > root.id());
-//! assert!(matches!(root.payload(), Plan::Started { plan_id: 7, actor } if actor == "ada"));
-//! assert!(matches!(child.payload(), Plan::Finished { plan_id: 7 }));
-//! # }
-//! ```
+//! The [`Envelope`] type and its parts.
 
 use std::{
     fmt,
@@ -237,8 +189,57 @@ pub struct Metadata {
     replay: Option<ReplayMark>,
 }
 
-/// An event with its identity, time, topic and correlation. See the
-/// [module docs](self).
+/// An event with its identity, time, topic and correlation.
+///
+/// An `Envelope<T>` wraps a payload `T` with what a system needs to follow
+/// one request through many events: a time-ordered unique [`EventId`]
+/// (UUIDv7), the [`Timestamp`] it was made at, its topic, the correlation id
+/// shared by every event of one request, the causation id of the event that
+/// caused it, and optional session, source, tenant, tags and idempotency key.
+///
+/// The metadata sits behind one `Arc`, so fanning an envelope out to K
+/// subscribers costs K reference-count increments plus K clones of `T`.
+///
+/// Fields that a domain taxonomy needs (a plan id, an actor, a project) belong
+/// in the payload, typed, not in ad-hoc strings here:
+///
+/// ```
+/// # #![cfg_attr(miri, allow(unused))]
+/// use evbus::{Envelope, Event, EventKind};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// enum Kind { Started, Finished }
+/// impl EventKind for Kind {
+///     const ALL: &'static [Self] = &[Kind::Started, Kind::Finished];
+///     fn topic(self) -> &'static str {
+///         match self { Kind::Started => "plan.started", Kind::Finished => "plan.finished" }
+///     }
+///     fn index(self) -> usize { self as usize }
+/// }
+///
+/// #[derive(Debug, Clone)]
+/// enum Plan { Started { plan_id: u64, actor: String }, Finished { plan_id: u64 } }
+/// impl Event for Plan {
+///     type Kind = Kind;
+///     fn kind(&self) -> Kind {
+///         match self { Plan::Started { .. } => Kind::Started, Plan::Finished { .. } => Kind::Finished }
+///     }
+/// }
+///
+/// # #[cfg(not(miri))] { // Miri's isolation has no wall clock.
+/// let root = Envelope::new(Plan::Started { plan_id: 7, actor: "ada".into() })
+///     .with_session("s-1")
+///     .with_tenant("acme");
+/// let child = root.caused(Plan::Finished { plan_id: 7 });
+/// assert_eq!(child.topic(), "plan.finished");
+/// assert_eq!(child.correlation_id(), root.correlation_id());
+/// assert_eq!(child.causation_id(), Some(root.id()));
+/// assert_eq!(child.tenant(), Some("acme"));
+/// assert!(child.id() > root.id());
+/// assert!(matches!(root.payload(), Plan::Started { plan_id: 7, actor } if actor == "ada"));
+/// assert!(matches!(child.payload(), Plan::Finished { plan_id: 7 }));
+/// # }
+/// ```
 ///
 /// `Envelope<T>` is an [`Event`] when `T` is, with `T`'s kind, so a
 /// `Bus<Envelope<T>>` routes it exactly as it would route the payload.

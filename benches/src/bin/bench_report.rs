@@ -16,8 +16,18 @@
 //! this noisy VM hits all three alike. Only ratios measured in the same run
 //! mean anything. `BENCHMARKS.md` at the repository root defines every row.
 
+#[path = "bench_report/lossless.rs"]
+mod lossless;
+#[path = "bench_report/oversubscribed.rs"]
+mod oversubscribed;
+#[path = "bench_report/publish_cost.rs"]
+mod publish_cost;
+#[path = "bench_report/subscribe_scale.rs"]
+mod subscribe_scale;
 #[path = "bench_report/svg.rs"]
 mod svg;
+#[path = "bench_report/user_table.rs"]
+mod user_table;
 
 use std::{
     hint::black_box,
@@ -48,13 +58,20 @@ const BURST: usize = 64;
 /// the CAS floor, and 1s, single producer), 2 full rings, 3 no
 /// subscribers, 4 routing scale, 5 publish latency with churn, 6 a stalled
 /// subscriber, 7 one-way latency between threads, 8 two publishers and one
-/// consumer. BENCHMARKS.md describes each row.
+/// consumer. The user scenarios (issue 14) compare every peer (evbus, its
+/// single-producer mode, tokio, crossbeam, disruptor, bus, an rtrb
+/// fan-out) in a second table: 9 lossless fan-out between threads, 10 full
+/// rings, 11 the publish side alone, 12 no subscribers, 13 subscribe at
+/// scale, 14 lossless on oversubscribed cores. BENCHMARKS.md describes
+/// each row.
 #[derive(Debug, Parser)]
 #[command(name = "bench-report", version)]
 struct Args {
     /// A short run: 3 rounds, 200 iterations per measurement, 20 000
-    /// latency samples (default: 5 rounds, 1 000 iterations, 100 000
-    /// samples).
+    /// latency samples, 50 000 lossless publishes (scenario 9), 100 000
+    /// pinned events (14) and a 5 s subscribe budget (13) (default: 5
+    /// rounds, 1 000 iterations, 100 000 samples, 200 000 publishes,
+    /// 1 000 000 events, 20 s).
     #[arg(long)]
     quick: bool,
     /// Interleaved rounds per figure, each figure the median over them
@@ -62,14 +79,19 @@ struct Args {
     /// scenario 8 at most 3.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     rounds: Option<u16>,
-    /// Run only these scenarios, by number (1 to 8), comma-separated.
+    /// Run only these scenarios, by number (1 to 14), comma-separated.
     #[arg(
         long,
         value_name = "N,M",
         value_delimiter = ',',
-        value_parser = clap::value_parser!(u32).range(1..=8)
+        value_parser = clap::value_parser!(u32).range(1..=14)
     )]
     only: Vec<u32>,
+    /// Scenario 13: seconds each peer may spend building subscriptions;
+    /// past it the report says how many it built (default 20, or 5 with
+    /// --quick).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    subscribe_budget: Option<u64>,
     /// Also write an SVG bar chart of the rows measured in ns for all three.
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
@@ -86,6 +108,9 @@ impl Args {
         if let Some(n) = self.rounds {
             parts.push(format!("--rounds {n}"));
         }
+        if let Some(n) = self.subscribe_budget {
+            parts.push(format!("--subscribe-budget {n}"));
+        }
         if !self.only.is_empty() {
             let list: Vec<String> = self.only.iter().map(u32::to_string).collect();
             parts.push(format!("--only {}", list.join(",")));
@@ -98,6 +123,13 @@ struct Config {
     rounds: usize,
     iters: usize,
     samples: usize,
+    /// Scenario 9: publishes per run.
+    lossless_publishes: usize,
+    /// Scenario 14: events of workload (a); workload (b) has each of its 4
+    /// publishers publish a fortieth of it (to 8 receivers).
+    pinned_events: usize,
+    /// Scenario 13: the build budget per peer.
+    subscribe_budget: Duration,
 }
 
 /// One line of the report. `None` where a peer has no equivalent.
@@ -764,6 +796,27 @@ fn write_svg(path: &std::path::Path, rows: &[Row], command: &str) -> Result<usiz
     Ok(groups.len())
 }
 
+/// Prints the table of scenarios 1 to 8.
+fn print_main_table(rows: &[Row]) {
+    println!(
+        "| scenario | unit | evbus | tokio broadcast | crossbeam fan-out | evbus ÷ tokio | evbus ÷ crossbeam | note |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.unit,
+            fmt(r.evbus),
+            r.tokio.map_or("–".into(), fmt),
+            r.crossbeam.map_or("–".into(), fmt),
+            ratio(r.evbus, r.tokio),
+            ratio(r.evbus, r.crossbeam),
+            r.note
+        );
+    }
+}
+
 fn main() -> ExitCode {
     // Bad arguments print a usage error and exit with status 2; `--help`
     // and `--version` print and exit with 0.
@@ -773,16 +826,25 @@ fn main() -> ExitCode {
             rounds: 3,
             iters: 200,
             samples: 20_000,
+            lossless_publishes: 50_000,
+            pinned_events: 100_000,
+            subscribe_budget: Duration::from_secs(5),
         }
     } else {
         Config {
             rounds: 5,
             iters: 1_000,
             samples: 100_000,
+            lossless_publishes: 200_000,
+            pinned_events: 1_000_000,
+            subscribe_budget: Duration::from_secs(20),
         }
     };
     if let Some(n) = args.rounds {
         cfg.rounds = usize::from(n);
+    }
+    if let Some(secs) = args.subscribe_budget {
+        cfg.subscribe_budget = Duration::from_secs(secs);
     }
     let wanted = |n: u32| args.only.is_empty() || args.only.contains(&n);
     let mut rows = Vec::new();
@@ -814,22 +876,36 @@ fn main() -> ExitCode {
         producers(&cfg, &mut rows, &mut losses);
     }
 
-    println!(
-        "| scenario | unit | evbus | tokio broadcast | crossbeam fan-out | evbus ÷ tokio | evbus ÷ crossbeam | note |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---|");
-    for r in &rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.scenario,
-            r.unit,
-            fmt(r.evbus),
-            r.tokio.map_or("–".into(), fmt),
-            r.crossbeam.map_or("–".into(), fmt),
-            ratio(r.evbus, r.tokio),
-            ratio(r.evbus, r.crossbeam),
-            r.note
-        );
+    let mut user_rows = Vec::new();
+    if wanted(9) {
+        lossless::lossless_fanout(&cfg, &mut user_rows);
+    }
+    if wanted(10) {
+        publish_cost::full_rings(&cfg, &mut user_rows);
+    }
+    if wanted(11) {
+        publish_cost::publish_side(&cfg, &mut user_rows);
+    }
+    if wanted(12) {
+        publish_cost::no_subscribers(&cfg, &mut user_rows);
+    }
+    if wanted(13) {
+        subscribe_scale::subscribe_scale(cfg.subscribe_budget, &mut user_rows);
+    }
+    if wanted(14) {
+        oversubscribed::oversubscribed(&cfg, &mut user_rows);
+    }
+
+    if !rows.is_empty() {
+        print_main_table(&rows);
+    }
+    if !user_rows.is_empty() {
+        if !rows.is_empty() {
+            println!();
+        }
+        println!("User scenarios (issue 14): every peer in the same run; ratios are evbus ÷ peer.");
+        println!();
+        user_table::print(&user_rows);
     }
     if !losses.is_empty() {
         println!();
@@ -890,9 +966,10 @@ mod tests {
     #[test]
     fn bad_arguments_are_usage_errors_with_status_2() {
         for (args, kind) in [
-            (&["--only", "9"][..], ErrorKind::ValueValidation),
+            (&["--only", "15"][..], ErrorKind::ValueValidation),
             (&["--only", "x"][..], ErrorKind::ValueValidation),
             (&["--rounds", "0"][..], ErrorKind::ValueValidation),
+            (&["--subscribe-budget", "0"][..], ErrorKind::ValueValidation),
             (&["--svg"][..], ErrorKind::InvalidValue),
             (&["--bogus"][..], ErrorKind::UnknownArgument),
         ] {

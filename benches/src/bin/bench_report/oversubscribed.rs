@@ -1,0 +1,328 @@
+//! Scenario 14: lossless on oversubscribed cores. Every thread of a
+//! workload is pinned (`sched_setaffinity`) to the same core set, so
+//! publishers and receivers take turns on it and every wait is a real
+//! sleep and wake-up. (a) One publisher and one `Block` subscription on one
+//! core. (b) Four publishers and eight receivers in `recv()`, on one core
+//! and on two. The peer is a crossbeam-channel `bounded` doing the same
+//! work (blocking `send` to each receiver's channel).
+//!
+//! Besides the time, it counts the process's context switches
+//! (`getrusage(RUSAGE_SELF)`: `ru_nvcsw + ru_nivcsw`) and its futex system
+//! calls (the `syscalls:sys_enter_futex` tracepoint through
+//! `perf_event_open`, inherited by the workload's threads; "n/a" where the
+//! kernel refuses).
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+    time::{Duration, Instant},
+};
+
+use evbus_benches::{
+    BenchKind, Msg,
+    os::{FutexCounter, context_switches, pin_current_thread},
+    peers::{NotPossible, PeerKind},
+};
+use evbus_core::{Bus, Filter, Overflow, SubscribeOptions, Subscription};
+
+use super::{
+    Config, median,
+    user_table::{Cell, UserRow, empty_cells, index},
+};
+
+const CAPACITY: usize = 1024;
+/// Far longer than a run: a timed-out `Block` is a failure, counted.
+const BLOCK: Duration = Duration::from_secs(30);
+
+/// One workload's cost.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    ms: f64,
+    switches: Option<u64>,
+    futex: Option<u64>,
+    /// Deliveries that did not arrive.
+    lost: u64,
+}
+
+/// Runs `work` (which spawns and joins its threads) under the counters.
+fn measured(work: impl FnOnce() -> Result<u64, NotPossible>) -> Result<Cost, NotPossible> {
+    let futex = FutexCounter::start();
+    let f0 = futex.as_ref().and_then(FutexCounter::read);
+    let s0 = context_switches();
+    let start = Instant::now();
+    let lost = work()?;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let s1 = context_switches();
+    let f1 = futex.as_ref().and_then(FutexCounter::read);
+    Ok(Cost {
+        ms,
+        switches: s0.zip(s1).map(|(a, b)| b - a),
+        futex: f0.zip(f1).map(|(a, b)| b - a),
+        lost,
+    })
+}
+
+fn pin(cores: &[usize]) {
+    // A core set this machine lacks leaves the thread unpinned; the
+    // report's "cores" column then overstates the squeeze, it does not fail.
+    let _ = pin_current_thread(cores);
+}
+
+fn block_sub(bus: &Bus<Msg<u64>>) -> Result<Subscription<Msg<u64>>, NotPossible> {
+    bus.subscribe_with(
+        Filter::kinds(&[BenchKind::Event]).expect("valid topic"),
+        SubscribeOptions::new()
+            .capacity(CAPACITY)
+            .overflow(Overflow::Block(BLOCK)),
+    )
+    .map_err(evbus_benches::peers::not_possible)
+}
+
+/// Receives until the bus is shut down and drained; the count.
+fn receive_all(mut sub: Subscription<Msg<u64>>, cores: Vec<usize>) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        pin(&cores);
+        let mut got = 0;
+        while sub.recv().is_ok() {
+            got += 1;
+        }
+        got
+    })
+}
+
+/// evbus: `publishers` threads publish `per_publisher` events each into
+/// `receivers` `Block` subscriptions, each received by its own thread in
+/// `recv()`. `solo` uses `Bus::single_producer` (one publisher only).
+fn evbus(
+    publishers: usize,
+    receivers: usize,
+    per_publisher: usize,
+    cores: &[usize],
+    solo: bool,
+) -> Result<Cost, NotPossible> {
+    measured(|| {
+        let (bus, mut solo_publisher) = if solo {
+            let (bus, p) = Bus::single_producer().expect("valid kind table");
+            (bus, Some(p))
+        } else {
+            (Bus::new(), None)
+        };
+        let subs = (0..receivers)
+            .map(|_| block_sub(&bus))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rx: Vec<_> = subs
+            .into_iter()
+            .map(|s| receive_all(s, cores.to_vec()))
+            .collect();
+        let start = Arc::new(Barrier::new(publishers));
+        let tx: Vec<_> = (0..publishers)
+            .map(|_| {
+                let cores = cores.to_vec();
+                let start = Arc::clone(&start);
+                let mut solo = solo_publisher.take();
+                let mut multi = bus.publisher();
+                thread::spawn(move || {
+                    pin(&cores);
+                    start.wait();
+                    let mut dropped = 0u64;
+                    for i in 0..per_publisher {
+                        let report = match &mut solo {
+                            Some(p) => p.publish(Msg(i as u64)),
+                            None => multi.publish(Msg(i as u64)),
+                        };
+                        dropped += report.map_or(0, |r| u64::from(r.dropped));
+                    }
+                    dropped
+                })
+            })
+            .collect();
+        let dropped: u64 = tx.into_iter().map(|h| h.join().expect("publisher")).sum();
+        // Receivers drain what is buffered, then see the shutdown.
+        bus.shutdown();
+        let got: u64 = rx.into_iter().map(|h| h.join().expect("receiver")).sum();
+        let expected = (publishers * per_publisher * receivers) as u64;
+        Ok((expected - got.min(expected)).max(dropped))
+    })
+}
+
+/// crossbeam-channel: one `bounded` channel per receiver; each publisher
+/// sends every event to every channel with the blocking `send`.
+fn crossbeam(
+    publishers: usize,
+    receivers: usize,
+    per_publisher: usize,
+    cores: &[usize],
+) -> Result<Cost, NotPossible> {
+    measured(|| {
+        let (senders, rxs): (Vec<_>, Vec<_>) = (0..receivers)
+            .map(|_| crossbeam_channel::bounded::<u64>(CAPACITY))
+            .unzip();
+        let rx: Vec<_> = rxs
+            .into_iter()
+            .map(|r| {
+                let cores = cores.to_vec();
+                thread::spawn(move || {
+                    pin(&cores);
+                    let mut got = 0u64;
+                    while r.recv().is_ok() {
+                        got += 1;
+                    }
+                    got
+                })
+            })
+            .collect();
+        let start = Arc::new(Barrier::new(publishers));
+        let tx: Vec<_> = (0..publishers)
+            .map(|_| {
+                let cores = cores.to_vec();
+                let start = Arc::clone(&start);
+                let senders = senders.clone();
+                thread::spawn(move || {
+                    pin(&cores);
+                    start.wait();
+                    for i in 0..per_publisher {
+                        for s in &senders {
+                            s.send(i as u64).expect("receiver alive");
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(senders);
+        for h in tx {
+            h.join().expect("publisher");
+        }
+        let got: u64 = rx.into_iter().map(|h| h.join().expect("receiver")).sum();
+        let expected = (publishers * per_publisher * receivers) as u64;
+        Ok(expected - got.min(expected))
+    })
+}
+
+/// The three rows of one workload: time, context switches, futex calls.
+fn push_rows(
+    rows: &mut Vec<UserRow>,
+    label: &str,
+    runs: &[(PeerKind, Vec<Result<Cost, NotPossible>>)],
+    note: &str,
+) {
+    let cell = |runs: &Vec<Result<Cost, NotPossible>>, pick: fn(&Cost) -> Option<f64>| {
+        let mut figures = Vec::new();
+        for run in runs {
+            match run {
+                Ok(cost) => match pick(cost) {
+                    Some(v) => figures.push(v),
+                    None => return Cell::Text("n/a".into()),
+                },
+                Err(NotPossible(why)) => return Cell::Text(why.clone()),
+            }
+        }
+        if figures.is_empty() {
+            Cell::none()
+        } else {
+            Cell::Value(median(figures))
+        }
+    };
+    let lost: Vec<String> = runs
+        .iter()
+        .filter_map(|(kind, r)| {
+            let lost: u64 = r
+                .iter()
+                .filter_map(|c| c.as_ref().ok())
+                .map(|c| c.lost)
+                .sum();
+            (lost > 0).then(|| format!("{} {lost}", kind.name()))
+        })
+        .collect();
+    let lost = if lost.is_empty() {
+        "nothing lost".to_owned()
+    } else {
+        format!("LOST over all rounds: {}", lost.join(", "))
+    };
+    for (what, unit, pick, how) in [
+        (
+            "time",
+            "ms",
+            (|c: &Cost| Some(c.ms)) as fn(&Cost) -> Option<f64>,
+            format!("{note}; {lost}"),
+        ),
+        (
+            "context switches",
+            "switches",
+            |c: &Cost| c.switches.map(|v| v as f64),
+            "getrusage(RUSAGE_SELF) ru_nvcsw + ru_nivcsw, whole process".to_owned(),
+        ),
+        (
+            "futex calls",
+            "calls",
+            |c: &Cost| c.futex.map(|v| v as f64),
+            "perf_event_open on the syscalls:sys_enter_futex tracepoint, inherited by the workload's threads".to_owned(),
+        ),
+    ] {
+        let mut cells = empty_cells();
+        for (kind, r) in runs {
+            cells[index(*kind)] = cell(r, pick);
+        }
+        rows.push(UserRow {
+            scenario: format!("14{label}, {what}"),
+            unit,
+            cells,
+            note: how,
+        });
+    }
+}
+
+pub(crate) fn oversubscribed(cfg: &Config, rows: &mut Vec<UserRow>) {
+    let rounds = cfg.rounds.min(3);
+    // (a) one publisher, one Block subscription, one core.
+    let n = cfg.pinned_events;
+    let (mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        e.push(evbus(1, 1, n, &[0], false));
+        s.push(evbus(1, 1, n, &[0], true));
+        c.push(crossbeam(1, 1, n, &[0]));
+    }
+    push_rows(
+        rows,
+        "a. lossless, 1 publisher + 1 receiver in recv(), both pinned to core 0",
+        &[
+            (PeerKind::Evbus, e),
+            (PeerKind::EvbusSolo, s),
+            (PeerKind::Crossbeam, c),
+        ],
+        &format!(
+            "{n} events, capacity {CAPACITY}; evbus `Overflow::Block`, crossbeam `bounded` + `send`; median of {rounds}"
+        ),
+    );
+    // (b) 4 publishers, 8 receivers, on one core and on two.
+    let per = cfg.pinned_events / 40;
+    for cores in [&[0usize][..], &[0, 1]] {
+        let (mut e, mut c) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            e.push(evbus(4, 8, per, cores, false));
+            c.push(crossbeam(4, 8, per, cores));
+        }
+        let one_publisher = "n/a (one publisher by design)".to_owned();
+        push_rows(
+            rows,
+            &format!(
+                "b. lossless, 4 publishers + 8 receivers in recv(), pinned to {} core{}",
+                cores.len(),
+                if cores.len() == 1 { "" } else { "s" }
+            ),
+            &[
+                (PeerKind::Evbus, e),
+                (
+                    PeerKind::EvbusSolo,
+                    (0..rounds)
+                        .map(|_| Err(NotPossible(one_publisher.clone())))
+                        .collect(),
+                ),
+                (PeerKind::Crossbeam, c),
+            ],
+            &format!(
+                "4 x {per} events, each to 8 receivers ({} deliveries), capacity {CAPACITY}; median of {rounds}",
+                4 * per * 8
+            ),
+        );
+    }
+}

@@ -40,6 +40,69 @@ pub(crate) struct Counters {
     pub(crate) abandoned: AtomicU64,
     /// Panics contained outside the handler call (see `isolate`).
     pub(crate) contained: AtomicU64,
+    /// The replay ledger (see `HandlerStats`).
+    pub(crate) replayed: AtomicU64,
+    pub(crate) replay_handled: AtomicU64,
+    pub(crate) skipped_dry_run: AtomicU64,
+    pub(crate) replay_errors: AtomicU64,
+    pub(crate) replay_failed: AtomicU64,
+    /// Of `replay_failed`: abandoned retries (for the shutdown report,
+    /// which counts every abandoned retry).
+    pub(crate) replay_abandoned: AtomicU64,
+}
+
+impl Counters {
+    /// The counter of an event taken out of the ring.
+    pub(crate) fn taken(&self, replayed: bool) -> &AtomicU64 {
+        if replayed {
+            &self.replayed
+        } else {
+            &self.received
+        }
+    }
+
+    /// The counter of an event the handler returned `Ok` for.
+    pub(crate) fn handled(&self, replayed: bool) -> &AtomicU64 {
+        if replayed {
+            &self.replay_handled
+        } else {
+            &self.handled
+        }
+    }
+
+    /// The counter of an event skipped because the handler was disabled or
+    /// unregistered.
+    pub(crate) fn skipped(&self, replayed: bool) -> &AtomicU64 {
+        if replayed {
+            &self.replay_failed
+        } else {
+            &self.skipped
+        }
+    }
+
+    /// Counts an event whose pending retry was abandoned.
+    pub(crate) fn count_abandoned(&self, replayed: bool) {
+        if replayed {
+            bump(&self.replay_failed);
+            bump(&self.replay_abandoned);
+        } else {
+            bump(&self.abandoned);
+        }
+    }
+
+    /// Abandoned retries, live and replayed.
+    pub(crate) fn all_abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed) + self.replay_abandoned.load(Ordering::Relaxed)
+    }
+
+    /// The counter of an event sent to the dead-letter topic.
+    pub(crate) fn dead_lettered(&self, replayed: bool) -> &AtomicU64 {
+        if replayed {
+            &self.replay_failed
+        } else {
+            &self.dead_lettered
+        }
+    }
 }
 
 /// Adds one to a counter (Relaxed: see [`Counters`]).
@@ -72,6 +135,8 @@ impl<E> Body<E> {
 
 pub(crate) struct Pending<E> {
     pub(crate) event: E,
+    /// The event carries a replay mark (read once, when it was taken).
+    pub(crate) replayed: bool,
     /// The attempt to make next (1-based).
     pub(crate) attempt: u32,
     /// Waiting for the retry timer.
@@ -109,6 +174,8 @@ pub(crate) struct Handler<E> {
     pub(crate) unsub: Unsubscriber<E>,
     retry: RetryPolicy,
     pub(crate) depth: Option<DepthWatch>,
+    /// Skip dry-run replays (see `HandlerOptions::skip_dry_run`).
+    pub(crate) skip_dry_run: bool,
     /// The waker its subscription registers; set once at registration.
     pub(crate) waker: OnceLock<Waker>,
 }
@@ -189,6 +256,7 @@ impl<E: Event> Handler<E> {
             }),
             counters: Counters::default(),
             retry: opts.retry,
+            skip_dry_run: opts.skip_dry_run,
             depth: depth_threshold.map(|threshold| DepthWatch {
                 threshold,
                 raised: AtomicBool::new(false),
@@ -238,6 +306,11 @@ impl<E: Event> Handler<E> {
             skipped: load(&c.skipped),
             abandoned: load(&c.abandoned),
             contained_panics: load(&c.contained),
+            replayed: load(&c.replayed),
+            replay_handled: load(&c.replay_handled),
+            skipped_dry_run: load(&c.skipped_dry_run),
+            replay_errors: load(&c.replay_errors),
+            replay_failed: load(&c.replay_failed),
             delivered: ring.delivered,
             dropped: ring.dropped,
             queued: ring.queued,
@@ -246,7 +319,8 @@ impl<E: Event> Handler<E> {
     }
 
     /// Calls the handler once on `event`, with panics caught, counts the
-    /// call (`handled`, `errors` or `panics`) and says what comes next by
+    /// call (`handled`, `errors` or `panics`; for a `replayed` event
+    /// `replay_handled` or `replay_errors`) and says what comes next by
     /// the retry policy (which retries a panic only with `retry_panics`).
     /// `stopping` is asked after the call: a dispatcher that stops retries
     /// nothing.
@@ -259,21 +333,31 @@ impl<E: Event> Handler<E> {
         &self,
         body: &mut Body<E>,
         event: E,
+        replayed: bool,
         attempt: u32,
         stopping: impl FnOnce() -> bool,
     ) -> Step<E> {
         let callback = &mut body.callback;
+        let c = &self.counters;
         let failure = match isolate::catch(|| callback(&event)) {
             Ok(Ok(())) => {
-                bump(&self.counters.handled);
+                bump(c.handled(replayed));
                 return Step::Next(event);
             }
             Ok(Err(err)) => {
-                bump(&self.counters.errors);
+                bump(if replayed {
+                    &c.replay_errors
+                } else {
+                    &c.errors
+                });
                 Failure::Error(Arc::from(err))
             }
             Err(payload) => {
-                bump(&self.counters.panics);
+                bump(if replayed {
+                    &c.replay_errors
+                } else {
+                    &c.panics
+                });
                 let failure = Failure::from_panic(&*payload);
                 // Dropping a panic payload can itself panic; contain that too.
                 isolate::drop_payload(payload);
@@ -292,6 +376,7 @@ impl<E: Event> Handler<E> {
             let delay = self.retry.delay(attempt, body.jitter.unit());
             body.next = Some(Pending {
                 event,
+                replayed,
                 attempt: attempt + 1,
                 waiting: true,
             });

@@ -130,6 +130,35 @@
 //! `skipped`, not buffered (a buffer would grow without bound, or drop in
 //! the ring anyway). [`Dispatcher::enable`] resumes with the next event.
 //!
+//! # Replays and dry runs
+//!
+//! An event that a replay published (an `evbus-journal` `Replay`, or any
+//! publisher that sets one) carries a [`ReplayMark`](evbus_core::ReplayMark)
+//! `{ dry_run, recorded_seq }`, which a handler reads with
+//! [`Event::replay_mark`](evbus_core::Event::replay_mark) on the event it
+//! is given (an [`Envelope`](evbus_core::Envelope) returns its mark; other
+//! event types return `None` unless they implement it):
+//!
+//! - In a **dry run** (`dry_run == true`) a handler must cause no effect
+//!   outside the process. A handler that has such effects (mail, webhooks,
+//!   writes to other systems) can check the mark itself, or be registered
+//!   with [`HandlerOptions::skip_dry_run`]: the dispatcher then takes the
+//!   event out of its ring without calling it, and counts it in
+//!   [`skipped_dry_run`](HandlerStats::skipped_dry_run).
+//! - **Counters are not bumped twice.** A replayed event, dry run or not,
+//!   was counted when it was handled live, so it counts in the replay
+//!   counters of [`HandlerStats`] instead of the live ones: `replayed`
+//!   instead of `received`, `replay_handled` instead of `handled`,
+//!   `replay_errors` instead of `errors`, `panics` and `retries`, and
+//!   `replay_failed` instead of `dead_lettered`, `abandoned` and `skipped`.
+//!   The live counters, and the metrics built from them, describe live
+//!   traffic only. Retries, dead letters and the error hook work for
+//!   replayed events as for live ones (a dead letter carries the marked
+//!   event).
+//! - The mark is read once per event, when it is taken out of the ring; a
+//!   panicking `replay_mark` is contained (counted in `contained_panics`)
+//!   and the event counts as live.
+//!
 //! # Watchdogs
 //!
 //! Both run on the injected [`Clock`] ([`ManualClock`] in tests, whose

@@ -35,6 +35,7 @@ pub struct HandlerOptions {
     pub(crate) depth_alarm: Option<f64>,
     pub(crate) enabled: bool,
     pub(crate) group: Option<String>,
+    pub(crate) skip_dry_run: bool,
 }
 
 impl HandlerOptions {
@@ -50,6 +51,7 @@ impl HandlerOptions {
             depth_alarm: None,
             enabled: true,
             group: None,
+            skip_dry_run: false,
         }
     }
 
@@ -112,6 +114,19 @@ impl HandlerOptions {
     #[must_use]
     pub fn disabled(mut self) -> Self {
         self.enabled = false;
+        self
+    }
+
+    /// Whether the dispatcher skips this handler for dry-run replays: events
+    /// whose [`replay_mark`](evbus_core::Event::replay_mark) has
+    /// `dry_run == true`. Set it for handlers with outbound effects (mail,
+    /// webhooks, writes to other systems). Such an event is taken out of
+    /// the ring and counted in `replayed` and `skipped_dry_run`; the
+    /// handler is not called. `false` by default: the handler is called,
+    /// and can read the mark itself.
+    #[must_use]
+    pub fn skip_dry_run(mut self, skip: bool) -> Self {
+        self.skip_dry_run = skip;
         self
     }
 

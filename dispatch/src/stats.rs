@@ -36,9 +36,17 @@ impl fmt::Display for Priority {
 /// Counters of one handler, read one by one (exact when the handler is
 /// quiet).
 ///
-/// Every event taken out of the ring counts once in `received` and, once
-/// settled, in exactly one of `handled`, `dead_lettered`, `skipped` or
-/// `abandoned`. Each failed attempt counts once in `errors` or `panics`.
+/// Every live event taken out of the ring counts once in `received` and,
+/// once settled, in exactly one of `handled`, `dead_lettered`, `skipped` or
+/// `abandoned`. Each failed attempt on a live event counts once in `errors`
+/// or `panics`, and each retry of one in `retries`.
+///
+/// A replayed event (one whose [`Event::replay_mark`](evbus_core::Event::replay_mark)
+/// is `Some`, dry run or not) was counted when it was first handled, so it
+/// counts in the replay counters instead, never in the live ones: once in
+/// `replayed` and, once settled, in exactly one of `replay_handled`,
+/// `skipped_dry_run` or `replay_failed`; each failed attempt on it counts in
+/// `replay_errors`. The metrics built from these rows follow the same split.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
@@ -77,6 +85,27 @@ pub struct HandlerStats {
     /// `dead_lettered`, ...). Absent in stats serialized before it existed.
     #[cfg_attr(feature = "serde", serde(default))]
     pub contained_panics: u64,
+    /// Replayed events taken out of its ring (not in `received`). Absent in
+    /// stats serialized before it existed, as are the other replay counters.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub replayed: u64,
+    /// Replayed events the handler returned `Ok` for (not in `handled`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub replay_handled: u64,
+    /// Dry-run events not run because the handler was registered with
+    /// [`HandlerOptions::skip_dry_run`](crate::HandlerOptions::skip_dry_run).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub skipped_dry_run: u64,
+    /// Failed attempts (`Err` or panic) on replayed events (not in `errors`,
+    /// `panics` or `retries`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub replay_errors: u64,
+    /// Replayed events settled without `Ok`: dead-lettered after the last
+    /// attempt, abandoned at shutdown, or skipped because the handler was
+    /// disabled or unregistered (not in `dead_lettered`, `abandoned` or
+    /// `skipped`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub replay_failed: u64,
     /// Events its ring accepted (see `SubscriptionStats::delivered`).
     pub delivered: u64,
     /// Events its ring dropped (see `SubscriptionStats::dropped`).

@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use evbus_core::{Event, RecvError};
+use evbus_core::{Event, RecvError, ReplayMark};
 
 use crate::{
     handler::{Body, Handler, Pending, Step, bump},
@@ -80,7 +80,7 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
                 handler.paused.store(false, Ordering::Relaxed);
                 if rt.is_stopping() {
                     // Shutdown abandons pending retries, due or not.
-                    bump(&handler.counters.abandoned);
+                    handler.counters.count_abandoned(pending.replayed);
                     rt.discard(Some(handler), pending.event);
                     continue;
                 }
@@ -91,32 +91,43 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
                     return Outcome::Idle;
                 }
             }
-            let step = handler.attempt(body, pending.event, pending.attempt, || rt.is_stopping());
-            match settle(rt, handler, step) {
+            let replayed = pending.replayed;
+            let step = handler.attempt(body, pending.event, replayed, pending.attempt, || {
+                rt.is_stopping()
+            });
+            match settle(rt, handler, step, replayed) {
                 Flow::Next => continue,
                 Flow::Paused => return Outcome::Idle,
             }
         }
         match body.sub.poll_recv(&mut cx) {
             Poll::Ready(Ok(event)) => {
-                bump(&handler.counters.received);
+                let mark = replay_mark(rt, handler, &event);
+                let replayed = mark.is_some();
+                bump(handler.counters.taken(replayed));
                 // Relaxed: a toggle takes effect from some event on; no data
                 // depends on it.
                 if !handler.enabled.load(Ordering::Relaxed) {
-                    bump(&handler.counters.skipped);
+                    bump(handler.counters.skipped(replayed));
+                    rt.discard(Some(handler), event);
+                    continue;
+                }
+                if handler.skip_dry_run && mark.is_some_and(|m| m.dry_run) {
+                    bump(&handler.counters.skipped_dry_run);
                     rt.discard(Some(handler), event);
                     continue;
                 }
                 if rt.sched.better_ready(handler.key) {
                     body.next = Some(Pending {
                         event,
+                        replayed,
                         attempt: 1,
                         waiting: false,
                     });
                     return Outcome::Yield;
                 }
-                let step = handler.attempt(body, event, 1, || rt.is_stopping());
-                if let Flow::Paused = settle(rt, handler, step) {
+                let step = handler.attempt(body, event, replayed, 1, || rt.is_stopping());
+                if let Flow::Paused = settle(rt, handler, step, replayed) {
                     return Outcome::Idle;
                 }
             }
@@ -129,10 +140,23 @@ fn run<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>) -> Outcome {
     Outcome::Yield
 }
 
+/// The event's replay mark. `Event::replay_mark` is user code: a panic
+/// there is contained and counted, and the event counts as live.
+fn replay_mark<E: Event>(rt: &Runtime<E>, handler: &Handler<E>, event: &E) -> Option<ReplayMark> {
+    let mut mark = None;
+    rt.isolate(Some(handler), || mark = event.replay_mark());
+    mark
+}
+
 /// Acts on what an attempt returned: reports a failure to the error hook,
 /// then counts and schedules the retry, or the dead letter, or the
-/// abandonment.
-fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -> Flow {
+/// abandonment (in the replay counters for a `replayed` event).
+fn settle<E: Event>(
+    rt: &Runtime<E>,
+    handler: &Arc<Handler<E>>,
+    step: Step<E>,
+    replayed: bool,
+) -> Flow {
     match step {
         Step::Next(event) => {
             // The event's `Drop` runs after the handler returned `Ok`.
@@ -141,7 +165,9 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
         }
         Step::Retry(failed, delay) => {
             rt.report_failure(handler, failed.attempt, &failed.failure, true);
-            bump(&handler.counters.retries);
+            if !replayed {
+                bump(&handler.counters.retries);
+            }
             // Relaxed: read by `wait_idle` and `wait_settled` under the
             // scheduler's lock, after this run ends (which takes that lock
             // before it notifies them).
@@ -153,13 +179,13 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
         }
         Step::Abandon(failed, event) => {
             rt.report_failure(handler, failed.attempt, &failed.failure, false);
-            bump(&handler.counters.abandoned);
+            handler.counters.count_abandoned(replayed);
             rt.discard(Some(handler), (failed, event));
             Flow::Next
         }
         Step::DeadLetter(letter) => {
             rt.report_failure(handler, letter.attempts, &letter.failure, false);
-            bump(&handler.counters.dead_lettered);
+            bump(handler.counters.dead_lettered(replayed));
             #[cfg(feature = "tracing")]
             tracing::warn!(handler = %handler.name, attempts = letter.attempts, failure = %letter.failure, "evbus handler gave up; event dead-lettered");
             // The fan-out clones the event; `signal` contains that.
@@ -174,12 +200,13 @@ fn settle<E: Event>(rt: &Runtime<E>, handler: &Arc<Handler<E>>, step: Step<E>) -
 fn retire<E: Event>(rt: &Runtime<E>, handler: &Handler<E>, body: &mut Body<E>) -> Outcome {
     handler.unsub.unsubscribe();
     if let Some(pending) = body.next.take() {
-        bump(&handler.counters.skipped);
+        bump(handler.counters.skipped(pending.replayed));
         rt.discard(Some(handler), pending.event);
     }
     for event in body.sub.try_iter() {
-        bump(&handler.counters.received);
-        bump(&handler.counters.skipped);
+        let replayed = replay_mark(rt, handler, &event).is_some();
+        bump(handler.counters.taken(replayed));
+        bump(handler.counters.skipped(replayed));
         rt.discard(Some(handler), event);
     }
     end(rt, handler, body)

@@ -108,7 +108,9 @@ pub mod memory;
 mod reader;
 mod recorder;
 mod recovery;
+pub mod replay;
 mod segment;
+pub mod session;
 pub mod tail;
 mod writer;
 
@@ -125,6 +127,14 @@ pub use crate::{
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},
+    replay::{
+        FilteredBy, Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayReport, ReplayTarget,
+        SystemReplayClock,
+    },
+    session::{
+        ReadOptions, SessionError, SessionHeader, SessionReader, SessionWriter, read_session,
+        write_session,
+    },
     tail::{TailError, Tailer},
     writer::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, SyncPolicy},
 };

@@ -315,6 +315,46 @@ static HANDLER_FAMILIES: &[Getter<HandlerStats>] = &[
     ),
     (
         family!(
+            "evbus_handler_replayed_total",
+            Counter,
+            "Replayed events taken out of the handler's ring (not in received)."
+        ),
+        |h| h.replayed,
+    ),
+    (
+        family!(
+            "evbus_handler_replay_handled_total",
+            Counter,
+            "Replayed events the handler returned Ok for (not in handled)."
+        ),
+        |h| h.replay_handled,
+    ),
+    (
+        family!(
+            "evbus_handler_skipped_dry_run_total",
+            Counter,
+            "Dry-run events the handler was not called for (skip_dry_run)."
+        ),
+        |h| h.skipped_dry_run,
+    ),
+    (
+        family!(
+            "evbus_handler_replay_errors_total",
+            Counter,
+            "Failed attempts on replayed events (not in errors or panics)."
+        ),
+        |h| h.replay_errors,
+    ),
+    (
+        family!(
+            "evbus_handler_replay_failed_total",
+            Counter,
+            "Replayed events dead-lettered, abandoned or skipped while disabled."
+        ),
+        |h| h.replay_failed,
+    ),
+    (
+        family!(
             "evbus_handler_delivered_total",
             Counter,
             "Events the handler's ring accepted."

@@ -71,3 +71,62 @@ fn handler_stats_reach_the_snapshot_and_the_text() {
     assert_eq!(flaky_errors.value.value.as_f64(), 5.0);
     dispatcher.shutdown(IDLE);
 }
+
+#[test]
+fn replayed_events_have_their_own_counters_in_the_text() {
+    use evbus_core::{Envelope, ReplayMark};
+
+    let bus = Bus::<Envelope<Order>>::new();
+    let dispatcher = Dispatcher::builder(&bus).workers(1).build().unwrap();
+    dispatcher
+        .register(
+            HandlerOptions::pattern("mailer", "orders.>")
+                .unwrap()
+                .skip_dry_run(true),
+            |_: &Envelope<Order>| Ok(()),
+        )
+        .unwrap();
+    let live: Vec<_> = (0..3).map(|i| Envelope::new(Order::Placed(i))).collect();
+    for e in &live {
+        bus.publish(e.clone()).unwrap();
+    }
+    // A dry run of all three, a real replay of the first.
+    for (seq, e) in (0..).zip(&live) {
+        let mark = ReplayMark {
+            dry_run: true,
+            recorded_seq: seq,
+        };
+        bus.publish(e.clone().with_replay_mark(Some(mark))).unwrap();
+    }
+    let mark = ReplayMark {
+        dry_run: false,
+        recorded_seq: 0,
+    };
+    bus.publish(live[0].clone().with_replay_mark(Some(mark)))
+        .unwrap();
+    dispatcher.wait_settled(IDLE).unwrap();
+
+    let snap = Snapshot::capture(&bus).with_handlers(dispatcher.handler_stats());
+    let text = snap.to_prometheus_text();
+    let scrape = Scrape::parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let value = |name: &str| {
+        scrape
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .samples[0]
+            .value
+            .value
+            .as_f64()
+    };
+    // The live counters count each event once.
+    assert_eq!(value("evbus_handler_received_total"), 3.0);
+    assert_eq!(value("evbus_handler_handled_total"), 3.0);
+    assert_eq!(value("evbus_handler_replayed_total"), 4.0);
+    assert_eq!(value("evbus_handler_replay_handled_total"), 1.0);
+    assert_eq!(value("evbus_handler_skipped_dry_run_total"), 3.0);
+    assert_eq!(value("evbus_handler_replay_errors_total"), 0.0);
+    assert_eq!(value("evbus_handler_replay_failed_total"), 0.0);
+    dispatcher.shutdown(IDLE);
+}

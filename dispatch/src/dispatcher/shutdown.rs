@@ -35,7 +35,8 @@ pub struct DispatchReport {
     /// Handlers not inside a call, but with events left at the deadline
     /// (their workers were busy with a wedged handler).
     pub undrained: Vec<String>,
-    /// Pending retries dropped by the shutdown, over all handlers.
+    /// Pending retries dropped by the shutdown, over all handlers (of live
+    /// and replayed events).
     pub abandoned_retries: u64,
     /// Worker threads that exited and were joined.
     pub workers_joined: usize,
@@ -115,10 +116,7 @@ impl<E: Event> Owner<E> {
             };
             list.push(h.name.to_string());
         }
-        report.abandoned_retries = handlers
-            .iter()
-            .map(|h| h.counters.abandoned.load(Ordering::Relaxed))
-            .sum();
+        report.abandoned_retries = handlers.iter().map(|h| h.counters.all_abandoned()).sum();
         let _ = rt.timer.send(Msg::Stop);
         // After the handlers settled: what their last runs contained is in.
         report.contained_panics = rt.contained.load(Ordering::Relaxed);

@@ -97,7 +97,7 @@ pub(crate) use self::{
 };
 use self::{
     accounting::{Cold, Hooks},
-    park::Waiter,
+    park::{Space, SpaceWait, Waiter},
     solo::Solo,
 };
 
@@ -226,8 +226,8 @@ pub(crate) struct Ring<T> {
     totals: Arc<Totals>,
     /// Where the consumer sleeps.
     consumer: Waiter,
-    /// Where `Block` producers sleep.
-    space: Waiter,
+    /// Where `Block` producers sleep (step 6).
+    space: Space,
     /// What the latency and tracing hooks need (empty without those
     /// features).
     #[cfg_attr(
@@ -269,6 +269,11 @@ impl<T> Ring<T> {
         if cap > max {
             return Err(too_large);
         }
+        if let Overflow::Block(_) = policy {
+            // The `Block` handshake (step 6) pairs a light and a heavy
+            // barrier, whose kind is settled once per process.
+            crate::barrier::init();
+        }
         let mut buffer = Vec::new();
         buffer.try_reserve_exact(cap).map_err(|_| too_large)?;
         buffer.extend((0..cap).map(|i| Slot {
@@ -292,7 +297,7 @@ impl<T> Ring<T> {
             cold: CachePadded::new(Cold::default()),
             totals,
             consumer: Waiter::default(),
-            space: Waiter::default(),
+            space: Space::default(),
             hooks: Hooks::default(),
         })
     }
@@ -395,7 +400,7 @@ impl<T> Ring<T> {
             return Closed {
                 first,
                 consumer: parked,
-                space: false,
+                space: first && matches!(self.policy, Overflow::Block(_)),
             };
         }
         let first = old & self.mark_bit == 0;
@@ -411,7 +416,7 @@ impl<T> Ring<T> {
     /// it registered one; a panic there leaves the ring closed.
     pub(crate) fn wake_closed(&self, closed: Closed) {
         if closed.space {
-            self.wake(&self.space);
+            self.wake_space();
         }
         if closed.consumer {
             self.wake(&self.consumer);

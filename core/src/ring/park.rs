@@ -6,10 +6,17 @@
 use std::{task::Waker, time::Instant};
 
 use super::Ring;
-use crate::sync::{
-    self, Condvar, Mutex, MutexGuard,
-    atomic::{Ordering, fence},
+use crate::{
+    barrier,
+    sync::{
+        self, Backoff, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
+
+/// Spin-then-yield rounds (of `Backoff::snooze`) a `Block` producer makes
+/// at least before it parks, as a receiver does before it sleeps.
+const SPACE_SPIN_ROUNDS: u32 = 3;
 
 /// Keeps `waker` as the one to wake, unless the stored one already wakes the
 /// same task.
@@ -26,6 +33,52 @@ pub(super) fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
 pub(super) struct Waiter {
     pub(super) lock: Mutex<Option<Waker>>,
     pub(super) cond: Condvar,
+}
+
+/// Where `Block` producers sleep, and their request to be woken (step 6).
+#[derive(Debug, Default)]
+pub(super) struct Space {
+    /// The producers registered to sleep, until each leaves its wait.
+    sleepers: Mutex<usize>,
+    cond: Condvar,
+    /// Nonzero while a producer asks to be woken: set by a producer about
+    /// to park, under the lock; cleared under the lock by the consumer that
+    /// wakes the sleepers (or by the last sleeper to leave). Pops read it
+    /// and nothing else.
+    wanted: AtomicUsize,
+    /// Test builds: how many times a producer went to sleep, and how many
+    /// times a consumer woke sleepers.
+    #[cfg(test)]
+    parks: AtomicUsize,
+    #[cfg(test)]
+    wakes: AtomicUsize,
+}
+
+/// A `Block` producer's progress through one wait for space, kept across
+/// the rounds of its push: spin, yield, park (step 6).
+#[derive(Debug)]
+pub(super) struct SpaceWait {
+    backoff: Backoff,
+    rounds: u32,
+    /// Set on the first full round: `None` inside for a timeout too long to
+    /// represent as an `Instant` (`Duration::MAX`), which waits without one.
+    deadline: Option<Option<Instant>>,
+}
+
+impl SpaceWait {
+    pub(super) fn new() -> Self {
+        Self {
+            backoff: Backoff::new(),
+            rounds: 0,
+            deadline: None,
+        }
+    }
+
+    /// Starts the clock of a `Block(timeout)` wait, once per push.
+    pub(super) fn start(&mut self, timeout: std::time::Duration) {
+        self.deadline
+            .get_or_insert_with(|| Instant::now().checked_add(timeout));
+    }
 }
 
 impl<T> Ring<T> {
@@ -145,39 +198,98 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Waits until the slot at `pos` may be free, the ring closes, or
-    /// `deadline` (if any) passes. Returns `false` on timeout.
+    /// One round of a `Block` producer's wait for space (step 6): spins,
+    /// then yields, then parks, as `wait` says. `full` re-checks, after the
+    /// producer registered as a sleeper, whether the slot it wants still
+    /// holds an unreceived value (and the ring is open); it is called only
+    /// on the parking round. Returns `false` once `wait`'s deadline passed:
+    /// the caller drops and counts.
     #[cold]
-    pub(super) fn wait_for_space(&self, pos: usize, deadline: Option<Instant>) -> bool {
-        let guard = self.space.lock.lock();
-        // Relaxed: the SeqCst fence below orders it (step 6).
-        self.cold.blocked.fetch_add(1, Ordering::Relaxed);
-        // SeqCst: pairs with the consumer's fence after it frees a slot.
-        fence(Ordering::SeqCst);
-        let head = self.head.load(Ordering::Relaxed);
-        let closed = self.tail.load(Ordering::Relaxed) & self.mark_bit != 0;
-        let mut in_time = true;
-        if head.wrapping_add(self.one_lap) == pos && !closed {
-            match deadline.map(|d| d.checked_duration_since(Instant::now())) {
-                None => drop(self.space.cond.wait(guard, None)),
-                Some(Some(left)) if !left.is_zero() => {
-                    drop(self.space.cond.wait(guard, Some(left)));
-                }
-                Some(_) => in_time = false,
+    pub(super) fn wait_for_space(&self, wait: &mut SpaceWait, full: impl FnOnce() -> bool) -> bool {
+        if let Some(Some(deadline)) = wait.deadline {
+            if Instant::now() >= deadline {
+                return false;
             }
-        } else {
-            drop(guard);
         }
-        self.cold.blocked.fetch_sub(1, Ordering::Relaxed);
+        if wait.rounds < SPACE_SPIN_ROUNDS || !wait.backoff.is_completed() {
+            // Spin, then yield (`snooze` does both, each bounded): a
+            // consumer on another core frees a slot within microseconds, and
+            // on a shared core the yield lets it run.
+            wait.rounds += 1;
+            wait.backoff.snooze();
+            return true;
+        }
+        wait.rounds = 0;
+        wait.backoff = Backoff::new();
+        self.park_producer(wait.deadline.flatten(), full)
+    }
+
+    /// Parks a `Block` producer until a consumer frees a slot, the ring
+    /// closes, or `deadline` passes (step 6). Returns `false` on timeout.
+    #[cold]
+    fn park_producer(&self, deadline: Option<Instant>, full: impl FnOnce() -> bool) -> bool {
+        let mut sleepers = self.space.sleepers.lock();
+        *sleepers += 1;
+        // Relaxed: the barrier below orders it before the re-check; the
+        // mutex orders it with the consumer's clear (`wake_space`).
+        self.space.wanted.store(1, Ordering::Relaxed);
+        // Pairs with the consumer's light barrier in `notify_space`: either
+        // it sees `wanted`, or `full` below sees the slot it freed (step 6).
+        barrier::heavy();
+        let mut in_time = true;
+        if full() {
+            #[cfg(test)]
+            self.space.parks.fetch_add(1, Ordering::Relaxed);
+            let timeout = match deadline.map(|d| d.checked_duration_since(Instant::now())) {
+                None => Some(None),
+                Some(Some(left)) if !left.is_zero() => Some(Some(left)),
+                Some(_) => None,
+            };
+            match timeout {
+                Some(timeout) => sleepers = self.space.cond.wait(sleepers, timeout),
+                None => in_time = false,
+            }
+        }
+        *sleepers -= 1;
+        if *sleepers == 0 {
+            // The last registered producer leaves: withdraw the request, so
+            // pops stop looking at the lock (a consumer may have done it
+            // already). Under the lock, so no producer's new registration
+            // is lost. Relaxed: the mutex orders it.
+            self.space.wanted.store(0, Ordering::Relaxed);
+        }
         in_time
     }
 
-    /// Wakes `Block` producers after a slot was freed (step 6).
+    /// Wakes `Block` producers after a slot was freed, if one registered
+    /// (step 6). With no producer waiting it costs a light barrier (a
+    /// compiler fence where `membarrier` works) and one load of a line that
+    /// only parking producers write: no lock, no system call.
+    #[inline]
     pub(super) fn notify_space(&self) {
-        // SeqCst: pairs with the fence in `wait_for_space`.
-        fence(Ordering::SeqCst);
-        if self.cold.blocked.load(Ordering::Relaxed) != 0 {
-            self.wake(&self.space);
+        // Pairs with the producer's heavy barrier in `park_producer`.
+        barrier::light();
+        // Relaxed: ordered by the barrier pair above.
+        if self.space.wanted.load(Ordering::Relaxed) != 0 {
+            self.wake_space();
+        }
+    }
+
+    /// Wakes every `Block` producer asleep on this ring and withdraws their
+    /// request, so the pops after this one pay nothing until a producer
+    /// parks again: one wake per park, not one per pop. A woken producer
+    /// that finds the ring full again registers again.
+    #[cold]
+    pub(super) fn wake_space(&self) {
+        let sleepers = self.space.sleepers.lock();
+        // Relaxed: under the lock, which every producer holds from its
+        // registration until it is asleep; so no registration is cleared
+        // before its producer sleeps, where this notification reaches it.
+        self.space.wanted.store(0, Ordering::Relaxed);
+        if *sleepers != 0 {
+            #[cfg(test)]
+            self.space.wakes.fetch_add(1, Ordering::Relaxed);
+            self.space.cond.notify_all();
         }
     }
 

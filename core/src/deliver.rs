@@ -10,7 +10,7 @@
 use crate::{
     error::PublishError,
     registry::Registry,
-    ring::{Epoch, Push, Ring, SoloGuard, Tail},
+    ring::{Epoch, Push, Ring, Served, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
     sync::Arc,
@@ -181,6 +181,10 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
         return report;
     };
     let guard = SoloGuard::begin(epoch);
+    // The first panic of a task waker, kept until every ring is settled: the
+    // wake-ups here at the end, and those of a `Block` wait that pauses the
+    // publish (S5).
+    let mut panic = FirstPanic::new();
     for (at, ring) in rest.iter().enumerate() {
         // A panicking clone leaves this ring and the rest unreached; and the
         // rings already served may have a receiver parked (S3), so it
@@ -196,15 +200,15 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
             value
         };
         // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(make) });
+        report.record(unsafe { ring.push_solo(make, &guard, Served(route, at), &mut panic) });
     }
+    let served = Served(route, rest.len());
     // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || event) });
+    report.record(unsafe { last.push_solo(move || event, &guard, served, &mut panic) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs
     // more than the loads. A waker that panics does not stop the others.
-    let mut panic = FirstPanic::new();
     for ring in route {
         ring.settle_solo(&mut panic);
     }

@@ -93,7 +93,7 @@ use crate::{
 pub(crate) use self::{
     accounting::Totals,
     push::Tail,
-    solo::{Epoch, SoloGuard},
+    solo::{Epoch, Served, SoloGuard},
 };
 use self::{
     accounting::{Cold, Hooks},

@@ -74,6 +74,33 @@ impl SpaceWait {
         }
     }
 
+    /// One round that does not park: `Some(false)` once the deadline has
+    /// passed, `Some(true)` after a spin or a yield (`snooze` does both,
+    /// each bounded: a consumer on another core frees a slot within
+    /// microseconds, and on a shared core the yield lets it run). `None`
+    /// when the spinning is over: the caller parks, and the next call
+    /// starts a new round of spinning.
+    pub(super) fn spin(&mut self) -> Option<bool> {
+        if let Some(Some(deadline)) = self.deadline {
+            if Instant::now() >= deadline {
+                return Some(false);
+            }
+        }
+        if self.rounds < SPACE_SPIN_ROUNDS || !self.backoff.is_completed() {
+            self.rounds += 1;
+            self.backoff.snooze();
+            return Some(true);
+        }
+        self.rounds = 0;
+        self.backoff = Backoff::new();
+        None
+    }
+
+    /// When the wait gives up (`None`: never).
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline.flatten()
+    }
+
     /// Starts the clock of a `Block(timeout)` wait, once per push.
     pub(super) fn start(&mut self, timeout: std::time::Duration) {
         self.deadline
@@ -206,28 +233,23 @@ impl<T> Ring<T> {
     /// the caller drops and counts.
     #[cold]
     pub(super) fn wait_for_space(&self, wait: &mut SpaceWait, full: impl FnOnce() -> bool) -> bool {
-        if let Some(Some(deadline)) = wait.deadline {
-            if Instant::now() >= deadline {
-                return false;
-            }
+        match wait.spin() {
+            Some(in_time) => in_time,
+            None => self.park_producer(wait.deadline(), full),
         }
-        if wait.rounds < SPACE_SPIN_ROUNDS || !wait.backoff.is_completed() {
-            // Spin, then yield (`snooze` does both, each bounded): a
-            // consumer on another core frees a slot within microseconds, and
-            // on a shared core the yield lets it run.
-            wait.rounds += 1;
-            wait.backoff.snooze();
-            return true;
-        }
-        wait.rounds = 0;
-        wait.backoff = Backoff::new();
-        self.park_producer(wait.deadline.flatten(), full)
     }
 
     /// Parks a `Block` producer until a consumer frees a slot, the ring
     /// closes, or `deadline` passes (step 6). Returns `false` on timeout.
+    ///
+    /// Registers first (`wanted`, under the lock), runs the heavy barrier,
+    /// then re-checks with `full`; sleeps only if that still says full.
     #[cold]
-    fn park_producer(&self, deadline: Option<Instant>, full: impl FnOnce() -> bool) -> bool {
+    pub(super) fn park_producer(
+        &self,
+        deadline: Option<Instant>,
+        full: impl FnOnce() -> bool,
+    ) -> bool {
         let mut sleepers = self.space.sleepers.lock();
         *sleepers += 1;
         // Relaxed: the barrier below orders it before the re-check; the

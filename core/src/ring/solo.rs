@@ -55,7 +55,7 @@ use std::{cell::Cell, task::Waker, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::{Layout, Mode, Overflow, PopError, Push, Ring, park::store_waker};
+use super::{Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait, park::store_waker};
 use crate::{
     barrier,
     sync::{
@@ -112,12 +112,35 @@ impl Solo {
     }
 }
 
+/// The rings of a publish's route before a position: those a
+/// single-producer push has served already, which a `Block` wait settles
+/// before it parks (S5). A route and a position, sliced only on that cold
+/// path, as [`Tail`](super::Tail).
+pub(crate) struct Served<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
+
+// By hand: a derive would ask `T: Copy`.
+impl<T> Clone for Served<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Served<'_, T> {}
+
+impl<'a, T> Served<'a, T> {
+    fn rings(self) -> &'a [Arc<Ring<T>>] {
+        self.0.get(..self.1).unwrap_or_default()
+    }
+}
+
 /// One single-producer publish in progress: odd epoch set, barrier run. Its
 /// `Drop` ends the publish (also on a panic in `E::clone`), so closers never
 /// wait on an epoch that stays odd.
 pub(crate) struct SoloGuard<'a> {
     epoch: &'a Epoch,
-    next: u64,
+    /// The even epoch that ends this publish; a `Block` wait that pauses
+    /// the publish (S5) moves it on.
+    next: Cell<u64>,
     prev_publishing: usize,
 }
 
@@ -133,9 +156,38 @@ impl<'a> SoloGuard<'a> {
         barrier::light();
         Self {
             epoch,
-            next: odd.wrapping_add(1),
+            next: Cell::new(odd.wrapping_add(1)),
             prev_publishing,
         }
+    }
+
+    /// Pauses the publish before a `Block` wait parks (S5): settles the
+    /// rings `served` so far (step S3, as at the end of a publish; a waker's
+    /// panic is kept in `panic`), then ends the epoch, so that closers do
+    /// not wait for the parked producer.
+    #[cold]
+    fn pause<T>(&self, served: Served<'_, T>, panic: &mut FirstPanic) {
+        self.pushed();
+        for ring in served.rings() {
+            ring.settle_solo(panic);
+        }
+        // Release: as the store in `drop`: a closer that sees the even epoch
+        // sees the stamps of the pushes made so far (S2).
+        self.epoch.0.store(self.next.get(), Ordering::Release);
+    }
+
+    /// Resumes a publish paused by [`SoloGuard::pause`], as
+    /// [`SoloGuard::begin`] starts one: the next odd epoch, then the light
+    /// barrier (S2). The caller checks the mark bit again after it.
+    #[cold]
+    fn resume(&self) {
+        let odd = self.next.get().wrapping_add(1);
+        // Relaxed: only this producer writes the epoch; the barrier below
+        // orders it, as in `begin`.
+        self.epoch.0.store(odd, Ordering::Relaxed);
+        self.next.set(odd.wrapping_add(1));
+        // Pairs with the closer's heavy barrier in `close_solo` (S2).
+        barrier::light();
     }
 
     /// Runs the barrier of step S3; call once, after every push of the
@@ -152,17 +204,18 @@ impl Drop for SoloGuard<'_> {
     fn drop(&mut self) {
         // Release: pairs with the closer's Acquire load of the epoch, so a
         // closer that sees the publish end sees its stamps (S2).
-        self.epoch.0.store(self.next, Ordering::Release);
+        self.epoch.0.store(self.next.get(), Ordering::Release);
         PUBLISHING.with(|p| p.set(self.prev_publishing));
     }
 }
 
 impl<T> Ring<T> {
     /// Turns single-producer mode on, for the bus whose epoch is `epoch`.
-    /// Only `DropNewest` rings support it (the caller checks).
+    /// `DropNewest` and `Block` rings support it, not `DropOldest` (the
+    /// caller checks).
     #[must_use]
     pub(crate) fn solo(mut self, epoch: Arc<Epoch>) -> Self {
-        debug_assert_eq!(self.policy, Overflow::DropNewest);
+        debug_assert_ne!(self.policy, Overflow::DropOldest);
         self.mode = Mode::Solo(Solo {
             cursor: CachePadded::new(SoloCursor::default()),
             epoch,
@@ -179,14 +232,24 @@ impl<T> Ring<T> {
     }
 
     /// Pushes without a read-modify-write (step S1). Wake-ups are settled
-    /// afterwards by [`Ring::settle_solo`].
+    /// afterwards by [`Ring::settle_solo`]. A full `Block` ring waits for
+    /// space (S5), pausing the publish `guard` holds before it parks; the
+    /// rings `served` earlier in the publish are settled then, a waker's
+    /// panic kept in `panic`.
     ///
     /// # Safety
     ///
     /// - The caller is the ring's only producer (the bus's `SoloPublisher`,
-    ///   through `&mut`), and holds a [`SoloGuard`] for this publish.
+    ///   through `&mut`), and holds `guard`, the [`SoloGuard`] for this
+    ///   publish.
     #[inline]
-    pub(crate) unsafe fn push_solo(&self, make: impl FnOnce() -> T) -> Push {
+    pub(crate) unsafe fn push_solo(
+        &self,
+        make: impl FnOnce() -> T,
+        guard: &SoloGuard<'_>,
+        served: Served<'_, T>,
+        panic: &mut FirstPanic,
+    ) -> Push {
         // Relaxed: a late mark is caught by the epoch handshake (S2).
         if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
             return Push::Closed;
@@ -213,9 +276,19 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
-                self.count_loss(&self.cold.dropped);
-                self.raise_high_water(self.cap);
-                return Push::Dropped;
+                let refused = match self.policy {
+                    Overflow::Block(_) => self.block_solo(cursor, pos, guard, served, panic),
+                    _ => Some(Push::Dropped),
+                };
+                match refused {
+                    None => {}
+                    Some(Push::Dropped) => {
+                        self.count_loss(&self.cold.dropped);
+                        self.raise_high_water(self.cap);
+                        return Push::Dropped;
+                    }
+                    Some(push) => return push,
+                }
             }
         }
         let slot = self.slot(pos);
@@ -231,6 +304,61 @@ impl<T> Ring<T> {
         // Relaxed: read only by statistics and `Drop`.
         cursor.tail.store(self.next(pos), Ordering::Relaxed);
         Push::Accepted
+    }
+
+    /// Waits for the slot at `pos` to be freed, for a `Block` ring found
+    /// full (S5): spins, yields, then pauses the publish (`guard`, settling
+    /// the rings `served` so far) and parks until a consumer frees a slot,
+    /// the ring closes, or the timeout passes. `None` when there is room
+    /// now (`head_seen` is up to date); else `Closed`, or `Dropped` (for
+    /// the caller to count) on timeout.
+    #[cold]
+    fn block_solo(
+        &self,
+        cursor: &SoloCursor,
+        pos: usize,
+        guard: &SoloGuard<'_>,
+        served: Served<'_, T>,
+        panic: &mut FirstPanic,
+    ) -> Option<Push> {
+        let Overflow::Block(timeout) = self.policy else {
+            return Some(Push::Dropped);
+        };
+        let mut wait = SpaceWait::new();
+        wait.start(timeout);
+        loop {
+            let in_time = match wait.spin() {
+                Some(in_time) => in_time,
+                None => {
+                    guard.pause(served, panic);
+                    // Relaxed: run after the barrier of step 6, which
+                    // orders them; the Acquire `head` load below makes the
+                    // consumer's reads happen before our write.
+                    let full = || {
+                        self.head.load(Ordering::Relaxed).wrapping_add(self.one_lap) == pos
+                            && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
+                    };
+                    let in_time = self.park_producer(wait.deadline(), full);
+                    guard.resume();
+                    in_time
+                }
+            };
+            // Relaxed: as the check in `push_solo`; after `resume`, a close
+            // this load misses waits for the publish (S2).
+            if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                return Some(Push::Closed);
+            }
+            // Acquire: as in `push_solo` (S1).
+            let head = self.head.load(Ordering::Acquire);
+            // Relaxed: the producer's own copy; no other thread reads it.
+            cursor.head_seen.store(head, Ordering::Relaxed);
+            if head.wrapping_add(self.one_lap) != pos {
+                return None;
+            }
+            if !in_time {
+                return Some(Push::Dropped);
+            }
+        }
     }
 
     /// Wakes the consumer if it parked (step S3). Call after
@@ -382,6 +510,9 @@ impl<T> Ring<T> {
                 self.head.store(next, Ordering::Release);
             });
         }
+        if let Overflow::Block(_) = self.policy {
+            self.notify_space();
+        }
         Ok((value, next))
     }
 
@@ -451,14 +582,15 @@ mod loom_tests {
             unreachable!("a solo ring")
         };
         let guard = SoloGuard::begin(&solo.epoch);
+        let mut panic = FirstPanic::new();
         // SAFETY: this thread is the only producer and holds the guard.
-        let push = unsafe { ring.push_solo(|| v) };
+        let push = unsafe { ring.push_solo(|| v, &guard, Served(&[], 0), &mut panic) };
         guard.pushed();
         if push == Push::Accepted {
-            let mut panic = FirstPanic::new();
             ring.settle_solo(&mut panic);
-            panic.resume();
         }
+        drop(guard);
+        panic.resume();
         push
     }
 

@@ -569,8 +569,12 @@ mod loom_tests {
     use crate::ring::Totals;
 
     fn ring(cap: usize) -> Arc<Ring<u64>> {
+        ring_with(cap, Overflow::DropNewest)
+    }
+
+    fn ring_with(cap: usize, policy: Overflow) -> Arc<Ring<u64>> {
         Arc::new(
-            Ring::new(cap, Overflow::DropNewest, Arc::new(Totals::default()))
+            Ring::new(cap, policy, Arc::new(Totals::default()))
                 .unwrap()
                 .solo(Arc::new(Epoch::default())),
         )
@@ -660,6 +664,77 @@ mod loom_tests {
             let c = ring.counters();
             assert_eq!(c.dropped, 3 - accepted.len() as u64);
             assert_eq!(c.received, accepted.len() as u64);
+        });
+    }
+
+    /// Property: the single producer, parked on a full `Block` ring
+    /// (capacity 1), is woken by the pop that frees the slot (S5, step 6):
+    /// the model terminates and both events arrive, none dropped.
+    ///
+    /// Depends on: the producer registering in `wanted`, the heavy barrier,
+    /// then re-reading `head`; the consumer storing `head`, the light
+    /// barrier, then reading `wanted` (`pop_solo_at`). Removing both
+    /// barriers of that pair makes loom report the deadlock, which it
+    /// finds with three preemptions, not CI's default two (small model:
+    /// three is cheap here).
+    #[test]
+    fn solo_pop_wakes_parked_block_producer() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(3).max(3));
+        builder.check(|| {
+            let ring = ring_with(1, Overflow::Block(std::time::Duration::MAX));
+            let consumer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while got.len() < 2 {
+                        // SAFETY: this thread is the only consumer.
+                        match unsafe { ring.try_pop() } {
+                            Ok(v) => got.push(v),
+                            Err(PopError::Disconnected | PopError::Lagged) => {
+                                unreachable!("never closed, never lags")
+                            }
+                            // SAFETY: as above.
+                            Err(PopError::Empty) => unsafe { ring.wait(None) },
+                        }
+                    }
+                    got
+                })
+            };
+            assert_eq!(publish(&ring, 1), Push::Accepted);
+            assert_eq!(publish(&ring, 2), Push::Accepted);
+            assert_eq!(consumer.join().unwrap(), [1, 2]);
+            assert_eq!(ring.counters().dropped, 0);
+        });
+    }
+
+    /// Property: a close racing the single producer on a full `Block` ring
+    /// returns (it does not wait for a parked publish), releases the
+    /// producer with `Closed`, and strands nothing: the consumer receives
+    /// the buffered event, then `Disconnected`.
+    ///
+    /// Depends on: the producer pausing its publish (even epoch, Release)
+    /// before it parks, so the closer's epoch wait ends (S2, S5); the close
+    /// waking the space waiters after its mark (`Closed::space`); and the
+    /// producer re-checking the mark after `resume`. Without the
+    /// `wake_space` in `wake_closed` loom reports the deadlock.
+    #[test]
+    fn solo_close_releases_parked_block_producer() {
+        loom::model(|| {
+            let ring = ring_with(1, Overflow::Block(std::time::Duration::MAX));
+            assert_eq!(publish(&ring, 1), Push::Accepted);
+            let producer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || publish(&ring, 2))
+            };
+            let closed = ring.close();
+            assert!(closed.first);
+            ring.wake_closed(closed);
+            assert_eq!(producer.join().unwrap(), Push::Closed);
+            // SAFETY: this thread is the only consumer.
+            assert_eq!(unsafe { ring.try_pop() }, Ok(1));
+            // SAFETY: as above.
+            assert_eq!(unsafe { ring.try_pop() }, Err(PopError::Disconnected));
         });
     }
 }

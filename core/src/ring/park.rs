@@ -430,3 +430,91 @@ mod loom_tests {
         });
     }
 }
+
+/// The cost of the `Block` handshake, counted rather than timed.
+#[cfg(all(test, not(evbus_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        policy::Overflow,
+        ring::{Push, Tail, Totals},
+        sync::Arc,
+    };
+
+    /// Waits, yielding, until `done` holds; panics (instead of hanging)
+    /// after a generous number of rounds.
+    fn wait_until(mut done: impl FnMut() -> bool) {
+        for round in 0..200_000u32 {
+            if done() {
+                return;
+            }
+            if round < 1_000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        panic!("the producer never parked");
+    }
+
+    /// Property: a consumer wakes a parked `Block` producer once per park,
+    /// not once per pop. Each round, the consumer waits until the producer
+    /// has parked on the full ring, then drains all `CAP` events: only pops
+    /// that find a registered sleeper pay for a wake, and the wake withdraws
+    /// the request, so `wakes <= parks` however the threads interleave,
+    /// while the consumer makes `CAP` pops per park. (Before, the waiting
+    /// flag was cleared only when the producer ran again, so every pop in
+    /// between took the lock and made a wake-up system call.)
+    #[test]
+    fn one_wake_per_park_not_per_pop() {
+        const CAP: usize = 8;
+        const ROUNDS: usize = if cfg!(miri) { 3 } else { 200 };
+        let ring = Arc::new(
+            Ring::<u64>::new(
+                CAP,
+                Overflow::Block(Duration::MAX),
+                Arc::new(Totals::default()),
+            )
+            .unwrap(),
+        );
+        let total = (CAP * (ROUNDS + 1)) as u64;
+        let producer = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                for v in 0..total {
+                    assert_eq!(ring.push_with(|| v, Tail(&[], 0)), Push::Accepted);
+                }
+            })
+        };
+        let mut next = 0;
+        let mut pops = 0;
+        for round in 0..ROUNDS {
+            // Relaxed: a test counter; the ring's own protocol orders the
+            // events.
+            wait_until(|| ring.space.parks.load(Ordering::Relaxed) > round);
+            for _ in 0..CAP {
+                // SAFETY: this thread is the ring's only consumer.
+                let v = loop {
+                    match unsafe { ring.try_pop() } {
+                        Ok(v) => break v,
+                        // The producer is refilling the freed slots.
+                        Err(_) => std::thread::yield_now(),
+                    }
+                };
+                assert_eq!(v, next);
+                next += 1;
+                pops += 1;
+            }
+        }
+        producer.join().unwrap();
+        let parks = ring.space.parks.load(Ordering::Relaxed);
+        let wakes = ring.space.wakes.load(Ordering::Relaxed);
+        assert!(parks >= ROUNDS, "the consumer waited for a park each round");
+        assert!(wakes >= 1, "a parked producer was woken");
+        assert!(wakes <= parks, "{wakes} wakes for {parks} parks");
+        assert_eq!(pops, CAP * ROUNDS);
+        assert_eq!(ring.counters().dropped, 0);
+    }
+}

@@ -1,7 +1,8 @@
 //! Step 4 (park without a lost wake-up) and step 6 (`Block` producers
-//! waiting for space): the waiters, and how each side sleeps and wakes the
-//! other. See the protocol in `ring/mod.rs`; the single-producer park is in
-//! `ring/solo.rs` (S3).
+//! waiting for space: spin, yield, park; woken by the pop that finds one
+//! registered): the waiters, and how each side sleeps and wakes the other.
+//! See the protocol in `ring/mod.rs`; the single-producer park is in
+//! `ring/solo.rs` (S3), its `Block` wait there too (S5).
 
 use std::{task::Waker, time::Instant};
 

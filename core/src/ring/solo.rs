@@ -43,6 +43,17 @@
 //!     producing thread inside its own publish (an `E::clone` that
 //!     unsubscribes) does not wait for itself: the rest of that publish
 //!     checks the mark in program order.
+//! S5. *Block.* A full `Block` ring makes the producer wait as in step 6
+//!     (spin, yield, then park with the heavy barrier; the consumer frees a
+//!     slot by storing `head`, then runs the light barrier and reads
+//!     `wanted`). Before it parks, the producer *pauses* the publish: it
+//!     runs S3 for the rings it already served (a receiver parked on one of
+//!     them may be the thread that would free this one), then stores the
+//!     next even epoch with Release, so a closer does not wait for a parked
+//!     producer (S2); a close wakes it after setting the mark
+//!     (`Closed::space`). After the park it *resumes*: the next odd epoch,
+//!     the light barrier, then the mark check again, as at the start of a
+//!     publish. A paused publish is, for closers, two publishes.
 //!
 //! Light and heavy barriers (`barrier.rs`) pair like two `fence(SeqCst)`.
 //! Where Linux `membarrier` is available the light one is a compiler fence

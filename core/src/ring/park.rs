@@ -496,8 +496,8 @@ mod tests {
             // events.
             wait_until(|| ring.space.parks.load(Ordering::Relaxed) > round);
             for _ in 0..CAP {
-                // SAFETY: this thread is the ring's only consumer.
                 let v = loop {
+                    // SAFETY: this thread is the ring's only consumer.
                     match unsafe { ring.try_pop() } {
                         Ok(v) => break v,
                         // The producer is refilling the freed slots.

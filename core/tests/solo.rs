@@ -445,7 +445,10 @@ fn block_producer_released_by_close() {
 
 /// A receiver that takes turns on two subscriptions: the producer, parked
 /// on the second ring, first wakes the receiver parked on the first (the
-/// publish pauses and settles what it served, S5), or both would sleep.
+/// publish pauses and settles what it served, S5), or both would sleep
+/// until a timeout. That needs the receiver to be parked at that moment,
+/// which this test reaches often but not on every run; the loom model
+/// `solo_block_wait_wakes_a_receiver_of_a_served_ring` covers it always.
 #[test]
 fn block_wait_settles_the_rings_served_before_it() {
     let n = scaled(2_000, 20) as u64;

@@ -584,11 +584,36 @@ mod loom_tests {
     }
 
     fn ring_with(cap: usize, policy: Overflow) -> Arc<Ring<u64>> {
+        ring_on(cap, policy, Arc::new(Epoch::default()))
+    }
+
+    fn ring_on(cap: usize, policy: Overflow, epoch: Arc<Epoch>) -> Arc<Ring<u64>> {
         Arc::new(
             Ring::new(cap, policy, Arc::new(Totals::default()))
                 .unwrap()
-                .solo(Arc::new(Epoch::default())),
+                .solo(epoch),
         )
+    }
+
+    /// One publish to every ring of `route` (one bus: one epoch), as
+    /// `deliver_solo` makes it.
+    fn publish_route(route: &[Arc<Ring<u64>>], v: u64) -> Vec<Push> {
+        let Mode::Solo(solo) = &route[0].mode else {
+            unreachable!("solo rings")
+        };
+        let guard = SoloGuard::begin(&solo.epoch);
+        let mut panic = FirstPanic::new();
+        let pushes = (0..route.len())
+            // SAFETY: this thread is the only producer and holds the guard.
+            .map(|at| unsafe { route[at].push_solo(|| v, &guard, Served(route, at), &mut panic) })
+            .collect();
+        guard.pushed();
+        for ring in route {
+            ring.settle_solo(&mut panic);
+        }
+        drop(guard);
+        panic.resume();
+        pushes
     }
 
     /// One publish as `SoloPublisher` makes it, on one ring.
@@ -746,6 +771,53 @@ mod loom_tests {
             assert_eq!(unsafe { ring.try_pop() }, Ok(1));
             // SAFETY: as above.
             assert_eq!(unsafe { ring.try_pop() }, Err(PopError::Disconnected));
+        });
+    }
+
+    /// Property: a single producer about to park on a full `Block` ring
+    /// first wakes the receiver of a ring it served earlier in the same
+    /// publish (S5): here that receiver is the thread that will free the
+    /// full ring, so without the wake both sleep. The model terminates and
+    /// every event arrives.
+    ///
+    /// Depends on: `SoloGuard::pause` running S3 (light barrier, then the
+    /// park bits) for the rings served so far, before the producer parks.
+    /// Without that settle loom reports the deadlock.
+    #[test]
+    fn solo_block_wait_wakes_a_receiver_of_a_served_ring() {
+        loom::model(|| {
+            let epoch = Arc::new(Epoch::default());
+            let block = Overflow::Block(std::time::Duration::MAX);
+            let first = ring_on(1, block, Arc::clone(&epoch));
+            let second = ring_on(1, block, epoch);
+            // `second` is full before the publish begins.
+            assert_eq!(publish(&second, 0), Push::Accepted);
+            let consumer = {
+                let (first, second) = (Arc::clone(&first), Arc::clone(&second));
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for (ring, n) in [(&first, 1), (&second, 2)] {
+                        for _ in 0..n {
+                            loop {
+                                // SAFETY: this thread is the only consumer
+                                // of both rings.
+                                match unsafe { ring.try_pop() } {
+                                    Ok(v) => break got.push(v),
+                                    Err(PopError::Disconnected | PopError::Lagged) => {
+                                        unreachable!("never closed, never lags")
+                                    }
+                                    // SAFETY: as above.
+                                    Err(PopError::Empty) => unsafe { ring.wait(None) },
+                                }
+                            }
+                        }
+                    }
+                    got
+                })
+            };
+            let route = [first, second];
+            assert_eq!(publish_route(&route, 1), [Push::Accepted, Push::Accepted]);
+            assert_eq!(consumer.join().unwrap(), [1, 0, 1]);
         });
     }
 }

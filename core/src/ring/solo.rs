@@ -287,18 +287,8 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
-                let refused = match self.policy {
-                    Overflow::Block(_) => self.block_solo(cursor, pos, guard, served, panic),
-                    _ => Some(Push::Dropped),
-                };
-                match refused {
-                    None => {}
-                    Some(Push::Dropped) => {
-                        self.count_loss(&self.cold.dropped);
-                        self.raise_high_water(self.cap);
-                        return Push::Dropped;
-                    }
-                    Some(push) => return push,
+                if let Some(push) = self.full_solo(cursor, pos, guard, served, panic) {
+                    return push;
                 }
             }
         }
@@ -315,6 +305,30 @@ impl<T> Ring<T> {
         // Relaxed: read only by statistics and `Drop`.
         cursor.tail.store(self.next(pos), Ordering::Relaxed);
         Push::Accepted
+    }
+
+    /// What a push does with a full ring (S1, S5): `DropNewest` drops and
+    /// counts; `Block` waits ([`Ring::block_solo`]), then drops and counts
+    /// if it timed out. `None` when there is room after all.
+    #[cold]
+    #[inline(never)]
+    fn full_solo(
+        &self,
+        cursor: &SoloCursor,
+        pos: usize,
+        guard: &SoloGuard<'_>,
+        served: Served<'_, T>,
+        panic: &mut FirstPanic,
+    ) -> Option<Push> {
+        let refused = match self.policy {
+            Overflow::Block(_) => self.block_solo(cursor, pos, guard, served, panic)?,
+            _ => Push::Dropped,
+        };
+        if refused == Push::Dropped {
+            self.count_loss(&self.cold.dropped);
+            self.raise_high_water(self.cap);
+        }
+        Some(refused)
     }
 
     /// Waits for the slot at `pos` to be freed, for a `Block` ring found
@@ -446,8 +460,9 @@ impl<T> Ring<T> {
     pub(super) unsafe fn try_pop_solo(&self) -> Result<T, PopError> {
         // Relaxed: only the consumer writes `head`.
         let head = self.head.load(Ordering::Relaxed);
+        let block = matches!(self.policy, Overflow::Block(_));
         // SAFETY: the caller's contract, passed on; `head` is the ring's.
-        unsafe { self.pop_solo_at(self.layout(), head) }.map(|(v, _)| v)
+        unsafe { self.pop_solo_at(self.layout(), head, block) }.map(|(v, _)| v)
     }
 
     /// `pop_each` in single-producer mode: the steps of `try_pop_solo` per
@@ -463,13 +478,14 @@ impl<T> Ring<T> {
         mut f: impl FnMut(T),
     ) -> (usize, Option<PopError>) {
         let layout = self.layout();
+        let block = matches!(self.policy, Overflow::Block(_));
         // Relaxed: only the consumer writes `head`.
         let mut head = self.head.load(Ordering::Relaxed);
         let mut taken = 0;
         while taken < max {
             // SAFETY: the caller's contract, passed on; `head` is the
             // ring's, as each step stores the next one.
-            match unsafe { self.pop_solo_at(layout, head) } {
+            match unsafe { self.pop_solo_at(layout, head, block) } {
                 Ok((v, next)) => {
                     head = next;
                     taken += 1;
@@ -488,8 +504,16 @@ impl<T> Ring<T> {
     ///
     /// - As [`Ring::try_pop`]: the caller is the only consumer.
     /// - `head` is the value of `self.head`, and `layout` is the ring's.
+    ///
+    /// `block` says whether the ring's policy is `Block` (a pop then looks
+    /// for a parked producer, S5), hoisted out of a caller's loop.
     #[inline(always)]
-    unsafe fn pop_solo_at(&self, layout: Layout, head: usize) -> Result<(T, usize), PopError> {
+    unsafe fn pop_solo_at(
+        &self,
+        layout: Layout,
+        head: usize,
+        block: bool,
+    ) -> Result<(T, usize), PopError> {
         // SAFETY: `head` is a position of this ring (the caller's contract),
         // and positions keep their index below `cap` (see `slot`).
         let slot = unsafe { self.buffer.get_unchecked(head & layout.mask) };
@@ -521,7 +545,8 @@ impl<T> Ring<T> {
                 self.head.store(next, Ordering::Release);
             });
         }
-        if let Overflow::Block(_) = self.policy {
+        if block {
+            // After the slot is free (`head` stored): S5, step 6.
             self.notify_space();
         }
         Ok((value, next))

@@ -112,7 +112,7 @@ use crate::{
 pub(crate) use self::{
     accounting::Totals,
     push::Tail,
-    solo::{Epoch, Served, SoloGuard},
+    solo::{Epoch, SoloGuard},
 };
 use self::{
     accounting::{Cold, Hooks},

@@ -123,42 +123,27 @@ impl Solo {
     }
 }
 
-/// The rings of a publish's route before a position: those a
-/// single-producer push has served already, which a `Block` wait settles
-/// before it parks (S5). A route and a position, sliced only on that cold
-/// path, as [`Tail`](super::Tail).
-pub(crate) struct Served<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
-
-// By hand: a derive would ask `T: Copy`.
-impl<T> Clone for Served<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Served<'_, T> {}
-
-impl<'a, T> Served<'a, T> {
-    fn rings(self) -> &'a [Arc<Ring<T>>] {
-        self.0.get(..self.1).unwrap_or_default()
-    }
-}
-
 /// One single-producer publish in progress: odd epoch set, barrier run. Its
 /// `Drop` ends the publish (also on a panic in `E::clone`), so closers never
 /// wait on an epoch that stays odd.
-pub(crate) struct SoloGuard<'a> {
+pub(crate) struct SoloGuard<'a, T> {
     epoch: &'a Epoch,
+    /// The publish's route, which a pause settles (S5).
+    route: &'a [Arc<Ring<T>>],
+    /// The first panic of a task waker that a pause woke, for the end of
+    /// the publish to raise ([`SoloGuard::take_panic`]).
+    panic: Cell<FirstPanic>,
     /// The even epoch that ends this publish; a `Block` wait that pauses
     /// the publish (S5) moves it on.
     next: Cell<u64>,
     prev_publishing: usize,
 }
 
-impl<'a> SoloGuard<'a> {
-    /// Starts a publish on the bus whose epoch is `epoch` (step S2).
+impl<'a, T> SoloGuard<'a, T> {
+    /// Starts a publish to `route` on the bus whose epoch is `epoch` (step
+    /// S2).
     #[inline]
-    pub(crate) fn begin(epoch: &'a Epoch) -> Self {
+    pub(crate) fn begin(epoch: &'a Epoch, route: &'a [Arc<Ring<T>>]) -> Self {
         // Relaxed: only this producer writes the epoch.
         let odd = epoch.0.load(Ordering::Relaxed).wrapping_add(1) | 1;
         epoch.0.store(odd, Ordering::Relaxed);
@@ -167,24 +152,36 @@ impl<'a> SoloGuard<'a> {
         barrier::light();
         Self {
             epoch,
+            route,
+            panic: Cell::new(FirstPanic::new()),
             next: Cell::new(odd.wrapping_add(1)),
             prev_publishing,
         }
     }
 
-    /// Pauses the publish before a `Block` wait parks (S5): settles the
-    /// rings `served` so far (step S3, as at the end of a publish; a waker's
-    /// panic is kept in `panic`), then ends the epoch, so that closers do
-    /// not wait for the parked producer.
+    /// Pauses the publish before a `Block` wait parks (S5): settles every
+    /// ring of the route (step S3, as at the end of a publish: those served
+    /// so far need it, the others cost at most a spurious wake; a waker's
+    /// panic is kept for [`SoloGuard::take_panic`]), then ends the epoch,
+    /// so that closers do not wait for the parked producer.
     #[cold]
-    fn pause<T>(&self, served: Served<'_, T>, panic: &mut FirstPanic) {
+    fn pause(&self) {
         self.pushed();
-        for ring in served.rings() {
-            ring.settle_solo(panic);
+        let mut panic = self.panic.take();
+        for ring in self.route {
+            ring.settle_solo(&mut panic);
         }
+        self.panic.set(panic);
         // Release: as the store in `drop`: a closer that sees the even epoch
         // sees the stamps of the pushes made so far (S2).
         self.epoch.0.store(self.next.get(), Ordering::Release);
+    }
+
+    /// The first panic of a waker that a pause woke, if any: the end of the
+    /// publish settles every ring, then raises it.
+    #[inline]
+    pub(crate) fn take_panic(&self) -> FirstPanic {
+        self.panic.take()
     }
 
     /// Resumes a publish paused by [`SoloGuard::pause`], as
@@ -210,7 +207,7 @@ impl<'a> SoloGuard<'a> {
     }
 }
 
-impl Drop for SoloGuard<'_> {
+impl<T> Drop for SoloGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // Release: pairs with the closer's Acquire load of the epoch, so a
@@ -244,9 +241,7 @@ impl<T> Ring<T> {
 
     /// Pushes without a read-modify-write (step S1). Wake-ups are settled
     /// afterwards by [`Ring::settle_solo`]. A full `Block` ring waits for
-    /// space (S5), pausing the publish `guard` holds before it parks; the
-    /// rings `served` earlier in the publish are settled then, a waker's
-    /// panic kept in `panic`.
+    /// space (S5), pausing the publish `guard` holds before it parks.
     ///
     /// # Safety
     ///
@@ -257,9 +252,7 @@ impl<T> Ring<T> {
     pub(crate) unsafe fn push_solo(
         &self,
         make: impl FnOnce() -> T,
-        guard: &SoloGuard<'_>,
-        served: Served<'_, T>,
-        panic: &mut FirstPanic,
+        guard: &SoloGuard<'_, T>,
     ) -> Push {
         // Relaxed: a late mark is caught by the epoch handshake (S2).
         if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
@@ -287,7 +280,7 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
-                if let Some(push) = self.full_solo(cursor, pos, guard, served, panic) {
+                if let Some(push) = self.full_solo(cursor, pos, guard) {
                     return push;
                 }
             }
@@ -312,16 +305,9 @@ impl<T> Ring<T> {
     /// if it timed out. `None` when there is room after all.
     #[cold]
     #[inline(never)]
-    fn full_solo(
-        &self,
-        cursor: &SoloCursor,
-        pos: usize,
-        guard: &SoloGuard<'_>,
-        served: Served<'_, T>,
-        panic: &mut FirstPanic,
-    ) -> Option<Push> {
+    fn full_solo(&self, cursor: &SoloCursor, pos: usize, guard: &SoloGuard<'_, T>) -> Option<Push> {
         let refused = match self.policy {
-            Overflow::Block(_) => self.block_solo(cursor, pos, guard, served, panic)?,
+            Overflow::Block(_) => self.block_solo(cursor, pos, guard)?,
             _ => Push::Dropped,
         };
         if refused == Push::Dropped {
@@ -333,7 +319,7 @@ impl<T> Ring<T> {
 
     /// Waits for the slot at `pos` to be freed, for a `Block` ring found
     /// full (S5): spins, yields, then pauses the publish (`guard`, settling
-    /// the rings `served` so far) and parks until a consumer frees a slot,
+    /// its rings) and parks until a consumer frees a slot,
     /// the ring closes, or the timeout passes. `None` when there is room
     /// now (`head_seen` is up to date); else `Closed`, or `Dropped` (for
     /// the caller to count) on timeout.
@@ -342,9 +328,7 @@ impl<T> Ring<T> {
         &self,
         cursor: &SoloCursor,
         pos: usize,
-        guard: &SoloGuard<'_>,
-        served: Served<'_, T>,
-        panic: &mut FirstPanic,
+        guard: &SoloGuard<'_, T>,
     ) -> Option<Push> {
         let Overflow::Block(timeout) = self.policy else {
             return Some(Push::Dropped);
@@ -355,7 +339,7 @@ impl<T> Ring<T> {
             let in_time = match wait.spin() {
                 Some(in_time) => in_time,
                 None => {
-                    guard.pause(served, panic);
+                    guard.pause();
                     // Relaxed: run after the barrier of step 6, which
                     // orders them; the Acquire `head` load below makes the
                     // consumer's reads happen before our write.
@@ -626,13 +610,14 @@ mod loom_tests {
         let Mode::Solo(solo) = &route[0].mode else {
             unreachable!("solo rings")
         };
-        let guard = SoloGuard::begin(&solo.epoch);
-        let mut panic = FirstPanic::new();
-        let pushes = (0..route.len())
+        let guard = SoloGuard::begin(&solo.epoch, route);
+        let pushes = route
+            .iter()
             // SAFETY: this thread is the only producer and holds the guard.
-            .map(|at| unsafe { route[at].push_solo(|| v, &guard, Served(route, at), &mut panic) })
+            .map(|ring| unsafe { ring.push_solo(|| v, &guard) })
             .collect();
         guard.pushed();
+        let mut panic = guard.take_panic();
         for ring in route {
             ring.settle_solo(&mut panic);
         }
@@ -646,11 +631,12 @@ mod loom_tests {
         let Mode::Solo(solo) = &ring.mode else {
             unreachable!("a solo ring")
         };
-        let guard = SoloGuard::begin(&solo.epoch);
-        let mut panic = FirstPanic::new();
+        let route = [Arc::clone(ring)];
+        let guard = SoloGuard::begin(&solo.epoch, &route);
         // SAFETY: this thread is the only producer and holds the guard.
-        let push = unsafe { ring.push_solo(|| v, &guard, Served(&[], 0), &mut panic) };
+        let push = unsafe { ring.push_solo(|| v, &guard) };
         guard.pushed();
+        let mut panic = guard.take_panic();
         if push == Push::Accepted {
             ring.settle_solo(&mut panic);
         }

@@ -47,8 +47,9 @@
 //!     (spin, yield, then park with the heavy barrier; the consumer frees a
 //!     slot by storing `head`, then runs the light barrier and reads
 //!     `wanted`). Before it parks, the producer *pauses* the publish: it
-//!     runs S3 for the rings it already served (a receiver parked on one of
-//!     them may be the thread that would free this one), then stores the
+//!     runs S3 for the rings of the publish's route (a receiver parked on
+//!     one it already served may be the thread that would free this one;
+//!     the others cost at most a spurious wake), then stores the
 //!     next even epoch with Release, so a closer does not wait for a parked
 //!     producer (S2); a close wakes it after setting the mark
 //!     (`Closed::space`). After the park it *resumes*: the next odd epoch,
@@ -627,7 +628,7 @@ mod loom_tests {
     }
 
     /// One publish as `SoloPublisher` makes it, on one ring.
-    fn publish(ring: &Ring<u64>, v: u64) -> Push {
+    fn publish(ring: &Arc<Ring<u64>>, v: u64) -> Push {
         let Mode::Solo(solo) = &ring.mode else {
             unreachable!("a solo ring")
         };
@@ -792,7 +793,7 @@ mod loom_tests {
     /// every event arrives.
     ///
     /// Depends on: `SoloGuard::pause` running S3 (light barrier, then the
-    /// park bits) for the rings served so far, before the producer parks.
+    /// park bits) for the rings of the route, before the producer parks.
     /// Without that settle loom reports the deadlock.
     #[test]
     fn solo_block_wait_wakes_a_receiver_of_a_served_ring() {

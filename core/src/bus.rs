@@ -142,7 +142,9 @@ impl<E: Event> Bus<E> {
     /// the disruptor's single-producer mode (see [`SoloPublisher`] for the
     /// costs). Other publishes on this bus ([`Bus::publish`], a
     /// [`Publisher`]) return [`PublishError::NotTheProducer`], and
-    /// subscriptions must use [`Overflow::DropNewest`].
+    /// subscriptions use [`Overflow::DropNewest`] or [`Overflow::Block`]
+    /// (a full `Block` ring makes the publisher wait, as on any bus), not
+    /// [`Overflow::DropOldest`].
     ///
     /// # Errors
     ///
@@ -335,7 +337,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
         let solo = self.shared.registry.load().solo;
         let ring = match (solo, options.get_overflow()) {
             (false, _) => ring,
-            (true, Overflow::DropNewest) => ring.solo(Arc::clone(&self.shared.epoch)),
+            (true, Overflow::DropNewest | Overflow::Block(_)) => {
+                ring.solo(Arc::clone(&self.shared.epoch))
+            }
             (true, other) => return Err(SubscribeError::SingleProducerPolicy(other)),
         };
         #[cfg(feature = "latency")]

@@ -180,7 +180,7 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
     let Some((last, rest)) = route.split_last() else {
         return report;
     };
-    let guard = SoloGuard::begin(epoch);
+    let guard = SoloGuard::begin(epoch, route);
     for (at, ring) in rest.iter().enumerate() {
         // A panicking clone leaves this ring and the rest unreached; and the
         // rings already served may have a receiver parked (S3), so it
@@ -196,15 +196,16 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
             value
         };
         // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(make) });
+        report.record(unsafe { ring.push_solo(make, &guard) });
     }
     // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || event) });
+    report.record(unsafe { last.push_solo(move || event, &guard) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs
-    // more than the loads. A waker that panics does not stop the others.
-    let mut panic = FirstPanic::new();
+    // more than the loads. A waker that panics does not stop the others;
+    // the first panic may be one that a `Block` wait's pause woke (S5).
+    let mut panic = guard.take_panic();
     for ring in route {
         ring.settle_solo(&mut panic);
     }
@@ -222,7 +223,7 @@ struct SoloCutShort<'a, 'g, E> {
     /// `drop` below).
     _unreached: Unreached<'a, E>,
     route: &'a [Arc<Ring<E>>],
-    guard: &'g SoloGuard<'g>,
+    guard: &'g SoloGuard<'g, E>,
 }
 
 impl<E> SoloCutShort<'_, '_, E> {

@@ -94,8 +94,8 @@ pub enum SubscribeError {
     InvalidPattern(TopicError),
     /// The filter matches nothing: no pattern and no kind was given.
     EmptyFilter,
-    /// A single-producer bus supports only
-    /// [`Overflow::DropNewest`] subscriptions.
+    /// A single-producer bus supports [`Overflow::DropNewest`] and
+    /// [`Overflow::Block`] subscriptions, not [`Overflow::DropOldest`].
     SingleProducerPolicy(Overflow),
 }
 
@@ -114,7 +114,7 @@ impl fmt::Display for SubscribeError {
             Self::EmptyFilter => f.write_str("subscription filter is empty"),
             Self::SingleProducerPolicy(policy) => write!(
                 f,
-                "a single-producer bus supports only DropNewest subscriptions, not {policy:?}"
+                "a single-producer bus supports DropNewest and Block subscriptions, not {policy:?}"
             ),
         }
     }

@@ -23,6 +23,12 @@ pub enum Overflow {
     /// ring for at most the given time, then drops the event and counts it.
     /// Other rings of the same publish are not affected, but the publish as a
     /// whole returns only after this ring accepted or timed out.
+    ///
+    /// The wait spins briefly, then yields the CPU, then parks the thread;
+    /// the receiver pays for a wake-up only when it frees a slot while a
+    /// publisher is parked, once per park. A
+    /// [`Bus::single_producer`](crate::Bus::single_producer) bus supports it
+    /// too.
     Block(Duration),
 }
 

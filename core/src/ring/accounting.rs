@@ -39,8 +39,6 @@ pub(super) struct Cold {
     pub(super) overwritten: AtomicU64,
     /// Largest queue length seen by the consumer, or `cap` once full.
     pub(super) high_water: AtomicUsize,
-    /// Producers asleep in a `Block` wait.
-    pub(super) blocked: AtomicUsize,
     /// Producers inside `force_push` (see [`Ring::fold`]).
     pub(super) evicting: AtomicUsize,
     /// Feature `tracing`: 0 while no loss was seen since the receiver last

@@ -47,10 +47,29 @@
 //!    every publish that returned before it began (linearizable, as
 //!    crossbeam's array channel): a preempted claim at `head` must not hide
 //!    the completed slots behind it.
-//! 6. *Block policy.* A blocked producer registers in `blocked`, then
-//!    `fence(SeqCst)`, then re-checks for space; a consumer of a `Block` ring
-//!    frees a slot, then `fence(SeqCst)`, then reads `blocked`. Of the two
-//!    sides, at least one sees the other.
+//! 6. *Block policy.* A producer that finds a `Block` ring full spins
+//!    (`Backoff`), then yields, each a bounded number of rounds, and only
+//!    then parks. To park it takes the space lock, counts itself in
+//!    `sleepers`, sets `wanted`, runs a *heavy* barrier, and re-checks that
+//!    the slot it wants still holds an unreceived value and the ring is
+//!    open; it sleeps only if so. A consumer of a `Block` ring frees a slot,
+//!    runs a *light* barrier, and reads `wanted`: the pair orders like two
+//!    `fence(SeqCst)`, so either the consumer sees `wanted` or the producer
+//!    sees the freed slot. A consumer that sees `wanted` takes the lock,
+//!    clears `wanted` and notifies every sleeper; the pops after it find
+//!    `wanted` clear and pay no lock and no system call, so a park costs
+//!    one wake, not one per pop until the producer runs. A woken producer
+//!    that finds the ring full again registers again; the last sleeper to
+//!    leave (woken, timed out) clears `wanted`. Every change to `wanted`
+//!    other than the pops' reads is made under the lock, which a producer
+//!    holds from its registration until it is asleep, so no registration
+//!    is cleared before its producer sleeps. A close sets the mark bit,
+//!    then takes the lock to notify (`Closed::space`), so a producer sees
+//!    the mark in its re-check or is asleep when the notification comes.
+//!    Light and heavy barriers are those of `barrier.rs` (a compiler fence
+//!    and `membarrier` where Linux has it, else two `fence(SeqCst)`): a pop
+//!    that finds no producer waiting pays one load of `wanted`, and no
+//!    fence.
 //! 7. *Fold.* When a subscription leaves the registry its counters are
 //!    added to the bus totals once. A `DropOldest` eviction announces itself
 //!    in `evicting`, `fence(SeqCst)`, and re-checks for a close; the folder
@@ -67,9 +86,9 @@
 //! | encoding, 5 | positions, `Slot`, `Ring`, close, `Drop` | `ring/mod.rs` |
 //! | 1, 2 | claim and publish a slot (`push_with`), the full-ring policies (`force_push`), user code a push runs | `ring/push.rs` |
 //! | 3, 5a | take and free a slot (`try_pop`, `pop_each`), `Empty` only with no claim in flight, lag before the gap | `ring/pop.rs` |
-//! | 4, 6 | waiters: park, sleep, wake; `Block` producers waiting for space | `ring/park.rs` |
+//! | 4, 6 | waiters: park, sleep, wake; `Block` producers spinning, yielding, parking (`wait_for_space`, `park_producer`) and woken by pops (`notify_space`, `wake_space`) | `ring/park.rs` |
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
-//! | S1-S4 | single-producer mode: plain-store pushes, publish epoch | `ring/solo.rs` |
+//! | S1-S5 | single-producer mode: plain-store pushes, publish epoch, `Block` waits that pause the publish | `ring/solo.rs` |
 
 mod accounting;
 mod park;
@@ -97,7 +116,7 @@ pub(crate) use self::{
 };
 use self::{
     accounting::{Cold, Hooks},
-    park::Waiter,
+    park::{Space, SpaceWait, Waiter},
     solo::Solo,
 };
 
@@ -226,8 +245,8 @@ pub(crate) struct Ring<T> {
     totals: Arc<Totals>,
     /// Where the consumer sleeps.
     consumer: Waiter,
-    /// Where `Block` producers sleep.
-    space: Waiter,
+    /// Where `Block` producers sleep (step 6).
+    space: Space,
     /// What the latency and tracing hooks need (empty without those
     /// features).
     #[cfg_attr(
@@ -269,6 +288,11 @@ impl<T> Ring<T> {
         if cap > max {
             return Err(too_large);
         }
+        if let Overflow::Block(_) = policy {
+            // The `Block` handshake (step 6) pairs a light and a heavy
+            // barrier, whose kind is settled once per process.
+            crate::barrier::init();
+        }
         let mut buffer = Vec::new();
         buffer.try_reserve_exact(cap).map_err(|_| too_large)?;
         buffer.extend((0..cap).map(|i| Slot {
@@ -292,7 +316,7 @@ impl<T> Ring<T> {
             cold: CachePadded::new(Cold::default()),
             totals,
             consumer: Waiter::default(),
-            space: Waiter::default(),
+            space: Space::default(),
             hooks: Hooks::default(),
         })
     }
@@ -395,7 +419,7 @@ impl<T> Ring<T> {
             return Closed {
                 first,
                 consumer: parked,
-                space: false,
+                space: first && matches!(self.policy, Overflow::Block(_)),
             };
         }
         let first = old & self.mark_bit == 0;
@@ -411,7 +435,7 @@ impl<T> Ring<T> {
     /// it registered one; a panic there leaves the ring closed.
     pub(crate) fn wake_closed(&self, closed: Closed) {
         if closed.space {
-            self.wake(&self.space);
+            self.wake_space();
         }
         if closed.consumer {
             self.wake(&self.consumer);

@@ -108,6 +108,7 @@ impl<T> Ring<T> {
                 // (sole consumer, or the CAS).
                 let value = unsafe { self.take(slot, head) };
                 if let Overflow::Block(_) = self.policy {
+                    // After the slot is free (its stamp stored): step 6.
                     self.notify_space();
                 }
                 return Ok(value);

@@ -4,9 +4,9 @@
 //! a push runs after it made its value, contained so that a panic there
 //! leaves the publish's counts balanced.
 
-use std::{mem::MaybeUninit, time::Instant};
+use std::mem::MaybeUninit;
 
-use super::{Push, Ring};
+use super::{Push, Ring, SpaceWait};
 use crate::{
     policy::Overflow,
     sync::{
@@ -67,7 +67,8 @@ impl<T> Ring<T> {
         let mut make = Some(make);
         let mut value: Option<T> = None;
         let backoff = Backoff::new();
-        let mut deadline = None;
+        // A `Block` wait in progress (step 6), made on the first full round.
+        let mut space: Option<SpaceWait> = None;
         // Relaxed: only a hint for the first CAS, which re-reads the latest
         // value in `tail`'s modification order if the hint is stale.
         let mut tail = self.tail.load(Ordering::Relaxed);
@@ -136,13 +137,22 @@ impl<T> Ring<T> {
                 let head = self.head.load(Ordering::Relaxed);
                 if head.wrapping_add(self.one_lap) == pos {
                     if let Some(timeout) = block_timeout {
-                        // `None` inside: a timeout too long to represent as
-                        // an `Instant` (`Duration::MAX`) waits without one.
-                        let deadline =
-                            *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-                        if !self.wait_for_space(pos, deadline) {
+                        let wait = space.get_or_insert_with(SpaceWait::new);
+                        wait.start(timeout);
+                        // Still full and open: the slot at `pos` holds the
+                        // value of a lap ago. Relaxed: run after the barrier
+                        // of step 6, which orders it; the retry below loads
+                        // the stamp again with Acquire before any write.
+                        let full = || {
+                            slot.stamp.load(Ordering::Relaxed) == stamp
+                                && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
+                        };
+                        if !self.wait_for_space(wait, full) {
                             return refuse(value, rest, self.drop_newest());
                         }
+                        // Relaxed: a hint for the retry, as at the start.
+                        tail = self.tail.load(Ordering::Relaxed);
+                        continue;
                     } else {
                         let v = match value.take() {
                             Some(v) => v,

@@ -43,6 +43,18 @@
 //!     producing thread inside its own publish (an `E::clone` that
 //!     unsubscribes) does not wait for itself: the rest of that publish
 //!     checks the mark in program order.
+//! S5. *Block.* A full `Block` ring makes the producer wait as in step 6
+//!     (spin, yield, then park with the heavy barrier; the consumer frees a
+//!     slot by storing `head`, then runs the light barrier and reads
+//!     `wanted`). Before it parks, the producer *pauses* the publish: it
+//!     runs S3 for the rings of the publish's route (a receiver parked on
+//!     one it already served may be the thread that would free this one;
+//!     the others cost at most a spurious wake), then stores the
+//!     next even epoch with Release, so a closer does not wait for a parked
+//!     producer (S2); a close wakes it after setting the mark
+//!     (`Closed::space`). After the park it *resumes*: the next odd epoch,
+//!     the light barrier, then the mark check again, as at the start of a
+//!     publish. A paused publish is, for closers, two publishes.
 //!
 //! Light and heavy barriers (`barrier.rs`) pair like two `fence(SeqCst)`.
 //! Where Linux `membarrier` is available the light one is a compiler fence
@@ -55,7 +67,7 @@ use std::{cell::Cell, task::Waker, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::{Layout, Mode, Overflow, PopError, Push, Ring, park::store_waker};
+use super::{Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait, park::store_waker};
 use crate::{
     barrier,
     sync::{
@@ -115,16 +127,24 @@ impl Solo {
 /// One single-producer publish in progress: odd epoch set, barrier run. Its
 /// `Drop` ends the publish (also on a panic in `E::clone`), so closers never
 /// wait on an epoch that stays odd.
-pub(crate) struct SoloGuard<'a> {
+pub(crate) struct SoloGuard<'a, T> {
     epoch: &'a Epoch,
-    next: u64,
+    /// The publish's route, which a pause settles (S5).
+    route: &'a [Arc<Ring<T>>],
+    /// The first panic of a task waker that a pause woke, for the end of
+    /// the publish to raise ([`SoloGuard::take_panic`]).
+    panic: Cell<FirstPanic>,
+    /// The even epoch that ends this publish; a `Block` wait that pauses
+    /// the publish (S5) moves it on.
+    next: Cell<u64>,
     prev_publishing: usize,
 }
 
-impl<'a> SoloGuard<'a> {
-    /// Starts a publish on the bus whose epoch is `epoch` (step S2).
+impl<'a, T> SoloGuard<'a, T> {
+    /// Starts a publish to `route` on the bus whose epoch is `epoch` (step
+    /// S2).
     #[inline]
-    pub(crate) fn begin(epoch: &'a Epoch) -> Self {
+    pub(crate) fn begin(epoch: &'a Epoch, route: &'a [Arc<Ring<T>>]) -> Self {
         // Relaxed: only this producer writes the epoch.
         let odd = epoch.0.load(Ordering::Relaxed).wrapping_add(1) | 1;
         epoch.0.store(odd, Ordering::Relaxed);
@@ -133,9 +153,50 @@ impl<'a> SoloGuard<'a> {
         barrier::light();
         Self {
             epoch,
-            next: odd.wrapping_add(1),
+            route,
+            panic: Cell::new(FirstPanic::new()),
+            next: Cell::new(odd.wrapping_add(1)),
             prev_publishing,
         }
+    }
+
+    /// Pauses the publish before a `Block` wait parks (S5): settles every
+    /// ring of the route (step S3, as at the end of a publish: those served
+    /// so far need it, the others cost at most a spurious wake; a waker's
+    /// panic is kept for [`SoloGuard::take_panic`]), then ends the epoch,
+    /// so that closers do not wait for the parked producer.
+    #[cold]
+    fn pause(&self) {
+        self.pushed();
+        let mut panic = self.panic.take();
+        for ring in self.route {
+            ring.settle_solo(&mut panic);
+        }
+        self.panic.set(panic);
+        // Release: as the store in `drop`: a closer that sees the even epoch
+        // sees the stamps of the pushes made so far (S2).
+        self.epoch.0.store(self.next.get(), Ordering::Release);
+    }
+
+    /// The first panic of a waker that a pause woke, if any: the end of the
+    /// publish settles every ring, then raises it.
+    #[inline]
+    pub(crate) fn take_panic(&self) -> FirstPanic {
+        self.panic.take()
+    }
+
+    /// Resumes a publish paused by [`SoloGuard::pause`], as
+    /// [`SoloGuard::begin`] starts one: the next odd epoch, then the light
+    /// barrier (S2). The caller checks the mark bit again after it.
+    #[cold]
+    fn resume(&self) {
+        let odd = self.next.get().wrapping_add(1);
+        // Relaxed: only this producer writes the epoch; the barrier below
+        // orders it, as in `begin`.
+        self.epoch.0.store(odd, Ordering::Relaxed);
+        self.next.set(odd.wrapping_add(1));
+        // Pairs with the closer's heavy barrier in `close_solo` (S2).
+        barrier::light();
     }
 
     /// Runs the barrier of step S3; call once, after every push of the
@@ -147,22 +208,23 @@ impl<'a> SoloGuard<'a> {
     }
 }
 
-impl Drop for SoloGuard<'_> {
+impl<T> Drop for SoloGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // Release: pairs with the closer's Acquire load of the epoch, so a
         // closer that sees the publish end sees its stamps (S2).
-        self.epoch.0.store(self.next, Ordering::Release);
+        self.epoch.0.store(self.next.get(), Ordering::Release);
         PUBLISHING.with(|p| p.set(self.prev_publishing));
     }
 }
 
 impl<T> Ring<T> {
     /// Turns single-producer mode on, for the bus whose epoch is `epoch`.
-    /// Only `DropNewest` rings support it (the caller checks).
+    /// `DropNewest` and `Block` rings support it, not `DropOldest` (the
+    /// caller checks).
     #[must_use]
     pub(crate) fn solo(mut self, epoch: Arc<Epoch>) -> Self {
-        debug_assert_eq!(self.policy, Overflow::DropNewest);
+        debug_assert_ne!(self.policy, Overflow::DropOldest);
         self.mode = Mode::Solo(Solo {
             cursor: CachePadded::new(SoloCursor::default()),
             epoch,
@@ -179,14 +241,20 @@ impl<T> Ring<T> {
     }
 
     /// Pushes without a read-modify-write (step S1). Wake-ups are settled
-    /// afterwards by [`Ring::settle_solo`].
+    /// afterwards by [`Ring::settle_solo`]. A full `Block` ring waits for
+    /// space (S5), pausing the publish `guard` holds before it parks.
     ///
     /// # Safety
     ///
     /// - The caller is the ring's only producer (the bus's `SoloPublisher`,
-    ///   through `&mut`), and holds a [`SoloGuard`] for this publish.
+    ///   through `&mut`), and holds `guard`, the [`SoloGuard`] for this
+    ///   publish.
     #[inline]
-    pub(crate) unsafe fn push_solo(&self, make: impl FnOnce() -> T) -> Push {
+    pub(crate) unsafe fn push_solo(
+        &self,
+        make: impl FnOnce() -> T,
+        guard: &SoloGuard<'_, T>,
+    ) -> Push {
         // Relaxed: a late mark is caught by the epoch handshake (S2).
         if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
             return Push::Closed;
@@ -213,9 +281,9 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
-                self.count_loss(&self.cold.dropped);
-                self.raise_high_water(self.cap);
-                return Push::Dropped;
+                if let Some(push) = self.full_solo(cursor, pos, guard) {
+                    return push;
+                }
             }
         }
         let slot = self.slot(pos);
@@ -231,6 +299,76 @@ impl<T> Ring<T> {
         // Relaxed: read only by statistics and `Drop`.
         cursor.tail.store(self.next(pos), Ordering::Relaxed);
         Push::Accepted
+    }
+
+    /// What a push does with a full ring (S1, S5): `DropNewest` drops and
+    /// counts; `Block` waits ([`Ring::block_solo`]), then drops and counts
+    /// if it timed out. `None` when there is room after all.
+    #[cold]
+    #[inline(never)]
+    fn full_solo(&self, cursor: &SoloCursor, pos: usize, guard: &SoloGuard<'_, T>) -> Option<Push> {
+        let refused = match self.policy {
+            Overflow::Block(_) => self.block_solo(cursor, pos, guard)?,
+            _ => Push::Dropped,
+        };
+        if refused == Push::Dropped {
+            self.count_loss(&self.cold.dropped);
+            self.raise_high_water(self.cap);
+        }
+        Some(refused)
+    }
+
+    /// Waits for the slot at `pos` to be freed, for a `Block` ring found
+    /// full (S5): spins, yields, then pauses the publish (`guard`, settling
+    /// its rings) and parks until a consumer frees a slot,
+    /// the ring closes, or the timeout passes. `None` when there is room
+    /// now (`head_seen` is up to date); else `Closed`, or `Dropped` (for
+    /// the caller to count) on timeout.
+    #[cold]
+    fn block_solo(
+        &self,
+        cursor: &SoloCursor,
+        pos: usize,
+        guard: &SoloGuard<'_, T>,
+    ) -> Option<Push> {
+        let Overflow::Block(timeout) = self.policy else {
+            return Some(Push::Dropped);
+        };
+        let mut wait = SpaceWait::new();
+        wait.start(timeout);
+        loop {
+            let in_time = match wait.spin() {
+                Some(in_time) => in_time,
+                None => {
+                    guard.pause();
+                    // Relaxed: run after the barrier of step 6, which
+                    // orders them; the Acquire `head` load below makes the
+                    // consumer's reads happen before our write.
+                    let full = || {
+                        self.head.load(Ordering::Relaxed).wrapping_add(self.one_lap) == pos
+                            && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
+                    };
+                    let in_time = self.park_producer(wait.deadline(), full);
+                    guard.resume();
+                    in_time
+                }
+            };
+            // Relaxed: as the check in `push_solo`; after `resume`, a close
+            // this load misses waits for the publish (S2).
+            if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                return Some(Push::Closed);
+            }
+            // Acquire: as in `push_solo` (S1).
+            let head = self.head.load(Ordering::Acquire);
+            // Relaxed: the producer's own copy; no other thread reads it.
+            cursor.head_seen.store(head, Ordering::Relaxed);
+            if head.wrapping_add(self.one_lap) != pos {
+                return None;
+            }
+            if !in_time {
+                return Some(Push::Dropped);
+            }
+        }
     }
 
     /// Wakes the consumer if it parked (step S3). Call after
@@ -307,8 +445,9 @@ impl<T> Ring<T> {
     pub(super) unsafe fn try_pop_solo(&self) -> Result<T, PopError> {
         // Relaxed: only the consumer writes `head`.
         let head = self.head.load(Ordering::Relaxed);
+        let block = matches!(self.policy, Overflow::Block(_));
         // SAFETY: the caller's contract, passed on; `head` is the ring's.
-        unsafe { self.pop_solo_at(self.layout(), head) }.map(|(v, _)| v)
+        unsafe { self.pop_solo_at(self.layout(), head, block) }.map(|(v, _)| v)
     }
 
     /// `pop_each` in single-producer mode: the steps of `try_pop_solo` per
@@ -324,13 +463,14 @@ impl<T> Ring<T> {
         mut f: impl FnMut(T),
     ) -> (usize, Option<PopError>) {
         let layout = self.layout();
+        let block = matches!(self.policy, Overflow::Block(_));
         // Relaxed: only the consumer writes `head`.
         let mut head = self.head.load(Ordering::Relaxed);
         let mut taken = 0;
         while taken < max {
             // SAFETY: the caller's contract, passed on; `head` is the
             // ring's, as each step stores the next one.
-            match unsafe { self.pop_solo_at(layout, head) } {
+            match unsafe { self.pop_solo_at(layout, head, block) } {
                 Ok((v, next)) => {
                     head = next;
                     taken += 1;
@@ -349,8 +489,16 @@ impl<T> Ring<T> {
     ///
     /// - As [`Ring::try_pop`]: the caller is the only consumer.
     /// - `head` is the value of `self.head`, and `layout` is the ring's.
+    ///
+    /// `block` says whether the ring's policy is `Block` (a pop then looks
+    /// for a parked producer, S5), hoisted out of a caller's loop.
     #[inline(always)]
-    unsafe fn pop_solo_at(&self, layout: Layout, head: usize) -> Result<(T, usize), PopError> {
+    unsafe fn pop_solo_at(
+        &self,
+        layout: Layout,
+        head: usize,
+        block: bool,
+    ) -> Result<(T, usize), PopError> {
         // SAFETY: `head` is a position of this ring (the caller's contract),
         // and positions keep their index below `cap` (see `slot`).
         let slot = unsafe { self.buffer.get_unchecked(head & layout.mask) };
@@ -381,6 +529,10 @@ impl<T> Ring<T> {
                 // statistics.
                 self.head.store(next, Ordering::Release);
             });
+        }
+        if block {
+            // After the slot is free (`head` stored): S5, step 6.
+            self.notify_space();
         }
         Ok((value, next))
     }
@@ -438,27 +590,59 @@ mod loom_tests {
     use crate::ring::Totals;
 
     fn ring(cap: usize) -> Arc<Ring<u64>> {
+        ring_with(cap, Overflow::DropNewest)
+    }
+
+    fn ring_with(cap: usize, policy: Overflow) -> Arc<Ring<u64>> {
+        ring_on(cap, policy, Arc::new(Epoch::default()))
+    }
+
+    fn ring_on(cap: usize, policy: Overflow, epoch: Arc<Epoch>) -> Arc<Ring<u64>> {
         Arc::new(
-            Ring::new(cap, Overflow::DropNewest, Arc::new(Totals::default()))
+            Ring::new(cap, policy, Arc::new(Totals::default()))
                 .unwrap()
-                .solo(Arc::new(Epoch::default())),
+                .solo(epoch),
         )
     }
 
+    /// One publish to every ring of `route` (one bus: one epoch), as
+    /// `deliver_solo` makes it.
+    fn publish_route(route: &[Arc<Ring<u64>>], v: u64) -> Vec<Push> {
+        let Mode::Solo(solo) = &route[0].mode else {
+            unreachable!("solo rings")
+        };
+        let guard = SoloGuard::begin(&solo.epoch, route);
+        let pushes = route
+            .iter()
+            // SAFETY: this thread is the only producer and holds the guard.
+            .map(|ring| unsafe { ring.push_solo(|| v, &guard) })
+            .collect();
+        guard.pushed();
+        let mut panic = guard.take_panic();
+        for ring in route {
+            ring.settle_solo(&mut panic);
+        }
+        drop(guard);
+        panic.resume();
+        pushes
+    }
+
     /// One publish as `SoloPublisher` makes it, on one ring.
-    fn publish(ring: &Ring<u64>, v: u64) -> Push {
+    fn publish(ring: &Arc<Ring<u64>>, v: u64) -> Push {
         let Mode::Solo(solo) = &ring.mode else {
             unreachable!("a solo ring")
         };
-        let guard = SoloGuard::begin(&solo.epoch);
+        let route = [Arc::clone(ring)];
+        let guard = SoloGuard::begin(&solo.epoch, &route);
         // SAFETY: this thread is the only producer and holds the guard.
-        let push = unsafe { ring.push_solo(|| v) };
+        let push = unsafe { ring.push_solo(|| v, &guard) };
         guard.pushed();
+        let mut panic = guard.take_panic();
         if push == Push::Accepted {
-            let mut panic = FirstPanic::new();
             ring.settle_solo(&mut panic);
-            panic.resume();
         }
+        drop(guard);
+        panic.resume();
         push
     }
 
@@ -528,6 +712,124 @@ mod loom_tests {
             let c = ring.counters();
             assert_eq!(c.dropped, 3 - accepted.len() as u64);
             assert_eq!(c.received, accepted.len() as u64);
+        });
+    }
+
+    /// Property: the single producer, parked on a full `Block` ring
+    /// (capacity 1), is woken by the pop that frees the slot (S5, step 6):
+    /// the model terminates and both events arrive, none dropped.
+    ///
+    /// Depends on: the producer registering in `wanted`, the heavy barrier,
+    /// then re-reading `head`; the consumer storing `head`, the light
+    /// barrier, then reading `wanted` (`pop_solo_at`). Removing both
+    /// barriers of that pair makes loom report the deadlock, which it
+    /// finds with three preemptions, not CI's default two (small model:
+    /// three is cheap here).
+    #[test]
+    fn solo_pop_wakes_parked_block_producer() {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(3).max(3));
+        builder.check(|| {
+            let ring = ring_with(1, Overflow::Block(std::time::Duration::MAX));
+            let consumer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while got.len() < 2 {
+                        // SAFETY: this thread is the only consumer.
+                        match unsafe { ring.try_pop() } {
+                            Ok(v) => got.push(v),
+                            Err(PopError::Disconnected | PopError::Lagged) => {
+                                unreachable!("never closed, never lags")
+                            }
+                            // SAFETY: as above.
+                            Err(PopError::Empty) => unsafe { ring.wait(None) },
+                        }
+                    }
+                    got
+                })
+            };
+            assert_eq!(publish(&ring, 1), Push::Accepted);
+            assert_eq!(publish(&ring, 2), Push::Accepted);
+            assert_eq!(consumer.join().unwrap(), [1, 2]);
+            assert_eq!(ring.counters().dropped, 0);
+        });
+    }
+
+    /// Property: a close racing the single producer on a full `Block` ring
+    /// returns (it does not wait for a parked publish), releases the
+    /// producer with `Closed`, and strands nothing: the consumer receives
+    /// the buffered event, then `Disconnected`.
+    ///
+    /// Depends on: the producer pausing its publish (even epoch, Release)
+    /// before it parks, so the closer's epoch wait ends (S2, S5); the close
+    /// waking the space waiters after its mark (`Closed::space`); and the
+    /// producer re-checking the mark after `resume`. Without the
+    /// `wake_space` in `wake_closed` loom reports the deadlock.
+    #[test]
+    fn solo_close_releases_parked_block_producer() {
+        loom::model(|| {
+            let ring = ring_with(1, Overflow::Block(std::time::Duration::MAX));
+            assert_eq!(publish(&ring, 1), Push::Accepted);
+            let producer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || publish(&ring, 2))
+            };
+            let closed = ring.close();
+            assert!(closed.first);
+            ring.wake_closed(closed);
+            assert_eq!(producer.join().unwrap(), Push::Closed);
+            // SAFETY: this thread is the only consumer.
+            assert_eq!(unsafe { ring.try_pop() }, Ok(1));
+            // SAFETY: as above.
+            assert_eq!(unsafe { ring.try_pop() }, Err(PopError::Disconnected));
+        });
+    }
+
+    /// Property: a single producer about to park on a full `Block` ring
+    /// first wakes the receiver of a ring it served earlier in the same
+    /// publish (S5): here that receiver is the thread that will free the
+    /// full ring, so without the wake both sleep. The model terminates and
+    /// every event arrives.
+    ///
+    /// Depends on: `SoloGuard::pause` running S3 (light barrier, then the
+    /// park bits) for the rings of the route, before the producer parks.
+    /// Without that settle loom reports the deadlock.
+    #[test]
+    fn solo_block_wait_wakes_a_receiver_of_a_served_ring() {
+        loom::model(|| {
+            let epoch = Arc::new(Epoch::default());
+            let block = Overflow::Block(std::time::Duration::MAX);
+            let first = ring_on(1, block, Arc::clone(&epoch));
+            let second = ring_on(1, block, epoch);
+            // `second` is full before the publish begins.
+            assert_eq!(publish(&second, 0), Push::Accepted);
+            let consumer = {
+                let (first, second) = (Arc::clone(&first), Arc::clone(&second));
+                loom::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for (ring, n) in [(&first, 1), (&second, 2)] {
+                        for _ in 0..n {
+                            loop {
+                                // SAFETY: this thread is the only consumer
+                                // of both rings.
+                                match unsafe { ring.try_pop() } {
+                                    Ok(v) => break got.push(v),
+                                    Err(PopError::Disconnected | PopError::Lagged) => {
+                                        unreachable!("never closed, never lags")
+                                    }
+                                    // SAFETY: as above.
+                                    Err(PopError::Empty) => unsafe { ring.wait(None) },
+                                }
+                            }
+                        }
+                    }
+                    got
+                })
+            };
+            let route = [first, second];
+            assert_eq!(publish_route(&route, 1), [Push::Accepted, Push::Accepted]);
+            assert_eq!(consumer.join().unwrap(), [1, 0, 1]);
         });
     }
 }

@@ -89,6 +89,7 @@ mod index;
 mod kind;
 #[cfg(feature = "latency")]
 mod latency;
+mod persist;
 mod policy;
 mod publisher;
 mod registry;

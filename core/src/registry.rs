@@ -11,20 +11,36 @@
 //! interned topic is one index into `routes`, whatever the number of
 //! patterns. A topic that was never interned is resolved through the
 //! [`PatternIndex`] trie, whose cost depends on the topic's segments.
+//!
+//! # Updates cost what they change
+//!
+//! Every part of a registry is persistent (see `persist/`): a successor
+//! shares with its predecessor everything the update did not touch, so
+//! making one costs what the update changes, not the registry's size:
+//!
+//! - subscribe or unsubscribe: the subscription's entry (`O(log n)`), its
+//!   patterns in the index (`O(segments × log n)` each), and the routes of
+//!   the interned topics it matches, each rebuilt (`O(route length)`), the
+//!   others shared. A literal pattern finds its topic with one lookup; a
+//!   wildcard is tested against each interned topic (matching a new
+//!   pattern is the work a subscribe is for), without copying any;
+//! - interning a topic: its route, resolved through the index, and one
+//!   entry in the name map and the route vector.
 
-use ahash::AHashMap;
 use smallvec::SmallVec;
 
 use crate::{
     index::PatternIndex,
+    persist::{HashTrie, PVec},
     ring::Ring,
     sync::{Arc, StdArc},
     topic::Pattern,
 };
 
 /// The rings one topic delivers to, by descending priority, then in
-/// subscription order. Most topics have a few subscribers.
-pub(crate) type Route<E> = SmallVec<[Arc<Ring<E>>; 4]>;
+/// subscription order. Shared by every snapshot until a subscription that
+/// matches the topic comes or goes.
+pub(crate) type Route<E> = StdArc<[Arc<Ring<E>>]>;
 
 /// One live subscription as the registry knows it.
 pub(crate) struct SubEntry<E> {
@@ -45,12 +61,6 @@ impl<E> Clone for SubEntry<E> {
     }
 }
 
-impl<E> SubEntry<E> {
-    fn matches(&self, topic: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches(topic))
-    }
-}
-
 /// An immutable snapshot of subscriptions and routes.
 pub(crate) struct Registry<E> {
     /// Set by shutdown: publishes return `Closed`, subscribes fail.
@@ -62,14 +72,15 @@ pub(crate) struct Registry<E> {
     /// carries the mode in its type, `DeliveryMode::SOLO`; each ring, in
     /// its `Mode`.)
     pub(crate) solo: bool,
-    /// Live subscriptions, sorted by id.
-    subs: Vec<SubEntry<E>>,
+    /// Live subscriptions by id (an `Arc` each, so that copying a trie node
+    /// costs one count per entry).
+    subs: HashTrie<u64, StdArc<SubEntry<E>>>,
     /// Subscription ids by pattern, for resolving a topic.
     index: PatternIndex<u64>,
     /// Interned topic name to its id (an index into `routes`).
-    topics: AHashMap<StdArc<str>, u32>,
+    topics: HashTrie<StdArc<str>, u32>,
     /// The route of each interned topic.
-    routes: Vec<Route<E>>,
+    routes: PVec<Route<E>>,
 }
 
 impl<E> Clone for Registry<E> {
@@ -90,10 +101,10 @@ impl<E> Registry<E> {
         Self {
             closed: false,
             solo: false,
-            subs: Vec::new(),
+            subs: HashTrie::default(),
             index: PatternIndex::new(),
-            topics: AHashMap::new(),
-            routes: Vec::new(),
+            topics: HashTrie::default(),
+            routes: PVec::default(),
         }
     }
 
@@ -117,19 +128,25 @@ impl<E> Registry<E> {
     /// The rings of interned topic `id`.
     #[inline]
     pub(crate) fn route(&self, id: u32) -> &[Arc<Ring<E>>] {
-        self.routes.get(id as usize).map_or(&[], |r| r.as_slice())
+        self.routes.get(id).map_or(&[], |r| r)
     }
 
     pub(crate) fn topic_id(&self, name: &str) -> Option<u32> {
         self.topics.get(name).copied()
     }
 
-    pub(crate) fn subs(&self) -> &[SubEntry<E>] {
-        &self.subs
+    /// The live subscriptions, in no particular order.
+    pub(crate) fn subs(&self) -> impl Iterator<Item = &SubEntry<E>> {
+        self.subs.iter().map(|(_, entry)| &**entry)
+    }
+
+    /// The number of live subscriptions.
+    pub(crate) fn sub_count(&self) -> usize {
+        self.subs.len()
     }
 
     pub(crate) fn topic_count(&self) -> usize {
-        self.routes.len()
+        self.routes.len() as usize
     }
 
     /// Calls `f` with each ring whose filter matches `topic`, once each, in
@@ -142,7 +159,7 @@ impl<E> Registry<E> {
         ids.dedup();
         let mut rings: SmallVec<[&Arc<Ring<E>>; 8]> = ids
             .iter()
-            .filter_map(|&id| self.entry(id))
+            .filter_map(|id| self.subs.get(id))
             .map(|e| &e.ring)
             .collect();
         // Stable: equal priorities stay in subscription order.
@@ -152,11 +169,29 @@ impl<E> Registry<E> {
         }
     }
 
-    fn entry(&self, id: u64) -> Option<&SubEntry<E>> {
-        self.subs
-            .binary_search_by_key(&id, |e| e.id)
-            .ok()
-            .map(|i| &self.subs[i])
+    /// The ids of the interned topics that any of `patterns` matches,
+    /// sorted, once each: a lookup for a literal pattern, a test of every
+    /// interned topic for a wildcard.
+    fn matching_topics(&self, patterns: &[Pattern]) -> SmallVec<[u32; 8]> {
+        let mut ids = SmallVec::new();
+        let mut wildcards: SmallVec<[&Pattern; 4]> = SmallVec::new();
+        for pattern in patterns {
+            if pattern.is_literal() {
+                ids.extend(self.topic_id(pattern.as_str()));
+            } else {
+                wildcards.push(pattern);
+            }
+        }
+        if !wildcards.is_empty() {
+            for (name, &id) in self.topics.iter() {
+                if wildcards.iter().any(|p| p.matches(name)) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// A successor with `name` interned, and its id. `name` must be valid.
@@ -167,14 +202,18 @@ impl<E> Registry<E> {
     }
 
     /// Interns `name` in place and returns its id.
+    ///
+    /// # Panics
+    ///
+    /// On the 2^32nd interned topic.
     pub(crate) fn intern(&mut self, name: &str) -> u32 {
         if let Some(id) = self.topic_id(name) {
             return id;
         }
-        let id = u32::try_from(self.routes.len()).expect("fewer than 2^32 interned topics");
-        let mut route = Route::new();
-        self.resolve(name, |ring| route.push(Arc::clone(ring)));
-        self.routes.push(route);
+        let id = self.routes.len();
+        let mut rings = Vec::new();
+        self.resolve(name, |ring| rings.push(Arc::clone(ring)));
+        self.routes.push(Route::from(rings));
         self.topics.insert(StdArc::from(name), id);
         id
     }
@@ -185,32 +224,42 @@ impl<E> Registry<E> {
         for pattern in entry.patterns.iter() {
             next.index.insert(pattern, entry.id);
         }
-        for (name, &id) in &next.topics {
-            if entry.matches(name) {
-                let route = &mut next.routes[id as usize];
-                // After every ring of the same or a higher priority.
-                let at = route.partition_point(|r| r.priority() >= entry.ring.priority());
-                route.insert(at, Arc::clone(&entry.ring));
-            }
+        let priority = entry.ring.priority();
+        for id in self.matching_topics(&entry.patterns) {
+            let route = self.route(id);
+            // After every ring of the same or a higher priority. (Ids are
+            // taken before the rcu, so concurrent subscribes can land out of
+            // id order; a route then lists them in landing order.)
+            let at = route.partition_point(|r| r.priority() >= priority);
+            let mut rings = Vec::with_capacity(route.len() + 1);
+            rings.extend(route[..at].iter().cloned());
+            rings.push(Arc::clone(&entry.ring));
+            rings.extend(route[at..].iter().cloned());
+            next.routes.set(id, Route::from(rings));
         }
-        // Ids are taken before the rcu, so concurrent subscribes can land
-        // out of id order: insert in place to keep `subs` sorted.
-        let at = next.subs.partition_point(|e| e.id < entry.id);
-        next.subs.insert(at, entry);
+        next.subs.insert(entry.id, StdArc::new(entry));
         next
     }
 
     /// A successor without subscription `id`, and its entry; `None` if the
     /// registry does not hold it.
     pub(crate) fn without_sub(&self, id: u64) -> Option<(Self, SubEntry<E>)> {
-        let at = self.subs.binary_search_by_key(&id, |e| e.id).ok()?;
+        let entry = SubEntry::clone(self.subs.get(&id)?);
         let mut next = self.clone();
-        let entry = next.subs.remove(at);
+        next.subs.remove(&id);
         for pattern in entry.patterns.iter() {
             next.index.remove(pattern, &id);
         }
-        for route in &mut next.routes {
-            route.retain(|ring| !Arc::ptr_eq(ring, &entry.ring));
+        for topic in self.matching_topics(&entry.patterns) {
+            let route = self.route(topic);
+            if route.iter().any(|ring| Arc::ptr_eq(ring, &entry.ring)) {
+                let rings: Vec<_> = route
+                    .iter()
+                    .filter(|ring| !Arc::ptr_eq(ring, &entry.ring))
+                    .cloned()
+                    .collect();
+                next.routes.set(topic, Route::from(rings));
+            }
         }
         Some((next, entry))
     }
@@ -220,9 +269,12 @@ impl<E> Registry<E> {
     pub(crate) fn closed_successor(&self) -> Self {
         let mut next = self.clone();
         next.closed = true;
-        for route in &mut next.routes {
-            route.clear();
+        let empty: Route<E> = Route::from(Vec::new());
+        let mut routes = PVec::default();
+        for _ in 0..self.routes.len() {
+            routes.push(StdArc::clone(&empty));
         }
+        next.routes = routes;
         next
     }
 }

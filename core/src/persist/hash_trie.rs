@@ -1,53 +1,87 @@
 //! A persistent hash map: a hash array mapped trie with path copying.
 //!
-//! Each node holds a 32-bit bitmap of the hash fragments it has slots for,
+//! Each node holds a 16-bit bitmap (in a `u32`) of the hash fragments it has slots for,
 //! and one slot per set bit, in bit order: a slot's index is the number of
-//! set bits below its own (Bagwell's HAMT). A slot is a leaf (a full hash
-//! and the entries with that hash, one unless two keys collide on all 64
-//! bits) or a child node for the next five bits. A leaf sits at the first
-//! level where its fragment path is its own; an insert that meets a leaf
-//! with another hash pushes it one level down, and a remove that leaves a
-//! child with one leaf pulls the leaf back up, so the trie stays about
-//! `log32 n` deep.
+//! set bits below its own (Bagwell's HAMT). A slot is a leaf (a full hash,
+//! its key and value), a collision (keys whose 64-bit hashes are equal) or
+//! a child node for the next four bits. A leaf sits at the first level where
+//! its fragment path is its own; an insert that meets a leaf with another
+//! hash pushes it one level down, and a remove that leaves a child with one
+//! leaf pulls the leaf back up, so the trie stays about `log16 n` deep.
 //!
-//! Updates copy the nodes on the path they change (`Arc::make_mut`), which a
-//! clone of the map shares until then; a clone is one reference count.
+//! A node's slots are one `Arc<[Slot]>` (one allocation). Updates copy the
+//! slots on the path they change, which a clone of the map shares until
+//! then, and change them in place where no clone shares them; a clone of the
+//! map is one reference count.
 
 use std::{
     borrow::Borrow,
     hash::{BuildHasher, Hash},
-    mem,
+    iter, mem,
     sync::Arc,
 };
 
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 
-use super::{BITS, MASK};
+/// Bits of the hash consumed per level: 16 slots a node. Narrower nodes make
+/// the trie deeper (five levels for 100 000 entries) but an update copies
+/// fewer slots (each a reference count or two), which is what an update
+/// costs: about 65 slots at 100 000 entries, against 100 with 32-slot nodes.
+const BITS: u32 = 4;
+/// The mask of one level's bits.
+const MASK: u32 = (1 << BITS) - 1;
 
 /// A persistent map from `K` to `V`. Cloning it is `O(1)`; an update copies
-/// `O(log32 n)` nodes of at most 32 slots.
+/// `O(log16 n)` nodes of at most 16 slots.
 pub(crate) struct HashTrie<K, V, S = ahash::RandomState> {
-    root: Option<Arc<Node<K, V>>>,
+    root: Option<Node<K, V>>,
     len: usize,
     /// Kept by every clone: the map's hashes must not change.
     hasher: S,
 }
 
-#[derive(Clone)]
 struct Node<K, V> {
     /// Bit `f` is set when this node has a slot for hash fragment `f`.
     bitmap: u32,
     /// One slot per set bit of `bitmap`, in bit order.
-    slots: Vec<Slot<K, V>>,
+    slots: Arc<[Slot<K, V>]>,
 }
 
-#[derive(Clone)]
 enum Slot<K, V> {
-    /// A full hash and its entries (more than one only on a 64-bit
-    /// collision).
-    Leaf(u64, SmallVec<[(K, V); 1]>),
+    /// One entry and its full hash.
+    Leaf(u64, K, V),
+    /// Entries whose full hashes are all this one (never fewer than two).
+    Collision(u64, Vec<(K, V)>),
     /// The next level, for the hashes that share this slot's fragment.
-    Node(Arc<Node<K, V>>),
+    Node(Node<K, V>),
+}
+
+impl<K, V> Clone for Node<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            bitmap: self.bitmap,
+            slots: Arc::clone(&self.slots),
+        }
+    }
+}
+
+impl<K: Clone, V: Clone> Clone for Slot<K, V> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Leaf(hash, key, value) => Slot::Leaf(*hash, key.clone(), value.clone()),
+            Slot::Collision(hash, entries) => Slot::Collision(*hash, entries.clone()),
+            Slot::Node(node) => Slot::Node(node.clone()),
+        }
+    }
+}
+
+impl<K, V> Slot<K, V> {
+    fn hash(&self) -> Option<u64> {
+        match self {
+            Slot::Leaf(hash, ..) | Slot::Collision(hash, _) => Some(*hash),
+            Slot::Node(_) => None,
+        }
+    }
 }
 
 /// The fragment of `hash` that indexes the level at `shift`.
@@ -64,49 +98,66 @@ fn slot_index(bitmap: u32, bit: u32) -> usize {
 }
 
 impl<K, V> Node<K, V> {
-    fn with_leaf(shift: u32, hash: u64, entries: SmallVec<[(K, V); 1]>) -> Self {
+    fn with_slot(shift: u32, hash: u64, slot: Slot<K, V>) -> Self {
         Self {
             bitmap: 1 << fragment(hash, shift),
-            slots: vec![Slot::Leaf(hash, entries)],
+            slots: Arc::new([slot]),
         }
     }
 }
 
 impl<K: Clone + Eq, V: Clone> Node<K, V> {
+    /// The slots, to change in place: copied first if a clone shares them.
+    fn slots_mut(&mut self) -> &mut [Slot<K, V>] {
+        if Arc::get_mut(&mut self.slots).is_none() {
+            self.slots = self.slots.iter().cloned().collect();
+        }
+        Arc::get_mut(&mut self.slots).unwrap_or(&mut [])
+    }
+
     fn insert(&mut self, shift: u32, hash: u64, key: K, value: V) -> Option<V> {
         let bit = 1 << fragment(hash, shift);
         let at = slot_index(self.bitmap, bit);
         if self.bitmap & bit == 0 {
-            self.slots
-                .insert(at, Slot::Leaf(hash, smallvec![(key, value)]));
+            let slots = &self.slots;
+            self.slots = slots[..at]
+                .iter()
+                .cloned()
+                .chain(iter::once(Slot::Leaf(hash, key, value)))
+                .chain(slots[at..].iter().cloned())
+                .collect();
             self.bitmap |= bit;
             return None;
         }
-        if let Slot::Leaf(other, _) = &self.slots[at] {
-            if *other != hash {
-                // Both hashes share every fragment up to this level, and
-                // differ in a later one: the leaf moves one level down.
-                debug_assert!(shift + BITS < 64);
-                let other = *other;
-                let placeholder = Slot::Node(Arc::new(Node {
-                    bitmap: 0,
-                    slots: Vec::new(),
-                }));
-                let Slot::Leaf(_, entries) = mem::replace(&mut self.slots[at], placeholder) else {
-                    unreachable!("matched a leaf above");
-                };
-                self.slots[at] =
-                    Slot::Node(Arc::new(Node::with_leaf(shift + BITS, other, entries)));
+        let slot = &mut self.slots_mut()[at];
+        match slot {
+            Slot::Node(child) => child.insert(shift + BITS, hash, key, value),
+            Slot::Leaf(other, k, v) if *other == hash => {
+                if *k == key {
+                    return Some(mem::replace(v, value));
+                }
+                let first = (k.clone(), v.clone());
+                *slot = Slot::Collision(hash, vec![first, (key, value)]);
+                None
             }
-        }
-        match &mut self.slots[at] {
-            Slot::Node(child) => Arc::make_mut(child).insert(shift + BITS, hash, key, value),
-            Slot::Leaf(_, entries) => {
-                if let Some((_, old)) = entries.iter_mut().find(|(k, _)| *k == key) {
-                    return Some(mem::replace(old, value));
+            Slot::Collision(other, entries) if *other == hash => {
+                if let Some((_, v)) = entries.iter_mut().find(|(k, _)| *k == key) {
+                    return Some(mem::replace(v, value));
                 }
                 entries.push((key, value));
                 None
+            }
+            Slot::Leaf(other, ..) | Slot::Collision(other, _) => {
+                // Both hashes share every fragment up to this level, and
+                // differ in a later one: the slot moves one level down.
+                debug_assert!(shift + BITS < 64);
+                let other = *other;
+                let placeholder = Slot::Collision(other, Vec::new());
+                let moved = mem::replace(slot, placeholder);
+                let mut child = Node::with_slot(shift + BITS, other, moved);
+                let old = child.insert(shift + BITS, hash, key, value);
+                *slot = Slot::Node(child);
+                old
             }
         }
     }
@@ -122,32 +173,52 @@ impl<K: Clone + Eq, V: Clone> Node<K, V> {
             return None;
         }
         let at = slot_index(self.bitmap, bit);
-        let (value, now_empty) = match &mut self.slots[at] {
-            Slot::Leaf(other, entries) => {
+        let slot = &mut self.slots_mut()[at];
+        let (value, now_empty) = match slot {
+            Slot::Leaf(other, k, _) => {
+                if *other != hash || (*k).borrow() != key {
+                    return None;
+                }
+                let Slot::Leaf(_, _, value) = mem::replace(slot, Slot::Collision(hash, Vec::new()))
+                else {
+                    unreachable!("matched a leaf above");
+                };
+                (value, true)
+            }
+            Slot::Collision(other, entries) => {
                 if *other != hash {
                     return None;
                 }
                 let i = entries.iter().position(|(k, _)| k.borrow() == key)?;
-                let (_, value) = entries.remove(i);
-                (value, entries.is_empty())
+                let (_, value) = entries.swap_remove(i);
+                if entries.len() == 1 {
+                    if let Some((k, v)) = entries.pop() {
+                        *slot = Slot::Leaf(hash, k, v);
+                    }
+                }
+                (value, false)
             }
             Slot::Node(child) => {
-                let child = Arc::make_mut(child);
                 let value = child.remove(shift + BITS, hash, key)?;
-                if child.slots.len() == 1 && matches!(child.slots[0], Slot::Leaf(..)) {
-                    // A child with one leaf: the leaf comes back up here.
-                    let leaf = child.slots.pop();
-                    if let Some(leaf) = leaf {
-                        self.slots[at] = leaf;
+                if child.slots.is_empty() {
+                    (value, true)
+                } else {
+                    if child.slots.len() == 1 && child.slots[0].hash().is_some() {
+                        // A child with one leaf: the leaf comes back up.
+                        let leaf = child.slots[0].clone();
+                        *slot = leaf;
                     }
                     (value, false)
-                } else {
-                    (value, child.slots.is_empty())
                 }
             }
         };
         if now_empty {
-            self.slots.remove(at);
+            let slots = &self.slots;
+            self.slots = slots[..at]
+                .iter()
+                .chain(&slots[at + 1..])
+                .cloned()
+                .collect();
             self.bitmap &= !bit;
         }
         Some(value)
@@ -163,13 +234,14 @@ impl<K: Clone + Eq, V: Clone> Node<K, V> {
             return None;
         }
         let at = slot_index(self.bitmap, bit);
-        match &mut self.slots[at] {
-            Slot::Leaf(other, entries) if *other == hash => entries
+        match &mut self.slots_mut()[at] {
+            Slot::Leaf(other, k, v) if *other == hash && (*k).borrow() == key => Some(v),
+            Slot::Collision(other, entries) if *other == hash => entries
                 .iter_mut()
                 .find(|(k, _)| k.borrow() == key)
                 .map(|(_, v)| v),
-            Slot::Leaf(..) => None,
-            Slot::Node(child) => Arc::make_mut(child).get_mut(shift + BITS, hash, key),
+            Slot::Leaf(..) | Slot::Collision(..) => None,
+            Slot::Node(child) => child.get_mut(shift + BITS, hash, key),
         }
     }
 }
@@ -214,7 +286,7 @@ impl<K, V, S> HashTrie<K, V, S> {
         }
         Iter {
             stack,
-            leaf: [].iter(),
+            collision: [].iter(),
         }
     }
 }
@@ -227,7 +299,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> HashTrie<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let mut node = self.root.as_deref()?;
+        let mut node = self.root.as_ref()?;
         let mut shift = 0;
         loop {
             let bit = 1 << fragment(hash, shift);
@@ -235,7 +307,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> HashTrie<K, V, S> {
                 return None;
             }
             match node.slots.get(slot_index(node.bitmap, bit))? {
-                Slot::Leaf(other, entries) => {
+                Slot::Leaf(other, k, v) => {
+                    return (*other == hash && k.borrow() == key).then_some(v);
+                }
+                Slot::Collision(other, entries) => {
                     return if *other == hash {
                         entries
                             .iter()
@@ -268,9 +343,9 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher> HashTrie<K, V, S> {
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let hash = self.hasher.hash_one(&key);
         let old = match &mut self.root {
-            Some(root) => Arc::make_mut(root).insert(0, hash, key, value),
+            Some(root) => root.insert(0, hash, key, value),
             None => {
-                self.root = Some(Arc::new(Node::with_leaf(0, hash, smallvec![(key, value)])));
+                self.root = Some(Node::with_slot(0, hash, Slot::Leaf(hash, key, value)));
                 None
             }
         };
@@ -291,7 +366,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher> HashTrie<K, V, S> {
             return None;
         }
         let hash = self.hasher.hash_one(key);
-        let root = Arc::make_mut(self.root.as_mut()?);
+        let root = self.root.as_mut()?;
         let value = root.remove(0, hash, key)?;
         if root.slots.is_empty() {
             self.root = None;
@@ -311,7 +386,7 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher> HashTrie<K, V, S> {
             return None;
         }
         let hash = self.hasher.hash_one(key);
-        Arc::make_mut(self.root.as_mut()?).get_mut(0, hash, key)
+        self.root.as_mut()?.get_mut(0, hash, key)
     }
 }
 
@@ -319,8 +394,8 @@ impl<K: Hash + Eq + Clone, V: Clone, S: BuildHasher> HashTrie<K, V, S> {
 pub(crate) struct Iter<'a, K, V> {
     /// The slots left at each level of the path being walked.
     stack: SmallVec<[std::slice::Iter<'a, Slot<K, V>>; 8]>,
-    /// The entries left in the current leaf.
-    leaf: std::slice::Iter<'a, (K, V)>,
+    /// The entries left in the current collision slot.
+    collision: std::slice::Iter<'a, (K, V)>,
 }
 
 impl<'a, K, V> Iterator for Iter<'a, K, V> {
@@ -328,14 +403,15 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((k, v)) = self.leaf.next() {
+            if let Some((k, v)) = self.collision.next() {
                 return Some((k, v));
             }
             match self.stack.last_mut()?.next() {
                 None => {
                     self.stack.pop();
                 }
-                Some(Slot::Leaf(_, entries)) => self.leaf = entries.iter(),
+                Some(Slot::Leaf(_, k, v)) => return Some((k, v)),
+                Some(Slot::Collision(_, entries)) => self.collision = entries.iter(),
                 Some(Slot::Node(child)) => self.stack.push(child.slots.iter()),
             }
         }

@@ -7,7 +7,12 @@
 
 use std::sync::Arc;
 
-use super::{BITS, MASK, WIDTH};
+/// Bits of the index consumed per level.
+const BITS: u32 = 5;
+/// Values (or children) per node.
+const WIDTH: usize = 1 << BITS;
+/// The mask of one level's bits.
+const MASK: u32 = (1 << BITS) - 1;
 
 /// A persistent vector. Cloning it is `O(1)`; `push` and `set` copy
 /// `O(log32 n)` nodes of at most 32 entries.

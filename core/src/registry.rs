@@ -289,6 +289,7 @@ mod tests {
     use crate::{policy::Overflow, ring::Totals};
 
     /// A subscription of the model: what the registry must route.
+    #[derive(Clone)]
     struct ModelSub {
         id: u64,
         patterns: Vec<Pattern>,
@@ -404,8 +405,7 @@ mod tests {
             let mut interned: Vec<String> = Vec::new();
             let mut next_id = 1;
             // Each snapshot with the model state it must match.
-            let mut versions: Vec<(Registry<u32>, Vec<(u64, Vec<Pattern>, Arc<Ring<u32>>)>, usize)> =
-                Vec::new();
+            let mut versions: Vec<(Registry<u32>, Vec<ModelSub>, usize)> = Vec::new();
             for op in ops {
                 match op {
                     Op::Subscribe(texts, priority) => {
@@ -452,22 +452,10 @@ mod tests {
                     }
                 }
                 check(&registry, &model, &interned, &probes)?;
-                let state = model
-                    .iter()
-                    .map(|s| (s.id, s.patterns.clone(), Arc::clone(&s.ring)))
-                    .collect();
-                versions.push((registry.clone(), state, interned.len()));
+                versions.push((registry.clone(), model.clone(), interned.len()));
             }
-            for (old, state, topics) in &versions {
-                let model: Vec<ModelSub> = state
-                    .iter()
-                    .map(|(id, patterns, ring)| ModelSub {
-                        id: *id,
-                        patterns: patterns.clone(),
-                        ring: Arc::clone(ring),
-                    })
-                    .collect();
-                check(old, &model, &interned[..*topics], &probes)?;
+            for (old, model, topics) in &versions {
+                check(old, model, &interned[..*topics], &probes)?;
             }
             let closed = registry.closed_successor();
             prop_assert!(closed.closed);

@@ -383,7 +383,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 4 } else { 256 },
+            cases: if cfg!(miri) { 2 } else { 256 },
             // No regression files: Miri's isolation forbids file access.
             failure_persistence: None,
             ..ProptestConfig::default()
@@ -396,7 +396,7 @@ mod tests {
         /// although its successors share its structure.
         #[test]
         fn incremental_routes_equal_a_rebuild(
-            ops in prop::collection::vec(op_strategy(), 0..48),
+            ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 16 } else { 48 }),
             probes in prop::collection::vec(topic_strategy(), 1..6),
         ) {
             let totals = Arc::new(Totals::default());

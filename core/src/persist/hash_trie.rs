@@ -477,14 +477,15 @@ mod tests {
     fn insert_get_remove() {
         let mut trie: HashTrie<u64, u32> = HashTrie::default();
         let mut model = BTreeMap::new();
-        for i in 0..2_000u64 {
+        let n: u64 = if cfg!(miri) { 100 } else { 2_000 };
+        for i in 0..n {
             assert_eq!(trie.insert(i, i as u32), None);
             model.insert(i, i as u32);
         }
         assert_eq!(trie.insert(7, 70), Some(7));
         model.insert(7, 70);
         check(&trie, &model);
-        for i in (0..2_000u64).step_by(3) {
+        for i in (0..n).step_by(3) {
             assert_eq!(trie.remove(&i), model.remove(&i));
         }
         assert_eq!(trie.remove(&3), None);
@@ -493,7 +494,7 @@ mod tests {
         model.insert(1, 11);
         assert!(trie.get_mut(&3).is_none());
         check(&trie, &model);
-        for i in 0..2_000u64 {
+        for i in 0..n {
             assert_eq!(trie.remove(&i), model.remove(&i));
         }
         check(&trie, &model);
@@ -530,7 +531,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 8 } else { 256 },
+            cases: if cfg!(miri) { 2 } else { 256 },
             failure_persistence: None,
             ..ProptestConfig::default()
         })]
@@ -539,7 +540,7 @@ mod tests {
         /// full; the trie still agrees with a `BTreeMap`, and every
         /// earlier clone keeps its contents.
         #[test]
-        fn matches_btree_map(ops in prop::collection::vec((any::<bool>(), 0..64u64, any::<u32>()), 0..200)) {
+        fn matches_btree_map(ops in prop::collection::vec((any::<bool>(), 0..64u64, any::<u32>()), 0..if cfg!(miri) { 40 } else { 200 })) {
             let mut trie: HashTrie<u64, u32, Narrow> = HashTrie::default();
             let mut model = BTreeMap::new();
             let mut versions = Vec::new();

@@ -458,7 +458,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
 
     /// The number of registered subscriptions.
     pub fn subscriber_count(&self) -> usize {
-        self.shared.registry.load().subs().len()
+        self.shared.registry.load().sub_count()
     }
 
     /// Whether two handles refer to the same bus.
@@ -472,7 +472,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// is not one instant; when the bus is quiet it is exact.
     pub fn snapshot(&self) -> BusSnapshot {
         let registry = self.shared.registry.load();
-        let subscriptions: Vec<SubscriptionStats> = registry.subs().iter().map(sub_stats).collect();
+        let mut subscriptions: Vec<SubscriptionStats> = registry.subs().map(sub_stats).collect();
+        // The registry keeps them by id in no order: list them in id order.
+        subscriptions.sort_unstable_by_key(|s| s.id);
         let mut snap = BusSnapshot {
             topics: registry.topic_count(),
             shut_down: registry.closed,

@@ -90,6 +90,7 @@ mod index;
 mod kind;
 #[cfg(feature = "latency")]
 mod latency;
+mod persist;
 mod policy;
 mod publisher;
 mod registry;

@@ -105,7 +105,6 @@ impl<E> Shared<E> {
         }
         let closes: Vec<_> = old
             .subs()
-            .iter()
             .map(|entry| {
                 let closed = entry.ring.close();
                 if closed.first {
@@ -116,7 +115,7 @@ impl<E> Shared<E> {
             })
             .collect();
         let mut panic = FirstPanic::new();
-        for (entry, closed) in old.subs().iter().zip(closes) {
+        for (entry, closed) in old.subs().zip(closes) {
             panic.run(|| entry.ring.wake_closed(closed));
         }
         #[cfg(feature = "tracing")]

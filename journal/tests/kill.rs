@@ -113,9 +113,9 @@ fn splitmix(mut x: u64) -> u64 {
 /// 256 KiB and 2 MiB (writes that span many pages: a kill can tear them).
 fn tick(seq: u64) -> Tick {
     let h = splitmix(seq);
-    let len = if h % 499 == 0 {
+    let len = if h.is_multiple_of(499) {
         (256 << 10) + (h >> 16) % (1792 << 10)
-    } else if h % 29 == 0 {
+    } else if h.is_multiple_of(29) {
         4096 + (h >> 8) % 8192
     } else {
         (h >> 8) % 100
@@ -128,7 +128,7 @@ fn tick(seq: u64) -> Tick {
 
 /// The session id of record `seq`, if it has one.
 fn session(seq: u64) -> Option<String> {
-    (seq % 3 == 0).then(|| format!("s{}", seq % 7))
+    seq.is_multiple_of(3).then(|| format!("s{}", seq % 7))
 }
 
 fn envelope(seq: u64) -> Envelope<Tick> {

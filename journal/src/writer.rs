@@ -99,10 +99,13 @@ impl JournalOptions {
         self.segment_size = bytes;
         self
     }
-    /// Sets the maximum frame body size (at least 51 bytes). Readers and
-    /// recovery treat a longer length field as damage, so never allocate
-    /// more than this for one frame. Open a journal with the maximum it was
-    /// written with, or larger.
+    /// Sets the maximum frame body size (at least
+    /// [`MIN_BODY_LEN`](crate::format::MIN_BODY_LEN) bytes). It is stored
+    /// in each new segment's header; readers and recovery treat a longer
+    /// length field as damage, so never allocate more than a segment's
+    /// maximum for one frame. Appends to a segment made with a smaller
+    /// maximum keep to that one; a larger value takes effect from the next
+    /// segment.
     #[must_use]
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.max_frame_size = bytes;
@@ -155,30 +158,61 @@ pub(crate) struct Committed {
 }
 
 /// State shared by the writer and in-process readers and tailers.
+///
+/// # Synchronization protocol
+///
+/// The writer replaces the whole [`Committed`] under the mutex after each
+/// write, then notifies the condition variable if a waiter registered
+/// (under the same mutex) in `waiters`; a waiter checks its condition and
+/// registers under the mutex before it sleeps, so no wake-up is lost, and
+/// the writer makes no `futex` call when nobody waits.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
-    pub(crate) max_frame_size: u32,
-    committed: Mutex<Committed>,
+    state: Mutex<Published>,
     changed: Condvar,
 }
 
+#[derive(Debug)]
+struct Published {
+    committed: Committed,
+    /// Threads sleeping in `wait_for_seq`.
+    waiters: usize,
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Committed> {
-        // A panic elsewhere never leaves `Committed` half-written (it is
+    fn new(dir: PathBuf, codec: Codec, committed: Committed) -> Self {
+        Shared {
+            dir,
+            codec,
+            state: Mutex::new(Published {
+                committed,
+                waiters: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Published> {
+        // A panic elsewhere never leaves the state half-written (fields are
         // assigned whole), so a poisoned lock is still consistent.
-        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The committed position now.
     pub(crate) fn committed(&self) -> Committed {
-        *self.lock()
+        self.lock().committed
     }
 
     fn publish(&self, c: Committed) {
-        *self.lock() = c;
-        self.changed.notify_all();
+        let mut s = self.lock();
+        s.committed = c;
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until a record with sequence number `seq` or later has been
@@ -187,23 +221,28 @@ impl Shared {
     /// state then.
     #[allow(dead_code)] // For the tailer.
     pub(crate) fn wait_for_seq(&self, seq: u64, deadline: Option<Instant>) -> Committed {
-        let mut c = self.lock();
-        while c.next_seq <= seq && !c.closed {
-            c = match deadline {
-                None => self.changed.wait(c).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
+        let mut s = self.lock();
+        while s.committed.next_seq <= seq && !s.committed.closed {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break,
+                },
+            };
+            s.waiters += 1;
+            s = match timeout {
+                None => self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
                     self.changed
-                        .wait_timeout(c, d - now)
+                        .wait_timeout(s, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            s.waiters -= 1;
         }
-        *c
+        s.committed
     }
 }
 
@@ -226,11 +265,15 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     segment: u64,
+    /// The largest frame body the current segment takes (its header's).
+    seg_max: u32,
     len: u64,
     next_seq: u64,
     unsynced: u64,
     last_sync: Instant,
+    /// Reused by appends: the encoded frames, and each one's end.
     buf: Vec<u8>,
+    ends: Vec<usize>,
     report: OpenReport,
     poisoned: bool,
     syncs: u64,
@@ -300,6 +343,7 @@ impl Journal {
         options.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         let Some(&last) = segments.last() else {
             return Self::fresh(dir, options, lock);
@@ -326,6 +370,7 @@ impl Journal {
             };
             let header = SegmentHeader {
                 codec,
+                max_frame: options.max_frame_size,
                 first_seq: last,
                 created: Timestamp::now(),
             };
@@ -350,7 +395,7 @@ impl Journal {
             });
         }
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let max = options.max_frame_size;
+        let max = header.max_frame;
         let scan = match recovery::classify(&file, &path, file_len, last, max)? {
             Tail::Clean(scan) => scan,
             Tail::Torn(scan) => {
@@ -373,11 +418,11 @@ impl Journal {
         };
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            codec: header.codec,
-            max_frame_size: max,
-            committed: Mutex::new(Committed {
+        let seg_max = max.min(options.max_frame_size);
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
+            header.codec,
+            Committed {
                 next_seq: scan.next_seq,
                 end: Position {
                     segment: last,
@@ -385,9 +430,8 @@ impl Journal {
                 },
                 durable_seq: scan.next_seq,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         Ok(Journal {
             shared,
             options,
@@ -395,11 +439,13 @@ impl Journal {
             file,
             path,
             segment: last,
+            seg_max,
             len: scan.end,
             next_seq: scan.next_seq,
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report,
             poisoned: false,
             syncs: 0,
@@ -408,8 +454,10 @@ impl Journal {
 
     fn fresh(dir: &Path, options: JournalOptions, lock: File) -> Result<Journal> {
         let codec = options.codec.unwrap_or_default();
+        let seg_max = options.max_frame_size;
         let header = SegmentHeader {
             codec,
+            max_frame: options.max_frame_size,
             first_seq: 0,
             created: Timestamp::now(),
         };
@@ -418,11 +466,10 @@ impl Journal {
             file.sync_all().map_err(|e| Error::io(&path, e))?;
             sync_dir(dir)?;
         }
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
             codec,
-            max_frame_size: options.max_frame_size,
-            committed: Mutex::new(Committed {
+            Committed {
                 next_seq: 0,
                 end: Position {
                     segment: 0,
@@ -430,9 +477,8 @@ impl Journal {
                 },
                 durable_seq: 0,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         Ok(Journal {
             shared,
             options,
@@ -440,11 +486,13 @@ impl Journal {
             file,
             path,
             segment: 0,
+            seg_max,
             len: HEADER_LEN,
             next_seq: 0,
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report: OpenReport::default(),
             poisoned: false,
             syncs: 0,
@@ -541,18 +589,21 @@ impl Journal {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // Each frame's end in buf, to split the batch at segment rolls.
-        let mut ends: Vec<usize> = Vec::new();
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
         let codec = self.shared.codec;
-        let max = self.options.max_frame_size;
+        let max = self.seg_max;
         for (seq, e) in (first..).zip(envelopes) {
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
+                self.ends = ends;
                 return Err(err);
             }
             ends.push(buf.len());
         }
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
+        self.ends = ends;
         result?;
         Ok(first..self.next_seq)
     }
@@ -631,16 +682,25 @@ impl Journal {
             SyncPolicy::Interval(d) => force || self.last_sync.elapsed() >= d,
         };
         if due {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+            self.sync_now()?;
         } else if self.options.sync == SyncPolicy::Never {
             // The page cache is the policy's durability.
             self.unsynced = 0;
         }
+        Ok(())
+    }
+
+    /// `fdatasync`. A failed sync poisons the journal: after it, the kernel
+    /// may have dropped the dirty pages and report success on a retry, so
+    /// nothing written before can be called durable any more.
+    fn sync_now(&mut self) -> Result<()> {
+        if let Err(e) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        self.syncs += 1;
         Ok(())
     }
 
@@ -664,16 +724,14 @@ impl Journal {
 
     /// Starts a new segment whose first record is `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<()> {
-        if self.options.sync != SyncPolicy::Never {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+        // The old segment is complete: make it durable under any policy
+        // but `Never` (its records would otherwise wait for no later sync).
+        if self.options.sync != SyncPolicy::Never && self.unsynced > 0 {
+            self.sync_now()?;
         }
         let header = SegmentHeader {
             codec: self.shared.codec,
+            max_frame: self.options.max_frame_size,
             first_seq,
             created: Timestamp::now(),
         };
@@ -685,6 +743,7 @@ impl Journal {
         self.file = file;
         self.path = path;
         self.segment = first_seq;
+        self.seg_max = self.options.max_frame_size;
         self.len = HEADER_LEN;
         self.publish();
         Ok(())
@@ -732,13 +791,13 @@ impl Journal {
         let dir = dir.as_ref();
         options.validate()?;
         let _lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         if segments.is_empty() {
             return Err(Error::NotFound {
                 dir: dir.to_path_buf(),
             });
         }
-        let max = options.max_frame_size;
         let mut report = RepairReport::default();
         let mut next_seq = 0;
         for (k, &first) in segments.iter().enumerate() {
@@ -754,7 +813,7 @@ impl Journal {
                 // A torn header: opening rewrites it.
                 continue;
             }
-            read_header(&mut file, &path, first)?;
+            let max = read_header(&mut file, &path, first)?.max_frame;
             next_seq = next_seq.max(first);
             // Valid ranges to keep, and skipped ranges.
             let mut keep: Vec<(u64, u64)> = Vec::new();

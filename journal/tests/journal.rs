@@ -262,8 +262,8 @@ fn bad_headers_are_typed_errors() {
         let mut data = fs::read(&path).unwrap();
         data[at..at + bytes.len()].copy_from_slice(bytes);
         if fix_crc {
-            let crc = crc32c_of(&data[..28]);
-            data[28..32].copy_from_slice(&crc.to_le_bytes());
+            let crc = crc32c_of(&data[..32]);
+            data[32..36].copy_from_slice(&crc.to_le_bytes());
         }
         fs::write(&path, data).unwrap();
         dir
@@ -295,12 +295,17 @@ fn bad_headers_are_typed_errors() {
             Err(Error::UnknownCodec { id: 9, .. })
         )
     ));
-    let dir = patch(12, &5u64.to_le_bytes(), true);
+    let dir = patch(12, &3u32.to_le_bytes(), true);
     assert!(matches!(
         open(&dir),
         (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
     ));
-    let dir = patch(12, &5u64.to_le_bytes(), false);
+    let dir = patch(16, &5u64.to_le_bytes(), true);
+    assert!(matches!(
+        open(&dir),
+        (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
+    ));
+    let dir = patch(16, &5u64.to_le_bytes(), false);
     assert!(matches!(
         open(&dir),
         (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
@@ -325,6 +330,47 @@ fn crc32c_of(data: &[u8]) -> u32 {
 }
 
 #[test]
+fn the_frame_limit_comes_from_the_segment_header() {
+    let big = Envelope::on("a.b", "x".repeat(10_000)).unwrap();
+    let small = JournalOptions::new().max_frame_size(1000);
+    // A journal made with the small limit refuses the big frame, typed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(dir.path(), small.clone()).unwrap();
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    assert_eq!(j.append(&order(1)).unwrap(), 0);
+    drop(j);
+    // Reopened with a larger limit, the segment keeps its own until the
+    // next segment.
+    let mut j = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    drop(j);
+
+    // A big frame written under the default limit...
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(dir.path(), JournalOptions::new()).unwrap();
+    j.append(&big).unwrap();
+    drop(j);
+    // ...is not taken for damage when reopened with a smaller limit, which
+    // then applies to new appends.
+    let mut j = Journal::open(dir.path(), small).unwrap();
+    assert_eq!(j.open_report().truncated, None);
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    assert_eq!(j.append(&order(1)).unwrap(), 1);
+    drop(j);
+    let records = seqs(Reader::open(dir.path(), Start::Beginning).unwrap());
+    assert_eq!(records, vec![0, 1]);
+}
+
+#[test]
 fn ids_survive_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::create(dir.path(), JournalOptions::new()).unwrap();
@@ -333,4 +379,37 @@ fn ids_survive_exactly() {
     j.append(&e).unwrap();
     let r = j.reader(Start::Beginning).unwrap().next().unwrap().unwrap();
     assert_eq!((r.id(), r.correlation_id()), (id, id));
+}
+
+#[test]
+fn sync_policies_sync_when_they_say() {
+    let e = order(1);
+    let batch: Vec<_> = (0..10).map(order).collect();
+    let count = |policy, appends: &dyn Fn(&mut Journal)| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), JournalOptions::new().sync(policy)).unwrap();
+        appends(&mut j);
+        let before_flush = j.syncs();
+        j.flush().unwrap();
+        (before_flush, j.syncs())
+    };
+    let singles = |j: &mut Journal| {
+        for _ in 0..10 {
+            j.append(&e).unwrap();
+        }
+    };
+    let one_batch = |j: &mut Journal| {
+        j.append_batch(&batch).unwrap();
+    };
+    // Always: one sync per append, and one per batch (group commit).
+    assert_eq!(count(SyncPolicy::Always, &singles), (10, 10));
+    assert_eq!(count(SyncPolicy::Always, &one_batch), (1, 1));
+    // Every 3 records: after the 3rd, 6th and 9th; flush syncs the 10th.
+    assert_eq!(count(SyncPolicy::EveryRecords(3), &singles), (3, 4));
+    assert_eq!(count(SyncPolicy::EveryRecords(3), &one_batch), (1, 1));
+    // A long interval: nothing until the flush.
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(count(SyncPolicy::Interval(hour), &singles), (0, 1));
+    // Never: not even then.
+    assert_eq!(count(SyncPolicy::Never, &singles), (0, 0));
 }

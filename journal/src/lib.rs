@@ -28,9 +28,13 @@
 mod codec;
 mod error;
 pub mod format;
+mod idempotency;
+mod index;
+mod query;
 mod reader;
 mod recorder;
 mod recovery;
+mod retention;
 mod segment;
 mod writer;
 
@@ -38,8 +42,11 @@ pub use crate::{
     codec::Codec,
     error::{Error, Result},
     format::{Position, Record},
+    idempotency::{Appended, BatchAppend, Duplicate, IdempotencyWindow},
+    query::{Query, QueryIter, QueryStats},
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},
+    retention::{Retention, RetentionReport},
     writer::{DEFAULT_SEGMENT_SIZE, Journal, JournalOptions, SyncPolicy},
 };

@@ -16,7 +16,7 @@ use crate::{
         DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc,
         frame_len,
     },
-    recovery,
+    index, recovery,
     segment::{list_segments, read_header, segment_path},
     writer::Shared,
 };
@@ -164,7 +164,9 @@ impl Reader {
             Start::Beginning => self.enter(first),
             Start::Time(t) => {
                 self.from_time = Some(t);
-                self.enter(first)
+                // Index hook: seek past what is earlier (see index.rs).
+                let at = self.locate(start, segments)?;
+                self.enter_at(at.unwrap_or(first_frame(first)))
             }
             Start::Seq(n) => {
                 let seg = segments
@@ -173,7 +175,8 @@ impl Reader {
                     .find(|&&s| s <= n)
                     .copied()
                     .unwrap_or(first);
-                self.enter(seg)?;
+                let at = self.locate(start, segments)?;
+                self.enter_at(at.unwrap_or(first_frame(seg)))?;
                 self.next_seq = self.next_seq.max(n);
                 Ok(())
             }
@@ -200,6 +203,26 @@ impl Reader {
                 self.seek()
             }
         }
+    }
+
+    fn locate(&self, start: Start, segments: &[u64]) -> Result<Option<Position>> {
+        index::locate(
+            &self.dir,
+            self.shared.as_deref(),
+            segments,
+            start,
+            self.max_frame_size,
+        )
+    }
+
+    /// Opens the segment of `at` and positions at its offset.
+    fn enter_at(&mut self, at: Position) -> Result<()> {
+        self.enter(at.segment)?;
+        if at.offset > HEADER_LEN {
+            self.offset = at.offset;
+            self.seek()?;
+        }
+        Ok(())
     }
 
     /// Opens segment `first_seq` and positions after its header.
@@ -405,6 +428,14 @@ impl Reader {
         self.last_read = Some(record.seq());
         self.offset += FRAME_HEADER_LEN + u64::from(len);
         Ok(Some(record))
+    }
+}
+
+/// The first frame of segment `first_seq`.
+fn first_frame(first_seq: u64) -> Position {
+    Position {
+        segment: first_seq,
+        offset: HEADER_LEN,
     }
 }
 

@@ -118,6 +118,10 @@ pub struct RecorderReport {
     pub first_error: Option<String>,
     /// Replayed events with a dry-run mark, not recorded.
     pub dry_run_skipped: u64,
+    /// Events not appended because their idempotency key was appended
+    /// within the journal's window
+    /// ([`JournalOptions::idempotency`](crate::JournalOptions::idempotency)).
+    pub duplicates: u64,
     /// Events the ring dropped because a publisher's wait timed out (only
     /// with a [`RecorderOptions::block_timeout`]).
     pub dropped: u64,
@@ -441,6 +445,7 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
     let skipped = batch.iter().filter(|e| is_dry_run(e)).count() as u64;
     let wanted = batch.len() as u64 - skipped;
     let mut appended = 0;
+    let mut duplicates = 0;
     let mut errors: Vec<Error> = Vec::new();
     let mut syncs = None;
     if wanted > 0 {
@@ -449,6 +454,7 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
             None => errors.push(Error::RecorderStopped),
             Some(j) => {
                 let before = j.next_seq();
+                let dups_before = j.duplicates();
                 let all = batch.iter().filter(|e| !is_dry_run(e));
                 let whole = catch_unwind(AssertUnwindSafe(|| j.append_batch(all)));
                 if !matches!(whole, Ok(Ok(_))) {
@@ -472,16 +478,18 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
                     }
                 }
                 appended = j.next_seq() - before;
+                duplicates = j.duplicates() - dups_before;
                 syncs = Some(j.syncs());
             }
         }
     }
-    let failed = wanted - appended;
+    let failed = wanted.saturating_sub(appended + duplicates);
     let mut st = inner.state();
     st.handled += batch.len() as u64;
     st.report.records += appended;
     st.report.batches += u64::from(appended > 0);
     st.report.dry_run_skipped += skipped;
+    st.report.duplicates += duplicates;
     st.report.errors += failed;
     if let Some(s) = syncs {
         st.report.syncs = s;

@@ -17,6 +17,9 @@ use crate::{
     codec::Codec,
     error::{Error, Result},
     format::{DEFAULT_MAX_FRAME, HEADER_LEN, MIN_BODY_LEN, Position, SegmentHeader, encode_frame},
+    idempotency::{Appended, BatchAppend, Duplicate, IdempotencyWindow, Window},
+    index::{self, ActiveIndex},
+    retention::{self, Retention, RetentionReport},
     reader::{Reader, Start},
     recovery::{self, OpenReport, RepairReport, Skipped, Tail, Truncation},
     segment::{self, create_segment, list_segments, read_header, segment_path, sync_dir},
@@ -58,6 +61,8 @@ pub struct JournalOptions {
     sync: SyncPolicy,
     segment_size: u64,
     max_frame_size: u32,
+    idempotency: IdempotencyWindow,
+    retention: Retention,
 }
 
 impl Default for JournalOptions {
@@ -67,6 +72,8 @@ impl Default for JournalOptions {
             sync: SyncPolicy::default(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             max_frame_size: DEFAULT_MAX_FRAME,
+            idempotency: IdempotencyWindow::new(),
+            retention: Retention::new(),
         }
     }
 }
@@ -108,6 +115,29 @@ impl JournalOptions {
         self.max_frame_size = bytes;
         self
     }
+    /// Sets the idempotency window: a record whose idempotency key was
+    /// appended within it is not appended again (see
+    /// [`Journal::append_outcome`]). Off by default.
+    #[must_use]
+    pub fn idempotency(mut self, window: IdempotencyWindow) -> Self {
+        self.idempotency = window;
+        self
+    }
+    /// Sets the retention policy, applied after every segment roll and by
+    /// [`Journal::apply_retention`]. Off by default.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+    /// The idempotency window.
+    pub fn get_idempotency(&self) -> IdempotencyWindow {
+        self.idempotency
+    }
+    /// The retention policy.
+    pub fn get_retention(&self) -> Retention {
+        self.retention
+    }
     /// The codec set with [`codec`](JournalOptions::codec), if any.
     pub fn get_codec(&self) -> Option<Codec> {
         self.codec
@@ -129,6 +159,11 @@ impl JournalOptions {
         if self.max_frame_size < MIN_BODY_LEN {
             return Err(Error::InvalidOptions {
                 reason: "max_frame_size is below the smallest frame",
+            });
+        }
+        if self.idempotency.get_records() == Some(0) {
+            return Err(Error::InvalidOptions {
+                reason: "IdempotencyWindow::records(0): n must be at least 1",
             });
         }
         if matches!(self.sync, SyncPolicy::EveryRecords(0)) {
@@ -160,6 +195,8 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
     pub(crate) max_frame_size: u32,
+    /// The active segment's index (see [`index`]).
+    pub(crate) index: ActiveIndex,
     committed: Mutex<Committed>,
     changed: Condvar,
 }
@@ -234,6 +271,8 @@ pub struct Journal {
     report: OpenReport,
     poisoned: bool,
     syncs: u64,
+    /// The idempotency keys in the window.
+    idem: Window,
 }
 
 impl std::fmt::Debug for Journal {
@@ -371,12 +410,14 @@ impl Journal {
                 });
             }
         };
+        let active = index::scan_active(&file, &path, last, scan.end, max)?;
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             codec: header.codec,
             max_frame_size: max,
+            index: ActiveIndex::new(active),
             committed: Mutex::new(Committed {
                 next_seq: scan.next_seq,
                 end: Position {
@@ -388,6 +429,8 @@ impl Journal {
             }),
             changed: Condvar::new(),
         });
+        let mut idem = Window::new(options.idempotency);
+        idem.rebuild(&shared, scan.next_seq)?;
         Ok(Journal {
             shared,
             options,
@@ -403,10 +446,12 @@ impl Journal {
             report,
             poisoned: false,
             syncs: 0,
+            idem,
         })
     }
 
     fn fresh(dir: &Path, options: JournalOptions, lock: File) -> Result<Journal> {
+        let idempotency = options.idempotency;
         let codec = options.codec.unwrap_or_default();
         let header = SegmentHeader {
             codec,
@@ -422,6 +467,7 @@ impl Journal {
             dir: dir.to_path_buf(),
             codec,
             max_frame_size: options.max_frame_size,
+            index: ActiveIndex::new(index::Builder::new(0)),
             committed: Mutex::new(Committed {
                 next_seq: 0,
                 end: Position {
@@ -448,6 +494,7 @@ impl Journal {
             report: OpenReport::default(),
             poisoned: false,
             syncs: 0,
+            idem: Window::new(idempotency),
         })
     }
 
@@ -512,16 +559,43 @@ impl Journal {
     /// [`Error::FrameTooLarge`] (nothing is written); I/O errors (the
     /// partial write is undone, or the journal is poisoned:
     /// [`Error::Poisoned`] from then on).
+    ///
+    /// With an [idempotency window](JournalOptions::idempotency), a record
+    /// whose key is a duplicate is not appended and the *original*'s
+    /// sequence number is returned; [`Journal::append_outcome`] tells the
+    /// two apart.
     pub fn append<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<u64> {
-        self.append_batch(std::iter::once(envelope))
-            .map(|range| range.start)
+        self.append_outcome(envelope).map(|a| a.seq())
+    }
+
+    /// Appends one record unless its idempotency key was appended within
+    /// the [window](JournalOptions::idempotency): says which happened.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append`].
+    pub fn append_outcome<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<Appended> {
+        let batch = self.append_batch_outcome(std::iter::once(envelope))?;
+        Ok(match batch.duplicates.first() {
+            Some(d) => Appended::Duplicate {
+                original_seq: d.original_seq,
+            },
+            None => Appended::New(batch.seqs.start),
+        })
+    }
+
+    /// Duplicates (by idempotency key) not appended since the journal was
+    /// opened.
+    pub fn duplicates(&self) -> u64 {
+        self.idem.duplicates
     }
 
     /// Appends a batch of records, all or nothing as far as encoding goes:
     /// every envelope is encoded first, then the batch is written with one
     /// `write` per segment it lands in, and synced once under
     /// [`SyncPolicy::Always`] (group commit). Returns the sequence numbers
-    /// assigned (empty for an empty batch).
+    /// assigned (empty for an empty batch); duplicates by idempotency key
+    /// are left out (see [`Journal::append_batch_outcome`]).
     ///
     /// # Errors
     ///
@@ -530,6 +604,22 @@ impl Journal {
     /// error the chunks before the failing one stay appended
     /// ([`Journal::next_seq`] says how far).
     pub fn append_batch<'a, T, I>(&mut self, envelopes: I) -> Result<Range<u64>>
+    where
+        T: Serialize + 'a,
+        I: IntoIterator<Item = &'a Envelope<T>>,
+    {
+        self.append_batch_outcome(envelopes).map(|b| b.seqs)
+    }
+
+    /// [`Journal::append_batch`], also listing the records not appended
+    /// because their idempotency key was appended within the
+    /// [window](JournalOptions::idempotency) (before, or earlier in the
+    /// batch).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append_batch`].
+    pub fn append_batch_outcome<'a, T, I>(&mut self, envelopes: I) -> Result<BatchAppend>
     where
         T: Serialize + 'a,
         I: IntoIterator<Item = &'a Envelope<T>>,
@@ -544,17 +634,36 @@ impl Journal {
         let mut ends: Vec<usize> = Vec::new();
         let codec = self.shared.codec;
         let max = self.options.max_frame_size;
-        for (seq, e) in (first..).zip(envelopes) {
+        let mut duplicates = Vec::new();
+        let mut seq = first;
+        for (index, e) in envelopes.into_iter().enumerate() {
+            // Idempotency hook (see idempotency.rs).
+            let key = e.idempotency_key();
+            if let Some(original_seq) = self.idem.check(key, seq, e.time().as_nanos()) {
+                duplicates.push(Duplicate {
+                    index,
+                    original_seq,
+                });
+                continue;
+            }
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
+                self.idem.rollback(first);
                 return Err(err);
             }
             ends.push(buf.len());
+            seq += 1;
         }
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
+        if result.is_err() {
+            self.idem.rollback(self.next_seq);
+        }
         result?;
-        Ok(first..self.next_seq)
+        Ok(BatchAppend {
+            seqs: first..self.next_seq,
+            duplicates,
+        })
     }
 
     /// Writes encoded frames, rolling segments as needed.
@@ -578,6 +687,9 @@ impl Journal {
             }
             let chunk = &buf[start..ends[j - 1]];
             self.write_chunk(chunk)?;
+            // Index hook (see index.rs).
+            let at = self.len - chunk.len() as u64;
+            self.shared.index.on_written(self.segment, chunk, at);
             self.next_seq = first + j as u64;
             self.unsynced += (j - i) as u64;
             self.maybe_sync(false)?;
@@ -682,12 +794,45 @@ impl Journal {
             file.sync_data().map_err(|e| Error::io(&path, e))?;
             sync_dir(&self.shared.dir)?;
         }
+        // Index hook: seal the old segment's index into its sidecar.
+        self.shared.index.on_roll(&self.shared.dir, first_seq);
         self.file = file;
         self.path = path;
         self.segment = first_seq;
         self.len = HEADER_LEN;
         self.publish();
+        // Retention hook, best effort: `apply_retention` reports errors.
+        let _ = self.apply_retention();
         Ok(())
+    }
+
+    /// Applies the [retention policy](JournalOptions::retention) now,
+    /// measuring ages from the current time: deletes whole sealed segments
+    /// (never the active one), oldest first, with their index sidecars.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors; [`Error::Corrupt`] if a segment whose age must be known
+    /// has a damaged frame and no valid index.
+    pub fn apply_retention(&mut self) -> Result<RetentionReport> {
+        self.apply_retention_at(Timestamp::now())
+    }
+
+    /// [`Journal::apply_retention`] with ages measured from `now` (for
+    /// tests and tools with their own clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::apply_retention`].
+    pub fn apply_retention_at(&mut self, now: Timestamp) -> Result<RetentionReport> {
+        retention::apply(
+            &self.shared.dir,
+            &self.options.retention,
+            self.segment,
+            self.next_seq,
+            now,
+            self.options.max_frame_size,
+        )
     }
 
     /// Makes everything appended before the call durable under the policy:

@@ -528,13 +528,46 @@ pub(crate) fn load_summary(
     io: &mut IoCount,
 ) -> Result<Loaded> {
     let (mut seg, path, seg_len) = open_segment(dir, first_seq)?;
-    if let Ok(mut f) = File::open(sidecar_path(dir, first_seq))
-        && let Some(mut h) = read_sidecar_header(&mut f, first_seq, &mut seg, seg_len, io)
-        && read_blocks(&mut f, &mut h, io).is_some()
-    {
-        return Ok(Loaded::Sidecar(h.summary));
+    if let Some(s) = sidecar_summary(dir, first_seq, &mut seg, seg_len, io) {
+        return Ok(Loaded::Sidecar(s));
     }
     rebuild(&seg, &path, first_seq, seg_len, max_frame, io).map(Loaded::Rebuilt)
+}
+
+fn sidecar_summary(
+    dir: &Path,
+    first_seq: u64,
+    seg: &mut File,
+    seg_len: u64,
+    io: &mut IoCount,
+) -> Option<Summary> {
+    let mut f = File::open(sidecar_path(dir, first_seq)).ok()?;
+    let mut h = read_sidecar_header(&mut f, first_seq, seg, seg_len, io)?;
+    read_blocks(&mut f, &mut h, io)?;
+    Some(h.summary)
+}
+
+/// The summary of a segment that may still grow (the last one, read from
+/// another process), if it has a sidecar that matches its current length
+/// (the writer writes one when it closes); `None` otherwise (no rebuild).
+pub(crate) fn try_sidecar(dir: &Path, first_seq: u64, io: &mut IoCount) -> Option<Summary> {
+    let (mut seg, _, seg_len) = open_segment(dir, first_seq).ok()?;
+    sidecar_summary(dir, first_seq, &mut seg, seg_len, io)
+}
+
+/// [`try_sidecar`] with the offsets of correlation id `id`.
+pub(crate) fn try_sidecar_correlation(
+    dir: &Path,
+    first_seq: u64,
+    id: EventId,
+    io: &mut IoCount,
+) -> Option<(Summary, Vec<u64>)> {
+    let (mut seg, _, seg_len) = open_segment(dir, first_seq).ok()?;
+    let mut f = File::open(sidecar_path(dir, first_seq)).ok()?;
+    let mut h = read_sidecar_header(&mut f, first_seq, &mut seg, seg_len, io)?;
+    read_blocks(&mut f, &mut h, io)?;
+    let found = read_correlation(&mut f, &h, id, io)?;
+    Some((h.summary, found))
 }
 
 fn rebuild(
@@ -662,6 +695,14 @@ impl ActiveIndex {
         }
     }
 
+    /// The writer's hook on close: writes the active segment's sidecar too,
+    /// so readers of a closed journal need not scan its last segment (the
+    /// sidecar is stale, hence ignored, once the segment grows again).
+    pub(crate) fn on_close(&self, dir: &Path) {
+        let active = self.lock().clone();
+        let _ = write_sidecar(dir, active);
+    }
+
     /// The writer's hook on a roll to segment `next`: seals the current
     /// index into its sidecar (best effort: a missing sidecar is rebuilt
     /// when needed) and starts the next one.
@@ -695,7 +736,7 @@ pub(crate) fn locate(
                 return Ok(Some(active.summary.clone()));
             }
         } else if segments.last() == Some(&seg) {
-            return Ok(None);
+            return Ok(try_sidecar(dir, seg, io));
         }
         let loaded = load_summary(dir, seg, max_frame, io)?;
         if let (Some(_), Loaded::Rebuilt(b)) = (shared, &loaded) {

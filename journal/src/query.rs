@@ -360,7 +360,6 @@ impl QueryIter {
         let mut limit = None;
         let mut growing = false;
         let mut known: Option<(Summary, Option<Vec<u64>>)> = None;
-        let mut active = false;
         if let Some(shared) = &self.shared {
             // The committed end first, then the index (which the writer
             // updates before it publishes): the index covers the limit.
@@ -369,16 +368,28 @@ impl QueryIter {
                 return Ok(None);
             }
             if seg == c.end.segment {
-                active = true;
                 limit = Some(c.end.offset);
                 let b = shared.index.lock();
                 let corr = correlation.map(|id| b.correlation(id));
                 known = Some((b.summary().clone(), corr));
             }
         } else if Some(seg) == self.last_listed {
-            growing = true;
+            // A sidecar that matches the segment's length (its writer
+            // closed) stands for it; otherwise scan it whole.
+            let found = match correlation {
+                Some(id) => index::try_sidecar_correlation(&self.dir, seg, id, &mut io)
+                    .map(|(s, c)| (s, Some(c))),
+                None => index::try_sidecar(&self.dir, seg, &mut io).map(|s| (s, None)),
+            };
+            match found {
+                Some((s, corr)) => {
+                    limit = Some(s.len);
+                    known = Some((s, corr));
+                }
+                None => growing = true,
+            }
         }
-        if !active && !growing {
+        if known.is_none() && !growing {
             if let Some(id) = correlation {
                 let (offsets, rebuilt) =
                     index::load_correlation(&self.dir, seg, id, self.max_frame, &mut io)?;

@@ -1000,6 +1000,8 @@ impl Drop for Journal {
     fn drop(&mut self) {
         if !self.poisoned {
             let _ = self.maybe_sync(true);
+            // Index hook: the active segment's sidecar (see index.rs).
+            self.shared.index.on_close(&self.shared.dir);
         }
         let mut c = self.shared.committed();
         c.closed = true;

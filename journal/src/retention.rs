@@ -170,8 +170,29 @@ pub(crate) fn apply(
         report.bytes += sizes[k];
         report.records += next_first.saturating_sub(seg);
     }
-    if !report.segments.is_empty() {
+    if let Some(&last) = report.segments.last() {
+        remove_orphan_sidecars(dir, last)?;
         crate::segment::sync_dir(dir)?;
     }
     Ok(report)
+}
+
+/// Removes sidecars of segments up to `last` (deleted) that a concurrent
+/// query may have written back while they were being deleted.
+fn remove_orphan_sidecars(dir: &Path, last: u64) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".idx")) else {
+            continue;
+        };
+        if stem.len() == 20
+            && let Ok(seq) = stem.parse::<u64>()
+            && seq <= last
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }

@@ -19,9 +19,9 @@ use crate::{
     format::{DEFAULT_MAX_FRAME, HEADER_LEN, MIN_BODY_LEN, Position, SegmentHeader, encode_frame},
     idempotency::{Appended, BatchAppend, Duplicate, IdempotencyWindow, Window},
     index::{self, ActiveIndex},
-    retention::{self, Retention, RetentionReport},
     reader::{Reader, Start},
     recovery::{self, OpenReport, RepairReport, Skipped, Tail, Truncation},
+    retention::{self, Retention, RetentionReport},
     segment::{self, create_segment, list_segments, read_header, segment_path, sync_dir},
 };
 

@@ -41,7 +41,10 @@ fn payloads(dir: &Path) -> Vec<(u64, u64)> {
 fn a_duplicate_within_the_record_window_is_not_appended() {
     let dir = tempfile::tempdir().unwrap();
     let mut j = Journal::create(dir.path(), options(IdempotencyWindow::new().records(3))).unwrap();
-    assert_eq!(j.append_outcome(&keyed(0, "a", 0)).unwrap(), Appended::New(0));
+    assert_eq!(
+        j.append_outcome(&keyed(0, "a", 0)).unwrap(),
+        Appended::New(0)
+    );
     assert_eq!(
         j.append_outcome(&keyed(1, "a", 0)).unwrap(),
         Appended::Duplicate { original_seq: 0 }
@@ -60,8 +63,14 @@ fn a_duplicate_within_the_record_window_is_not_appended() {
         Appended::Duplicate { original_seq: 0 }
     );
     assert_eq!(j.append(&Envelope::on("x.y", 5u64).unwrap()).unwrap(), 3);
-    assert_eq!(j.append_outcome(&keyed(6, "a", 0)).unwrap(), Appended::New(4));
-    assert_eq!(payloads(dir.path()), [(0, 0), (1, 3), (2, 3), (3, 5), (4, 6)]);
+    assert_eq!(
+        j.append_outcome(&keyed(6, "a", 0)).unwrap(),
+        Appended::New(4)
+    );
+    assert_eq!(
+        payloads(dir.path()),
+        [(0, 0), (1, 3), (2, 3), (3, 5), (4, 6)]
+    );
 }
 
 #[test]
@@ -104,10 +113,17 @@ fn the_time_window_uses_record_times() {
     let mut j = Journal::create(dir.path(), options(window)).unwrap();
     assert_eq!(j.append(&keyed(0, "a", 1_000)).unwrap(), 0);
     // 100 ms later: inside.
-    assert!(j.append_outcome(&keyed(1, "a", 1_100)).unwrap().is_duplicate());
+    assert!(
+        j.append_outcome(&keyed(1, "a", 1_100))
+            .unwrap()
+            .is_duplicate()
+    );
     // Another record moves the window's "now" past it.
     assert_eq!(j.append(&keyed(2, "b", 1_101)).unwrap(), 1);
-    assert_eq!(j.append_outcome(&keyed(3, "a", 1_050)).unwrap(), Appended::New(2));
+    assert_eq!(
+        j.append_outcome(&keyed(3, "a", 1_050)).unwrap(),
+        Appended::New(2)
+    );
     assert_eq!(j.duplicates(), 1);
 }
 
@@ -138,7 +154,8 @@ fn the_window_survives_reopen_and_segment_rolls() {
     // segments.
     for i in [999u64, 750, 500] {
         assert_eq!(
-            j.append_outcome(&keyed(0, &format!("k{i}"), 2_000)).unwrap(),
+            j.append_outcome(&keyed(0, &format!("k{i}"), 2_000))
+                .unwrap(),
             Appended::Duplicate { original_seq: i },
             "k{i}"
         );
@@ -154,8 +171,16 @@ fn the_window_survives_reopen_and_segment_rolls() {
     let window = IdempotencyWindow::new().time(Duration::from_millis(300));
     let mut j = Journal::open(dir.path(), options(window)).unwrap();
     // The newest time is 2 000 ms (record 1 000): keys from 1 700 ms on.
-    assert!(j.append_outcome(&keyed(0, "k499", 2_000)).unwrap().is_duplicate());
-    assert!(!j.append_outcome(&keyed(0, "k999", 2_000)).unwrap().is_duplicate());
+    assert!(
+        j.append_outcome(&keyed(0, "k499", 2_000))
+            .unwrap()
+            .is_duplicate()
+    );
+    assert!(
+        !j.append_outcome(&keyed(0, "k999", 2_000))
+            .unwrap()
+            .is_duplicate()
+    );
     drop(j);
     // Off: everything is appended.
     let mut j = Journal::open(dir.path(), options(IdempotencyWindow::new())).unwrap();
@@ -165,9 +190,12 @@ fn the_window_survives_reopen_and_segment_rolls() {
 #[test]
 fn a_zero_record_window_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Journal::create(dir.path(), options(IdempotencyWindow::new().records(0)))
-        .unwrap_err();
-    assert!(matches!(err, evbus_journal::Error::InvalidOptions { .. }), "{err}");
+    let err =
+        Journal::create(dir.path(), options(IdempotencyWindow::new().records(0))).unwrap_err();
+    assert!(
+        matches!(err, evbus_journal::Error::InvalidOptions { .. }),
+        "{err}"
+    );
 }
 
 #[test]

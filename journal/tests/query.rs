@@ -5,7 +5,9 @@
 use std::{fs, path::Path};
 
 use evbus_core::{Envelope, EventId, Pattern, Timestamp};
-use evbus_journal::{Journal, JournalOptions, Query, QueryStats, Reader, Record, Start, SyncPolicy};
+use evbus_journal::{
+    Journal, JournalOptions, Query, QueryStats, Reader, Record, Start, SyncPolicy,
+};
 
 /// A small deterministic generator (no timed or random-seeded behaviour).
 struct Lcg(u64);
@@ -37,10 +39,10 @@ fn envelope(i: u64, time: u64, correlation: EventId) -> Envelope<u64> {
         .unwrap()
         .with_time(Timestamp::from_nanos(time))
         .with_correlation_id(correlation);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         e = e.with_session("s-1");
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         e = e.with_tenant("acme");
     }
     e
@@ -88,8 +90,14 @@ fn wandering(dir: &Path, n: u64) -> Journal {
 fn expected(records: &[Record], start: Start) -> Vec<u64> {
     let from = match start {
         Start::Beginning => 0,
-        Start::Seq(n) => records.iter().position(|r| r.seq() >= n).unwrap_or(records.len()),
-        Start::Time(t) => records.iter().position(|r| r.time() >= t).unwrap_or(records.len()),
+        Start::Seq(n) => records
+            .iter()
+            .position(|r| r.seq() >= n)
+            .unwrap_or(records.len()),
+        Start::Time(t) => records
+            .iter()
+            .position(|r| r.time() >= t)
+            .unwrap_or(records.len()),
         Start::End => records.len(),
     };
     records[from..].iter().map(Record::seq).collect()
@@ -153,7 +161,13 @@ fn index_assisted_starts_equal_full_scans() {
 fn monotonic(dir: &Path, n: u64, correlations: &[EventId]) -> Journal {
     let mut j = Journal::create(dir, options()).unwrap();
     let envs: Vec<_> = (0..n)
-        .map(|i| envelope(i, 1_000 * (i + 1), correlations[(i % 7) as usize % correlations.len()]))
+        .map(|i| {
+            envelope(
+                i,
+                1_000 * (i + 1),
+                correlations[(i % 7) as usize % correlations.len()],
+            )
+        })
         .collect();
     for chunk in envs.chunks(50) {
         j.append_batch(chunk).unwrap();
@@ -208,10 +222,17 @@ fn a_time_range_query_opens_only_the_segments_in_its_range() {
         assert_eq!(got, brute(&records, &q), "{label}");
         assert_eq!(got.len(), 50, "{label}");
         assert_eq!(stats.segments_opened, 1, "{label}: {stats:?}");
-        assert_eq!(stats.segments_skipped as usize, segs.len() - 1, "{label}: {stats:?}");
+        assert_eq!(
+            stats.segments_skipped as usize,
+            segs.len() - 1,
+            "{label}: {stats:?}"
+        );
         assert_eq!(stats.indexes_rebuilt, 0, "{label}");
         // Only the blocks around the range: far less than the journal.
-        assert!(stats.bytes_read * 20 < total, "{label}: {stats:?} of {total}");
+        assert!(
+            stats.bytes_read * 20 < total,
+            "{label}: {stats:?} of {total}"
+        );
         assert_eq!(stats.records_matched, 50);
     }
     // An empty range opens nothing.
@@ -230,7 +251,9 @@ fn every_filter_agrees_with_a_full_scan() {
     let queries = [
         Query::new(),
         Query::new().pattern(Pattern::parse("orders.*").unwrap()),
-        Query::new().pattern(Pattern::parse(">").unwrap()).session("s-1"),
+        Query::new()
+            .pattern(Pattern::parse(">").unwrap())
+            .session("s-1"),
         Query::new().tenant("acme").start_seq(777),
         Query::new().start_seq(1_234).limit(10),
         Query::new().correlation(ids[2]).tenant("acme"),
@@ -331,7 +354,10 @@ fn damaged_sidecar_is_rebuilt(label: &str, f: impl Fn(&Path, &Path)) {
         .iter()
         .find(|r| r.position().segment > records[0].position().segment)
         .unwrap();
-    let q = Query::new().time_range(seg2.time(), Timestamp::from_nanos(seg2.time().as_nanos() + 5_000));
+    let q = Query::new().time_range(
+        seg2.time(),
+        Timestamp::from_nanos(seg2.time().as_nanos() + 5_000),
+    );
     assert_eq!(run(dir.path(), None, &q).0, brute(&records, &q), "{label}");
     check_starts(dir.path(), None, &records, 9);
 }

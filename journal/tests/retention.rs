@@ -146,7 +146,10 @@ fn never_the_active_segment_and_applied_after_each_roll() {
     // segment just sealed keeps "at least one record", every older one
     // went.
     let segs = files(dir.path(), "seg");
-    assert!(segs.len() <= 2 && segs.last() == Some(&j.end().segment), "{segs:?}");
+    assert!(
+        segs.len() <= 2 && segs.last() == Some(&j.end().segment),
+        "{segs:?}"
+    );
     // On demand, with records in the active segment: only it stays.
     j.apply_retention().unwrap();
     assert_eq!(files(dir.path(), "seg"), [j.end().segment]);
@@ -178,7 +181,10 @@ fn readers_skip_ahead_over_deleted_segments() {
     // open file outlives its name), then skips to the oldest segment left.
     let rest: Vec<u64> = inside.by_ref().map(|r| r.unwrap().seq()).collect();
     let end_of_first = segs[1];
-    assert_eq!(rest[..end_of_first as usize - 1], (1..end_of_first).collect::<Vec<_>>());
+    assert_eq!(
+        rest[..end_of_first as usize - 1],
+        (1..end_of_first).collect::<Vec<_>>()
+    );
     assert_eq!(rest[end_of_first as usize - 1], first_kept);
     assert_eq!(*rest.last().unwrap(), 599);
     // A reader that starts at a deleted sequence number starts at the

@@ -14,7 +14,8 @@
 //! the next frame would take the current one past the size limit
 //! ([`JournalOptions::segment_size`]).
 //!
-//! All integers are little-endian. A segment starts with a 32-byte header:
+//! All integers are little-endian. A segment starts with a 36-byte header
+//! ([`HEADER_LEN`]):
 //!
 //! | offset | size | field |
 //! |---|---|---|
@@ -22,9 +23,10 @@
 //! | 8 | 2 | format version, `u16`: currently 1 ([`VERSION`]) |
 //! | 10 | 1 | payload codec id, `u8`: 1 = postcard, 2 = JSON ([`Codec::id`]) |
 //! | 11 | 1 | reserved, 0 |
-//! | 12 | 8 | first sequence number, `u64` (equal to the file name's) |
-//! | 20 | 8 | creation time, `u64` nanoseconds since the Unix epoch |
-//! | 28 | 4 | CRC32C (Castagnoli) of bytes 0..28, `u32` |
+//! | 12 | 4 | maximum frame body length in this segment, `u32` (at least [`MIN_BODY_LEN`]) |
+//! | 16 | 8 | first sequence number, `u64` (equal to the file name's) |
+//! | 24 | 8 | creation time, `u64` nanoseconds since the Unix epoch |
+//! | 32 | 4 | CRC32C (Castagnoli) of bytes 0..32, `u32` |
 //!
 //! # Frames
 //!
@@ -36,10 +38,10 @@
 //! | 4 | 4 | CRC32C of the body, `u32` |
 //! | 8 | `len` | body |
 //!
-//! `len` is at least [`MIN_BODY_LEN`] and at most the journal's maximum
-//! frame size ([`JournalOptions::max_frame_size`],
-//! 16 MiB by default; a reader never allocates more than that for a frame,
-//! whatever the length field says). A frame whose length is out of range,
+//! `len` is at least [`MIN_BODY_LEN`] and at most the segment header's
+//! maximum (the writer's [`JournalOptions::max_frame_size`], 16 MiB by
+//! default): a reader never allocates more than that for a frame, whatever
+//! the length field says, and needs no option to know the bound. A frame whose length is out of range,
 //! whose body is cut short by the end of the file, or whose CRC does not
 //! match is never returned as a record.
 //!
@@ -99,7 +101,7 @@ pub const MAGIC: [u8; 8] = *b"EVBJRNL\0";
 /// The format version this crate writes and reads.
 pub const VERSION: u16 = 1;
 /// The length of a segment header.
-pub const HEADER_LEN: u64 = 32;
+pub const HEADER_LEN: u64 = 36;
 /// The length of a frame's `len` and CRC fields.
 pub const FRAME_HEADER_LEN: u64 = 8;
 /// The smallest valid body: the fixed metadata fields, an empty topic
@@ -121,6 +123,7 @@ const FLAG_RESERVED: u8 = 1 << 7;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
     pub(crate) codec: Codec,
+    pub(crate) max_frame: u32,
     pub(crate) first_seq: u64,
     pub(crate) created: Timestamp,
 }
@@ -131,10 +134,11 @@ impl SegmentHeader {
         h[0..8].copy_from_slice(&MAGIC);
         h[8..10].copy_from_slice(&VERSION.to_le_bytes());
         h[10] = self.codec.id();
-        h[12..20].copy_from_slice(&self.first_seq.to_le_bytes());
-        h[20..28].copy_from_slice(&self.created.as_nanos().to_le_bytes());
-        let crc = crc32c::crc32c(&h[0..28]);
-        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        h[12..16].copy_from_slice(&self.max_frame.to_le_bytes());
+        h[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
+        h[24..32].copy_from_slice(&self.created.as_nanos().to_le_bytes());
+        let crc = crc32c::crc32c(&h[0..32]);
+        h[32..36].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
@@ -151,8 +155,8 @@ impl SegmentHeader {
                 version,
             });
         }
-        let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
-        if crc != crc32c::crc32c(&h[0..28]) {
+        let crc = u32::from_le_bytes([h[32], h[33], h[34], h[35]]);
+        if crc != crc32c::crc32c(&h[0..32]) {
             return Err(Error::BadHeader {
                 segment: segment.to_path_buf(),
                 reason: "header checksum mismatch",
@@ -168,10 +172,18 @@ impl SegmentHeader {
                 reason: "reserved byte set",
             });
         }
+        let max_frame = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        if max_frame < MIN_BODY_LEN {
+            return Err(Error::BadHeader {
+                segment: segment.to_path_buf(),
+                reason: "maximum frame length below the smallest frame",
+            });
+        }
         Ok(SegmentHeader {
             codec,
-            first_seq: u64_at(h, 12),
-            created: Timestamp::from_nanos(u64_at(h, 20)),
+            max_frame,
+            first_seq: u64_at(h, 16),
+            created: Timestamp::from_nanos(u64_at(h, 24)),
         })
     }
 }
@@ -574,6 +586,7 @@ mod tests {
     fn header_round_trips_and_rejects_damage() {
         let h = SegmentHeader {
             codec: Codec::Json,
+            max_frame: DEFAULT_MAX_FRAME,
             first_seq: 42,
             created: Timestamp::from_nanos(7),
         };
@@ -593,7 +606,7 @@ mod tests {
             Err(Error::UnsupportedVersion { version: 9, .. })
         ));
         let mut bad = bytes;
-        bad[15] ^= 1;
+        bad[19] ^= 1;
         assert!(matches!(
             SegmentHeader::decode(&bad, p),
             Err(Error::BadHeader { .. })

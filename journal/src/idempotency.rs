@@ -269,7 +269,7 @@ fn time_window_start(shared: &Shared, d: u64) -> Result<u64> {
             (s.count > 0).then_some(s.max_time)
         } else {
             drop(active);
-            let loaded = index::load_summary(&shared.dir, seg, shared.max_frame_size, &mut io)?;
+            let loaded = index::load_summary(&shared.dir, seg, &mut io)?;
             let s = loaded.summary();
             (s.count > 0).then_some(s.max_time)
         };

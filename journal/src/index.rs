@@ -66,7 +66,7 @@ use crate::{
     error::{Error, Result},
     format::{FRAME_HEADER_LEN, HEADER_LEN, frame_crc},
     recovery,
-    segment::segment_path,
+    segment::{read_header, segment_path},
 };
 
 /// A block starts every this many records...
@@ -511,23 +511,21 @@ impl Loaded {
     }
 }
 
-fn open_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf, u64)> {
+/// Opens segment `first_seq`: the file, its path, its length, and the
+/// maximum frame length its header records.
+fn open_segment(dir: &Path, first_seq: u64) -> Result<(File, PathBuf, u64, u32)> {
     let path = segment_path(dir, first_seq);
-    let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
-    Ok((f, path, len))
+    let max_frame = read_header(&mut f, &path, first_seq)?.max_frame;
+    Ok((f, path, len, max_frame))
 }
 
 /// The sparse index of sealed segment `first_seq`: from its sidecar, or
 /// rebuilt by a scan. A sealed segment's frames must all be valid: a
 /// damaged one is [`Error::Corrupt`].
-pub(crate) fn load_summary(
-    dir: &Path,
-    first_seq: u64,
-    max_frame: u32,
-    io: &mut IoCount,
-) -> Result<Loaded> {
-    let (mut seg, path, seg_len) = open_segment(dir, first_seq)?;
+pub(crate) fn load_summary(dir: &Path, first_seq: u64, io: &mut IoCount) -> Result<Loaded> {
+    let (mut seg, path, seg_len, max_frame) = open_segment(dir, first_seq)?;
     if let Some(s) = sidecar_summary(dir, first_seq, &mut seg, seg_len, io) {
         return Ok(Loaded::Sidecar(s));
     }
@@ -551,7 +549,7 @@ fn sidecar_summary(
 /// another process), if it has a sidecar that matches its current length
 /// (the writer writes one when it closes); `None` otherwise (no rebuild).
 pub(crate) fn try_sidecar(dir: &Path, first_seq: u64, io: &mut IoCount) -> Option<Summary> {
-    let (mut seg, _, seg_len) = open_segment(dir, first_seq).ok()?;
+    let (mut seg, _, seg_len, _) = open_segment(dir, first_seq).ok()?;
     sidecar_summary(dir, first_seq, &mut seg, seg_len, io)
 }
 
@@ -562,7 +560,7 @@ pub(crate) fn try_sidecar_correlation(
     id: EventId,
     io: &mut IoCount,
 ) -> Option<(Summary, Vec<u64>)> {
-    let (mut seg, _, seg_len) = open_segment(dir, first_seq).ok()?;
+    let (mut seg, _, seg_len, _) = open_segment(dir, first_seq).ok()?;
     let mut f = File::open(sidecar_path(dir, first_seq)).ok()?;
     let mut h = read_sidecar_header(&mut f, first_seq, &mut seg, seg_len, io)?;
     read_blocks(&mut f, &mut h, io)?;
@@ -598,10 +596,9 @@ pub(crate) fn load_correlation(
     dir: &Path,
     first_seq: u64,
     id: EventId,
-    max_frame: u32,
     io: &mut IoCount,
 ) -> Result<(Vec<u64>, Option<Builder>)> {
-    let (mut seg, path, seg_len) = open_segment(dir, first_seq)?;
+    let (mut seg, path, seg_len, max_frame) = open_segment(dir, first_seq)?;
     if let Ok(mut f) = File::open(sidecar_path(dir, first_seq))
         && let Some(mut h) = read_sidecar_header(&mut f, first_seq, &mut seg, seg_len, io)
         && read_blocks(&mut f, &mut h, io).is_some()
@@ -723,7 +720,6 @@ pub(crate) fn locate(
     shared: Option<&crate::writer::Shared>,
     segments: &[u64],
     start: crate::reader::Start,
-    max_frame: u32,
 ) -> Result<Option<crate::format::Position>> {
     use crate::{format::Position, reader::Start};
     let mut io = IoCount::default();
@@ -738,7 +734,7 @@ pub(crate) fn locate(
         } else if segments.last() == Some(&seg) {
             return Ok(try_sidecar(dir, seg, io));
         }
-        let loaded = load_summary(dir, seg, max_frame, io)?;
+        let loaded = load_summary(dir, seg, io)?;
         if let (Some(_), Loaded::Rebuilt(b)) = (shared, &loaded) {
             let _ = write_sidecar(dir, b.clone());
         }

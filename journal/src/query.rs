@@ -28,10 +28,7 @@ use evbus_core::{EventId, Pattern, Timestamp};
 use crate::{
     codec::Codec,
     error::{Error, Result},
-    format::{
-        DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc,
-        frame_len,
-    },
+    format::{FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc, frame_len},
     index::{self, IoCount, Loaded, Summary},
     segment::{list_segments, read_header, segment_path},
     writer::{Journal, Shared},
@@ -169,27 +166,12 @@ impl Query {
 
     /// Runs the query on the journal in `dir` read-only, from any process
     /// (the writer may be running). Indexes missing or stale on disk are
-    /// rebuilt in memory, not written. Assumes the default maximum frame
-    /// size; see [`Query::run_with_max_frame`].
+    /// rebuilt in memory, not written.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] without segments; header errors; I/O errors.
     pub fn run(dir: impl AsRef<Path>, query: &Query) -> Result<QueryIter> {
-        Self::run_with_max_frame(dir, query, DEFAULT_MAX_FRAME)
-    }
-
-    /// [`Query::run`] for a journal written with a larger maximum frame
-    /// size.
-    ///
-    /// # Errors
-    ///
-    /// As [`Query::run`].
-    pub fn run_with_max_frame(
-        dir: impl AsRef<Path>,
-        query: &Query,
-        max_frame_size: u32,
-    ) -> Result<QueryIter> {
         let dir = dir.as_ref();
         let segments = list_segments(dir)?;
         let Some(&first) = segments.first() else {
@@ -205,7 +187,6 @@ impl Query {
         Ok(QueryIter::new(
             dir.to_path_buf(),
             codec,
-            max_frame_size,
             None,
             query.clone(),
             segments,
@@ -229,7 +210,6 @@ impl Journal {
         Ok(QueryIter::new(
             shared.dir.clone(),
             shared.codec,
-            shared.max_frame_size,
             Some(shared),
             query.clone(),
             segments,
@@ -288,6 +268,8 @@ struct SegRead {
     pos: u64,
     /// Readable up to here.
     limit: u64,
+    /// The maximum frame length the segment's header records.
+    max_frame: u32,
     /// The segment may still grow under another process: an incomplete or
     /// invalid frame at its end is its end, not damage.
     growing: bool,
@@ -302,7 +284,6 @@ struct SegRead {
 pub struct QueryIter {
     dir: PathBuf,
     codec: Codec,
-    max_frame: u32,
     shared: Option<Arc<Shared>>,
     query: Query,
     segments: VecDeque<u64>,
@@ -316,7 +297,6 @@ impl QueryIter {
     fn new(
         dir: PathBuf,
         codec: Codec,
-        max_frame: u32,
         shared: Option<Arc<Shared>>,
         query: Query,
         segments: Vec<u64>,
@@ -325,7 +305,6 @@ impl QueryIter {
         QueryIter {
             dir,
             codec,
-            max_frame,
             shared,
             query,
             last_listed: segments.last().copied(),
@@ -391,8 +370,7 @@ impl QueryIter {
         }
         if known.is_none() && !growing {
             if let Some(id) = correlation {
-                let (offsets, rebuilt) =
-                    index::load_correlation(&self.dir, seg, id, self.max_frame, &mut io)?;
+                let (offsets, rebuilt) = index::load_correlation(&self.dir, seg, id, &mut io)?;
                 let summary = match rebuilt {
                     Some(b) => {
                         let s = b.summary().clone();
@@ -452,15 +430,13 @@ impl QueryIter {
             Some(l) => l,
             None => file.metadata().map_err(|e| Error::io(&path, e))?.len(),
         };
-        if growing {
-            let header = read_header(&mut file, &path, seg)?;
-            self.stats.bytes_read += HEADER_LEN;
-            if header.codec != self.codec {
-                return Err(Error::BadHeader {
-                    segment: path,
-                    reason: "codec differs from the journal's first segment",
-                });
-            }
+        let header = read_header(&mut file, &path, seg)?;
+        self.stats.bytes_read += HEADER_LEN;
+        if header.codec != self.codec {
+            return Err(Error::BadHeader {
+                segment: path,
+                reason: "codec differs from the journal's first segment",
+            });
         }
         Ok(Some(SegRead {
             segment: seg,
@@ -468,6 +444,7 @@ impl QueryIter {
             file: BufReader::with_capacity(1 << 16, file),
             pos: u64::MAX,
             limit,
+            max_frame: header.max_frame,
             growing,
             spans,
             range_end: None,
@@ -475,7 +452,7 @@ impl QueryIter {
     }
 
     fn load_summary(&self, seg: u64, io: &mut IoCount) -> Result<Summary> {
-        let loaded = index::load_summary(&self.dir, seg, self.max_frame, io)?;
+        let loaded = index::load_summary(&self.dir, seg, io)?;
         Ok(match loaded {
             Loaded::Sidecar(s) => s,
             Loaded::Rebuilt(b) => {
@@ -510,7 +487,7 @@ impl QueryIter {
                 self.current = self.plan(seg, next)?;
                 continue;
             };
-            let Some(record) = read_one(cur, self.codec, self.max_frame, &mut self.stats)? else {
+            let Some(record) = read_one(cur, self.codec, &mut self.stats)? else {
                 self.current = None;
                 continue;
             };
@@ -524,12 +501,7 @@ impl QueryIter {
 }
 
 /// Reads the next frame of the current spans; `None` when they are done.
-fn read_one(
-    cur: &mut SegRead,
-    codec: Codec,
-    max_frame: u32,
-    stats: &mut QueryStats,
-) -> Result<Option<Record>> {
+fn read_one(cur: &mut SegRead, codec: Codec, stats: &mut QueryStats) -> Result<Option<Record>> {
     loop {
         let at = match cur.range_end {
             Some(_) if cur.pos < cur.range_end.unwrap_or(0).min(cur.limit) => cur.pos,
@@ -558,7 +530,7 @@ fn read_one(
                 .map_err(|e| Error::io(&cur.path, e))?;
             cur.pos = at;
         }
-        match read_frame(cur, codec, max_frame, stats)? {
+        match read_frame(cur, codec, stats)? {
             Some(r) => return Ok(Some(r)),
             None => {
                 // The end of a growing segment.
@@ -572,12 +544,7 @@ fn read_one(
 
 /// Reads the frame at `cur.pos`. `None`: an unfinished frame at the end of
 /// a growing segment.
-fn read_frame(
-    cur: &mut SegRead,
-    codec: Codec,
-    max_frame: u32,
-    stats: &mut QueryStats,
-) -> Result<Option<Record>> {
+fn read_frame(cur: &mut SegRead, codec: Codec, stats: &mut QueryStats) -> Result<Option<Record>> {
     let offset = cur.pos;
     let corrupt = |cur: &mut SegRead, reason| -> Result<Option<Record>> {
         cur.pos = u64::MAX;
@@ -599,7 +566,7 @@ fn read_frame(
         .read_exact(&mut h)
         .map_err(|e| Error::io(&cur.path, e))?;
     stats.bytes_read += FRAME_HEADER_LEN;
-    let len = match frame_len(&h, max_frame) {
+    let len = match frame_len(&h, cur.max_frame) {
         Ok(len) => len,
         Err(reason) => return corrupt(cur, reason),
     };

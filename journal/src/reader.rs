@@ -51,6 +51,7 @@ pub enum Start {
 pub struct Reader {
     dir: PathBuf,
     codec: Codec,
+    /// The current segment's maximum frame body (from its header).
     max_frame_size: u32,
     shared: Option<Arc<Shared>>,
     /// The current segment's first sequence number, and its file.
@@ -83,27 +84,12 @@ impl std::fmt::Debug for Reader {
 
 impl Reader {
     /// A reader of the journal in `dir` from `start`, for any process: it
-    /// reads up to the last complete valid frame. Assumes the default
-    /// maximum frame size; see [`Reader::open_with_max_frame`].
+    /// reads up to the last complete valid frame.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] without segments; header errors; I/O errors.
     pub fn open(dir: impl AsRef<Path>, start: Start) -> Result<Reader> {
-        Self::open_with_max_frame(dir, start, DEFAULT_MAX_FRAME)
-    }
-
-    /// [`Reader::open`] for a journal written with a larger maximum frame
-    /// size.
-    ///
-    /// # Errors
-    ///
-    /// As [`Reader::open`].
-    pub fn open_with_max_frame(
-        dir: impl AsRef<Path>,
-        start: Start,
-        max_frame_size: u32,
-    ) -> Result<Reader> {
         let dir = dir.as_ref();
         let segments = list_segments(dir)?;
         let Some(&first) = segments.first() else {
@@ -114,19 +100,14 @@ impl Reader {
         let path = segment_path(dir, first);
         let mut f = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let codec = read_header(&mut f, &path, first)?.codec;
-        let mut r = Reader::blank(dir.to_path_buf(), codec, max_frame_size, None);
+        let mut r = Reader::blank(dir.to_path_buf(), codec, None);
         r.start_at(start, &segments)?;
         Ok(r)
     }
 
     pub(crate) fn in_process(shared: Arc<Shared>, start: Start) -> Result<Reader> {
         let segments = list_segments(&shared.dir)?;
-        let mut r = Reader::blank(
-            shared.dir.clone(),
-            shared.codec,
-            shared.max_frame_size,
-            Some(Arc::clone(&shared)),
-        );
+        let mut r = Reader::blank(shared.dir.clone(), shared.codec, Some(Arc::clone(&shared)));
         if start == Start::End {
             let c = shared.committed();
             r.enter(c.end.segment)?;
@@ -140,11 +121,11 @@ impl Reader {
         Ok(r)
     }
 
-    fn blank(dir: PathBuf, codec: Codec, max_frame_size: u32, shared: Option<Arc<Shared>>) -> Self {
+    fn blank(dir: PathBuf, codec: Codec, shared: Option<Arc<Shared>>) -> Self {
         Reader {
             dir,
             codec,
-            max_frame_size,
+            max_frame_size: DEFAULT_MAX_FRAME,
             shared,
             segment: 0,
             file: None,
@@ -206,13 +187,7 @@ impl Reader {
     }
 
     fn locate(&self, start: Start, segments: &[u64]) -> Result<Option<Position>> {
-        index::locate(
-            &self.dir,
-            self.shared.as_deref(),
-            segments,
-            start,
-            self.max_frame_size,
-        )
+        index::locate(&self.dir, self.shared.as_deref(), segments, start)
     }
 
     /// Opens the segment of `at` and positions at its offset.
@@ -237,6 +212,7 @@ impl Reader {
             });
         }
         self.segment = first_seq;
+        self.max_frame_size = header.max_frame;
         self.path = path;
         self.file = Some(BufReader::with_capacity(1 << 16, f));
         self.offset = HEADER_LEN;

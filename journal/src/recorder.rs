@@ -325,7 +325,11 @@ impl Recorder {
     ///
     /// As [`Journal::reader`].
     pub fn reader(&self, start: Start) -> Result<Reader> {
-        Reader::in_process(Arc::clone(&self.shared), start)
+        Reader::in_process(Arc::clone(self.shared()), start)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The report so far.

@@ -95,7 +95,7 @@ pub(crate) fn scan(
     let mut offset = start;
     let mut body = Vec::new();
     loop {
-        let remaining = file_len - offset;
+        let remaining = file_len.saturating_sub(offset);
         if remaining == 0 {
             return Ok(Scan {
                 end: offset,

@@ -119,7 +119,6 @@ pub(crate) fn apply(
     active: u64,
     next_seq: u64,
     now: Timestamp,
-    max_frame: u32,
 ) -> Result<RetentionReport> {
     let mut report = RetentionReport::default();
     if !policy.is_enabled() {
@@ -148,7 +147,7 @@ pub(crate) fn apply(
             None => false,
             Some(age) => {
                 let age = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
-                let s = index::load_summary(dir, seg, max_frame, &mut io)?;
+                let s = index::load_summary(dir, seg, &mut io)?;
                 let s = s.summary();
                 // An empty segment has no age: it goes with its neighbours.
                 s.count == 0 || s.max_time.saturating_add(age) < now

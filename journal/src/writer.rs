@@ -106,10 +106,13 @@ impl JournalOptions {
         self.segment_size = bytes;
         self
     }
-    /// Sets the maximum frame body size (at least 51 bytes). Readers and
-    /// recovery treat a longer length field as damage, so never allocate
-    /// more than this for one frame. Open a journal with the maximum it was
-    /// written with, or larger.
+    /// Sets the maximum frame body size (at least
+    /// [`MIN_BODY_LEN`](crate::format::MIN_BODY_LEN) bytes). It is stored
+    /// in each new segment's header; readers and recovery treat a longer
+    /// length field as damage, so never allocate more than a segment's
+    /// maximum for one frame. Appends to a segment made with a smaller
+    /// maximum keep to that one; a larger value takes effect from the next
+    /// segment.
     #[must_use]
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.max_frame_size = bytes;
@@ -194,7 +197,6 @@ pub(crate) struct Committed {
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
-    pub(crate) max_frame_size: u32,
     /// The active segment's index (see [`index`]).
     pub(crate) index: ActiveIndex,
     committed: Mutex<Committed>,
@@ -263,6 +265,8 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     segment: u64,
+    /// The largest frame body the current segment takes (its header's).
+    seg_max: u32,
     len: u64,
     next_seq: u64,
     unsynced: u64,
@@ -365,6 +369,7 @@ impl Journal {
             };
             let header = SegmentHeader {
                 codec,
+                max_frame: options.max_frame_size,
                 first_seq: last,
                 created: Timestamp::now(),
             };
@@ -389,7 +394,7 @@ impl Journal {
             });
         }
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let max = options.max_frame_size;
+        let max = header.max_frame;
         let scan = match recovery::classify(&file, &path, file_len, last, max)? {
             Tail::Clean(scan) => scan,
             Tail::Torn(scan) => {
@@ -413,10 +418,10 @@ impl Journal {
         let active = index::scan_active(&file, &path, last, scan.end, max)?;
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
+        let seg_max = max.min(options.max_frame_size);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             codec: header.codec,
-            max_frame_size: max,
             index: ActiveIndex::new(active),
             committed: Mutex::new(Committed {
                 next_seq: scan.next_seq,
@@ -438,6 +443,7 @@ impl Journal {
             file,
             path,
             segment: last,
+            seg_max,
             len: scan.end,
             next_seq: scan.next_seq,
             unsynced: 0,
@@ -453,8 +459,10 @@ impl Journal {
     fn fresh(dir: &Path, options: JournalOptions, lock: File) -> Result<Journal> {
         let idempotency = options.idempotency;
         let codec = options.codec.unwrap_or_default();
+        let seg_max = options.max_frame_size;
         let header = SegmentHeader {
             codec,
+            max_frame: options.max_frame_size,
             first_seq: 0,
             created: Timestamp::now(),
         };
@@ -466,7 +474,6 @@ impl Journal {
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             codec,
-            max_frame_size: options.max_frame_size,
             index: ActiveIndex::new(index::Builder::new(0)),
             committed: Mutex::new(Committed {
                 next_seq: 0,
@@ -486,6 +493,7 @@ impl Journal {
             file,
             path,
             segment: 0,
+            seg_max,
             len: HEADER_LEN,
             next_seq: 0,
             unsynced: 0,
@@ -633,7 +641,7 @@ impl Journal {
         // Each frame's end in buf, to split the batch at segment rolls.
         let mut ends: Vec<usize> = Vec::new();
         let codec = self.shared.codec;
-        let max = self.options.max_frame_size;
+        let max = self.seg_max;
         let mut duplicates = Vec::new();
         let mut seq = first;
         for (index, e) in envelopes.into_iter().enumerate() {
@@ -786,6 +794,7 @@ impl Journal {
         }
         let header = SegmentHeader {
             codec: self.shared.codec,
+            max_frame: self.options.max_frame_size,
             first_seq,
             created: Timestamp::now(),
         };
@@ -799,6 +808,7 @@ impl Journal {
         self.file = file;
         self.path = path;
         self.segment = first_seq;
+        self.seg_max = self.options.max_frame_size;
         self.len = HEADER_LEN;
         self.publish();
         // Retention hook, best effort: `apply_retention` reports errors.
@@ -831,7 +841,6 @@ impl Journal {
             self.segment,
             self.next_seq,
             now,
-            self.options.max_frame_size,
         )
     }
 
@@ -883,7 +892,6 @@ impl Journal {
                 dir: dir.to_path_buf(),
             });
         }
-        let max = options.max_frame_size;
         let mut report = RepairReport::default();
         let mut next_seq = 0;
         for (k, &first) in segments.iter().enumerate() {
@@ -899,7 +907,7 @@ impl Journal {
                 // A torn header: opening rewrites it.
                 continue;
             }
-            read_header(&mut file, &path, first)?;
+            let max = read_header(&mut file, &path, first)?.max_frame;
             next_seq = next_seq.max(first);
             // Valid ranges to keep, and skipped ranges.
             let mut keep: Vec<(u64, u64)> = Vec::new();

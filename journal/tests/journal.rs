@@ -262,8 +262,8 @@ fn bad_headers_are_typed_errors() {
         let mut data = fs::read(&path).unwrap();
         data[at..at + bytes.len()].copy_from_slice(bytes);
         if fix_crc {
-            let crc = crc32c_of(&data[..28]);
-            data[28..32].copy_from_slice(&crc.to_le_bytes());
+            let crc = crc32c_of(&data[..32]);
+            data[32..36].copy_from_slice(&crc.to_le_bytes());
         }
         fs::write(&path, data).unwrap();
         dir
@@ -295,12 +295,17 @@ fn bad_headers_are_typed_errors() {
             Err(Error::UnknownCodec { id: 9, .. })
         )
     ));
-    let dir = patch(12, &5u64.to_le_bytes(), true);
+    let dir = patch(12, &3u32.to_le_bytes(), true);
     assert!(matches!(
         open(&dir),
         (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
     ));
-    let dir = patch(12, &5u64.to_le_bytes(), false);
+    let dir = patch(16, &5u64.to_le_bytes(), true);
+    assert!(matches!(
+        open(&dir),
+        (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
+    ));
+    let dir = patch(16, &5u64.to_le_bytes(), false);
     assert!(matches!(
         open(&dir),
         (Err(Error::BadHeader { .. }), Err(Error::BadHeader { .. }))
@@ -322,6 +327,47 @@ fn crc32c_of(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn the_frame_limit_comes_from_the_segment_header() {
+    let big = Envelope::on("a.b", "x".repeat(10_000)).unwrap();
+    let small = JournalOptions::new().max_frame_size(1000);
+    // A journal made with the small limit refuses the big frame, typed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(dir.path(), small.clone()).unwrap();
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    assert_eq!(j.append(&order(1)).unwrap(), 0);
+    drop(j);
+    // Reopened with a larger limit, the segment keeps its own until the
+    // next segment.
+    let mut j = Journal::open(dir.path(), JournalOptions::new()).unwrap();
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    drop(j);
+
+    // A big frame written under the default limit...
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(dir.path(), JournalOptions::new()).unwrap();
+    j.append(&big).unwrap();
+    drop(j);
+    // ...is not taken for damage when reopened with a smaller limit, which
+    // then applies to new appends.
+    let mut j = Journal::open(dir.path(), small).unwrap();
+    assert_eq!(j.open_report().truncated, None);
+    assert!(matches!(
+        j.append(&big),
+        Err(Error::FrameTooLarge { max: 1000, .. })
+    ));
+    assert_eq!(j.append(&order(1)).unwrap(), 1);
+    drop(j);
+    let records = seqs(Reader::open(dir.path(), Start::Beginning).unwrap());
+    assert_eq!(records, vec![0, 1]);
 }
 
 #[test]

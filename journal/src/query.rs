@@ -484,7 +484,16 @@ impl QueryIter {
                     return Ok(None);
                 };
                 let next = self.segments.front().copied();
-                self.current = self.plan(seg, next)?;
+                self.current = match self.plan(seg, next) {
+                    // Deleted by retention since the listing: skip it.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        self.stats.segments_skipped += 1;
+                        None
+                    }
+                    other => other?,
+                };
                 continue;
             };
             let Some(record) = read_one(cur, self.codec, &mut self.stats)? else {

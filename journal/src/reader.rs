@@ -310,7 +310,14 @@ impl Reader {
                 }
                 match self.next_segment()? {
                     Some(s) => {
-                        self.enter(s)?;
+                        // Retention may delete `s` between the listing and
+                        // the open: then look again (see retention.rs).
+                        match self.enter(s) {
+                            Err(Error::Io { source, .. })
+                                if source.kind() == std::io::ErrorKind::NotFound
+                                    && !list_segments(&self.dir)?.contains(&s) => {}
+                            other => other?,
+                        }
                         continue;
                     }
                     None => return Ok(None),

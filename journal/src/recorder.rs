@@ -466,11 +466,8 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) {
                     // before an I/O error; the rest is retried one by one,
                     // so a failing or panicking record does not take its
                     // batch down with it.
-                    let landed = j.next_seq() - before;
-                    let rest = batch
-                        .iter()
-                        .filter(|e| !is_dry_run(e))
-                        .skip(landed as usize);
+                    let landed = j.batch_consumed();
+                    let rest = batch.iter().filter(|e| !is_dry_run(e)).skip(landed);
                     for e in rest {
                         match catch_unwind(AssertUnwindSafe(|| j.append(e))) {
                             Ok(Ok(_)) => {}

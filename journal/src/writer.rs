@@ -277,6 +277,9 @@ pub struct Journal {
     syncs: u64,
     /// The idempotency keys in the window.
     idem: Window,
+    /// How many envelopes of the last batch were handled (appended, or
+    /// found duplicates): all of them unless the batch failed.
+    consumed: usize,
 }
 
 impl std::fmt::Debug for Journal {
@@ -453,6 +456,7 @@ impl Journal {
             poisoned: false,
             syncs: 0,
             idem,
+            consumed: 0,
         })
     }
 
@@ -503,6 +507,7 @@ impl Journal {
             poisoned: false,
             syncs: 0,
             idem: Window::new(idempotency),
+            consumed: 0,
         })
     }
 
@@ -598,6 +603,12 @@ impl Journal {
         self.idem.duplicates
     }
 
+    /// How many envelopes of the last batch were handled (appended or
+    /// found duplicates): after a failed batch, where to retry from.
+    pub(crate) fn batch_consumed(&self) -> usize {
+        self.consumed
+    }
+
     /// Appends a batch of records, all or nothing as far as encoding goes:
     /// every envelope is encoded first, then the batch is written with one
     /// `write` per segment it lands in, and synced once under
@@ -643,6 +654,9 @@ impl Journal {
         let codec = self.shared.codec;
         let max = self.seg_max;
         let mut duplicates = Vec::new();
+        // The batch index of each frame.
+        let mut frame_index = Vec::new();
+        self.consumed = 0;
         let mut seq = first;
         for (index, e) in envelopes.into_iter().enumerate() {
             // Idempotency hook (see idempotency.rs).
@@ -660,10 +674,17 @@ impl Journal {
                 return Err(err);
             }
             ends.push(buf.len());
+            frame_index.push(index);
             seq += 1;
         }
+        let inputs = frame_index.len() + duplicates.len();
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
+        // The inputs before the first frame that did not land are done.
+        let landed = (self.next_seq - first) as usize;
+        self.consumed = frame_index.get(landed).copied().unwrap_or(inputs);
+        let done = duplicates.partition_point(|d| d.index < self.consumed);
+        self.idem.duplicates += done as u64;
         if result.is_err() {
             self.idem.rollback(self.next_seq);
         }

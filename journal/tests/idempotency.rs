@@ -221,3 +221,53 @@ fn the_recorder_counts_duplicates() {
         .collect();
     assert_eq!(got, [0, 2, 4, 6, 8]);
 }
+
+#[test]
+fn a_failed_batch_counts_no_duplicate_and_forgets_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j =
+        Journal::create(dir.path(), options(IdempotencyWindow::new().records(100))).unwrap();
+    j.append(&keyed(0, "a", 0)).unwrap();
+    // A key too long for the format fails the batch before anything is
+    // written.
+    let long = "x".repeat(70_000);
+    let batch = [keyed(1, "a", 0), keyed(2, "b", 0), keyed(3, &long, 0)];
+    assert!(matches!(
+        j.append_batch_outcome(&batch),
+        Err(evbus_journal::Error::FieldTooLong { .. })
+    ));
+    assert_eq!(j.duplicates(), 0);
+    assert_eq!(j.next_seq(), 1);
+    // "b" did not land, so it is not a duplicate now.
+    assert_eq!(
+        j.append_outcome(&keyed(2, "b", 0)).unwrap(),
+        Appended::New(1)
+    );
+    assert!(j.append_outcome(&keyed(1, "a", 0)).unwrap().is_duplicate());
+    assert_eq!(j.duplicates(), 1);
+}
+
+#[test]
+fn the_recorder_retries_around_a_bad_record_without_recounting() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::create(dir.path(), options(IdempotencyWindow::new().records(100))).unwrap();
+    let bus: Bus<Envelope<Order>> = Bus::new();
+    let recorder = Recorder::start(&bus, j).unwrap();
+    let mut publisher = bus.publisher();
+    let long = "x".repeat(70_000);
+    for (n, key) in [(0, "a"), (1, "a"), (2, long.as_str()), (3, "b"), (4, "b")] {
+        publisher
+            .publish(order(n).with_idempotency_key(key))
+            .unwrap();
+    }
+    recorder.flush().unwrap_err();
+    let report = recorder.stop();
+    assert_eq!(report.records, 2);
+    assert_eq!(report.duplicates, 2);
+    assert_eq!(report.errors, 1);
+    let got: Vec<u64> = Reader::open(dir.path(), Start::Beginning)
+        .unwrap()
+        .map(|r| r.unwrap().payload::<Order>().unwrap().n)
+        .collect();
+    assert_eq!(got, [0, 3]);
+}

@@ -196,3 +196,23 @@ fn readers_skip_ahead_over_deleted_segments() {
         .collect();
     assert_eq!(seqs, (first_kept..600).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_query_made_before_retention_skips_the_deleted_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(dir.path(), options(Retention::new())).unwrap();
+    fill(&mut j, 0..600);
+    drop(j);
+    // The query lists the segments now, and opens them as it goes.
+    let mut query = evbus_journal::Query::run(dir.path(), &evbus_journal::Query::new()).unwrap();
+    let mut j = Journal::open(dir.path(), options(Retention::new().max_records(200))).unwrap();
+    let report = j.apply_retention().unwrap();
+    assert!(report.segments.len() >= 2);
+    let first_kept = files(dir.path(), "seg")[0];
+    let got: Vec<u64> = query.by_ref().map(|r| r.unwrap().seq()).collect();
+    assert_eq!(got, (first_kept..600).collect::<Vec<_>>());
+    assert_eq!(
+        query.stats().segments_skipped as usize,
+        report.segments.len()
+    );
+}

@@ -127,9 +127,10 @@ impl Summary {
         }
     }
 
-    /// Whether some record's time may lie in `[from, to)`.
-    pub(crate) fn may_overlap(&self, from: u64, to: u64) -> bool {
-        self.count > 0 && self.max_time >= from && self.min_time < to
+    /// Whether some record's time may lie in `[from, to)` (no `to`: no
+    /// upper bound).
+    pub(crate) fn may_overlap(&self, from: u64, to: Option<u64>) -> bool {
+        self.count > 0 && self.max_time >= from && to.is_none_or(|to| self.min_time < to)
     }
 
     /// The end offset of block `i` (the next block's start, or `len`).
@@ -824,9 +825,10 @@ mod tests {
         assert_eq!(s.seek_time(0), Some(32));
         assert_eq!(s.seek_time(51), Some(260));
         assert_eq!(s.seek_time(91), None);
-        assert!(s.may_overlap(90, 100));
-        assert!(!s.may_overlap(91, 100));
-        assert!(!s.may_overlap(0, 1));
+        assert!(s.may_overlap(90, Some(100)));
+        assert!(s.may_overlap(90, None));
+        assert!(!s.may_overlap(91, Some(100)));
+        assert!(!s.may_overlap(0, Some(1)));
         assert_eq!(s.block_end(1), 260);
         assert_eq!(s.block_end(2), 400);
     }

@@ -152,11 +152,12 @@ impl Query {
                 .is_none_or(|t| record.tenant() == Some(t))
     }
 
-    /// The time range in nanoseconds, `[from, to)`.
-    fn range(&self) -> (u64, u64) {
+    /// The time range in nanoseconds, `[from, to)` (no `to`: no upper
+    /// bound).
+    fn range(&self) -> (u64, Option<u64>) {
         (
             self.from.map_or(0, Timestamp::as_nanos),
-            self.to.map_or(u64::MAX, Timestamp::as_nanos),
+            self.to.map(Timestamp::as_nanos),
         )
     }
 
@@ -400,7 +401,8 @@ impl QueryIter {
                     None => {
                         for (i, b) in s.blocks.iter().enumerate() {
                             let next_seq = s.blocks.get(i + 1).map_or(s.next_seq, |n| n.seq);
-                            let wanted = !has_time || (b.max_time >= from && b.min_time < to);
+                            let wanted = !has_time
+                                || (b.max_time >= from && to.is_none_or(|to| b.min_time < to));
                             if !wanted || next_seq <= start_seq || b.offset >= end {
                                 continue;
                             }

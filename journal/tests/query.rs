@@ -435,4 +435,10 @@ fn queries_see_records_appended_to_the_active_segment() {
     assert_eq!(run(dir.path(), Some(&j), &q).0, [5, 6, 7, 8, 9, 10]);
     // A reader from another process scans the growing last segment.
     assert_eq!(run(dir.path(), None, &q).0, [5, 6, 7, 8, 9, 10]);
+    // The latest time there is has no upper bound to fall outside of.
+    j.append(&envelope(11, u64::MAX, id)).unwrap();
+    let q = Query::new().from(Timestamp::from_nanos(u64::MAX - 1));
+    assert_eq!(run(dir.path(), Some(&j), &q).0, [11]);
+    drop(j);
+    assert_eq!(run(dir.path(), None, &q).0, [11]);
 }

@@ -147,6 +147,27 @@ fn index_assisted_starts_equal_full_scans() {
     // reader (sidecars; the last segment scanned).
     check_starts(dir.path(), Some(&j), &records, 1);
     check_starts(dir.path(), None, &records, 2);
+    // The start is found through the index: the reader is positioned in the
+    // target's segment, at most one block (128 records) before it, not at
+    // the segment's first frame. (Another process scans the growing last
+    // segment, which has no index while the writer runs.)
+    for target in [&records[1_000], &records[2_999]] {
+        let mut readers = vec![j.reader(Start::Seq(target.seq())).unwrap()];
+        if target.position().segment != j.end().segment {
+            readers.push(Reader::open(dir.path(), Start::Seq(target.seq())).unwrap());
+        }
+        for reader in readers {
+            let at = reader.next_position();
+            assert_eq!(at.segment, target.position().segment);
+            assert!(at.offset <= target.position().offset);
+            let before = records
+                .iter()
+                .filter(|r| r.position().segment == at.segment && r.position().offset >= at.offset)
+                .take_while(|r| r.seq() < target.seq())
+                .count();
+            assert!(before < 128, "{before} records before {}", target.seq());
+        }
+    }
     drop(j);
     // Without sidecars: rebuilt by scanning.
     for p in segment_files(dir.path(), "idx") {

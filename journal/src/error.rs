@@ -111,8 +111,9 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
-    /// An earlier write failed and could not be undone; the journal takes
-    /// no more appends. Reopen it (recovery truncates the partial write).
+    /// An earlier write failed and could not be undone, or a sync failed;
+    /// the journal takes no more appends. Reopen it (recovery truncates a
+    /// partial write).
     Poisoned,
     /// The recorder could not subscribe.
     Subscribe(SubscribeError),

@@ -12,7 +12,10 @@
 //! after the last record of segment *k*. A segment is closed (no longer
 //! written) once a later one exists; the writer rolls to a new segment when
 //! the next frame would take the current one past the size limit
-//! ([`JournalOptions::segment_size`]).
+//! ([`JournalOptions::segment_size`]). A new segment is written as
+//! `<name>.seg.tmp` with its header, then renamed into place, so a reader
+//! never finds a segment without its header; a crash may leave a `.tmp`
+//! file, which the next writer removes.
 //!
 //! All integers are little-endian. A segment starts with a 36-byte header
 //! ([`HEADER_LEN`]):
@@ -68,6 +71,12 @@
 //! | 1 | number of tags, `u8` |
 //! | (2 + n) each | the tags, in order |
 //! | the rest | the payload, encoded with the segment's codec |
+//!
+//! Sequence numbers increase strictly from frame to frame and across
+//! segments; the first frame of a segment has the header's first sequence
+//! number (or, after [`Journal::repair`] removed damage, a later one: repair
+//! leaves gaps, nothing else does). A frame whose number does not increase
+//! is invalid.
 //!
 //! Flag bits: 0 causation id present; 1 session id present; 2 source
 //! present; 3 tenant present; 4 idempotency key present; 5 replay mark

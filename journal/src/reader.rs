@@ -13,11 +13,11 @@ use crate::{
     codec::Codec,
     error::{Error, Result},
     format::{
-        DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc,
-        frame_len,
+        DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, body_seq, decode_body,
+        frame_crc, frame_len,
     },
     index, recovery,
-    segment::{list_segments, read_header, segment_path},
+    segment::{SHORT_HEADER, list_segments, read_header, segment_path},
     writer::Shared,
 };
 
@@ -71,6 +71,8 @@ pub struct Reader {
     /// `Start::Time`: skip until a record at or after this time.
     from_time: Option<Timestamp>,
     failed: bool,
+    /// Reused frame body buffer.
+    body: Vec<u8>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -136,6 +138,7 @@ impl Reader {
             last_read: None,
             from_time: None,
             failed: false,
+            body: Vec::new(),
         }
     }
 
@@ -309,29 +312,39 @@ impl Reader {
                     return Ok(None);
                 }
                 match self.next_segment()? {
-                    Some(s) => {
+                    Some(s) => match self.enter(s) {
+                        Ok(()) => continue,
                         // Retention may delete `s` between the listing and
                         // the open: then look again (see retention.rs).
-                        match self.enter(s) {
-                            Err(Error::Io { source, .. })
-                                if source.kind() == std::io::ErrorKind::NotFound
-                                    && !list_segments(&self.dir)?.contains(&s) => {}
-                            other => other?,
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound
+                                && !list_segments(&self.dir)?.contains(&s) =>
+                        {
+                            continue;
                         }
-                        continue;
-                    }
+                        // A header lost to a power loss (writers rename a
+                        // segment into place with its header written):
+                        // the writer rewrites it when it reopens.
+                        Err(Error::BadHeader { reason, .. })
+                            if self.shared.is_none() && reason == SHORT_HEADER =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                    },
                     None => return Ok(None),
                 }
             }
             let cross_tail = self.shared.is_none() && !is_final;
-            let Some(record) = self.read_frame(limit, cross_tail)? else {
-                // An unfinished frame: look at the file again next time.
-                self.limit = (self.offset, false);
-                return Ok(None);
+            let record = match self.read_frame(limit, cross_tail)? {
+                Frame::Record(r) => r,
+                Frame::Skipped => continue,
+                Frame::Unfinished => {
+                    // Look at the file again next time.
+                    self.limit = (self.offset, false);
+                    return Ok(None);
+                }
             };
-            if record.seq() < self.next_seq {
-                continue;
-            }
             if let Some(t) = self.from_time {
                 if record.time() < t {
                     continue;
@@ -346,9 +359,9 @@ impl Reader {
     /// Reads the frame at `self.offset` (below `limit`). `cross_tail`: the
     /// segment may still grow under another process's writer, so a damaged
     /// frame with no valid frame after it is an unfinished write (`None`).
-    fn read_frame(&mut self, limit: u64, cross_tail: bool) -> Result<Option<Record>> {
+    fn read_frame(&mut self, limit: u64, cross_tail: bool) -> Result<Frame> {
         let remaining = limit - self.offset;
-        let unfinished = |this: &mut Self, reason| -> Result<Option<Record>> {
+        let unfinished = |this: &mut Self, reason| -> Result<Frame> {
             if cross_tail {
                 let file = this.file.as_ref().map(BufReader::get_ref);
                 let later = match file {
@@ -364,7 +377,7 @@ impl Reader {
                 };
                 this.seek()?;
                 if later.is_none() {
-                    return Ok(None);
+                    return Ok(Frame::Unfinished);
                 }
             }
             Err(this.corrupt(reason))
@@ -373,7 +386,7 @@ impl Reader {
             return unfinished(self, "incomplete frame header");
         }
         let Some(file) = self.file.as_mut() else {
-            return Ok(None);
+            return Ok(Frame::Unfinished);
         };
         let mut h = [0u8; 8];
         if let Err(e) = file.read_exact(&mut h) {
@@ -391,26 +404,54 @@ impl Reader {
             self.seek()?;
             return unfinished(self, "incomplete frame");
         }
-        let mut body = vec![0u8; len as usize];
-        if let Err(e) = file.read_exact(&mut body) {
-            self.seek()?;
-            return Err(Error::io(&self.path, e));
-        }
-        if crc32c::crc32c(&body) != frame_crc(&h) {
-            self.seek()?;
-            return unfinished(self, "checksum mismatch");
+        let mut body = std::mem::take(&mut self.body);
+        body.resize(len as usize, 0);
+        let read = file_read(file, &mut body);
+        let result = self.check_body(read, &h, &body, unfinished);
+        self.body = body;
+        let seq = match result? {
+            Ok(seq) => seq,
+            Err(frame) => return Ok(frame),
+        };
+        let frame_end = self.offset + FRAME_HEADER_LEN + u64::from(len);
+        if seq < self.next_seq {
+            // Before the start: not decoded.
+            self.last_read = Some(seq);
+            self.offset = frame_end;
+            return Ok(Frame::Skipped);
         }
         let position = self.next_position();
-        let record = match decode_body(&body, self.codec, position) {
+        let record = match decode_body(&self.body, self.codec, position) {
             Ok(r) => r,
             Err(reason) => return Err(self.corrupt(reason)),
         };
-        if record.seq() < self.segment || self.last_read.is_some_and(|prev| record.seq() <= prev) {
+        self.last_read = Some(seq);
+        self.offset = frame_end;
+        Ok(Frame::Record(record))
+    }
+
+    /// Checks a body just read: I/O error, CRC, sequence order. `Ok(Ok(seq))`
+    /// for a good frame, `Ok(Err(frame))` for an unfinished one.
+    fn check_body(
+        &mut self,
+        read: std::io::Result<()>,
+        h: &[u8; 8],
+        body: &[u8],
+        unfinished: impl FnOnce(&mut Self, &'static str) -> Result<Frame>,
+    ) -> Result<Result<u64, Frame>> {
+        if let Err(e) = read {
+            self.seek()?;
+            return Err(Error::io(&self.path, e));
+        }
+        if crc32c::crc32c(body) != frame_crc(h) {
+            self.seek()?;
+            return unfinished(self, "checksum mismatch").map(Err);
+        }
+        let seq = body_seq(body).unwrap_or(0);
+        if seq < self.segment || self.last_read.is_some_and(|prev| seq <= prev) {
             return Err(self.corrupt("sequence number out of order"));
         }
-        self.last_read = Some(record.seq());
-        self.offset += FRAME_HEADER_LEN + u64::from(len);
-        Ok(Some(record))
+        Ok(Ok(seq))
     }
 }
 
@@ -420,6 +461,23 @@ fn first_frame(first_seq: u64) -> Position {
         segment: first_seq,
         offset: HEADER_LEN,
     }
+}
+
+/// What [`Reader::read_frame`] found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "matched at once by its caller; a Box would cost an allocation per record"
+)]
+enum Frame {
+    Record(Record),
+    /// A valid frame before the start.
+    Skipped,
+    /// An unfinished frame at the end (or no file).
+    Unfinished,
+}
+
+fn file_read(file: &mut BufReader<File>, body: &mut [u8]) -> std::io::Result<()> {
+    file.read_exact(body)
 }
 
 impl Iterator for Reader {
@@ -437,5 +495,71 @@ impl Iterator for Reader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::thread;
+
+    use evbus_core::Envelope;
+
+    use super::*;
+    use crate::{Journal, JournalOptions, SyncPolicy};
+
+    /// A reader in another thread follows a writer that appends batches and
+    /// rolls segments, waiting on the committed position: it sees every
+    /// record once, in order, and never an error. `cross`: the reader is a
+    /// cross-process one (reading to the last complete frame on disk, not to
+    /// the committed position), woken by the same notifications.
+    fn follow(cross: bool) {
+        const N: u64 = 3000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(
+            dir.path(),
+            JournalOptions::new()
+                .sync(SyncPolicy::Never)
+                .segment_size(4096),
+        )
+        .unwrap();
+        let shared = Arc::clone(j.shared());
+        let mut reader = if cross {
+            Reader::open(dir.path(), Start::Beginning).unwrap()
+        } else {
+            j.reader(Start::Beginning).unwrap()
+        };
+        let follower = thread::spawn(move || {
+            let mut seen = Vec::new();
+            while (seen.len() as u64) < N {
+                match reader.next() {
+                    Some(r) => seen.push(r.unwrap().payload::<u64>().unwrap()),
+                    None => {
+                        shared.wait_for_seq(reader.next_seq(), None);
+                    }
+                }
+            }
+            seen
+        });
+        let mut n = 0;
+        while n < N {
+            let size = (n % 7 + 1).min(N - n);
+            let batch: Vec<_> = (n..n + size)
+                .map(|i| Envelope::on("a.b", i).unwrap())
+                .collect();
+            j.append_batch(&batch).unwrap();
+            n += size;
+        }
+        let seen = follower.join().unwrap();
+        assert_eq!(seen, (0..N).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_in_process_reader_follows_a_concurrent_writer() {
+        follow(false);
+    }
+
+    #[test]
+    fn a_cross_process_reader_follows_a_concurrent_writer() {
+        follow(true);
     }
 }

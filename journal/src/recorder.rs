@@ -423,17 +423,16 @@ where
         buf.clear();
     }
     let closing = inner.journal().take();
-    if let Some(j) = closing {
-        let syncs = j.syncs();
-        let result = catch_unwind(AssertUnwindSafe(|| j.close()));
+    if let Some(mut j) = closing {
+        let result = j.flush();
         let mut st = inner.state();
-        st.report.syncs = st.report.syncs.max(syncs);
+        st.report.syncs = j.syncs();
         drop(st);
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => inner.error(0, &e),
-            Err(_) => inner.error(0, &"a payload's Serialize panicked"),
+        if let Err(e) = result {
+            inner.error(0, &e);
         }
+        // Closes the segment and releases the lock.
+        drop(j);
     }
 }
 

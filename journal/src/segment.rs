@@ -52,7 +52,7 @@ pub(crate) fn read_header(file: &mut File, path: &Path, first_seq: u64) -> Resul
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::BadHeader {
                     segment: path.to_path_buf(),
-                    reason: "file shorter than a segment header",
+                    reason: SHORT_HEADER,
                 }
             } else {
                 Error::io(path, e)
@@ -68,20 +68,46 @@ pub(crate) fn read_header(file: &mut File, path: &Path, first_seq: u64) -> Resul
     Ok(header)
 }
 
-/// Creates (or overwrites) a segment file with `header`; the returned file
-/// is positioned after the header.
+/// The message of [`Error::BadHeader`] for a file shorter than a header.
+pub(crate) const SHORT_HEADER: &str = "file shorter than a segment header";
+
+/// Creates (or replaces) a segment file with `header`; the returned file is
+/// positioned after the header.
+///
+/// The header is written to `<name>.seg.tmp`, which is then renamed into
+/// place, so a reader that lists the directory never sees a segment
+/// without its header (a `.tmp` name is not a segment's).
 pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> Result<(File, PathBuf)> {
     let path = segment_path(dir, header.first_seq);
+    let tmp = path.with_extension("seg.tmp");
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
     file.write_all(&header.encode())
-        .map_err(|e| Error::io(&path, e))?;
+        .map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     Ok((file, path))
+}
+
+/// Removes the temporary files a crash may leave: a segment not yet
+/// renamed into place (`.seg.tmp`), a repair not yet renamed (`.seg.repair`).
+/// Called with the writer's lock held.
+pub(crate) fn remove_leftovers(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".seg.tmp") || name.ends_with(".seg.repair") {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes a directory entry durable (a new or renamed segment).

@@ -193,31 +193,64 @@ pub(crate) struct Committed {
 }
 
 /// State shared by the writer and in-process readers and tailers.
+///
+/// # Synchronization protocol
+///
+/// The writer replaces the whole [`Committed`] under the mutex after each
+/// write, then notifies the condition variable if a waiter registered
+/// (under the same mutex) in `waiters`; a waiter checks its condition and
+/// registers under the mutex before it sleeps, so no wake-up is lost, and
+/// the writer makes no `futex` call when nobody waits.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
     /// The active segment's index (see [`index`]).
     pub(crate) index: ActiveIndex,
-    committed: Mutex<Committed>,
+    state: Mutex<Published>,
     changed: Condvar,
 }
 
+#[derive(Debug)]
+struct Published {
+    committed: Committed,
+    /// Threads sleeping in `wait_for_seq`.
+    waiters: usize,
+}
+
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Committed> {
-        // A panic elsewhere never leaves `Committed` half-written (it is
+    fn new(dir: PathBuf, codec: Codec, index: ActiveIndex, committed: Committed) -> Self {
+        Shared {
+            dir,
+            codec,
+            index,
+            state: Mutex::new(Published {
+                committed,
+                waiters: 0,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Published> {
+        // A panic elsewhere never leaves the state half-written (fields are
         // assigned whole), so a poisoned lock is still consistent.
-        self.committed.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The committed position now.
     pub(crate) fn committed(&self) -> Committed {
-        *self.lock()
+        self.lock().committed
     }
 
     fn publish(&self, c: Committed) {
-        *self.lock() = c;
-        self.changed.notify_all();
+        let mut s = self.lock();
+        s.committed = c;
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until a record with sequence number `seq` or later has been
@@ -226,23 +259,28 @@ impl Shared {
     /// state then.
     #[allow(dead_code)] // For the tailer.
     pub(crate) fn wait_for_seq(&self, seq: u64, deadline: Option<Instant>) -> Committed {
-        let mut c = self.lock();
-        while c.next_seq <= seq && !c.closed {
-            c = match deadline {
-                None => self.changed.wait(c).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
+        let mut s = self.lock();
+        while s.committed.next_seq <= seq && !s.committed.closed {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => break,
+                },
+            };
+            s.waiters += 1;
+            s = match timeout {
+                None => self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(left) => {
                     self.changed
-                        .wait_timeout(c, d - now)
+                        .wait_timeout(s, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
+            s.waiters -= 1;
         }
-        *c
+        s.committed
     }
 }
 
@@ -271,7 +309,9 @@ pub struct Journal {
     next_seq: u64,
     unsynced: u64,
     last_sync: Instant,
+    /// Reused by appends: the encoded frames, and each one's end.
     buf: Vec<u8>,
+    ends: Vec<usize>,
     report: OpenReport,
     poisoned: bool,
     syncs: u64,
@@ -346,6 +386,7 @@ impl Journal {
         options.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         let Some(&last) = segments.last() else {
             return Self::fresh(dir, options, lock);
@@ -422,11 +463,11 @@ impl Journal {
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
         let seg_max = max.min(options.max_frame_size);
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            codec: header.codec,
-            index: ActiveIndex::new(active),
-            committed: Mutex::new(Committed {
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
+            header.codec,
+            ActiveIndex::new(active),
+            Committed {
                 next_seq: scan.next_seq,
                 end: Position {
                     segment: last,
@@ -434,9 +475,8 @@ impl Journal {
                 },
                 durable_seq: scan.next_seq,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         let mut idem = Window::new(options.idempotency);
         idem.rebuild(&shared, scan.next_seq)?;
         Ok(Journal {
@@ -452,6 +492,7 @@ impl Journal {
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report,
             poisoned: false,
             syncs: 0,
@@ -475,11 +516,11 @@ impl Journal {
             file.sync_all().map_err(|e| Error::io(&path, e))?;
             sync_dir(dir)?;
         }
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
+        let shared = Arc::new(Shared::new(
+            dir.to_path_buf(),
             codec,
-            index: ActiveIndex::new(index::Builder::new(0)),
-            committed: Mutex::new(Committed {
+            ActiveIndex::new(index::Builder::new(0)),
+            Committed {
                 next_seq: 0,
                 end: Position {
                     segment: 0,
@@ -487,9 +528,8 @@ impl Journal {
                 },
                 durable_seq: 0,
                 closed: false,
-            }),
-            changed: Condvar::new(),
-        });
+            },
+        ));
         Ok(Journal {
             shared,
             options,
@@ -503,6 +543,7 @@ impl Journal {
             unsynced: 0,
             last_sync: Instant::now(),
             buf: Vec::new(),
+            ends: Vec::new(),
             report: OpenReport::default(),
             poisoned: false,
             syncs: 0,
@@ -650,7 +691,8 @@ impl Journal {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         // Each frame's end in buf, to split the batch at segment rolls.
-        let mut ends: Vec<usize> = Vec::new();
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
         let codec = self.shared.codec;
         let max = self.seg_max;
         let mut duplicates = Vec::new();
@@ -670,6 +712,7 @@ impl Journal {
             }
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
+                self.ends = ends;
                 self.idem.rollback(first);
                 return Err(err);
             }
@@ -680,6 +723,7 @@ impl Journal {
         let inputs = frame_index.len() + duplicates.len();
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
+        self.ends = ends;
         // The inputs before the first frame that did not land are done.
         let landed = (self.next_seq - first) as usize;
         self.consumed = frame_index.get(landed).copied().unwrap_or(inputs);
@@ -772,16 +816,25 @@ impl Journal {
             SyncPolicy::Interval(d) => force || self.last_sync.elapsed() >= d,
         };
         if due {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+            self.sync_now()?;
         } else if self.options.sync == SyncPolicy::Never {
             // The page cache is the policy's durability.
             self.unsynced = 0;
         }
+        Ok(())
+    }
+
+    /// `fdatasync`. A failed sync poisons the journal: after it, the kernel
+    /// may have dropped the dirty pages and report success on a retry, so
+    /// nothing written before can be called durable any more.
+    fn sync_now(&mut self) -> Result<()> {
+        if let Err(e) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(Error::io(&self.path, e));
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        self.syncs += 1;
         Ok(())
     }
 
@@ -805,13 +858,10 @@ impl Journal {
 
     /// Starts a new segment whose first record is `first_seq`.
     fn roll(&mut self, first_seq: u64) -> Result<()> {
-        if self.options.sync != SyncPolicy::Never {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
-            self.unsynced = 0;
-            self.last_sync = Instant::now();
-            self.syncs += 1;
+        // The old segment is complete: make it durable under any policy
+        // but `Never` (its records would otherwise wait for no later sync).
+        if self.options.sync != SyncPolicy::Never && self.unsynced > 0 {
+            self.sync_now()?;
         }
         let header = SegmentHeader {
             codec: self.shared.codec,
@@ -907,6 +957,7 @@ impl Journal {
         let dir = dir.as_ref();
         options.validate()?;
         let _lock = lock_dir(dir)?;
+        segment::remove_leftovers(dir)?;
         let segments = list_segments(dir)?;
         if segments.is_empty() {
             return Err(Error::NotFound {

@@ -380,3 +380,36 @@ fn ids_survive_exactly() {
     let r = j.reader(Start::Beginning).unwrap().next().unwrap().unwrap();
     assert_eq!((r.id(), r.correlation_id()), (id, id));
 }
+
+#[test]
+fn sync_policies_sync_when_they_say() {
+    let e = order(1);
+    let batch: Vec<_> = (0..10).map(order).collect();
+    let count = |policy, appends: &dyn Fn(&mut Journal)| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(dir.path(), JournalOptions::new().sync(policy)).unwrap();
+        appends(&mut j);
+        let before_flush = j.syncs();
+        j.flush().unwrap();
+        (before_flush, j.syncs())
+    };
+    let singles = |j: &mut Journal| {
+        for _ in 0..10 {
+            j.append(&e).unwrap();
+        }
+    };
+    let one_batch = |j: &mut Journal| {
+        j.append_batch(&batch).unwrap();
+    };
+    // Always: one sync per append, and one per batch (group commit).
+    assert_eq!(count(SyncPolicy::Always, &singles), (10, 10));
+    assert_eq!(count(SyncPolicy::Always, &one_batch), (1, 1));
+    // Every 3 records: after the 3rd, 6th and 9th; flush syncs the 10th.
+    assert_eq!(count(SyncPolicy::EveryRecords(3), &singles), (3, 4));
+    assert_eq!(count(SyncPolicy::EveryRecords(3), &one_batch), (1, 1));
+    // A long interval: nothing until the flush.
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(count(SyncPolicy::Interval(hour), &singles), (0, 1));
+    // Never: not even then.
+    assert_eq!(count(SyncPolicy::Never, &singles), (0, 0));
+}

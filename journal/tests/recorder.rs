@@ -279,3 +279,28 @@ fn records_that_cannot_be_encoded_are_counted_and_the_rest_recorded() {
     assert_eq!((report.records, report.errors), (10, 10));
     assert!(report.first_error.is_some());
 }
+
+#[test]
+fn stopping_while_publishers_wait_on_a_full_ring_releases_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::<Envelope<Order>>::new();
+    let journal = Journal::create(dir.path(), JournalOptions::new()).unwrap();
+    let recorder = Recorder::start_with(&bus, journal, RecorderOptions::new().capacity(2)).unwrap();
+    let publishers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut publisher = bus.publisher();
+            thread::spawn(move || {
+                for i in 0..5000 {
+                    publisher.publish(order(i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let report = recorder.stop();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    // Everything the recorder took before it stopped is in the journal.
+    assert_eq!(payloads(dir.path()).len() as u64, report.records);
+    assert_eq!(report.errors, 0);
+}

@@ -58,6 +58,7 @@ use std::{
     io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
+    thread::JoinHandle,
 };
 
 use evbus_core::EventId;
@@ -164,7 +165,9 @@ pub(crate) struct Builder {
     summary: Summary,
     /// Records and bytes in the current block.
     block_records: u64,
-    corr: Vec<([u8; 16], u64)>,
+    /// (correlation id as a big-endian `u128`, which sorts like its bytes,
+    /// frame offset).
+    corr: Vec<(u128, u64)>,
 }
 
 impl Builder {
@@ -210,7 +213,8 @@ impl Builder {
         s.max_time = s.max_time.max(meta.time);
         s.len = offset + frame_len;
         s.last_frame = Some((offset, crc));
-        self.corr.push((meta.correlation, offset));
+        self.corr
+            .push((u128::from_be_bytes(meta.correlation), offset));
     }
 
     /// Adds the frames of `chunk`, written at `offset` of the segment (the
@@ -231,7 +235,7 @@ impl Builder {
 
     /// The offsets of the frames with correlation id `id`, ascending.
     pub(crate) fn correlation(&self, id: EventId) -> Vec<u64> {
-        let id = *id.as_bytes();
+        let id = u128::from_be_bytes(*id.as_bytes());
         self.corr
             .iter()
             .filter(|(c, _)| *c == id)
@@ -305,7 +309,7 @@ impl Builder {
         }
         let mut corr = Vec::with_capacity(self.corr.len() * CORR_LEN as usize);
         for (id, off) in &self.corr {
-            corr.extend_from_slice(id);
+            corr.extend_from_slice(&id.to_be_bytes());
             corr.extend_from_slice(&off.to_le_bytes());
         }
         out.extend_from_slice(&crc32c::crc32c(&blocks).to_le_bytes());
@@ -344,7 +348,13 @@ impl Meta {
 /// sync: a sidecar lost or torn by a power loss is detected and rebuilt.
 pub(crate) fn write_sidecar(dir: &Path, builder: Builder) -> Result<()> {
     let path = sidecar_path(dir, builder.summary.first_seq);
-    let tmp = path.with_extension("idx.tmp");
+    // A name of its own per process and thread: the sealer thread and a
+    // query that rebuilt the same index may write at once.
+    let thread: String = format!("{:?}", std::thread::current().id())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let tmp = path.with_extension(format!("idx.{}-{thread}.tmp", std::process::id()));
     let bytes = builder.encode();
     let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
@@ -624,44 +634,27 @@ fn read_correlation(
     if crc32c::crc32c(&bytes) != h.corr_crc {
         return None;
     }
-    let entry = |i: usize| {
-        let c = &bytes[i * CORR_LEN as usize..(i + 1) * CORR_LEN as usize];
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&c[..16]);
-        (id, u64_at(c, 16))
-    };
-    // Sorted, inside the segment.
+    // Checked whole (sorted, inside the segment) while looking for `id`:
+    // the checksum covers damage, this covers a table that lies.
+    let want = u128::from_be_bytes(*id.as_bytes());
     let s = &h.summary;
-    let mut prev: Option<([u8; 16], u64)> = None;
-    for i in 0..n {
-        let e = entry(i);
+    let mut found = Vec::new();
+    let mut prev: Option<(u128, u64)> = None;
+    for c in bytes.chunks_exact(CORR_LEN as usize) {
+        let e = (u128_be_at(c), u64_at(c, 16));
         if prev.is_some_and(|p| p >= e) || e.1 < HEADER_LEN || e.1 >= s.len {
             return None;
         }
+        if e.0 == want {
+            found.push(e.1);
+        }
         prev = Some(e);
     }
-    let want = *id.as_bytes();
-    let start = partition_point(n, |i| entry(i).0 < want);
-    Some(
-        (start..n)
-            .map(entry)
-            .take_while(|e| e.0 == want)
-            .map(|e| e.1)
-            .collect(),
-    )
+    Some(found)
 }
 
-fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(mid) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+fn u128_be_at(b: &[u8]) -> u128 {
+    b.first_chunk::<16>().map_or(0, |a| u128::from_be_bytes(*a))
 }
 
 /// The active segment's index, kept in memory by the writer and shared with
@@ -669,12 +662,24 @@ fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
 #[derive(Debug)]
 pub(crate) struct ActiveIndex {
     inner: Mutex<Builder>,
+    /// The thread writing the last sealed segment's sidecar, off the
+    /// append path.
+    sealer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ActiveIndex {
     pub(crate) fn new(builder: Builder) -> Self {
         ActiveIndex {
             inner: Mutex::new(builder),
+            sealer: Mutex::new(None),
+        }
+    }
+
+    /// Waits until the sidecar of the last sealed segment is written.
+    pub(crate) fn wait_sealed(&self) {
+        let handle = self.sealer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
         }
     }
 
@@ -697,16 +702,28 @@ impl ActiveIndex {
     /// so readers of a closed journal need not scan its last segment (the
     /// sidecar is stale, hence ignored, once the segment grows again).
     pub(crate) fn on_close(&self, dir: &Path) {
+        self.wait_sealed();
         let active = self.lock().clone();
         let _ = write_sidecar(dir, active);
     }
 
-    /// The writer's hook on a roll to segment `next`: seals the current
-    /// index into its sidecar (best effort: a missing sidecar is rebuilt
-    /// when needed) and starts the next one.
+    /// The writer's hook on a roll to segment `next`: starts the next
+    /// index and seals the current one into its sidecar on a thread of its
+    /// own (sorting and writing it costs about as much as the appends
+    /// themselves). Best effort: until the sidecar is there, or if it cannot
+    /// be written, readers rebuild the index by a scan.
     pub(crate) fn on_roll(&self, dir: &Path, next: u64) {
         let sealed = std::mem::replace(&mut *self.lock(), Builder::new(next));
-        let _ = write_sidecar(dir, sealed);
+        self.wait_sealed();
+        let dir = dir.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("evbus-journal-seal".to_owned())
+            .spawn(move || {
+                let _ = write_sidecar(&dir, sealed);
+            });
+        if let Ok(h) = spawned {
+            *self.sealer.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+        }
     }
 }
 
@@ -831,16 +848,5 @@ mod tests {
         assert!(!s.may_overlap(0, Some(1)));
         assert_eq!(s.block_end(1), 260);
         assert_eq!(s.block_end(2), 400);
-    }
-
-    #[test]
-    fn partition_point_matches_std() {
-        let v = [1, 3, 3, 5, 9];
-        for x in 0..11 {
-            assert_eq!(
-                partition_point(v.len(), |i| v[i] < x),
-                v.partition_point(|&e| e < x)
-            );
-        }
     }
 }

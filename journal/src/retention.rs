@@ -21,7 +21,7 @@ use evbus_core::Timestamp;
 use crate::{Journal, JournalOptions};
 use crate::{
     error::{Error, Result},
-    index::{self, IoCount, sidecar_path},
+    index::{self, ActiveIndex, IoCount, sidecar_path},
     segment::{list_segments, segment_path},
 };
 
@@ -115,6 +115,7 @@ pub struct RetentionReport {
 /// `now` the time ages are measured from.
 pub(crate) fn apply(
     dir: &Path,
+    index: &ActiveIndex,
     policy: &Retention,
     active: u64,
     next_seq: u64,
@@ -124,6 +125,8 @@ pub(crate) fn apply(
     if !policy.is_enabled() {
         return Ok(report);
     }
+    // The sidecar being sealed may be one to delete.
+    index.wait_sealed();
     let segments = list_segments(dir)?;
     let mut sizes = Vec::with_capacity(segments.len());
     for &s in &segments {
@@ -177,13 +180,18 @@ pub(crate) fn apply(
 }
 
 /// Removes sidecars of segments up to `last` (deleted) that a concurrent
-/// query may have written back while they were being deleted.
+/// query may have written back while they were being deleted, and their
+/// temporary files.
 fn remove_orphan_sidecars(dir: &Path, last: u64) -> Result<()> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".idx")) else {
+        let Some(stem) = name
+            .to_str()
+            .and_then(|n| n.split_once(".idx"))
+            .map(|(s, _)| s)
+        else {
             continue;
         };
         if stem.len() == 20

@@ -908,6 +908,7 @@ impl Journal {
     pub fn apply_retention_at(&mut self, now: Timestamp) -> Result<RetentionReport> {
         retention::apply(
             &self.shared.dir,
+            &self.shared.index,
             &self.options.retention,
             self.segment,
             self.next_seq,

@@ -7,11 +7,15 @@
 //!
 //! # Readers and deleted segments
 //!
-//! A reader never fails because retention deleted a segment: one that has
-//! the segment open keeps reading it to its end (an open file outlives its
-//! name on Unix), then continues with the next segment that exists; one that
-//! had not reached it yet skips ahead to the oldest remaining segment. The
-//! records skipped show as a jump in [`Record::seq`](crate::Record::seq).
+//! Readers and queries skip ahead rather than fail: a reader that has a
+//! deleted segment open keeps reading it to its end (an open file outlives
+//! its name on Unix), then continues with the next segment that exists; one
+//! that had not reached it yet, or a query that listed it, skips ahead to the
+//! oldest remaining segment; a reader made with a [`Start`](crate::Start)
+//! in deleted records starts at the oldest record left. The records skipped
+//! show as a jump in [`Record::seq`](crate::Record::seq). (A reader being
+//! *made* at the very moment its first segment is deleted may still get an
+//! I/O error for it.)
 
 use std::{fs, path::Path, time::Duration};
 

@@ -890,6 +890,7 @@ impl Journal {
     /// Applies the [retention policy](JournalOptions::retention) now,
     /// measuring ages from the current time: deletes whole sealed segments
     /// (never the active one), oldest first, with their index sidecars.
+    /// Readers in deleted segments skip ahead (see [`Retention`]).
     ///
     /// # Errors
     ///

@@ -30,7 +30,7 @@ use crate::{
     error::{Error, Result},
     format::{FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc, frame_len},
     index::{self, IoCount, Loaded, Summary},
-    segment::{list_segments, read_header, segment_path},
+    segment::{SHORT_HEADER, list_segments, read_header, segment_path},
     writer::{Journal, Shared},
 };
 
@@ -197,10 +197,11 @@ impl Query {
 }
 
 impl Journal {
-    /// Runs `query` over this journal: the records appended so far (and
-    /// those appended while iterating, up to what the writer has committed
-    /// when the iterator reaches the active segment). Indexes missing or
-    /// stale on disk are rebuilt and written back.
+    /// Runs `query` over this journal: the segments that exist now, up to
+    /// what the writer has committed when the iterator reaches the last of
+    /// them (so records appended while iterating may be included; segments
+    /// started later are not). Indexes missing or stale on disk are rebuilt
+    /// and written back.
     ///
     /// # Errors
     ///
@@ -432,7 +433,15 @@ impl QueryIter {
             Some(l) => l,
             None => file.metadata().map_err(|e| Error::io(&path, e))?.len(),
         };
-        let header = read_header(&mut file, &path, seg)?;
+        let header = match read_header(&mut file, &path, seg) {
+            Ok(h) => h,
+            // A header lost to a power loss, in the last segment: no
+            // records yet (its writer rewrites it when it reopens).
+            Err(Error::BadHeader { reason, .. }) if growing && reason == SHORT_HEADER => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         self.stats.bytes_read += HEADER_LEN;
         if header.codec != self.codec {
             return Err(Error::BadHeader {

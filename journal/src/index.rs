@@ -362,6 +362,23 @@ pub(crate) fn write_sidecar(dir: &Path, builder: Builder) -> Result<()> {
     fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
 }
 
+/// Removes sidecar temporaries a killed process left (`*.idx.*.tmp`); the
+/// writer's hook on open, when no other process writes sidecars.
+pub(crate) fn remove_temporaries(dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.contains(".idx.") && n.ends_with(".tmp"))
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
 fn u64_at(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 8)
         .and_then(|s| s.first_chunk::<8>())

@@ -387,6 +387,7 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_dir(dir)?;
         segment::remove_leftovers(dir)?;
+        index::remove_temporaries(dir)?;
         let segments = list_segments(dir)?;
         let Some(&last) = segments.last() else {
             return Self::fresh(dir, options, lock);

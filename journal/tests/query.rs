@@ -464,3 +464,15 @@ fn queries_see_records_appended_to_the_active_segment() {
     drop(j);
     assert_eq!(run(dir.path(), None, &q).0, [11]);
 }
+
+#[test]
+fn the_writer_removes_sidecar_temporaries_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = monotonic(dir.path(), 10, &[EventId::new()]);
+    drop(j);
+    let tmp = dir.path().join("00000000000000000000.idx.123-4.tmp");
+    fs::write(&tmp, b"half a sidecar").unwrap();
+    let _j = Journal::open(dir.path(), options()).unwrap();
+    assert!(!tmp.exists());
+    assert!(dir.path().join("00000000000000000000.idx").exists());
+}

@@ -30,6 +30,7 @@ use crate::{
     error::{Error, Result},
     format::{FRAME_HEADER_LEN, HEADER_LEN, Position, Record, decode_body, frame_crc, frame_len},
     index::{self, IoCount, Loaded, Summary},
+    recorder::Recorder,
     segment::{SHORT_HEADER, list_segments, read_header, segment_path},
     writer::{Journal, Shared},
 };
@@ -207,16 +208,18 @@ impl Journal {
     ///
     /// I/O errors listing the directory.
     pub fn query(&self, query: &Query) -> Result<QueryIter> {
-        let shared = Arc::clone(self.shared());
-        let segments = list_segments(&shared.dir)?;
-        Ok(QueryIter::new(
-            shared.dir.clone(),
-            shared.codec,
-            Some(shared),
-            query.clone(),
-            segments,
-            QueryStats::default(),
-        ))
+        QueryIter::in_process(Arc::clone(self.shared()), query)
+    }
+}
+
+impl Recorder {
+    /// Runs `query` over the recorder's journal, as [`Journal::query`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::query`].
+    pub fn query(&self, query: &Query) -> Result<QueryIter> {
+        QueryIter::in_process(Arc::clone(self.shared()), query)
     }
 }
 
@@ -315,6 +318,18 @@ impl QueryIter {
             stats,
             done: false,
         }
+    }
+
+    fn in_process(shared: Arc<Shared>, query: &Query) -> Result<QueryIter> {
+        let segments = list_segments(&shared.dir)?;
+        Ok(QueryIter::new(
+            shared.dir.clone(),
+            shared.codec,
+            Some(shared),
+            query.clone(),
+            segments,
+            QueryStats::default(),
+        ))
     }
 
     /// What the query has read so far.

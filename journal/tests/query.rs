@@ -9,6 +9,8 @@ use evbus_journal::{
     Journal, JournalOptions, Query, QueryStats, Reader, Record, Start, SyncPolicy,
 };
 
+mod common;
+
 /// A small deterministic generator (no timed or random-seeded behaviour).
 struct Lcg(u64);
 
@@ -475,4 +477,38 @@ fn the_writer_removes_sidecar_temporaries_on_open() {
     let _j = Journal::open(dir.path(), options()).unwrap();
     assert!(!tmp.exists());
     assert!(dir.path().join("00000000000000000000.idx").exists());
+}
+
+#[test]
+fn a_recorder_answers_queries_while_it_records() {
+    use evbus_core::Bus;
+    use evbus_journal::Recorder;
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::create(dir.path(), options()).unwrap();
+    let bus: Bus<Envelope<common::Order>> = Bus::new();
+    let recorder = Recorder::start(&bus, j).unwrap();
+    let mut publisher = bus.publisher();
+    let root = common::order(0);
+    publisher.publish(root.clone()).unwrap();
+    for i in 1..100 {
+        let e = if i % 10 == 0 {
+            root.caused(common::Order {
+                shipped: true,
+                n: i,
+                note: String::new(),
+            })
+        } else {
+            common::order(i)
+        };
+        publisher.publish(e).unwrap();
+    }
+    recorder.flush().unwrap();
+    let q = Query::new().correlation(root.correlation_id());
+    let got: Vec<u64> = recorder
+        .query(&q)
+        .unwrap()
+        .map(|r| r.unwrap().payload::<common::Order>().unwrap().n)
+        .collect();
+    assert_eq!(got, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    recorder.stop();
 }

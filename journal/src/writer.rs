@@ -21,7 +21,7 @@ use crate::{
     index::{self, ActiveIndex},
     reader::{Reader, Start},
     recovery::{self, OpenReport, RepairReport, Skipped, Tail, Truncation},
-    retention::{self, Retention, RetentionReport},
+    retention::Retention,
     segment::{self, create_segment, list_segments, read_header, segment_path, sync_dir},
 };
 
@@ -886,36 +886,6 @@ impl Journal {
         // Retention hook, best effort: `apply_retention` reports errors.
         let _ = self.apply_retention();
         Ok(())
-    }
-
-    /// Applies the [retention policy](JournalOptions::retention) now,
-    /// measuring ages from the current time: deletes whole sealed segments
-    /// (never the active one), oldest first, with their index sidecars.
-    /// Readers in deleted segments skip ahead (see [`Retention`]).
-    ///
-    /// # Errors
-    ///
-    /// I/O errors; [`Error::Corrupt`] if a segment whose age must be known
-    /// has a damaged frame and no valid index.
-    pub fn apply_retention(&mut self) -> Result<RetentionReport> {
-        self.apply_retention_at(Timestamp::now())
-    }
-
-    /// [`Journal::apply_retention`] with ages measured from `now` (for
-    /// tests and tools with their own clock).
-    ///
-    /// # Errors
-    ///
-    /// As [`Journal::apply_retention`].
-    pub fn apply_retention_at(&mut self, now: Timestamp) -> Result<RetentionReport> {
-        retention::apply(
-            &self.shared.dir,
-            &self.shared.index,
-            &self.options.retention,
-            self.segment,
-            self.next_seq,
-            now,
-        )
     }
 
     /// Makes everything appended before the call durable under the policy:

@@ -117,6 +117,7 @@ impl Appended {
 
 /// What [`Journal::append_batch_outcome`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct BatchAppend {
     /// The sequence numbers of the records appended (gapless; duplicates
     /// take none).

@@ -95,6 +95,20 @@
 //! [`Recorder::reader`] reads up to what the writer has committed; one made
 //! by [`Reader::open`] (any process) reads up to the last complete valid
 //! frame.
+//!
+//! # Queries, retention and idempotency
+//!
+//! Each segment has a sparse index (sequence number and time to offset) and
+//! a correlation-id index, in memory for the active segment and in a
+//! sidecar file (`<first_seq>.idx`) for sealed ones; readers that start at
+//! a sequence number or a time seek through it. A [`Query`] (topic
+//! [`Pattern`](evbus_core::Pattern), time range, correlation id, session,
+//! tenant, start, limit), run by [`Journal::query`] or [`Query::run`],
+//! opens only the segments and reads only the blocks or frames the indexes
+//! point to, and says what it read ([`QueryStats`]). A [`Retention`]
+//! policy deletes whole sealed segments by size, age or record count; an
+//! [`IdempotencyWindow`] keeps a record whose idempotency key was appended
+//! recently from being appended again ([`Appended::Duplicate`]).
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
@@ -104,11 +118,15 @@ pub mod cursor;
 mod error;
 pub mod format;
 pub mod history;
+mod idempotency;
+mod index;
 pub mod memory;
+mod query;
 mod reader;
 mod recorder;
 mod recovery;
 pub mod replay;
+mod retention;
 mod segment;
 pub mod session;
 pub mod tail;
@@ -123,7 +141,9 @@ pub use crate::{
         EventHistory, HistoryError, HistoryItem, HistoryStart, HistorySubscription,
         default_live_options,
     },
+    idempotency::{Appended, BatchAppend, Duplicate, IdempotencyWindow},
     memory::MemoryJournal,
+    query::{Query, QueryIter, QueryStats},
     reader::{Reader, Start},
     recorder::{Recorder, RecorderOptions, RecorderReport},
     recovery::{OpenReport, RepairReport, Skipped, Truncation},
@@ -131,6 +151,7 @@ pub use crate::{
         FilteredBy, Pace, Replay, ReplayClock, ReplayEnd, ReplayError, ReplayReport, ReplayTarget,
         SystemReplayClock,
     },
+    retention::{Retention, RetentionReport},
     session::{
         ReadOptions, SessionError, SessionHeader, SessionReader, SessionWriter, read_session,
         write_session,

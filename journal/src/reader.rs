@@ -16,7 +16,7 @@ use crate::{
         DEFAULT_MAX_FRAME, FRAME_HEADER_LEN, HEADER_LEN, Position, Record, body_seq, decode_body,
         frame_crc, frame_len,
     },
-    recovery,
+    index, recovery,
     segment::{SHORT_HEADER, list_segments, read_header, segment_path},
     writer::Shared,
 };
@@ -148,7 +148,9 @@ impl Reader {
             Start::Beginning => self.enter(first),
             Start::Time(t) => {
                 self.from_time = Some(t);
-                self.enter(first)
+                // Index hook: seek past what is earlier (see index.rs).
+                let at = self.locate(start, segments)?;
+                self.enter_at(at.unwrap_or(first_frame(first)))
             }
             Start::Seq(n) => {
                 let seg = segments
@@ -157,7 +159,8 @@ impl Reader {
                     .find(|&&s| s <= n)
                     .copied()
                     .unwrap_or(first);
-                self.enter(seg)?;
+                let at = self.locate(start, segments)?;
+                self.enter_at(at.unwrap_or(first_frame(seg)))?;
                 self.next_seq = self.next_seq.max(n);
                 Ok(())
             }
@@ -184,6 +187,20 @@ impl Reader {
                 self.seek()
             }
         }
+    }
+
+    fn locate(&self, start: Start, segments: &[u64]) -> Result<Option<Position>> {
+        index::locate(&self.dir, self.shared.as_deref(), segments, start)
+    }
+
+    /// Opens the segment of `at` and positions at its offset.
+    fn enter_at(&mut self, at: Position) -> Result<()> {
+        self.enter(at.segment)?;
+        if at.offset > HEADER_LEN {
+            self.offset = at.offset;
+            self.seek()?;
+        }
+        Ok(())
     }
 
     /// Opens segment `first_seq` and positions after its header.
@@ -297,6 +314,14 @@ impl Reader {
                 match self.next_segment()? {
                     Some(s) => match self.enter(s) {
                         Ok(()) => continue,
+                        // Retention may delete `s` between the listing and
+                        // the open: then look again (see retention.rs).
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound
+                                && !list_segments(&self.dir)?.contains(&s) =>
+                        {
+                            continue;
+                        }
                         // A header lost to a power loss (writers rename a
                         // segment into place with its header written):
                         // the writer rewrites it when it reopens.
@@ -427,6 +452,14 @@ impl Reader {
             return Err(self.corrupt("sequence number out of order"));
         }
         Ok(Ok(seq))
+    }
+}
+
+/// The first frame of segment `first_seq`.
+fn first_frame(first_seq: u64) -> Position {
+    Position {
+        segment: first_seq,
+        offset: HEADER_LEN,
     }
 }
 

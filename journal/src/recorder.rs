@@ -119,6 +119,10 @@ pub struct RecorderReport {
     pub first_error: Option<String>,
     /// Replayed events with a dry-run mark, not recorded.
     pub dry_run_skipped: u64,
+    /// Events not appended because their idempotency key was appended
+    /// within the journal's window
+    /// ([`JournalOptions::idempotency`](crate::JournalOptions::idempotency)).
+    pub duplicates: u64,
     /// Events the ring dropped because a publisher's wait timed out (only
     /// with a [`RecorderOptions::block_timeout`]).
     pub dropped: u64,
@@ -471,6 +475,7 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
     let skipped = batch.iter().filter(|e| is_dry_run(e)).count() as u64;
     let wanted = batch.len() as u64 - skipped;
     let mut appended = 0;
+    let mut duplicates = 0;
     let mut errors: Vec<Error> = Vec::new();
     let mut syncs = None;
     let mut next_seq = None;
@@ -480,6 +485,7 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
             None => errors.push(Error::RecorderStopped),
             Some(j) => {
                 let before = j.next_seq();
+                let dups_before = j.duplicates();
                 let all = batch.iter().filter(|e| !is_dry_run(e));
                 let whole = catch_unwind(AssertUnwindSafe(|| j.append_batch(all)));
                 if !matches!(whole, Ok(Ok(_))) {
@@ -487,11 +493,8 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
                     // before an I/O error; the rest is retried one by one,
                     // so a failing or panicking record does not take its
                     // batch down with it.
-                    let landed = j.next_seq() - before;
-                    let rest = batch
-                        .iter()
-                        .filter(|e| !is_dry_run(e))
-                        .skip(landed as usize);
+                    let landed = j.batch_consumed();
+                    let rest = batch.iter().filter(|e| !is_dry_run(e)).skip(landed);
                     for e in rest {
                         match catch_unwind(AssertUnwindSafe(|| j.append(e))) {
                             Ok(Ok(_)) => {}
@@ -503,16 +506,18 @@ fn append<T: Serialize>(inner: &Inner, batch: &[Envelope<T>]) -> Option<u64> {
                     }
                 }
                 appended = j.next_seq() - before;
+                duplicates = j.duplicates() - dups_before;
                 syncs = Some(j.syncs());
                 next_seq = Some(j.next_seq());
             }
         }
     }
-    let failed = wanted - appended;
+    let failed = wanted.saturating_sub(appended + duplicates);
     let mut st = inner.state();
     st.report.records += appended;
     st.report.batches += u64::from(appended > 0);
     st.report.dry_run_skipped += skipped;
+    st.report.duplicates += duplicates;
     st.report.errors += failed;
     if let Some(s) = syncs {
         st.report.syncs = s;

@@ -17,8 +17,11 @@ use crate::{
     codec::Codec,
     error::{Error, Result},
     format::{DEFAULT_MAX_FRAME, HEADER_LEN, MIN_BODY_LEN, Position, SegmentHeader, encode_frame},
+    idempotency::{Appended, BatchAppend, Duplicate, IdempotencyWindow, Window},
+    index::{self, ActiveIndex},
     reader::{Reader, Start},
     recovery::{self, OpenReport, RepairReport, Skipped, Tail, Truncation},
+    retention::Retention,
     segment::{self, create_segment, list_segments, read_header, segment_path, sync_dir},
 };
 
@@ -58,6 +61,8 @@ pub struct JournalOptions {
     sync: SyncPolicy,
     segment_size: u64,
     max_frame_size: u32,
+    idempotency: IdempotencyWindow,
+    retention: Retention,
 }
 
 impl Default for JournalOptions {
@@ -67,6 +72,8 @@ impl Default for JournalOptions {
             sync: SyncPolicy::default(),
             segment_size: DEFAULT_SEGMENT_SIZE,
             max_frame_size: DEFAULT_MAX_FRAME,
+            idempotency: IdempotencyWindow::new(),
+            retention: Retention::new(),
         }
     }
 }
@@ -111,6 +118,29 @@ impl JournalOptions {
         self.max_frame_size = bytes;
         self
     }
+    /// Sets the idempotency window: a record whose idempotency key was
+    /// appended within it is not appended again (see
+    /// [`Journal::append_outcome`]). Off by default.
+    #[must_use]
+    pub fn idempotency(mut self, window: IdempotencyWindow) -> Self {
+        self.idempotency = window;
+        self
+    }
+    /// Sets the retention policy, applied after every segment roll and by
+    /// [`Journal::apply_retention`]. Off by default.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+    /// The idempotency window.
+    pub fn get_idempotency(&self) -> IdempotencyWindow {
+        self.idempotency
+    }
+    /// The retention policy.
+    pub fn get_retention(&self) -> Retention {
+        self.retention
+    }
     /// The codec set with [`codec`](JournalOptions::codec), if any.
     pub fn get_codec(&self) -> Option<Codec> {
         self.codec
@@ -132,6 +162,11 @@ impl JournalOptions {
         if self.max_frame_size < MIN_BODY_LEN {
             return Err(Error::InvalidOptions {
                 reason: "max_frame_size is below the smallest frame",
+            });
+        }
+        if self.idempotency.get_records() == Some(0) {
+            return Err(Error::InvalidOptions {
+                reason: "IdempotencyWindow::records(0): n must be at least 1",
             });
         }
         if matches!(self.sync, SyncPolicy::EveryRecords(0)) {
@@ -170,6 +205,8 @@ pub(crate) struct Committed {
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) codec: Codec,
+    /// The active segment's index (see [`index`]).
+    pub(crate) index: ActiveIndex,
     state: Mutex<Published>,
     changed: Condvar,
 }
@@ -182,10 +219,11 @@ struct Published {
 }
 
 impl Shared {
-    fn new(dir: PathBuf, codec: Codec, committed: Committed) -> Self {
+    fn new(dir: PathBuf, codec: Codec, index: ActiveIndex, committed: Committed) -> Self {
         Shared {
             dir,
             codec,
+            index,
             state: Mutex::new(Published {
                 committed,
                 waiters: 0,
@@ -277,6 +315,11 @@ pub struct Journal {
     report: OpenReport,
     poisoned: bool,
     syncs: u64,
+    /// The idempotency keys in the window.
+    idem: Window,
+    /// How many envelopes of the last batch were handled (appended, or
+    /// found duplicates): all of them unless the batch failed.
+    consumed: usize,
 }
 
 impl std::fmt::Debug for Journal {
@@ -344,6 +387,7 @@ impl Journal {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let lock = lock_dir(dir)?;
         segment::remove_leftovers(dir)?;
+        index::remove_temporaries(dir)?;
         let segments = list_segments(dir)?;
         let Some(&last) = segments.last() else {
             return Self::fresh(dir, options, lock);
@@ -416,12 +460,14 @@ impl Journal {
                 });
             }
         };
+        let active = index::scan_active(&file, &path, last, scan.end, max)?;
         file.seek(SeekFrom::Start(scan.end))
             .map_err(|e| Error::io(&path, e))?;
         let seg_max = max.min(options.max_frame_size);
         let shared = Arc::new(Shared::new(
             dir.to_path_buf(),
             header.codec,
+            ActiveIndex::new(active),
             Committed {
                 next_seq: scan.next_seq,
                 end: Position {
@@ -432,6 +478,8 @@ impl Journal {
                 closed: false,
             },
         ));
+        let mut idem = Window::new(options.idempotency);
+        idem.rebuild(&shared, scan.next_seq)?;
         Ok(Journal {
             shared,
             options,
@@ -449,10 +497,13 @@ impl Journal {
             report,
             poisoned: false,
             syncs: 0,
+            idem,
+            consumed: 0,
         })
     }
 
     fn fresh(dir: &Path, options: JournalOptions, lock: File) -> Result<Journal> {
+        let idempotency = options.idempotency;
         let codec = options.codec.unwrap_or_default();
         let seg_max = options.max_frame_size;
         let header = SegmentHeader {
@@ -469,6 +520,7 @@ impl Journal {
         let shared = Arc::new(Shared::new(
             dir.to_path_buf(),
             codec,
+            ActiveIndex::new(index::Builder::new(0)),
             Committed {
                 next_seq: 0,
                 end: Position {
@@ -496,6 +548,8 @@ impl Journal {
             report: OpenReport::default(),
             poisoned: false,
             syncs: 0,
+            idem: Window::new(idempotency),
+            consumed: 0,
         })
     }
 
@@ -560,16 +614,49 @@ impl Journal {
     /// [`Error::FrameTooLarge`] (nothing is written); I/O errors (the
     /// partial write is undone, or the journal is poisoned:
     /// [`Error::Poisoned`] from then on).
+    ///
+    /// With an [idempotency window](JournalOptions::idempotency), a record
+    /// whose key is a duplicate is not appended and the *original*'s
+    /// sequence number is returned; [`Journal::append_outcome`] tells the
+    /// two apart.
     pub fn append<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<u64> {
-        self.append_batch(std::iter::once(envelope))
-            .map(|range| range.start)
+        self.append_outcome(envelope).map(|a| a.seq())
+    }
+
+    /// Appends one record unless its idempotency key was appended within
+    /// the [window](JournalOptions::idempotency): says which happened.
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append`].
+    pub fn append_outcome<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<Appended> {
+        let batch = self.append_batch_outcome(std::iter::once(envelope))?;
+        Ok(match batch.duplicates.first() {
+            Some(d) => Appended::Duplicate {
+                original_seq: d.original_seq,
+            },
+            None => Appended::New(batch.seqs.start),
+        })
+    }
+
+    /// Duplicates (by idempotency key) not appended since the journal was
+    /// opened.
+    pub fn duplicates(&self) -> u64 {
+        self.idem.duplicates
+    }
+
+    /// How many envelopes of the last batch were handled (appended or
+    /// found duplicates): after a failed batch, where to retry from.
+    pub(crate) fn batch_consumed(&self) -> usize {
+        self.consumed
     }
 
     /// Appends a batch of records, all or nothing as far as encoding goes:
     /// every envelope is encoded first, then the batch is written with one
     /// `write` per segment it lands in, and synced once under
     /// [`SyncPolicy::Always`] (group commit). Returns the sequence numbers
-    /// assigned (empty for an empty batch).
+    /// assigned (empty for an empty batch); duplicates by idempotency key
+    /// are left out (see [`Journal::append_batch_outcome`]).
     ///
     /// # Errors
     ///
@@ -578,6 +665,22 @@ impl Journal {
     /// error the chunks before the failing one stay appended
     /// ([`Journal::next_seq`] says how far).
     pub fn append_batch<'a, T, I>(&mut self, envelopes: I) -> Result<Range<u64>>
+    where
+        T: Serialize + 'a,
+        I: IntoIterator<Item = &'a Envelope<T>>,
+    {
+        self.append_batch_outcome(envelopes).map(|b| b.seqs)
+    }
+
+    /// [`Journal::append_batch`], also listing the records not appended
+    /// because their idempotency key was appended within the
+    /// [window](JournalOptions::idempotency) (before, or earlier in the
+    /// batch).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append_batch`].
+    pub fn append_batch_outcome<'a, T, I>(&mut self, envelopes: I) -> Result<BatchAppend>
     where
         T: Serialize + 'a,
         I: IntoIterator<Item = &'a Envelope<T>>,
@@ -593,19 +696,48 @@ impl Journal {
         ends.clear();
         let codec = self.shared.codec;
         let max = self.seg_max;
-        for (seq, e) in (first..).zip(envelopes) {
+        let mut duplicates = Vec::new();
+        // The batch index of each frame.
+        let mut frame_index = Vec::new();
+        self.consumed = 0;
+        let mut seq = first;
+        for (index, e) in envelopes.into_iter().enumerate() {
+            // Idempotency hook (see idempotency.rs).
+            let key = e.idempotency_key();
+            if let Some(original_seq) = self.idem.check(key, seq, e.time().as_nanos()) {
+                duplicates.push(Duplicate {
+                    index,
+                    original_seq,
+                });
+                continue;
+            }
             if let Err(err) = encode_frame(&mut buf, seq, e, codec, max) {
                 self.buf = buf;
                 self.ends = ends;
+                self.idem.rollback(first);
                 return Err(err);
             }
             ends.push(buf.len());
+            frame_index.push(index);
+            seq += 1;
         }
+        let inputs = frame_index.len() + duplicates.len();
         let result = self.write_frames(&buf, &ends, first);
         self.buf = buf;
         self.ends = ends;
+        // The inputs before the first frame that did not land are done.
+        let landed = (self.next_seq - first) as usize;
+        self.consumed = frame_index.get(landed).copied().unwrap_or(inputs);
+        let done = duplicates.partition_point(|d| d.index < self.consumed);
+        self.idem.duplicates += done as u64;
+        if result.is_err() {
+            self.idem.rollback(self.next_seq);
+        }
         result?;
-        Ok(first..self.next_seq)
+        Ok(BatchAppend {
+            seqs: first..self.next_seq,
+            duplicates,
+        })
     }
 
     /// Writes encoded frames, rolling segments as needed.
@@ -629,6 +761,9 @@ impl Journal {
             }
             let chunk = &buf[start..ends[j - 1]];
             self.write_chunk(chunk)?;
+            // Index hook (see index.rs).
+            let at = self.len - chunk.len() as u64;
+            self.shared.index.on_written(self.segment, chunk, at);
             self.next_seq = first + j as u64;
             self.unsynced += (j - i) as u64;
             self.maybe_sync(false)?;
@@ -740,12 +875,16 @@ impl Journal {
             file.sync_data().map_err(|e| Error::io(&path, e))?;
             sync_dir(&self.shared.dir)?;
         }
+        // Index hook: seal the old segment's index into its sidecar.
+        self.shared.index.on_roll(&self.shared.dir, first_seq);
         self.file = file;
         self.path = path;
         self.segment = first_seq;
         self.seg_max = self.options.max_frame_size;
         self.len = HEADER_LEN;
         self.publish();
+        // Retention hook, best effort: `apply_retention` reports errors.
+        let _ = self.apply_retention();
         Ok(())
     }
 
@@ -914,6 +1053,8 @@ impl Drop for Journal {
     fn drop(&mut self) {
         if !self.poisoned {
             let _ = self.maybe_sync(true);
+            // Index hook: the active segment's sidecar (see index.rs).
+            self.shared.index.on_close(&self.shared.dir);
         }
         let mut c = self.shared.committed();
         c.closed = true;

@@ -47,8 +47,8 @@ use std::{
 use clap::Parser;
 use evbus_core::{Bus, Envelope, Event, EventKind, Timestamp};
 use evbus_journal::{
-    Journal, JournalOptions, Reader, Record, Recorder, RecorderOptions, Start, SyncPolicy,
-    format::HEADER_LEN,
+    Journal, JournalOptions, Query, Reader, Record, Recorder, RecorderOptions, Start, SyncPolicy,
+    TailError, Tailer, format::HEADER_LEN,
 };
 use serde::{Deserialize, Serialize};
 
@@ -474,29 +474,24 @@ fn append_section(rounds: usize, budget: &Budget, root: &Path) {
 
 // --- publish-to-durable latency ---------------------------------------------------------
 
-/// What the tailer thread uses to follow the journal. Today a `Reader` of
-/// the recorder's journal, polled (the crate's `Tailer`, woken by the
-/// writer, is not on this branch yet): switching is this type and `next`.
+/// What the tailer thread uses to follow the journal: the crate's
+/// `Tailer`, woken by the writer (it parks; it never spins).
 struct Follow {
-    reader: Reader,
+    tailer: Tailer,
 }
 
 impl Follow {
-    /// The next record, waiting for it (spinning, then yielding).
+    /// The next record, waiting for it; `None` once `stop` is set.
     fn next(&mut self, stop: &AtomicBool) -> Option<Record> {
-        let mut spins = 0u32;
         loop {
-            if let Some(r) = self.reader.next() {
-                return Some(r.expect("tailer read"));
-            }
-            if stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
+            match self.tailer.next_timeout(Duration::from_millis(50)) {
+                Ok(r) => return Some(r),
+                Err(TailError::Timeout | TailError::Empty) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                }
+                Err(e) => panic!("tailer: {e}"),
             }
         }
     }
@@ -525,7 +520,7 @@ fn latency_journal(samples: usize, root: &Path) -> [f64; 4] {
     let j = Journal::create(&dir, JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
     let recorder = Recorder::start(&bus, j).unwrap();
     let follow = Follow {
-        reader: recorder.reader(Start::End).unwrap(),
+        tailer: recorder.tailer(Start::End).unwrap(),
     };
     let base = Instant::now();
     let seen = Arc::new(AtomicU64::new(0));
@@ -746,10 +741,9 @@ fn query_section(records: u64, root: &Path) {
         let ms = began.elapsed().as_secs_f64() * 1e3;
         // The reader went through every segment from the one it started
         // in up to the one it stopped in.
-        let from = match start {
-            Start::Seq(n) => segs.iter().rev().find(|s| s.0 <= n).map_or(0, |s| s.0),
-            _ => segs[0].0,
-        };
+        // (Both starts seek through the segment indexes, so the reader
+        // begins in the segment of its first record.)
+        let from = first_segment.unwrap_or(segs[0].0);
         let opened: Vec<&(u64, u64)> = segs
             .iter()
             .filter(|s| s.0 >= from && s.0 <= end.segment)
@@ -765,13 +759,37 @@ fn query_section(records: u64, root: &Path) {
         );
     };
     run(
-        "`Reader` from `Start::Time(t0)` (scans from the first segment)",
+        "`Reader` from `Start::Time(t0)` (the index picks the segment and the block)",
         Start::Time(Timestamp::from_nanos(t0)),
     );
     run(
-        "`Reader` from `Start::Seq(first of range)` (segment chosen by file name)",
+        "`Reader` from `Start::Seq(first of range)` (the index picks the segment and the block)",
         Start::Seq(lo),
     );
+    {
+        // The query API: the sparse index rules segments out and seeks
+        // inside the ones it opens.
+        let began = Instant::now();
+        let mut it = Query::run(
+            &dir,
+            &Query::new().time_range(Timestamp::from_nanos(t0), Timestamp::from_nanos(t1)),
+        )
+        .unwrap();
+        let mut count = 0u64;
+        for r in it.by_ref() {
+            black_box(r.unwrap().payload_bytes());
+            count += 1;
+        }
+        let ms = began.elapsed().as_secs_f64() * 1e3;
+        let st = it.stats();
+        println!(
+            "| `Query::run(dir, time_range(t0, t1))` ({} segments skipped by the index, {:.1} kB of index read) | {count} | {} | {:.1} MB | {ms:.1} |",
+            st.segments_skipped,
+            st.index_bytes_read as f64 / 1e3,
+            st.segments_opened,
+            st.bytes_read as f64 / 1e6
+        );
+    }
     println!(
         "| ideal: the range's frames only, in the segments holding them | {} | {} | {:.1} MB | – |",
         hi - lo,

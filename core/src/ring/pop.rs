@@ -107,10 +107,6 @@ impl<T> Ring<T> {
                 // SAFETY: `stamp == head + 1` (Acquire), and we own `head`
                 // (sole consumer, or the CAS).
                 let value = unsafe { self.take(slot, head) };
-                if let Overflow::Block(_) = self.policy {
-                    // After the slot is free (its stamp stored): step 6.
-                    self.notify_space();
-                }
                 return Ok(value);
             } else if stamp == head {
                 if let Some(err) = self.unwritten(head, &backoff) {
@@ -143,6 +139,12 @@ impl<T> Ring<T> {
                 // (step 3): our read happens before their next write.
                 slot.stamp
                     .store(head.wrapping_add(self.one_lap), Ordering::Release);
+                if let Overflow::Block(_) = self.policy {
+                    // Step 6, as soon as the slot is free and before any
+                    // user code (a latency recorder) runs: a panic there
+                    // must not leave a parked producer asleep with room.
+                    self.notify_space();
+                }
             });
         }
         value

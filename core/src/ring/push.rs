@@ -195,7 +195,10 @@ impl<T> Ring<T> {
                         }
                     }
                 }
-                backoff.spin();
+                // `snooze`, not `spin`: the consumer may be preempted
+                // between its `head` and stamp stores; yield to it after a
+                // few rounds instead of burning the time slice.
+                backoff.snooze();
                 tail = self.tail.load(Ordering::Relaxed);
             } else {
                 // Another producer claimed `pos` and we read a stale tail.

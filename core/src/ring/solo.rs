@@ -528,11 +528,13 @@ impl<T> Ring<T> {
                 // next write here; and with the Acquire head loads of
                 // statistics.
                 self.head.store(next, Ordering::Release);
+                if block {
+                    // S5, step 6, as soon as the slot is free and before
+                    // any user code (a latency recorder) runs: a panic
+                    // there must not leave the producer asleep with room.
+                    self.notify_space();
+                }
             });
-        }
-        if block {
-            // After the slot is free (`head` stored): S5, step 6.
-            self.notify_space();
         }
         Ok((value, next))
     }

@@ -2,9 +2,11 @@
 //! lines, truncation, and hostile bytes.
 #![cfg(not(miri))] // Files and wall-clock ids; nothing here is unsafe.
 
+mod common;
+
 use std::io::{self, BufReader, Read};
 
-use evbus::{Envelope, Event, EventKind, ReplayMark, Timestamp};
+use evbus::{Envelope, Event, ReplayMark, Timestamp};
 use evbus_journal::{
     ReadOptions, SessionError, SessionReader, SessionWriter, read_session,
     session::{SESSION_FORMAT, SESSION_VERSION},
@@ -12,24 +14,7 @@ use evbus_journal::{
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Placed,
-    Shipped,
-}
-
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Placed, Kind::Shipped];
-    fn topic(self) -> &'static str {
-        match self {
-            Kind::Placed => "orders.placed",
-            Kind::Shipped => "orders.shipped",
-        }
-    }
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use common::Kind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Order {

@@ -14,7 +14,7 @@ use evbus_journal::{
 };
 use serde::{Deserialize, Serialize};
 
-use common::Kind;
+use common::{Kind, Rng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Order {
@@ -414,22 +414,10 @@ fn write_errors_are_typed() {
     assert!(matches!(err, SessionError::Io { line: None, .. }));
 }
 
-/// xorshift64*: deterministic noise for the mutation loop.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 #[test]
 fn mutated_sessions_never_panic_and_always_end() {
     let base = session_bytes(&sample());
-    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    let mut noise = Rng(0x9E37_79B9_7F4A_7C15);
     for round in 0..2000 {
         let mut bytes = base.clone();
         for _ in 0..=(noise.next() % 8) {

@@ -259,6 +259,7 @@ impl<V: std::hash::Hash + Eq + Clone> PatternIndex<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_strategies::{pattern_strategy, topic_strategy};
     use proptest::prelude::*;
 
     fn p(s: &str) -> Pattern {
@@ -338,22 +339,8 @@ mod tests {
         }
     }
 
-    fn pattern_strategy() -> impl Strategy<Value = String> {
-        let segment = prop_oneof![Just("a"), Just("b"), Just("c"), Just("*")];
-        (prop::collection::vec(segment, 1..=4), any::<bool>()).prop_map(|(mut segments, tail)| {
-            if tail {
-                if let Some(last) = segments.last_mut() {
-                    *last = ">";
-                }
-            }
-            segments.join(".")
-        })
-    }
-
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        let segment = prop_oneof![Just("a"), Just("b"), Just("c")];
-        prop::collection::vec(segment, 1..=4).prop_map(|segments| segments.join("."))
-    }
+    /// The most segments a generated pattern or topic has.
+    const SEGMENTS: usize = 4;
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -363,8 +350,8 @@ mod tests {
 
     fn op_strategy() -> impl Strategy<Value = Op> {
         prop_oneof![
-            3 => (pattern_strategy(), 0..3u8).prop_map(|(s, v)| Op::Insert(s, v)),
-            1 => (pattern_strategy(), 0..3u8).prop_map(|(s, v)| Op::Remove(s, v)),
+            3 => (pattern_strategy(SEGMENTS), 0..3u8).prop_map(|(s, v)| Op::Insert(s, v)),
+            1 => (pattern_strategy(SEGMENTS), 0..3u8).prop_map(|(s, v)| Op::Remove(s, v)),
         ]
     }
 
@@ -380,7 +367,7 @@ mod tests {
         #[test]
         fn matches_brute_force(
             ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 12 } else { 40 }),
-            topics in prop::collection::vec(topic_strategy(), 1..8),
+            topics in prop::collection::vec(topic_strategy(SEGMENTS), 1..8),
         ) {
             let mut index: PatternIndex<(String, u8)> = PatternIndex::new();
             let mut model: Vec<(Pattern, u8)> = Vec::new();

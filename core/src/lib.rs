@@ -99,6 +99,8 @@ mod shared;
 mod stats;
 mod subscription;
 mod sync;
+#[cfg(test)]
+mod test_strategies;
 pub mod topic;
 #[cfg(feature = "tracing")]
 mod trace;

@@ -286,6 +286,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::test_strategies::{pattern_strategy, topic_strategy};
     use crate::{policy::Overflow, ring::Totals};
 
     /// A subscription of the model: what the registry must route.
@@ -344,22 +345,8 @@ mod tests {
         Ok(())
     }
 
-    fn pattern_strategy() -> impl Strategy<Value = String> {
-        let segment = prop_oneof![Just("a"), Just("b"), Just("c"), Just("*")];
-        (prop::collection::vec(segment, 1..=3), any::<bool>()).prop_map(|(mut segments, tail)| {
-            if tail {
-                if let Some(last) = segments.last_mut() {
-                    *last = ">";
-                }
-            }
-            segments.join(".")
-        })
-    }
-
-    fn topic_strategy() -> impl Strategy<Value = String> {
-        let segment = prop_oneof![Just("a"), Just("b"), Just("c")];
-        prop::collection::vec(segment, 1..=3).prop_map(|segments| segments.join("."))
-    }
+    /// The most segments a generated pattern or topic has.
+    const SEGMENTS: usize = 3;
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -373,11 +360,11 @@ mod tests {
 
     fn op_strategy() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (prop::collection::vec(pattern_strategy(), 1..=3), 0..3i32)
+            4 => (prop::collection::vec(pattern_strategy(SEGMENTS), 1..=3), 0..3i32)
                 .prop_map(|(patterns, priority)| Op::Subscribe(patterns, priority)),
             3 => any::<usize>().prop_map(Op::Unsubscribe),
             1 => Just(Op::UnsubscribeUnknown),
-            2 => topic_strategy().prop_map(Op::Intern),
+            2 => topic_strategy(SEGMENTS).prop_map(Op::Intern),
         ]
     }
 
@@ -397,7 +384,7 @@ mod tests {
         #[test]
         fn incremental_routes_equal_a_rebuild(
             ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 16 } else { 48 }),
-            probes in prop::collection::vec(topic_strategy(), 1..6),
+            probes in prop::collection::vec(topic_strategy(SEGMENTS), 1..6),
         ) {
             let totals = Arc::new(Totals::default());
             let mut registry: Registry<u32> = Registry::new();

@@ -173,14 +173,11 @@ impl<T> MemoryJournal<T> {
     /// [`Error::RecorderStopped`] if the thread ended before handling them.
     pub fn flush(&self) -> Result<()> {
         let target = self.unsubscriber.stats().delivered;
-        let mut st = self.inner.store();
-        while st.handled < target && !st.done {
-            st = self
-                .inner
-                .changed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+        let st = self
+            .inner
+            .changed
+            .wait_while(self.inner.store(), |st| st.handled < target && !st.done)
+            .unwrap_or_else(|e| e.into_inner());
         if st.handled < target {
             return Err(Error::RecorderStopped);
         }

@@ -638,13 +638,8 @@ impl Iterator for QueryIter {
         if self.done {
             return None;
         }
-        match self.read_next() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        let item = self.read_next().transpose();
+        self.done = matches!(item, Some(Err(_)));
+        item
     }
 }

@@ -487,14 +487,9 @@ impl Iterator for Reader {
         if self.failed {
             return None;
         }
-        match self.read_next() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => None,
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
+        let item = self.read_next().transpose();
+        self.failed = matches!(item, Some(Err(_)));
+        item
     }
 }
 

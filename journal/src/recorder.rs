@@ -303,14 +303,11 @@ impl Recorder {
     /// handling them; the journal's flush errors.
     pub fn flush(&self) -> Result<()> {
         let target = self.unsubscriber.delivered();
-        let mut st = self.inner.state();
-        while st.handled < target && !st.done {
-            st = self
-                .inner
-                .changed
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+        let st = self
+            .inner
+            .changed
+            .wait_while(self.inner.state(), |st| st.handled < target && !st.done)
+            .unwrap_or_else(|e| e.into_inner());
         if st.handled < target {
             return Err(Error::RecorderStopped);
         }

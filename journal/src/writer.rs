@@ -332,6 +332,17 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// Opens an existing segment for reading and writing, with its length.
+fn open_segment_rw(path: &Path) -> Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    Ok((file, len))
+}
+
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let file = OpenOptions::new()
@@ -393,12 +404,7 @@ impl Journal {
             return Self::fresh(dir, options, lock);
         };
         let path = segment_path(dir, last);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let (mut file, file_len) = open_segment_rw(&path)?;
         let mut report = OpenReport::default();
         let header = if file_len < HEADER_LEN {
             // A segment whose header write was cut short: nothing was
@@ -942,12 +948,7 @@ impl Journal {
         for (k, &first) in segments.iter().enumerate() {
             let last = k + 1 == segments.len();
             let path = segment_path(dir, first);
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+            let (mut file, file_len) = open_segment_rw(&path)?;
             if last && file_len < HEADER_LEN {
                 // A torn header: opening rewrites it.
                 continue;

@@ -5,7 +5,7 @@ mod common;
 
 use std::{collections::HashMap, sync::mpsc, thread};
 
-use common::{Order, order};
+use common::{Order, Rng, order};
 use evbus_core::{Bus, Envelope, EventId, Filter, Overflow, SubscribeOptions, Timestamp};
 use evbus_journal::{
     Error, EventHistory, HistoryError, HistoryItem, HistoryStart, HistorySubscription, Journal,
@@ -198,22 +198,6 @@ fn after_the_recorder_stops_the_history_is_still_served() {
 
 // ---------------------------------------------------------------------------
 // The boundary stress test.
-
-/// A tiny deterministic generator (xorshift64*), so a failing round can be
-/// replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 const PUBLISHERS: u64 = 3;
 /// Publishers tell the test how far they are every `STEP` events.

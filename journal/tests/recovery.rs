@@ -4,7 +4,7 @@ mod common;
 
 use std::{fs, path::Path};
 
-use common::{Order, order};
+use common::{Order, Rng, order};
 use evbus_journal::{
     Error, Journal, JournalOptions, Reader, Record, Start, SyncPolicy, Truncation,
 };
@@ -257,21 +257,6 @@ fn a_damaged_length_never_allocates_or_loops() {
         let report = Journal::repair(dir.path(), JournalOptions::new()).unwrap();
         assert_eq!(report.skipped.len(), 1);
         assert_eq!(seqs_of(&records(dir.path())), vec![0, 2, 3]);
-    }
-}
-
-/// xorshift64*: a deterministic source of damage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 

@@ -2,6 +2,8 @@
 //! targets, sessions as a source, and dry runs through a dispatcher.
 #![cfg(not(miri))] // Wall-clock ids and threads; nothing here is unsafe.
 
+mod common;
+
 use std::{
     cell::{Cell, RefCell},
     convert::Infallible,
@@ -10,7 +12,7 @@ use std::{
 };
 
 use evbus::{
-    Bus, Envelope, Event, EventKind, ReplayMark, Timestamp,
+    Bus, Envelope, Event, ReplayMark, Timestamp,
     dispatch::{Dispatcher, HandlerOptions, RetryPolicy},
 };
 use evbus_journal::{
@@ -18,27 +20,10 @@ use evbus_journal::{
 };
 use serde::{Deserialize, Serialize};
 
+use common::Kind;
+
 /// Only a bound for a broken build: handlers finish long before.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Placed,
-    Shipped,
-}
-
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Placed, Kind::Shipped];
-    fn topic(self) -> &'static str {
-        match self {
-            Kind::Placed => "orders.placed",
-            Kind::Shipped => "orders.shipped",
-        }
-    }
-    fn index(self) -> usize {
-        self as usize
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Order {

@@ -2,9 +2,11 @@
 //! lines, truncation, and hostile bytes.
 #![cfg(not(miri))] // Files and wall-clock ids; nothing here is unsafe.
 
+mod common;
+
 use std::io::{self, BufReader, Read};
 
-use evbus::{Envelope, Event, EventKind, ReplayMark, Timestamp};
+use evbus::{Envelope, Event, ReplayMark, Timestamp};
 use evbus_journal::{
     ReadOptions, SessionError, SessionReader, SessionWriter, read_session,
     session::{SESSION_FORMAT, SESSION_VERSION},
@@ -12,24 +14,7 @@ use evbus_journal::{
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Placed,
-    Shipped,
-}
-
-impl EventKind for Kind {
-    const ALL: &'static [Self] = &[Kind::Placed, Kind::Shipped];
-    fn topic(self) -> &'static str {
-        match self {
-            Kind::Placed => "orders.placed",
-            Kind::Shipped => "orders.shipped",
-        }
-    }
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use common::{Kind, Rng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Order {
@@ -429,22 +414,10 @@ fn write_errors_are_typed() {
     assert!(matches!(err, SessionError::Io { line: None, .. }));
 }
 
-/// xorshift64*: deterministic noise for the mutation loop.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
-
 #[test]
 fn mutated_sessions_never_panic_and_always_end() {
     let base = session_bytes(&sample());
-    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    let mut noise = Rng(0x9E37_79B9_7F4A_7C15);
     for round in 0..2000 {
         let mut bytes = base.clone();
         for _ in 0..=(noise.next() % 8) {

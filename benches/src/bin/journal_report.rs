@@ -512,6 +512,30 @@ fn percentiles(mut v: Vec<u64>) -> [f64; 4] {
     ]
 }
 
+/// The publishing side of the latency ping-pong: `samples` events, one in
+/// flight at a time, each stamped with its send time (nanoseconds since
+/// `base`); after each, wait until the receiving thread has counted it in
+/// `seen`.
+fn ping_pong(bus: &Bus<Envelope<P64>>, base: Instant, seen: &AtomicU64, samples: usize) {
+    let mut publisher = bus.publisher();
+    let template = Envelope::new(P64::new(1));
+    for i in 0..samples as u64 {
+        let mut e = template.clone();
+        e.payload_mut().sent = nanos_since(base).to_le_bytes();
+        publisher.publish(e).unwrap();
+        let mut spins = 0u32;
+        // Acquire: pairs with the receiver's Release store.
+        while seen.load(Ordering::Acquire) <= i {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+    }
+}
+
 /// One event in flight at a time: publish, wait until the tailer saw it.
 fn latency_journal(samples: usize, root: &Path) -> [f64; 4] {
     let dir = root.join("latency");
@@ -541,23 +565,7 @@ fn latency_journal(samples: usize, root: &Path) -> [f64; 4] {
             lat
         })
     };
-    let mut publisher = bus.publisher();
-    let template = Envelope::new(P64::new(1));
-    for i in 0..samples as u64 {
-        let mut e = template.clone();
-        e.payload_mut().sent = nanos_since(base).to_le_bytes();
-        publisher.publish(e).unwrap();
-        let mut spins = 0u32;
-        // Acquire: pairs with the tailer's Release store.
-        while seen.load(Ordering::Acquire) <= i {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
-    }
+    ping_pong(&bus, base, &seen, samples);
     stop.store(true, Ordering::Relaxed);
     let lat = tailer.join().unwrap();
     recorder.stop();
@@ -599,23 +607,7 @@ fn latency_bus(samples: usize) -> [f64; 4] {
             lat
         })
     };
-    let mut publisher = bus.publisher();
-    let template = Envelope::new(P64::new(1));
-    for i in 0..samples as u64 {
-        let mut e = template.clone();
-        e.payload_mut().sent = nanos_since(base).to_le_bytes();
-        publisher.publish(e).unwrap();
-        let mut spins = 0u32;
-        // Acquire: pairs with the tailer's Release store.
-        while seen.load(Ordering::Acquire) <= i {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
-    }
+    ping_pong(&bus, base, &seen, samples);
     percentiles(tailer.join().unwrap())
 }
 

@@ -1,0 +1,29 @@
+//! Proptest strategies shared by the topic-routing tests (`index`,
+//! `registry`): patterns and topics over a three-letter alphabet, so that
+//! generated patterns often match generated topics.
+
+use proptest::prelude::*;
+
+/// A pattern of 1 to `max_segments` segments from `a`, `b`, `c` and `*`,
+/// the last one replaced by `>` half of the time.
+pub(crate) fn pattern_strategy(max_segments: usize) -> impl Strategy<Value = String> {
+    let segment = prop_oneof![Just("a"), Just("b"), Just("c"), Just("*")];
+    (
+        prop::collection::vec(segment, 1..=max_segments),
+        any::<bool>(),
+    )
+        .prop_map(|(mut segments, tail)| {
+            if tail {
+                if let Some(last) = segments.last_mut() {
+                    *last = ">";
+                }
+            }
+            segments.join(".")
+        })
+}
+
+/// A topic of 1 to `max_segments` segments from `a`, `b` and `c`.
+pub(crate) fn topic_strategy(max_segments: usize) -> impl Strategy<Value = String> {
+    let segment = prop_oneof![Just("a"), Just("b"), Just("c")];
+    prop::collection::vec(segment, 1..=max_segments).prop_map(|segments| segments.join("."))
+}

@@ -97,7 +97,7 @@ impl<T: Item> Peer<T> for EvbusPeer<T> {
 
 impl<T: Item> Peer<T> for EvbusSoloPeer<T> {
     const NAME: &'static str = "evbus single producer";
-    const SEMANTICS: &'static str = "as evbus, with `Bus::single_producer` (deliveries are plain stores); lossless needs `Block`, which is \"not possible\" while `subscribe_with` refuses it in this mode";
+    const SEMANTICS: &'static str = "as evbus, with `Bus::single_producer` (deliveries are plain stores); lossless uses `Block` too (allowed in this mode since issue 14: a full ring pauses the publish and waits)";
     type Tx = EvbusTx<T, SingleProducer>;
     type Rx = EvbusRx<T>;
 

@@ -15,6 +15,12 @@ use crate::{
     },
 };
 
+/// The longest single sleep of a parked `Block` producer: a backstop, not
+/// the protocol (a pop wakes it at once). Each slice that ends without a
+/// wake-up costs one futex call.
+#[cfg(not(evbus_loom))]
+const PRODUCER_PARK_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Spin-then-yield rounds (of `Backoff::snooze`) a `Block` producer makes
 /// at least before it parks, as a receiver does before it sleeps.
 const SPACE_SPIN_ROUNDS: u32 = 3;
@@ -271,6 +277,14 @@ impl<T> Ring<T> {
                 Some(Some(left)) if !left.is_zero() => Some(Some(left)),
                 Some(_) => None,
             };
+            // Never one sleep longer than `PRODUCER_PARK_SLICE` (outside
+            // loom, which must see a lost wake-up as a hang): the caller
+            // re-checks and parks again, so a wake-up lost to a barrier
+            // that stopped working (`membarrier` refused after a seccomp
+            // filter arrived) costs one slice, never a hang.
+            #[cfg(not(evbus_loom))]
+            let timeout = timeout
+                .map(|t| Some(t.map_or(PRODUCER_PARK_SLICE, |t| t.min(PRODUCER_PARK_SLICE))));
             match timeout {
                 Some(timeout) => sleepers = self.space.cond.wait(sleepers, timeout),
                 None => in_time = false,

@@ -1,9 +1,11 @@
-//! Asymmetric barriers for the single-producer protocol (`ring/solo.rs`).
+//! Asymmetric barriers for the single-producer protocol (`ring/solo.rs`) and
+//! the `Block` handshake (`ring/park.rs`, step 6).
 //!
-//! Its two handshakes are store-buffering (Dekker) pairs: each side stores,
-//! fences, then loads what the other stored. One side runs on every publish,
-//! the other only when a receiver parks or a subscription closes. So the
-//! publish side takes a [`light`] barrier and the rare side a [`heavy`] one:
+//! Their handshakes are store-buffering (Dekker) pairs: each side stores,
+//! fences, then loads what the other stored. One side runs on every
+//! single-producer publish and on every pop of a `Block` ring; the other only
+//! when a receiver or a `Block` producer parks, or a subscription closes. So
+//! the frequent side takes a [`light`] barrier and the rare side a [`heavy`] one:
 //!
 //! - With Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available,
 //!   `light` is only a compiler fence and `heavy` is the system call, which
@@ -14,20 +16,21 @@
 //!   loom), both are `fence(SeqCst)`.
 //!
 //! Which one holds is settled by [`init`], before any bus can use them
-//! (`Bus::single_producer` calls it). It changes once at most: if the
+//! (`Bus::single_producer` and the creation of a `Block` ring call it). It changes once at most: if the
 //! system call fails after registration succeeded (a seccomp filter
 //! installed later, or a child of `fork()`, whose new address space is not
 //! registered), [`heavy`] switches the process to full fences on both sides
 //! and takes a full fence itself.
 //!
-//! What the switch does not cover: a single-producer publish that is
-//! running on another thread at the moment of the first failure, with only
-//! a compiler fence, pairs with that one failed heavy barrier through a full
-//! fence on one side only. In a `fork()` child no such publish exists (only
+//! What the switch does not cover: a single-producer publish or a `Block`
+//! pop that is running on another thread at the moment of the first failure,
+//! with only a compiler fence, pairs with that one failed heavy barrier
+//! through a full fence on one side only (a parked `Block` producer bounds
+//! the cost: it sleeps in slices and re-checks). In a `fork()` child no such publish exists (only
 //! the forking thread is copied); do not `fork()` while a single-producer
 //! publish is in flight on the forking thread itself (from a signal
 //! handler), and install seccomp filters that deny `membarrier` before the
-//! first `Bus::single_producer`.
+//! first `Bus::single_producer` or `Block` subscription.
 
 // Straight from std, not the `sync` shim: a process-wide static that exists
 // only where loom is off (under loom both barriers are shim fences).

@@ -126,6 +126,10 @@ pub enum Error {
         /// Records that could not be appended so far.
         count: u64,
     },
+    /// The next sequence number would pass `u64::MAX` (a segment header
+    /// with a first sequence number near the end of the range: damage, or
+    /// a journal made by hand).
+    SeqExhausted,
     /// A cursor name is empty, too long, or has a character other than
     /// ASCII letters, digits, `-`, `_` and `.` (or starts with `.`).
     InvalidCursorName {
@@ -219,6 +223,11 @@ impl fmt::Display for Error {
             Error::RecordsLost { count } => {
                 write!(f, "the recorder failed to append {count} records")
             }
+            Error::SeqExhausted => write!(
+                f,
+                "no sequence number left: the next record would pass u64::MAX \
+                 (check the segment headers, or repair the journal)"
+            ),
             Error::InvalidCursorName { name, reason } => {
                 write!(f, "invalid cursor name {name:?}: {reason}")
             }

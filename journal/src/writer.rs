@@ -725,7 +725,15 @@ impl Journal {
             }
             ends.push(buf.len());
             frame_index.push(index);
-            seq += 1;
+            // A damaged header can start a segment near `u64::MAX`: a typed
+            // error, never an overflow (found by fuzz/frame_reader).
+            let Some(next) = seq.checked_add(1) else {
+                self.buf = buf;
+                self.ends = ends;
+                self.idem.rollback(first);
+                return Err(Error::SeqExhausted);
+            };
+            seq = next;
         }
         let inputs = frame_index.len() + duplicates.len();
         let result = self.write_frames(&buf, &ends, first);

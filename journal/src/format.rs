@@ -452,7 +452,35 @@ impl Record {
     ///
     /// [`Error::Decode`] if the payload is not a `T` in the record's codec.
     pub fn envelope<T: DeserializeOwned>(&self) -> Result<Envelope<T>> {
-        let payload = self.payload::<T>()?;
+        self.envelope_with(self.payload::<T>()?)
+    }
+
+    /// The recorded envelope's metadata around `payload`, which the caller
+    /// made from [`Record::payload_bytes`] in its own way: a tool that does
+    /// not know the payload type can carry the raw bytes, or a
+    /// `serde_json::Value` when the codec is [`Codec::Json`].
+    ///
+    /// ```
+    /// use evbus_core::Envelope;
+    /// use evbus_journal::{Journal, JournalOptions, Reader, Start, SyncPolicy};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut journal = Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never))?;
+    /// let placed = Envelope::on("orders.placed", 7u64)?.with_tenant("acme");
+    /// journal.append(&placed)?;
+    /// journal.close()?;
+    /// let record = Reader::open(dir.path(), Start::Beginning)?.next().unwrap()?;
+    /// let raw = record.envelope_with(record.payload_bytes().to_vec())?;
+    /// assert_eq!((raw.id(), raw.topic(), raw.tenant()), (placed.id(), "orders.placed", Some("acme")));
+    /// assert_eq!(raw.payload(), &[7]); // postcard's varint for 7
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if the recorded topic is not a valid topic (a
+    /// record written by this crate always has one).
+    pub fn envelope_with<U>(&self, payload: U) -> Result<Envelope<U>> {
         let mut e = Envelope::on(&self.topic, payload)
             .map_err(|err| Error::Decode {
                 seq: self.seq,

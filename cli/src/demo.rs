@@ -1,6 +1,6 @@
-//! A three-second monitoring scenario on one bus.
+//! `evbus demo`: a three-second monitoring scenario on one bus.
 //!
-//! Run it with `cargo run --release -p evbus --example demo`.
+//! Run it with `cargo run --release -p evbus-cli -- demo [--seconds N]`.
 //!
 //! - three publisher threads, each with its own `Publisher`: host metrics
 //!   (bursts), alerts (now and then) and logins (steady);
@@ -13,32 +13,33 @@
 //!   was buffered, and ends;
 //! - then `bus.shutdown()`, and a table of what every subscription saw.
 //!
-//! While it runs, a live table refreshes every second with each
+//! While it runs (unless `--quiet`), a live table refreshes every second with each
 //! subscription's delivery rate, ring fill level and drops, so the stalled
 //! `exporter` can be seen filling up and dropping while the others stay
 //! empty: isolation, as it happens. On a terminal it is drawn with
 //! indicatif (one fill bar per subscription); otherwise each refresh is
 //! printed as a plain text block.
 //!
-//! The process exits non-zero if a fast subscriber dropped anything, if the
+//! The command fails (exit status 1) if a fast subscriber dropped anything, if the
 //! stalled one dropped nothing, or if the bus totals disagree with the rows.
 
 use std::{
     collections::BTreeMap,
-    io::IsTerminal,
-    process::ExitCode,
     sync::{Arc, Barrier, mpsc},
     thread,
     time::{Duration, Instant},
 };
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use evbus::{
     Bus, Event, EventKind, Filter, RecvError, RecvTimeoutError, SubscribeOptions, SubscriptionStats,
 };
 
-const RUN: Duration = Duration::from_secs(3);
+use crate::{
+    error::CliError,
+    live::{self, LiveRow},
+    ui::Ui,
+};
+
 /// How often the live table refreshes.
 const REFRESH: Duration = Duration::from_secs(1);
 const HOSTS: [&str; 8] = [
@@ -107,7 +108,18 @@ struct Outcome {
     note: String,
 }
 
-fn main() -> ExitCode {
+/// `evbus demo`'s options.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  evbus demo --seconds 5")]
+pub(crate) struct DemoArgs {
+    /// How long the publishers run, in seconds.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    seconds: u64,
+}
+
+/// Runs the scenario, prints its table, and checks it.
+pub(crate) fn run(args: &DemoArgs, ui: Ui) -> Result<(), CliError> {
+    let run = Duration::from_secs(args.seconds);
     let bus = Bus::<Watch>::new();
 
     // Published before anyone listens: counted as "no subscribers".
@@ -249,7 +261,7 @@ fn main() -> ExitCode {
             "stalled",
             thread::spawn(move || {
                 gate.wait();
-                let taken = match sub.recv_timeout(RUN) {
+                let taken = match sub.recv_timeout(run) {
                     Ok(_) => 1,
                     Err(_) => 0,
                 };
@@ -277,7 +289,7 @@ fn main() -> ExitCode {
             "leaves",
             thread::spawn(move || {
                 gate.wait();
-                let halfway = Instant::now() + RUN / 2;
+                let halfway = Instant::now() + run / 2;
                 let mut taken = 0;
                 let mut users = std::collections::BTreeSet::new();
                 loop {
@@ -318,7 +330,7 @@ fn main() -> ExitCode {
                 .name(name.into())
                 .spawn(move || {
                     gate.wait();
-                    let end = Instant::now() + RUN;
+                    let end = Instant::now() + run;
                     let mut published = 0_u64;
                     let mut round = 0;
                     while Instant::now() < end {
@@ -377,7 +389,7 @@ fn main() -> ExitCode {
     let (stop_monitor, monitor_stop) = mpsc::channel::<()>();
     let monitor = {
         let bus = bus.clone();
-        thread::spawn(move || monitor(&bus, &monitor_stop))
+        thread::spawn(move || monitor(&bus, &monitor_stop, ui))
     };
     let started = Instant::now();
     start_gate.wait();
@@ -475,23 +487,20 @@ fn main() -> ExitCode {
         println!(
             "check: OK - fast subscribers dropped 0, stalled subscriber dropped > 0, totals add up"
         );
-        ExitCode::SUCCESS
+        Ok(())
     } else {
-        for f in &failures {
-            eprintln!("check FAILED: {f}");
-        }
-        ExitCode::FAILURE
+        Err(CliError::failure(format!(
+            "the demo's checks failed: {}",
+            failures.join("; ")
+        ))
+        .hint("this machine may be too loaded for the demo's timing; run it again, or with --seconds 10"))
     }
 }
 
 /// Refreshes the live table every [`REFRESH`] until `stop` is dropped,
 /// then draws it one last time.
-fn monitor(bus: &Bus<Watch>, stop: &mpsc::Receiver<()>) {
-    let mut view: Box<dyn LiveView> = if std::io::stdout().is_terminal() {
-        Box::new(Bars::new())
-    } else {
-        Box::new(PlainText)
-    };
+fn monitor(bus: &Bus<Watch>, stop: &mpsc::Receiver<()>, ui: Ui) {
+    let mut view = live::view(ui, REFRESH);
     let started = Instant::now();
     let mut last = (Instant::now(), counts(bus));
     loop {
@@ -538,4 +547,3 @@ fn counts(bus: &Bus<Watch>) -> BTreeMap<u64, SubscriptionStats> {
         .map(|s| (s.id, s))
         .collect()
 }
-

@@ -1,16 +1,47 @@
+//! The live table of `evbus demo` and `evbus stats`: per subscription, its
+//! ring fill, deliveries per second and drops, redrawn in place with
+//! indicatif on a terminal, or printed as plain text blocks otherwise.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::ui::Ui;
+
 /// One row of the live table, from two snapshots `dt` apart.
-struct LiveRow {
-    name: String,
-    capacity: usize,
-    queued: usize,
-    delivered_per_s: f64,
-    dropped: u64,
-    dropped_per_s: f64,
+pub(crate) struct LiveRow {
+    pub(crate) name: String,
+    pub(crate) capacity: usize,
+    pub(crate) queued: usize,
+    pub(crate) delivered_per_s: f64,
+    pub(crate) dropped: u64,
+    pub(crate) dropped_per_s: f64,
+}
+
+/// The view for `ui`: bars on a terminal, plain text otherwise, nothing with
+/// `--quiet`. `refresh` is named in the bars' header.
+pub(crate) fn view(ui: Ui, refresh: Duration) -> Box<dyn LiveView> {
+    if ui.quiet {
+        Box::new(Silent)
+    } else if ui.stdout_tty {
+        Box::new(Bars::new(refresh))
+    } else {
+        Box::new(PlainText)
+    }
+}
+
+/// `--quiet`: no live table.
+struct Silent;
+
+impl LiveView for Silent {
+    fn draw(&mut self, _: Duration, _: &[LiveRow]) {}
 }
 
 /// Where the live table goes.
-trait LiveView {
+pub(crate) trait LiveView {
+    /// Draws one refresh, `at` after the start.
     fn draw(&mut self, at: Duration, rows: &[LiveRow]);
+    /// Ends the table (the last refresh stays on screen).
     fn finish(&mut self) {}
 }
 
@@ -51,10 +82,11 @@ struct Bars {
     header: ProgressBar,
     bars: BTreeMap<String, ProgressBar>,
     style: ProgressStyle,
+    refresh: Duration,
 }
 
 impl Bars {
-    fn new() -> Self {
+    fn new(refresh: Duration) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
         let header = multi.add(ProgressBar::new(1));
         header.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
@@ -67,6 +99,7 @@ impl Bars {
             )
             .expect("valid template")
             .progress_chars("#>-"),
+            refresh,
         }
     }
 }
@@ -74,9 +107,9 @@ impl Bars {
 impl LiveView for Bars {
     fn draw(&mut self, at: Duration, rows: &[LiveRow]) {
         self.header.set_message(format!(
-            "live at {:.1} s: ring fill, deliveries/s, drops (every {} s)",
+            "live at {:.1} s: ring fill, deliveries/s, drops (every {:.1} s)",
             at.as_secs_f64(),
-            REFRESH.as_secs()
+            self.refresh.as_secs_f64()
         ));
         for r in rows {
             let bar = self.bars.entry(r.name.clone()).or_insert_with(|| {

@@ -1,0 +1,107 @@
+//! `evbus query`: the records that match a topic pattern, a time range, a
+//! correlation id, a session or a tenant, found through the journal's
+//! indexes.
+
+use std::path::PathBuf;
+
+use evbus_core::{EventId, Pattern};
+use evbus_journal::Query;
+
+use crate::{
+    error::CliError,
+    records::{self, Format, TimeArg},
+    ui::Ui,
+};
+
+/// `evbus query`'s options.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  evbus query ./journal --topic 'orders.*' --from 2026-11-29T18:00:00Z --to 2026-11-29T19:00:00Z
+  evbus query ./journal --correlation 0193a5c2-7f1e-7c3a-9d2b-5e8f1a2b3c4d --format json
+  evbus query ./journal --tenant acme --limit 20")]
+pub(crate) struct QueryArgs {
+    /// The journal directory.
+    journal: PathBuf,
+    /// Only records whose topic matches this pattern.
+    #[arg(long, short, value_name = "PATTERN")]
+    topic: Option<Pattern>,
+    /// Only records at or after this time (RFC 3339, `10m` ago, `now`).
+    #[arg(long, value_name = "TIME")]
+    from: Option<TimeArg>,
+    /// Only records before this time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<TimeArg>,
+    /// Only records with this correlation id (found through the index).
+    #[arg(long, value_name = "ID")]
+    correlation: Option<EventId>,
+    /// Only records of this session.
+    #[arg(long, value_name = "ID")]
+    session: Option<String>,
+    /// Only records of this tenant.
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// At most this many records.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// How to print records.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Runs `evbus query`.
+pub(crate) fn run(args: &QueryArgs, ui: Ui) -> Result<(), CliError> {
+    let dir = &args.journal;
+    records::check_journal_dir(dir)?;
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && to.0 < from.0
+    {
+        return Err(CliError::usage(format!(
+            "--to ({}) is before --from ({})",
+            records::show_time(to.0),
+            records::show_time(from.0)
+        )));
+    }
+    let mut query = Query::new();
+    if let Some(p) = &args.topic {
+        query = query.pattern(p.clone());
+    }
+    if let Some(t) = args.from {
+        query = query.from(t.0);
+    }
+    if let Some(t) = args.to {
+        query = query.until(t.0);
+    }
+    if let Some(id) = args.correlation {
+        query = query.correlation(id);
+    }
+    if let Some(s) = &args.session {
+        query = query.session(s);
+    }
+    if let Some(t) = &args.tenant {
+        query = query.tenant(t);
+    }
+    if let Some(n) = args.limit {
+        query = query.limit(n);
+    }
+    let mut results = Query::run(dir, &query).map_err(|e| CliError::journal(dir, e))?;
+    if args.format == Format::Table {
+        println!("{}", records::table_header());
+    }
+    for record in results.by_ref() {
+        let record = record.map_err(|e| CliError::journal(dir, e))?;
+        records::print_record(&record, args.format);
+    }
+    let stats = results.stats();
+    if !ui.quiet {
+        eprintln!(
+            "{} records matched; read {} of them from {} segments ({} skipped by the indexes), {} bytes",
+            stats.records_matched,
+            stats.records_read,
+            stats.segments_opened,
+            stats.segments_skipped,
+            stats.bytes_read
+        );
+    }
+    Ok(())
+}

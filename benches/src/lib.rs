@@ -8,6 +8,8 @@
 //! The user scenarios of `bench-report` (9 to 14) compare more peers (the
 //! disruptor and bus crates, an rtrb fan-out, evbus's single-producer mode)
 //! through [`peers::Peer`]; [`os`] has what scenario 14 needs from the OS.
+//! [`report`] runs every scenario and prints the report (`bench-report`,
+//! `evbus bench`).
 
 use std::{
     hint::black_box,
@@ -18,6 +20,7 @@ use evbus_core::{Bus, Event, EventKind, Publisher, SubscribeOptions, Subscriptio
 
 pub mod os;
 pub mod peers;
+pub mod report;
 
 /// A 64-byte payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::{
     time::Instant,
 };
 
-use evbus_benches::{
+use crate::{
     Payload64,
     peers::{Item, Job, NotPossible, Peer, PeerRx, PeerTx, back_off},
 };

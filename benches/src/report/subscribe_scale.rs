@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use evbus_benches::{Msg, peers::PeerKind};
+use crate::{Msg, peers::PeerKind};
 use evbus_core::{Bus, Filter, SubscribeOptions};
 
 use super::{
@@ -155,7 +155,7 @@ fn crossbeam(budget: Duration) -> Scaling {
         {
             let senders = Arc::clone(&senders);
             move |n| {
-                evbus_benches::publish_all(&senders, n);
+                crate::publish_all(&senders, n);
             }
         },
     )

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use evbus_benches::{
+use crate::{
     BenchKind, Msg,
     os::{FutexCounter, context_switches, pin_current_thread},
     peers::{NotPossible, PeerKind},
@@ -75,7 +75,7 @@ fn block_sub(bus: &Bus<Msg<u64>>) -> Result<Subscription<Msg<u64>>, NotPossible>
             .capacity(CAPACITY)
             .overflow(Overflow::Block(BLOCK)),
     )
-    .map_err(evbus_benches::peers::not_possible)
+    .map_err(crate::peers::not_possible)
 }
 
 /// Receives until the bus is shut down and drained; the count.

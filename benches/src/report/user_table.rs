@@ -1,8 +1,8 @@
 //! The user-scenario table (scenarios 9 to 14, issue 14): one column per
-//! peer of `evbus_benches::peers`, ratios of evbus to four of them, and a
+//! peer of `crate::peers`, ratios of evbus to four of them, and a
 //! cell that can say why a figure is missing.
 
-use evbus_benches::peers::{Item, Job, NotPossible, PeerKind, dispatch};
+use crate::peers::{Item, Job, NotPossible, PeerKind, dispatch};
 
 /// One figure, or why there is none.
 #[derive(Debug, Clone)]

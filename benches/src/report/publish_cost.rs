@@ -5,7 +5,7 @@
 
 use std::{hint::black_box, time::Instant};
 
-use evbus_benches::peers::{Item, Job, NotPossible, Peer, PeerRx, PeerTx};
+use crate::peers::{Item, Job, NotPossible, Peer, PeerRx, PeerTx};
 
 use super::{
     BURST, Config, percentile,

@@ -113,42 +113,53 @@ pub(crate) fn envelope(record: &Record) -> Result<Envelope<Value>, evbus_journal
     record.envelope_with(payload_value(record))
 }
 
-/// The record as one JSON object: `seq`, `time` (RFC 3339), every
-/// metadata field that is set, and `payload`.
-pub(crate) fn record_json(record: &Record) -> Value {
-    let mut o = serde_json::Map::new();
-    o.insert("seq".into(), json!(record.seq()));
-    o.insert("time".into(), json!(show_time(record.time())));
-    o.insert("topic".into(), json!(record.topic()));
-    o.insert("id".into(), json!(record.id().to_string()));
-    o.insert(
-        "correlation_id".into(),
-        json!(record.correlation_id().to_string()),
-    );
-    if let Some(c) = record.causation_id() {
-        o.insert("causation_id".into(), json!(c.to_string()));
-    }
-    for (k, v) in [
-        ("session_id", record.session_id()),
-        ("source", record.source()),
-        ("tenant", record.tenant()),
-        ("idempotency_key", record.idempotency_key()),
-    ] {
-        if let Some(v) = v {
-            o.insert(k.into(), json!(v));
-        }
-    }
-    if record.tags().len() > 0 {
-        o.insert("tags".into(), json!(record.tags().collect::<Vec<_>>()));
-    }
-    if let Some(m) = record.replay() {
-        o.insert(
-            "replay".into(),
-            json!({ "dry_run": m.dry_run, "recorded_seq": m.recorded_seq }),
-        );
-    }
-    o.insert("payload".into(), payload_value(record));
-    Value::Object(o)
+/// One record as `--format json` prints it, fields in this order.
+#[derive(serde::Serialize)]
+struct RecordLine<'a> {
+    seq: u64,
+    time: String,
+    topic: &'a str,
+    id: String,
+    correlation_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<Value>,
+    payload: Value,
+}
+
+/// The record as one JSON object: `seq`, `time` (RFC 3339), `topic`,
+/// the ids, every other metadata field that is set, and `payload`.
+pub(crate) fn record_json(record: &Record) -> String {
+    let line = RecordLine {
+        seq: record.seq(),
+        time: show_time(record.time()),
+        topic: record.topic(),
+        id: record.id().to_string(),
+        correlation_id: record.correlation_id().to_string(),
+        causation_id: record.causation_id().map(|c| c.to_string()),
+        session_id: record.session_id(),
+        source: record.source(),
+        tenant: record.tenant(),
+        idempotency_key: record.idempotency_key(),
+        tags: record.tags().collect(),
+        replay: record
+            .replay()
+            .map(|m| json!({ "dry_run": m.dry_run, "recorded_seq": m.recorded_seq })),
+        payload: payload_value(record),
+    };
+    // Strings, numbers and values only: serializing cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 /// The header of [`table_row`]'s columns.

@@ -1,7 +1,11 @@
 //! `evbus tail`: the last records of a journal, then (with `--follow`) the
 //! records appended by a writer in any process, as they arrive.
 
-use std::{path::PathBuf, thread, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    thread,
+    time::Duration,
+};
 
 use evbus_core::Pattern;
 use evbus_journal::{Reader, Start};
@@ -32,8 +36,7 @@ pub(crate) struct TailArgs {
     /// `--lines` (RFC 3339, `10m` ago, `now`).
     #[arg(long, value_name = "TIME", conflicts_with = "lines")]
     since: Option<TimeArg>,
-    /// Start this many records before the end (counted before the topic
-    /// filter).
+    /// Start with the last N records (that match `--topic`, if given).
     #[arg(long, short = 'n', value_name = "N", default_value_t = 10)]
     lines: u64,
     /// Keep waiting for new records (any process may be writing them) until
@@ -54,10 +57,7 @@ pub(crate) fn run(args: &TailArgs) -> Result<(), CliError> {
     records::check_journal_dir(dir)?;
     let start = match args.since {
         Some(t) => Start::Time(t.0),
-        None => {
-            let (first, end) = records::seq_bounds(dir)?;
-            Start::Seq(end.saturating_sub(args.lines).max(first))
-        }
+        None => Start::Seq(last_n_start(dir, args.topic.as_ref(), args.lines)?),
     };
     let mut reader = Reader::open(dir, start).map_err(|e| CliError::journal(dir, e))?;
     if args.format == Format::Table {
@@ -83,5 +83,45 @@ pub(crate) fn run(args: &TailArgs) -> Result<(), CliError> {
             None if args.follow => thread::sleep(POLL),
             None => return Ok(()),
         }
+    }
+}
+
+/// The sequence number to start at so that the last `n` records matching
+/// `topic` are printed: reads backwards in growing windows (4 times larger
+/// each time), so a rare topic costs at most about 4/3 of one pass.
+fn last_n_start(dir: &Path, topic: Option<&Pattern>, n: u64) -> Result<u64, CliError> {
+    let (first, end) = records::seq_bounds(dir)?;
+    let Some(pattern) = topic else {
+        return Ok(end.saturating_sub(n).max(first));
+    };
+    if n == 0 {
+        return Ok(end);
+    }
+    let mut window = n.saturating_mul(4).max(256);
+    let mut upto = end;
+    let mut found: Vec<u64> = Vec::new();
+    loop {
+        let from = upto.saturating_sub(window).max(first);
+        let mut in_window = Vec::new();
+        let reader = Reader::open(dir, Start::Seq(from)).map_err(|e| CliError::journal(dir, e))?;
+        for record in reader {
+            let record = record.map_err(|e| CliError::journal(dir, e))?;
+            if record.seq() >= upto {
+                break;
+            }
+            if pattern.matches(record.topic()) {
+                in_window.push(record.seq());
+            }
+        }
+        in_window.append(&mut found);
+        found = in_window;
+        if found.len() as u64 >= n || from == first {
+            let k = found
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            return Ok(found.get(k).copied().unwrap_or(end));
+        }
+        upto = from;
+        window = window.saturating_mul(4);
     }
 }

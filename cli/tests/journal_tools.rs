@@ -59,8 +59,10 @@ fn tail_prints_the_last_records_as_a_table_or_json() {
         .assert()
         .success();
     let rows = json_lines(&out.get_output().stdout);
-    // The last 3 records are 12 (placed 8), 13 (shipped 8), 14 (placed 9).
-    assert_eq!(rows.len(), 1);
+    // The last 3 shipped records: 7, 10 and 13.
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["seq"], 7);
+    let rows = &rows[2..];
     assert_eq!(rows[0]["seq"], 13);
     assert_eq!(rows[0]["topic"], "orders.shipped");
     assert_eq!(rows[0]["tenant"], "acme");
@@ -83,6 +85,45 @@ fn tail_prints_the_last_records_as_a_table_or_json() {
         .map(|r| r["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [13, 14]);
+}
+
+#[test]
+fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::create(
+        dir.path(),
+        JournalOptions::new()
+            .codec(Codec::Json)
+            .sync(SyncPolicy::Never),
+    )
+    .unwrap();
+    // Rare records at 0, 500 and 1000, then 2000 of noise: several
+    // windows back.
+    for i in 0..3000u64 {
+        let topic = if i % 500 == 0 && i <= 1000 {
+            "rare.event"
+        } else {
+            "noise.tick"
+        };
+        journal
+            .append(&Envelope::on(topic, serde_json::json!(i)).unwrap())
+            .unwrap();
+    }
+    journal.close().unwrap();
+    let seqs = |n: &str| -> Vec<u64> {
+        let out = evbus()
+            .args(["tail", "--format", "json", "--topic", "rare.*", "-n", n])
+            .arg(dir.path())
+            .assert()
+            .success();
+        json_lines(&out.get_output().stdout)
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs("2"), [500, 1000]);
+    assert_eq!(seqs("10"), [0, 500, 1000]);
+    assert_eq!(seqs("0"), Vec::<u64>::new());
 }
 
 #[test]

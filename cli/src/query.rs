@@ -95,10 +95,10 @@ pub(crate) fn run(args: &QueryArgs, ui: Ui) -> Result<(), CliError> {
     let stats = results.stats();
     if !ui.quiet {
         eprintln!(
-            "{} records matched; read {} of them from {} segments ({} skipped by the indexes), {} bytes",
-            stats.records_matched,
-            stats.records_read,
-            stats.segments_opened,
+            "{} matched; read {} from {} ({} skipped by the indexes), {} bytes",
+            records::count(stats.records_matched, "record"),
+            records::count(stats.records_read, "record"),
+            records::count(stats.segments_opened, "segment"),
             stats.segments_skipped,
             stats.bytes_read
         );

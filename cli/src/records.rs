@@ -61,6 +61,15 @@ pub(crate) enum Format {
     Json,
 }
 
+/// `1 segment`, `2 segments`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A time as RFC 3339 in UTC with milliseconds.
 pub(crate) fn show_time(t: Timestamp) -> String {
     humantime::format_rfc3339_millis(t.to_system_time()).to_string()

@@ -122,9 +122,9 @@ pub(crate) fn export(args: &ExportArgs, ui: Ui) -> Result<(), CliError> {
     let header = written.map_err(|e| session_error(&args.session, &e))?;
     if !ui.quiet {
         eprintln!(
-            "exported {} records ({} topics) to {}",
-            header.count,
-            header.topics.len(),
+            "exported {} ({}) to {}",
+            records::count(header.count, "record"),
+            records::count(header.topics.len() as u64, "topic"),
             args.session.display()
         );
     }
@@ -177,8 +177,8 @@ pub(crate) fn import(args: &ImportArgs, ui: Ui) -> Result<(), CliError> {
     }
     if !ui.quiet {
         eprintln!(
-            "imported {} records into {} (seq {first}..{end})",
-            end - first,
+            "imported {} into {} (seq {first}..{end})",
+            records::count(end - first, "record"),
             args.journal.display()
         );
     }

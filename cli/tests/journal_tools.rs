@@ -359,7 +359,7 @@ fn export_then_import_round_trips_a_journal() {
         .args(["--topic", "orders.placed"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("exported 6 records (1 topics)"));
+        .stderr(predicate::str::contains("exported 6 records (1 topic)"));
     let back: Vec<(u64, Envelope<Value>)> = SessionReader::<_, Value>::open(&session)
         .unwrap()
         .collect::<Result<_, _>>()

@@ -126,10 +126,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
                 .hint("pass a journal directory or a session file (.jsonl)"),
         );
     }
-    let (total, source): (
-        Option<u64>,
-        Box<dyn Iterator<Item = Result<(u64, Envelope<Value>), CliError>>>,
-    ) = if path.is_dir() {
+    let (total, source): (Option<u64>, Source) = if path.is_dir() {
         journal_source(path)?
     } else {
         session_source(path)?

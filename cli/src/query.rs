@@ -85,12 +85,24 @@ pub(crate) fn run(args: &QueryArgs, ui: Ui) -> Result<(), CliError> {
         query = query.limit(n);
     }
     let mut results = Query::run(dir, &query).map_err(|e| CliError::journal(dir, e))?;
-    if args.format == Format::Table {
-        println!("{}", records::table_header());
+    let mut out = records::Out::new();
+    if args.format == Format::Table && !out.line(&records::table_header())? {
+        return Ok(());
     }
     for record in results.by_ref() {
-        let record = record.map_err(|e| CliError::journal(dir, e))?;
-        records::print_record(&record, args.format);
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                out.flush()?;
+                return Err(CliError::journal(dir, e));
+            }
+        };
+        if !out.record(&record, args.format)? {
+            return Ok(());
+        }
+    }
+    if !out.flush()? {
+        return Ok(());
     }
     let stats = results.stats();
     if !ui.quiet {

@@ -199,11 +199,50 @@ pub(crate) fn table_row(record: &Record) -> String {
     )
 }
 
-/// Prints `record` in `format` on standard output.
-pub(crate) fn print_record(record: &Record, format: Format) {
-    match format {
-        Format::Table => println!("{}", table_row(record)),
-        Format::Json => println!("{}", record_json(record)),
+/// Standard output for records, buffered ([`Out::flush`] when there is
+/// nothing more for now); a reader that went away (`| head`) ends the
+/// command quietly instead of a panic.
+pub(crate) struct Out {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+}
+
+impl Out {
+    /// Locks standard output.
+    pub(crate) fn new() -> Out {
+        Out {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+        }
+    }
+
+    /// Writes one line; `Ok(false)` if the reader closed the pipe.
+    pub(crate) fn line(&mut self, line: &str) -> Result<bool, CliError> {
+        use std::io::Write as _;
+        Self::check(writeln!(self.out, "{line}"))
+    }
+
+    /// Writes out what is buffered; `Ok(false)` if the reader closed the
+    /// pipe.
+    pub(crate) fn flush(&mut self) -> Result<bool, CliError> {
+        use std::io::Write as _;
+        Self::check(self.out.flush())
+    }
+
+    fn check(result: std::io::Result<()>) -> Result<bool, CliError> {
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(CliError::failure(format!(
+                "writing to standard output failed: {e}"
+            ))),
+        }
+    }
+
+    /// Writes `record` in `format`; `Ok(false)` if the reader went away.
+    pub(crate) fn record(&mut self, record: &Record, format: Format) -> Result<bool, CliError> {
+        match format {
+            Format::Table => self.line(&table_row(record)),
+            Format::Json => self.line(&record_json(record)),
+        }
     }
 }
 

@@ -60,13 +60,14 @@ pub(crate) fn run(args: &TailArgs) -> Result<(), CliError> {
         None => Start::Seq(last_n_start(dir, args.topic.as_ref(), args.lines)?),
     };
     let mut reader = Reader::open(dir, start).map_err(|e| CliError::journal(dir, e))?;
-    if args.format == Format::Table {
-        println!("{}", records::table_header());
+    let mut out = records::Out::new();
+    if args.format == Format::Table && !out.line(&records::table_header())? {
+        return Ok(());
     }
     let mut printed = 0;
     loop {
         if args.count.is_some_and(|n| printed >= n) {
-            return Ok(());
+            break;
         }
         match reader.next() {
             Some(Ok(record)) => {
@@ -75,15 +76,27 @@ pub(crate) fn run(args: &TailArgs) -> Result<(), CliError> {
                     .as_ref()
                     .is_none_or(|p| p.matches(record.topic()))
                 {
-                    records::print_record(&record, args.format);
+                    if !out.record(&record, args.format)? {
+                        return Ok(());
+                    }
                     printed += 1;
                 }
             }
-            Some(Err(e)) => return Err(CliError::journal(dir, e)),
-            None if args.follow => thread::sleep(POLL),
-            None => return Ok(()),
+            Some(Err(e)) => {
+                out.flush()?;
+                return Err(CliError::journal(dir, e));
+            }
+            None if args.follow => {
+                // Nothing more for now: show what was read, then wait.
+                if !out.flush()? {
+                    return Ok(());
+                }
+                thread::sleep(POLL);
+            }
+            None => break,
         }
     }
+    out.flush().map(drop)
 }
 
 /// The sequence number to start at so that the last `n` records matching

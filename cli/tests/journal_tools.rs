@@ -570,3 +570,27 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
         .success()
         .stderr(predicate::str::is_empty());
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path(), Codec::Json, 2000); // 3000 records, ~400 KB of table
+    for cmd in ["tail", "query"] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evbus"))
+            .args([cmd, "-n", "3000"][..if cmd == "tail" { 3 } else { 1 }].iter())
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is dropped: like `| head -1`.
+        assert!(first.contains("seq"), "{first}");
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{cmd}: {:?}", out);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}

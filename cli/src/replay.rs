@@ -133,7 +133,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
     };
     let bar = ui.bar(
         total,
-        "replay {bar:30} {pos}/{len} records  {per_sec}  ETA {eta}",
+        "replay {bar:30} {pos}/{len} records  {rate}  ETA {eta}",
     );
     let plain_every = total.map_or(u64::MAX, |t| (t / 10).max(1));
     ui.note(format!(

@@ -82,7 +82,7 @@ pub(crate) fn export(args: &ExportArgs, ui: Ui) -> Result<(), CliError> {
     let results = Query::run(dir, &query).map_err(|e| CliError::journal(dir, e))?;
     let bar = ui.bar(
         Some(end - first),
-        "export {bar:30} {pos}/{len} records  {per_sec}",
+        "export {bar:30} {pos}/{len} records  {rate}",
     );
     let mut failed: Option<CliError> = None;
     let raw = args.raw_payloads;
@@ -145,7 +145,7 @@ pub(crate) fn import(args: &ImportArgs, ui: Ui) -> Result<(), CliError> {
     let mut journal = open_json_journal(&args.journal)?;
     let bar = ui.bar(
         Some(reader.header().count),
-        "import {bar:30} {pos}/{len} records  {per_sec}",
+        "import {bar:30} {pos}/{len} records  {rate}",
     );
     let first = journal.next_seq();
     let mut batch: Vec<Envelope<Value>> = Vec::with_capacity(256);

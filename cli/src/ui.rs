@@ -3,7 +3,7 @@
 
 use std::{io::IsTerminal, time::Duration};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Where output goes and how much of it there is, fixed at start-up.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +26,8 @@ impl Ui {
         }
     }
 
-    /// A progress bar on standard error for `len` items (or a spinner
+    /// A progress bar on standard error for `len` items (`{rate}` in the
+    /// template: items per second, whole) (or a spinner
     /// when `len` is unknown), or `None` when it would not be seen: not a
     /// terminal, or `--quiet`. Callers print plain lines instead
     /// ([`Ui::note`]).
@@ -45,7 +46,16 @@ impl Ui {
         // The templates are constants of this crate; a bad one is a bug
         // shown as a plain bar rather than a panic.
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("#>-"));
+            bar.set_style(
+                style
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    )
+                    .progress_chars("#>-"),
+            );
         }
         Some(bar)
     }

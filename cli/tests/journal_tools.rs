@@ -594,3 +594,32 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn inspect_reports_a_torn_tail_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path(), Codec::Json, 2);
+    let segment = dir.path().join(format!("{:020}.seg", 0));
+    // Half a frame header: what a crash in the middle of an append leaves.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(&[0x20, 0, 0]);
+    std::fs::write(&segment, bytes).unwrap();
+    evbus()
+        .arg("inspect")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("records   3 (seq 0..=2)"))
+        .stdout(predicate::str::contains("ends in a torn tail of 3 bytes"));
+    evbus()
+        .args(["inspect", "--repair"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "repair    cut a torn tail of 3 bytes",
+        ))
+        .stdout(predicate::str::contains(
+            "check     ok: every frame's CRC matched",
+        ));
+}

@@ -127,7 +127,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
         );
     }
     let (total, source): (Option<u64>, Source) = if path.is_dir() {
-        journal_source(path)?
+        journal_source(path, args.from)?
     } else {
         session_source(path)?
     };
@@ -205,9 +205,13 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
 
 type Source = Box<dyn Iterator<Item = Result<(u64, Envelope<Value>), CliError>>>;
 
-fn journal_source(dir: &Path) -> Result<(Option<u64>, Source), CliError> {
-    let (first, end) = records::seq_bounds(dir)?;
-    let reader = Reader::open(dir, Start::Beginning).map_err(|e| CliError::journal(dir, e))?;
+/// The journal's records from `from` on (found through the time index);
+/// the total is a bound for the progress bar.
+fn journal_source(dir: &Path, from: Option<TimeArg>) -> Result<(Option<u64>, Source), CliError> {
+    let (_, end) = records::seq_bounds(dir)?;
+    let start = from.map_or(Start::Beginning, |t| Start::Time(t.0));
+    let reader = Reader::open(dir, start).map_err(|e| CliError::journal(dir, e))?;
+    let first = reader.next_seq().min(end);
     let dir = dir.to_path_buf();
     let source = reader.map(move |r| {
         r.and_then(|rec| Ok((rec.seq(), records::envelope(&rec)?)))

@@ -152,12 +152,10 @@ pub fn sign(secret: &Secret, id: &str, timestamp: u64, body: &[u8]) -> String {
 /// in `secrets` (space-separated, in order): during a rotation a sender
 /// signs with the old and the new secret so receivers holding either
 /// accept it.
-pub fn signature_header(
-    secrets: impl IntoIterator<Item = &Secret>,
-    id: &str,
-    timestamp: u64,
-    body: &[u8],
-) -> String {
+pub fn signature_header<'a, I>(secrets: I, id: &str, timestamp: u64, body: &[u8]) -> String
+where
+    I: IntoIterator<Item = &'a Secret>,
+{
     let mut out = String::new();
     for secret in secrets {
         if !out.is_empty() {

@@ -167,7 +167,7 @@ where
 }
 
 /// Why a request failed verification.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 pub enum VerifyError {
     /// A required header is absent (or not valid text).
     #[error("missing header {0}")]

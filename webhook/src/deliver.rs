@@ -580,6 +580,11 @@ impl Webhooks {
     /// Forwards every envelope a bus subscription receives to
     /// [`send`](Self::send), on a thread of its own, until the bus closes.
     /// Returns the thread's handle; it yields how many envelopes it sent.
+    ///
+    /// The subscription's overflow policy decides what happens when the
+    /// deliverer falls behind the bus: for a lossless forward, subscribe
+    /// with `Overflow::Block` (as the journal's recorder does). A lag
+    /// reported by a lossy subscription is skipped over.
     pub fn forward<T>(
         &self,
         mut sub: evbus_core::Subscription<Envelope<T>>,

@@ -143,6 +143,11 @@ impl Receiver {
         })
     }
 
+    /// The receiver's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Distinct requests accepted.
     pub fn accepted(&self) -> u64 {
         self.inner.accepted.load(Ordering::Relaxed)

@@ -65,9 +65,9 @@ impl ClockHandle {
         let deadline = self.now().checked_add(by);
         match deadline {
             Some(d) => self.sleep_until(d).await,
-            // Past the end of time: wait for ever (a manual clock advanced
-            // that far wakes us through the check above never passing, so
-            // this only happens with absurd delays; those are capped).
+            // Past the last representable instant: a deadline that never
+            // comes (an endpoint timeout of `Duration::MAX` means none).
+            // Retry delays never get here: the policy caps them.
             None => std::future::pending().await,
         }
     }

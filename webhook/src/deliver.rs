@@ -4,7 +4,6 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     fmt,
-    num::NonZeroU32,
     path::PathBuf,
     sync::{Arc, Mutex, RwLock, mpsc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -118,6 +117,16 @@ impl fmt::Debug for Shared {
 /// Delivery order within an endpoint is not guaranteed (retries overtake
 /// nothing and wait for nothing); receivers order by the event's time or
 /// id and deduplicate by `webhook-id`.
+///
+/// # Closing
+///
+/// Dropping the last handle stops nothing that was accepted: each event's
+/// task holds the shared state until it is delivered or dead-lettered,
+/// and the journal thread closes the journal once the last of them is
+/// gone. To finish cleanly, call [`wait_idle`](Self::wait_idle) and then
+/// [`flush`](Self::flush) before dropping. Tasks run on the runtime the
+/// deliverer was built with; shutting that runtime down cancels them
+/// (their attempts so far are in the journal, the rest are not made).
 #[derive(Clone, Debug)]
 pub struct Webhooks {
     shared: Arc<Shared>,
@@ -760,18 +769,12 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
     let mut attempt = 0u32;
     loop {
         attempt = attempt.saturating_add(1);
-        if let Some(limiter) = &st.limiter {
-            while let Err(not_until) = limiter.check() {
-                let wait = not_until.wait_time_from(clock.now());
-                clock.sleep(wait.max(Duration::from_micros(100))).await;
-            }
-        }
         let admit = st
             .breaker
             .lock()
             .map(|mut b| b.allow(clock.now()))
             .unwrap_or(Admit::Go { probe: false });
-        let started = clock.now();
+        let mut started = clock.now();
         let outcome = match admit {
             Admit::Refused { retry_in } => Outcome {
                 status: None,
@@ -781,6 +784,14 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
                 latency: Duration::ZERO,
             },
             Admit::Go { probe } => {
+                // Only requests that are made take a token.
+                if let Some(limiter) = &st.limiter {
+                    while let Err(not_until) = limiter.check() {
+                        let wait = not_until.wait_time_from(clock.now());
+                        clock.sleep(wait.max(Duration::from_micros(100))).await;
+                    }
+                    started = clock.now();
+                }
                 let out = request(shared, st, &job).await;
                 let now = clock.now();
                 let t = st
@@ -871,9 +882,4 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
             }
         }
     }
-}
-
-/// A rate of `n` per second, for [`RateLimit`](crate::RateLimit)s.
-pub fn per_second(n: u32) -> Option<NonZeroU32> {
-    NonZeroU32::new(n)
 }

@@ -106,7 +106,7 @@ mod window;
 
 pub use crate::{
     breaker::{BreakerPolicy, BreakerState},
-    deliver::{SendReport, Webhooks, WebhooksBuilder, per_second, webhook_id},
+    deliver::{SendReport, Webhooks, WebhooksBuilder, webhook_id},
     endpoint::{
         Endpoint, EndpointBuilder, EndpointError, EventFilter, MAX_ENDPOINT_NAME, RateLimit,
         default_retry,

@@ -74,6 +74,22 @@ impl Receiver {
         }
     }
 
+    /// Remembers the last `n` ids (at least 1) for duplicate detection.
+    ///
+    /// Call it before sharing the receiver: clones made earlier keep the
+    /// previous memory.
+    #[must_use]
+    pub fn remember(mut self, n: usize) -> Self {
+        self.inner = Arc::new(Inner {
+            seen: Mutex::new((HashSet::new(), VecDeque::new())),
+            cap: n.max(1),
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        });
+        self
+    }
+
     /// Calls `hook` with an [`Alert::SignatureRejected`] for every rejected
     /// request.
     #[must_use]

@@ -582,6 +582,17 @@ async fn tenant_and_tag_filters_route_events() {
         text.contains("evbus_webhook_ack_latency_seconds{endpoint=\"acme\",quantile=\"0.95\"}"),
         "{text}"
     );
+    // A removed endpoint gets nothing more.
+    assert!(w.remove("acme"));
+    assert!(!w.remove("acme"));
+    assert_eq!(w.endpoints(), ["releases"]);
+    let e = event("plugins.released", 9)
+        .with_tenant("acme")
+        .with_tag("release")
+        .with_tag("stable");
+    assert_eq!(w.send(&e).unwrap().matched, 1);
+    w.wait_idle().await;
+    assert_eq!(acme.hook.ok_ids().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -412,8 +412,8 @@ impl Webhooks {
 
     fn enqueue(&self, st: &Arc<EndpointState>, job: Job) -> bool {
         let Ok(permit) = Arc::clone(&st.queue).try_acquire_owned() else {
-            Counters::bump(&st.counters.dead);
             self.dead_letter(st, &job, 0, "queue full".to_owned());
+            Counters::bump(&st.counters.dead);
             return false;
         };
         self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
@@ -835,16 +835,6 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
             }
             Some(d)
         };
-        if ok {
-            Counters::bump(&c.success);
-            if attempt == 1 {
-                Counters::bump(&c.first_attempt_success);
-            }
-            Counters::record_latency(&c.ack, outcome.latency);
-            Counters::record_latency(&c.delivery, now.saturating_duration_since(job.accepted));
-        } else {
-            Counters::bump(&c.failed);
-        }
         journal(
             shared,
             Envelope::on(
@@ -867,13 +857,25 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
             job.correlation,
             job.tenant.as_deref(),
         );
+        // Counters move after the records are queued for the journal, so
+        // whoever sees a counter and then flushes finds the records.
+        if ok {
+            Counters::bump(&c.success);
+            if attempt == 1 {
+                Counters::bump(&c.first_attempt_success);
+            }
+            Counters::record_latency(&c.ack, outcome.latency);
+            Counters::record_latency(&c.delivery, now.saturating_duration_since(job.accepted));
+        } else {
+            Counters::bump(&c.failed);
+        }
         if ok {
             return;
         }
         match retry_in {
             None => {
-                Counters::bump(&c.dead);
                 write_dead_letter(shared, st, &job, attempt, outcome.error.unwrap_or_default());
+                Counters::bump(&c.dead);
                 return;
             }
             Some(d) => {

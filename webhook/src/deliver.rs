@@ -885,3 +885,44 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let v = |s: &str| reqwest::header::HeaderValue::from_str(s).unwrap();
+        assert_eq!(parse_retry_after(&v("7")), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(&v(" 0 ")), Some(Duration::ZERO));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let d = parse_retry_after(&v(&httpdate::fmt_http_date(later))).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        // A date in the past means now.
+        assert_eq!(
+            parse_retry_after(&v("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after(&v("soon")), None);
+        assert_eq!(parse_retry_after(&v("-3")), None);
+    }
+
+    #[test]
+    fn seen_ids_are_bounded() {
+        let mut s = Seen {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            cap: 2,
+        };
+        assert!(s.insert("a".into()));
+        assert!(!s.insert("a".into()));
+        assert!(s.insert("b".into()));
+        assert!(s.insert("c".into()));
+        // "a" fell out.
+        assert!(s.insert("a".into()));
+        assert_eq!(s.set.len(), 2);
+    }
+}

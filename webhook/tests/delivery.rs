@@ -724,3 +724,33 @@ async fn failure_rate_over_the_window_raises_an_alert() {
     f.clock.advance(Duration::from_secs(301));
     assert_eq!(f.webhooks.stats().endpoint("rate").unwrap().attempts_5m, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_dead_letters_instead_of_waiting() {
+    let f = fixture();
+    let secret = Secret::generate();
+    let stuck = serve("stuck", &secret).await;
+    stuck.hook.set_default(Fault::Hang);
+    let w = &f.webhooks;
+    w.register(
+        Endpoint::builder("stuck", &stuck.url())
+            .secret(secret)
+            .queue(2)
+            .concurrency(1)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let events: Vec<_> = (0..3).map(|i| event("orders.placed", i)).collect();
+    assert_eq!(w.send(&events[0]).unwrap().queued, 1);
+    assert_eq!(w.send(&events[1]).unwrap().queued, 1);
+    let r = w.send(&events[2]).unwrap();
+    assert_eq!((r.queued, r.queue_full), (0, 1));
+    let dead = w.dead_letters(Some("stuck")).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event_id, dead[0].attempts, dead[0].error.as_str()),
+        (events[2].id(), 0, "queue full")
+    );
+    assert_eq!(w.stats().endpoint("stuck").unwrap().outstanding, 2);
+}

@@ -503,4 +503,40 @@ mod tests {
             Err(VerifyError::Malformed)
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn signed_messages_verify_and_any_change_is_caught(
+            id in "[ -~]{0,40}",
+            ts in 0u64..4_000_000_000,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            flip in 0usize..256,
+        ) {
+            let secret = Secret::from_bytes(vec![7u8; 24]).unwrap();
+            let v = Verifier::new(secret.clone());
+            let sig = sign(&secret, &id, ts, &body);
+            proptest::prop_assert_eq!(v.verify_parts(&id, &ts.to_string(), &sig, &body, ts), Ok(()));
+            if !body.is_empty() {
+                let mut tampered = body.clone();
+                tampered[flip % body.len()] ^= 1;
+                proptest::prop_assert_eq!(
+                    v.verify_parts(&id, &ts.to_string(), &sig, &tampered, ts),
+                    Err(VerifyError::NoMatch)
+                );
+            }
+        }
+
+        #[test]
+        fn arbitrary_headers_never_panic(
+            id in ".{0,64}",
+            ts in ".{0,24}",
+            sig in ".{0,200}",
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            now in proptest::num::u64::ANY,
+        ) {
+            let v = Verifier::new(Secret::from_bytes(vec![1u8; 32]).unwrap());
+            let _ = v.verify_parts(&id, &ts, &sig, &body, now);
+            let _ = sig.parse::<Secret>();
+        }
+    }
 }

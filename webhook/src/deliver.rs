@@ -503,12 +503,12 @@ impl Webhooks {
                     }),
                 ),
                 d.event_id,
-                d.event_id,
+                d.correlation_id,
                 d.tenant.as_deref(),
             );
             let job = Job {
                 event_id: d.event_id,
-                correlation: d.event_id,
+                correlation: d.correlation_id,
                 webhook_id: d.webhook_id.into(),
                 tenant: d.tenant.map(Arc::from),
                 body: d.body.into_bytes().into(),
@@ -656,6 +656,7 @@ fn write_dead_letter(shared: &Shared, st: &EndpointState, job: &Job, attempts: u
             DEAD_LETTER_TOPIC,
             DeliveryRecord::DeadLetter(DeadLetter {
                 event_id: job.event_id,
+                correlation_id: job.correlation,
                 webhook_id: job.webhook_id.to_string(),
                 endpoint: st.ep.name.clone(),
                 tenant: job.tenant.as_deref().map(str::to_owned),

@@ -68,6 +68,8 @@ impl Attempt {
 pub struct DeadLetter {
     /// The event.
     pub event_id: EventId,
+    /// The event's correlation id (replays keep it).
+    pub correlation_id: EventId,
     /// The `webhook-id`.
     pub webhook_id: String,
     /// The endpoint's name.

@@ -372,6 +372,16 @@ async fn timeouts_and_dropped_connections_dead_letter_and_replay() {
         .await
         .unwrap();
     assert!(replayed.last().unwrap().replay && replayed.last().unwrap().succeeded());
+    // The replay keeps the event's correlation id.
+    let by_corr = w
+        .attempts(&AttemptQuery {
+            correlation: Some(e.correlation_id()),
+            endpoint: Some("slow".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_corr, replayed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 //!   journal (evbus-journal) and its session files;
 //! - `evbus stats URL`: a live table from a running service's Prometheus
 //!   endpoint;
+//! - `evbus webhook sign|verify|secret`: Standard Webhooks signatures, and
+//!   a signed request sent to an endpoint (evbus-webhook);
 //! - `evbus completions SHELL`: shell completions.
 //!
 //! Exit status: 0 when the command did its job, 1 when it failed (a missing
@@ -26,6 +28,7 @@ mod stats;
 mod tail;
 mod transfer;
 mod ui;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -81,6 +84,10 @@ enum Command {
     /// A live table of a running service's subscriptions, from its
     /// Prometheus endpoint.
     Stats(stats::StatsArgs),
+    /// Sign a webhook body (and send it), verify a received request, or
+    /// make a secret (Standard Webhooks, as evbus-webhook delivers them).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Print a shell completion script.
     #[command(after_help = "\
 Examples:
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         Command::Export(args) => transfer::export(args, ui),
         Command::Import(args) => transfer::import(args, ui),
         Command::Stats(args) => stats::run(args, ui),
+        Command::Webhook(command) => webhook::run(command, ui),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "evbus", &mut std::io::stdout());
             Ok(())

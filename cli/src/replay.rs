@@ -86,6 +86,26 @@ pub(crate) struct ReplayArgs {
     /// Write the envelopes to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Deliver every envelope to this webhook endpoint instead (signed,
+    /// retried and journaled by evbus-webhook), then report per endpoint.
+    #[arg(long, value_name = "URL", conflicts_with = "output")]
+    to_webhook: Option<String>,
+    /// The endpoint's signing secret(s), `whsec_<base64>` (with
+    /// --to-webhook).
+    #[arg(
+        long = "secret",
+        value_name = "WHSEC",
+        env = "EVBUS_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ' ',
+        requires = "to_webhook"
+    )]
+    secrets: Vec<evbus_webhook::Secret>,
+    /// Where the journal of delivery attempts and dead letters goes (with
+    /// --to-webhook; default: a new directory in the system's temporary
+    /// directory, named in the report).
+    #[arg(long, value_name = "DIR", requires = "to_webhook")]
+    attempts: Option<PathBuf>,
 }
 
 /// Where the replay sends envelopes: JSON Lines on a writer, counted.
@@ -165,18 +185,43 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
     if let Some(id) = args.correlation {
         replay = replay.correlation_id(id);
     }
-    let out: Box<dyn Write> = match &args.output {
-        Some(file) => Box::new(BufWriter::new(File::create(file).map_err(|e| {
-            CliError::failure(format!("cannot create {}: {e}", file.display()))
-        })?)),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    let mut webhook = None;
+    let result = match &args.to_webhook {
+        Some(url) => {
+            let mut sink = crate::webhook::ReplaySink::start(
+                url,
+                &args.secrets,
+                args.attempts.as_deref(),
+                args.dry_run,
+            )?;
+            let result = replay.run(&mut sink);
+            webhook = Some(sink);
+            result
+        }
+        None => {
+            let out: Box<dyn Write> = match &args.output {
+                Some(file) => Box::new(BufWriter::new(File::create(file).map_err(|e| {
+                    CliError::failure(format!("cannot create {}: {e}", file.display()))
+                })?)),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut target = LinesTarget {
+                out,
+                dry_run: args.dry_run,
+                error: None,
+            };
+            let result = replay.run(&mut target);
+            let flushed = target.out.flush();
+            if let Some(e) = target.error.take().or(flushed.err())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(CliError::failure(format!(
+                    "writing the replayed envelopes failed: {e}"
+                )));
+            }
+            result
+        }
     };
-    let mut target = LinesTarget {
-        out,
-        dry_run: args.dry_run,
-        error: None,
-    };
-    let result = replay.run(&mut target);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -191,16 +236,11 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
         }
         Err(e) => return Err(CliError::usage(e.to_string())),
     };
-    let flushed = target.out.flush();
-    if let Some(e) = target.error.take().or(flushed.err()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(CliError::failure(format!(
-                "writing the replayed envelopes failed: {e}"
-            )));
-        }
-    }
     print_report(&report, ui);
-    Ok(())
+    match webhook {
+        Some(sink) => sink.finish(ui),
+        None => Ok(()),
+    }
 }
 
 type Source = Box<dyn Iterator<Item = Result<(u64, Envelope<Value>), CliError>>>;

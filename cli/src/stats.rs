@@ -24,7 +24,7 @@ Examples:
 The endpoint serves evbus-metrics' Prometheus text (Snapshot::to_prometheus_text);
 `cargo run -p evbus --features metrics --example prometheus` starts one.")]
 pub(crate) struct StatsArgs {
-    /// The endpoint, `http://HOST:PORT/PATH`.
+    /// The endpoint, `http://HOST:PORT/PATH` (or https).
     url: String,
     /// Seconds between scrapes.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
@@ -90,13 +90,12 @@ pub(crate) fn run(args: &StatsArgs, ui: Ui) -> Result<(), CliError> {
     }
 }
 
-/// Only plain `http://host[:port][/path]` URLs.
+/// Only `http://host[:port][/path]` and `https://..` URLs.
 fn check_url(url: &str) -> Result<(), CliError> {
-    if url.starts_with("https://") {
-        return Err(CliError::usage(format!("{url}: https is not supported"))
-            .hint("evbus stats speaks plain HTTP; scrape the service on its local port (ssh -L, kubectl port-forward)"));
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return Err(CliError::usage(format!("`{url}` is not an http:// URL"))
             .hint("pass the metrics endpoint, like http://127.0.0.1:9898/metrics"));
     };
@@ -231,9 +230,11 @@ mod tests {
     fn urls_are_checked() {
         assert!(check_url("http://127.0.0.1:9898/metrics").is_ok());
         assert!(check_url("http://localhost/metrics").is_ok());
+        assert!(check_url("https://metrics.example.com/metrics").is_ok());
         for bad in [
             "127.0.0.1:9898",
-            "https://x/metrics",
+            "https://:443/",
+            "http://a b/",
             "http://",
             "http://:80/",
             "ftp://x",

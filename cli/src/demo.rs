@@ -152,10 +152,10 @@ pub(crate) fn run(args: &DemoArgs, ui: Ui) -> Result<(), CliError> {
                 while let Ok(n) = sub.recv_batch(&mut buf, 64) {
                     taken += n as u64;
                     for ev in buf.drain(..) {
-                        if let Watch::Metric { host, cpu_pct } = ev {
-                            if cpu_pct > peak.0 {
-                                peak = (cpu_pct, host);
-                            }
+                        if let Watch::Metric { host, cpu_pct } = ev
+                            && cpu_pct > peak.0
+                        {
+                            peak = (cpu_pct, host);
                         }
                     }
                 }

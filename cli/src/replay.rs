@@ -297,7 +297,7 @@ impl Iterator for Counted {
         self.read += 1;
         match &self.bar {
             Some(bar) => bar.inc(1),
-            None if self.read % self.plain_every == 0 => self.ui.note(format!(
+            None if self.read.is_multiple_of(self.plain_every) => self.ui.note(format!(
                 "replay: {}/{} records",
                 self.read,
                 self.total.unwrap_or(self.read)

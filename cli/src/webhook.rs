@@ -409,7 +409,7 @@ impl evbus_journal::ReplayTarget<serde_json::Value> for ReplaySink {
         }
         // Back-pressure: the deliverer never blocks a send, so the replay
         // waits here while too many deliveries are unfinished.
-        if self.sent % 64 == 0 {
+        if self.sent.is_multiple_of(64) {
             while self.outstanding() >= IN_FLIGHT {
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -71,7 +71,7 @@ pub(crate) struct ReplayArgs {
     from: Option<TimeArg>,
     /// Only envelopes before this time.
     #[arg(long, value_name = "TIME")]
-    to: Option<TimeArg>,
+    until: Option<TimeArg>,
     /// Only envelopes with this correlation id.
     #[arg(long, value_name = "ID")]
     correlation: Option<EventId>,
@@ -176,7 +176,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
     if let Some(p) = &args.topic {
         replay = replay.matching(p.clone());
     }
-    match (args.from, args.to) {
+    match (args.from, args.until) {
         (Some(f), Some(t)) => replay = replay.between(f.0, t.0),
         (Some(f), None) => replay = replay.from_time(f.0),
         (None, Some(t)) => replay = replay.until_time(t.0),
@@ -232,7 +232,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
             return Err(error);
         }
         Err(ReplayError::InvalidTimeRange { .. }) => {
-            return Err(CliError::usage("--to is before --from"));
+            return Err(CliError::usage("--until is before --from"));
         }
         Err(e) => return Err(CliError::usage(e.to_string())),
     };

@@ -623,3 +623,36 @@ fn inspect_reports_a_torn_tail_without_failing() {
             "check     ok: every frame's CRC matched",
         ));
 }
+
+#[test]
+fn replay_takes_a_time_range() {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path(), Codec::Json, 10);
+    evbus()
+        .arg("replay")
+        .arg(dir.path())
+        .args([
+            "--dry-run",
+            "--from",
+            "2026-11-29T18:00:00.020Z",
+            "--until",
+            "2026-11-29T18:00:00.050Z",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "would send 3 (recorded seq 2..=4)",
+        ));
+    evbus()
+        .arg("replay")
+        .arg(dir.path())
+        .args([
+            "--from",
+            "2026-11-29T19:00:00Z",
+            "--until",
+            "2026-11-29T18:00:00Z",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--until is before --from"));
+}

@@ -56,6 +56,7 @@ Examples:
   evbus replay ./journal --topic 'orders.>' --dry-run          # what would go out, and the report
   evbus replay session.jsonl --speed as-recorded > replayed.jsonl
   evbus replay ./journal --correlation 0193a5c2-7f1e-7c3a-9d2b-5e8f1a2b3c4d --speed 2x
+  EVBUS_WEBHOOK_SECRET=whsec_... evbus replay ./journal --topic 'orders.>' --to-webhook https://hooks.example.com/evbus
 
 Every envelope goes out with a replay mark {dry_run, recorded_seq}. The
 progress bar (records, rate, ETA) and the report go to standard error.")]
@@ -90,15 +91,14 @@ pub(crate) struct ReplayArgs {
     /// retried and journaled by evbus-webhook), then report per endpoint.
     #[arg(long, value_name = "URL", conflicts_with = "output")]
     to_webhook: Option<String>,
-    /// The endpoint's signing secret(s), `whsec_<base64>` (with
+    /// The endpoint's signing secret(s), `whsec_<base64>` (used with
     /// --to-webhook).
     #[arg(
         long = "secret",
         value_name = "WHSEC",
         env = "EVBUS_WEBHOOK_SECRET",
         hide_env_values = true,
-        value_delimiter = ' ',
-        requires = "to_webhook"
+        value_delimiter = ' '
     )]
     secrets: Vec<evbus_webhook::Secret>,
     /// Where the journal of delivery attempts and dead letters goes (with

@@ -340,6 +340,13 @@ fn replay_to_webhook_delivers_every_envelope_signed() {
         .assert()
         .success()
         .stderr(predicate::str::contains("would send 6"));
+    // The secret in the environment does not get in a plain replay's way.
+    evbus()
+        .args(["replay", "--dry-run"])
+        .arg(dir.path())
+        .env("EVBUS_WEBHOOK_SECRET", SECRET)
+        .assert()
+        .success();
     evbus()
         .args(["replay", "--to-webhook", "http://127.0.0.1:9/"])
         .arg(dir.path())

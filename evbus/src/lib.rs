@@ -24,3 +24,8 @@ pub use evbus_metrics as metrics;
 #[cfg_attr(docsrs, doc(cfg(feature = "journal")))]
 #[doc(inline)]
 pub use evbus_journal as journal;
+
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+#[doc(inline)]
+pub use evbus_nats as nats;

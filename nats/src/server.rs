@@ -1,0 +1,148 @@
+//! A `nats-server` with JetStream, started and stopped by the caller: for
+//! tests, benchmarks and demos.
+//!
+//! It runs `nats-server -js -a 127.0.0.1 -p <port> -sd <dir>` (the binary
+//! from `$EVBUS_NATS_SERVER`, else `nats-server` on the `PATH`) on a free
+//! loopback port with a fresh store directory, waits until the port accepts
+//! connections, and kills the process and removes the directory when
+//! dropped.
+
+use std::{
+    io,
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+/// A running `nats-server`; killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts a server on a free loopback port, with a new store directory
+    /// under the system's temporary directory.
+    ///
+    /// # Errors
+    ///
+    /// The binary is missing (the message says how to install it), or the
+    /// server did not accept connections within 20 s.
+    pub fn start() -> io::Result<Self> {
+        // Relaxed: only uniqueness matters.
+        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let store = std::env::temp_dir().join(format!(
+            "evbus-nats-{}-{}-{n}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&store)?;
+        let port = free_port()?;
+        let mut server = NatsServer {
+            child: None,
+            port,
+            store,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// The client URL, `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store directory.
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown), keeping its store.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store (after
+    /// [`kill`](NatsServer::kill); kills it first if it runs).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](NatsServer::start).
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let binary = std::env::var_os("EVBUS_NATS_SERVER").unwrap_or_else(|| "nats-server".into());
+        let child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot run {binary:?} ({e}); install it (`apt-get install nats-server`) \
+                         or set EVBUS_NATS_SERVER"
+                    ),
+                )
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "nats-server exited with {status} before accepting connections"
+                )));
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nats-server did not accept connections within 20 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}

@@ -2,11 +2,11 @@
 //! benchmark and the `two_processes` example.
 //!
 //! ```text
-//! evbus-nats-peer --url URL --stream NAME [--origin NAME]
+//! evbus-nats-peer --url URL --stream NAME [--prefix P] [--origin NAME]
 //!     [--export PATTERN]... [--import DURABLE PATTERN]...
 //!     [--print PATTERN] [--expect N]
 //!     [--publish N --topic-base BASE [--id-run R] [--sleep-every K]]
-//!     [--bytes N] [--linger]
+//!     [--bytes N] [--ack-wait-ms MS] [--linger]
 //! ```
 //!
 //! It makes a `Bus<Envelope<PeerEvent>>` and a bridge, prints `READY`, then
@@ -62,6 +62,7 @@ struct Args {
     url: String,
     stream: String,
     origin: Option<String>,
+    prefix: Option<String>,
     export: Vec<String>,
     import: Vec<(String, String)>,
     print: Option<String>,
@@ -72,6 +73,7 @@ struct Args {
     sleep_every: u64,
     bytes: usize,
     linger: bool,
+    ack_wait_ms: Option<u64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -89,6 +91,7 @@ fn parse() -> Result<Args, String> {
             "--url" => a.url = next(&mut it, &flag)?,
             "--stream" => a.stream = next(&mut it, &flag)?,
             "--origin" => a.origin = Some(next(&mut it, &flag)?),
+            "--prefix" => a.prefix = Some(next(&mut it, &flag)?),
             "--export" => a.export.push(next(&mut it, &flag)?),
             "--import" => {
                 let durable = next(&mut it, &flag)?;
@@ -102,6 +105,7 @@ fn parse() -> Result<Args, String> {
             "--sleep-every" => a.sleep_every = num(next(&mut it, &flag)?)?,
             "--bytes" => a.bytes = num(next(&mut it, &flag)?)? as usize,
             "--linger" => a.linger = true,
+            "--ack-wait-ms" => a.ack_wait_ms = Some(num(next(&mut it, &flag)?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -191,6 +195,12 @@ async fn run(args: Args) -> ExitCode {
     };
 
     let mut config = BridgeConfig::new(&args.stream).origin(&origin);
+    if let Some(ms) = args.ack_wait_ms {
+        config = config.ack_wait(Duration::from_millis(ms));
+    }
+    if let Some(prefix) = &args.prefix {
+        config = config.prefix(prefix);
+    }
     for p in &args.export {
         config = config.export(p);
     }

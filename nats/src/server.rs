@@ -78,8 +78,28 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server cleanly (SIGTERM: it flushes its store and closes
+    /// its connections), keeping its store; SIGKILL if it has not exited
+    /// after 20 s.
+    pub fn stop(&mut self) {
+        let Some(child) = &mut self.child else { return };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
     /// Starts the server again on the same port and store (after
-    /// [`kill`](NatsServer::kill); kills it first if it runs).
+    /// [`kill`](NatsServer::kill) or [`stop`](NatsServer::stop); kills it
+    /// first if it runs).
     ///
     /// # Errors
     ///

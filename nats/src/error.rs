@@ -24,13 +24,6 @@ pub enum SubjectError {
         /// The rule it breaks.
         reason: String,
     },
-    /// The subject would be longer than [`MAX_SUBJECT_LEN`](crate::subject::MAX_SUBJECT_LEN).
-    TooLong {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
     /// The subject does not start with the bridge's prefix.
     OutsidePrefix {
         /// The subject.
@@ -55,7 +48,6 @@ impl fmt::Display for SubjectError {
                 write!(f, "invalid subject prefix {prefix:?}: {reason}")
             }
             Self::InvalidTopic { topic, reason } => write!(f, "invalid topic {topic:?}: {reason}"),
-            Self::TooLong { len, max } => write!(f, "subject of {len} bytes (at most {max})"),
             Self::OutsidePrefix { subject, prefix } => {
                 write!(f, "subject {subject:?} is not under the prefix {prefix:?}")
             }

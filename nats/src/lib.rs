@@ -31,17 +31,31 @@
 //! use std::time::Duration;
 //! use evbus::{Bus, Envelope};
 //! use evbus::nats::{Bridge, BridgeConfig};
+//! # use evbus::{Event, EventKind};
+//! # #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+//! # enum Kind { Placed }
+//! # impl EventKind for Kind {
+//! #     const ALL: &'static [Self] = &[Kind::Placed];
+//! #     fn topic(self) -> &'static str { "orders.placed" }
+//! #     fn index(self) -> usize { 0 }
+//! # }
+//! # impl Event for Placed { type Kind = Kind; fn kind(&self) -> Kind { Kind::Placed } }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let bus = Bus::<Envelope<String>>::new();
+//! #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+//! struct Placed { order: u64 }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = Bus::<Envelope<Placed>>::new();
 //! let config = BridgeConfig::new("EVBUS")
 //!     .export("orders.>")
 //!     .import("billing-service", "orders.>");
 //! let bridge = Bridge::connect("nats://127.0.0.1:4222", &bus, config).await?;
-//! bus.publish_to("orders.placed", Envelope::on("orders.placed", "order 7".to_owned())?)?;
+//! bus.publish(Envelope::new(Placed { order: 7 }))?;
 //! bridge.flush(Duration::from_secs(5)).await?;
 //! println!("{:?}", bridge.stats());
-//! # Ok(()) }
+//! Ok(())
+//! }
 //! ```
 //!
 //! # Delivery guarantee

@@ -9,9 +9,9 @@ use evbus_core::{topic::Pattern, validate_topic};
 
 use crate::error::SubjectError;
 
-/// The longest subject the bridge makes or accepts (NATS's control line is
-/// 4096 bytes, and holds more than the subject).
-pub const MAX_SUBJECT_LEN: usize = 1024;
+/// The longest prefix: with an evbus topic (at most 256 bytes) a subject
+/// stays well inside NATS's 4096-byte control line.
+pub const MAX_PREFIX_LEN: usize = 512;
 
 /// Checks a subject prefix: empty, or dot-separated non-empty tokens
 /// without whitespace or wildcards.
@@ -23,7 +23,7 @@ pub fn validate_prefix(prefix: &str) -> Result<(), SubjectError> {
         prefix: prefix.to_owned(),
         reason,
     };
-    if prefix.len() > MAX_SUBJECT_LEN / 2 {
+    if prefix.len() > MAX_PREFIX_LEN {
         return Err(bad("longer than 512 bytes"));
     }
     for token in prefix.split('.') {
@@ -44,22 +44,15 @@ pub fn validate_prefix(prefix: &str) -> Result<(), SubjectError> {
 ///
 /// # Errors
 ///
-/// [`SubjectError::InvalidPrefix`], [`SubjectError::InvalidTopic`] or
-/// [`SubjectError::TooLong`].
+/// [`SubjectError::InvalidPrefix`] or [`SubjectError::InvalidTopic`].
 pub fn subject_for(prefix: &str, topic: &str) -> Result<String, SubjectError> {
     validate_prefix(prefix)?;
     validate_topic(topic).map_err(|e| SubjectError::InvalidTopic {
         topic: topic.to_owned(),
         reason: e.to_string(),
     })?;
-    let subject = join(prefix, topic);
-    if subject.len() > MAX_SUBJECT_LEN {
-        return Err(SubjectError::TooLong {
-            len: subject.len(),
-            max: MAX_SUBJECT_LEN,
-        });
-    }
-    Ok(subject)
+    // At most 512 + 1 + 256 (evbus's `MAX_TOPIC_LEN`) bytes.
+    Ok(join(prefix, topic))
 }
 
 /// The subject filter of an evbus pattern under `prefix`.
@@ -153,8 +146,8 @@ mod tests {
             Err(SubjectError::InvalidTopic { .. })
         ));
         assert!(matches!(
-            subject_for("evbus", &"x".repeat(2000)),
-            Err(SubjectError::TooLong { .. })
+            subject_for(&"x".repeat(600), "a"),
+            Err(SubjectError::InvalidPrefix { .. })
         ));
         assert!(matches!(
             topic_of("evbus", "other.a"),

@@ -238,6 +238,9 @@ where
                 max_in_flight: config.max_in_flight,
                 max_retries: config.max_retries,
                 backoff: config.retry_backoff,
+                imports: !config.import.is_empty(),
+                max_payload: 0,
+                since_info: 0,
             };
             let task =
                 tokio::spawn(exporter.run(bridge.stop.subscribe(), bridge.abort.subscribe()));
@@ -301,11 +304,12 @@ impl<T> Bridge<T> {
         };
         let target = unsub.stats().delivered;
         let mut progress = self.shared.progress.subscribe();
-        let wait = progress.wait_for(|done| *done >= target);
+        let resolved = &self.shared.export.resolved;
+        let wait = progress.wait_for(|_| crate::state::get(resolved) >= target);
         match tokio::time::timeout(timeout, wait).await {
             Ok(_) => Ok(()),
             Err(_) => Err(FlushTimeout {
-                outstanding: target.saturating_sub(*self.shared.progress.borrow()),
+                outstanding: target.saturating_sub(crate::state::get(resolved)),
                 waited: timeout,
             }),
         }

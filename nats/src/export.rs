@@ -153,6 +153,12 @@ pub(crate) struct Exporter<T> {
     pub(crate) max_in_flight: usize,
     pub(crate) max_retries: Option<u32>,
     pub(crate) backoff: Duration,
+    /// Whether this bridge imports: only then can an event be one it
+    /// imported.
+    pub(crate) imports: bool,
+    /// The server's `max_payload`, re-read every 1024 events.
+    pub(crate) max_payload: usize,
+    pub(crate) since_info: u32,
 }
 
 impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
@@ -168,10 +174,17 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
         let mut open = true;
         let mut stopping = false;
         let mut round = 0u32;
+        let mut published = 0u64;
         loop {
             set(&self.shared.export.in_flight, inflight.len() as u64);
             set(&self.shared.export.backlog, self.sub.len() as u64);
             self.shared.refresh();
+            // Wake `flush` waiters when idle, else every 64 resolutions.
+            let resolved = crate::state::get(&self.shared.export.resolved);
+            if resolved != published && (inflight.is_empty() || resolved - published >= 64) {
+                self.shared.publish_progress();
+                published = resolved;
+            }
             if !open && inflight.is_empty() && retry.is_empty() {
                 return;
             }
@@ -243,7 +256,7 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
     async fn take(&mut self, env: Envelope<T>, inflight: &mut VecDeque<InFlight>) {
         let shared = &*self.shared;
         bump(&shared.export.received);
-        let imported = {
+        let imported = self.imports && {
             let mut ids = shared.imported.lock().unwrap_or_else(|p| p.into_inner());
             ids.contains(&env.id(), std::time::Instant::now())
         };
@@ -253,8 +266,12 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
             shared.resolved();
             return;
         }
-        let max_payload = self.client.server_info().max_payload;
-        match encode(&env, &mut self.subjects, &self.origin, max_payload) {
+        if self.max_payload == 0 || self.since_info >= 1024 {
+            self.max_payload = self.client.server_info().max_payload;
+            self.since_info = 0;
+        }
+        self.since_info += 1;
+        match encode(&env, &mut self.subjects, &self.origin, self.max_payload) {
             Ok(out) => self.send(out, inflight).await,
             Err(e) => {
                 if matches!(e, ExportError::Oversized { .. }) {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::{
     dedupe::IdWindow,
     error::BridgeError,
-    sync::{AtomicBool, AtomicU64, Mutex, Ordering},
+    sync::{AtomicBool, AtomicU8, AtomicU64, Mutex, Ordering},
 };
 
 /// Where the bridge stands.
@@ -170,7 +170,11 @@ pub(crate) struct Shared {
     /// Ids this bridge imported: the exporter skips them (no loops).
     pub(crate) imported: Mutex<IdWindow>,
     pub(crate) state: watch::Sender<BridgeState>,
-    /// `export.resolved`, for `flush` to wait on.
+    /// The state last sent on `state`, as a `u8`: `refresh` sends only a
+    /// change, without the watch's lock on the common path.
+    last_state: AtomicU8,
+    /// Bumped (in batches) as `export.resolved` grows, for `flush` to wait
+    /// on.
     pub(crate) progress: watch::Sender<u64>,
     pub(crate) lag_threshold: u64,
 }
@@ -188,6 +192,7 @@ impl Shared {
             errors: Mutex::new(VecDeque::new()),
             imported: Mutex::new(imported),
             state: watch::Sender::new(BridgeState::Connecting),
+            last_state: AtomicU8::new(BridgeState::Connecting as u8),
             progress: watch::Sender::new(0),
             lag_threshold,
         }
@@ -213,15 +218,34 @@ impl Shared {
         self.refresh();
     }
 
+    /// One more exported event is resolved (acknowledged, reported or
+    /// skipped). The exporter wakes `flush` waiters with
+    /// [`publish_progress`](Shared::publish_progress).
     pub(crate) fn resolved(&self) {
         bump(&self.export.resolved);
-        self.progress.send_replace(get(&self.export.resolved));
+    }
+
+    /// Wakes the `flush` waiters if the resolved count moved.
+    pub(crate) fn publish_progress(&self) {
+        let done = get(&self.export.resolved);
+        if *self.progress.borrow() != done {
+            self.progress.send_replace(done);
+        }
     }
 
     /// Recomputes the state from the flags and backlogs.
     pub(crate) fn refresh(&self) {
-        let state = self.compute();
+        // Relaxed: a cache of the watch's value, written only under the
+        // watch's lock below together with the value; a stale read costs
+        // one extra locked comparison.
+        if self.last_state.load(Ordering::Relaxed) == self.compute() as u8 {
+            return;
+        }
         self.state.send_if_modified(|s| {
+            // Recomputed under the lock: the last writer leaves the watch
+            // and the cache equal, and holding the latest state.
+            let state = self.compute();
+            self.last_state.store(state as u8, Ordering::Relaxed);
             if *s == state {
                 false
             } else {

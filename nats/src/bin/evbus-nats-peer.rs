@@ -6,15 +6,16 @@
 //!     [--export PATTERN]... [--import DURABLE PATTERN]...
 //!     [--print PATTERN] [--expect N]
 //!     [--publish N --topic-base BASE [--id-run R] [--sleep-every K]]
-//!     [--bytes N] [--ack-wait-ms MS] [--linger]
+//!     [--bytes N] [--ack-wait-ms MS] [--respond SUBJECT] [--linger]
 //! ```
 //!
 //! It makes a `Bus<Envelope<PeerEvent>>` and a bridge, prints `READY`, then
 //! publishes `N` events on `BASE.k<i % 3>` (with ids derived from `R` and
 //! `i` when `--id-run` is given, so a rerun publishes the same ids), and
-//! prints `EV <topic> <id> <from> <seq> <micros>` for every local event
-//! matching `--print` (`micros`: the publish time, microseconds since the
-//! epoch). It exits after the export is flushed and `--expect` events were
+//! prints `EV <topic> <id> <from> <seq> <sent> <received>` for every local
+//! event matching `--print` (the publish and receive times, microseconds
+//! since the epoch). With `--respond SUBJECT` it also answers raw NATS
+//! requests on `SUBJECT` with their payload. It exits after the export is flushed and `--expect` events were
 //! printed (or, with `--linger`, when its standard input closes), printing
 //! `STATS <json>` last.
 
@@ -73,6 +74,7 @@ struct Args {
     sleep_every: u64,
     bytes: usize,
     linger: bool,
+    respond: Option<String>,
     ack_wait_ms: Option<u64>,
 }
 
@@ -105,6 +107,7 @@ fn parse() -> Result<Args, String> {
             "--sleep-every" => a.sleep_every = num(next(&mut it, &flag)?)?,
             "--bytes" => a.bytes = num(next(&mut it, &flag)?)? as usize,
             "--linger" => a.linger = true,
+            "--respond" => a.respond = Some(next(&mut it, &flag)?),
             "--ack-wait-ms" => a.ack_wait_ms = Some(num(next(&mut it, &flag)?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -172,12 +175,13 @@ async fn run(args: Args) -> ExitCode {
                     let mut out = stdout.lock();
                     let _ = writeln!(
                         out,
-                        "EV {} {} {} {} {}",
+                        "EV {} {} {} {} {} {}",
                         e.topic(),
                         e.id(),
                         p.from,
                         p.seq,
-                        p.micros
+                        p.micros,
+                        micros()
                     );
                     let _ = out.flush();
                     if count >= expect
@@ -214,6 +218,26 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(subject) = &args.respond {
+        // A raw responder, the request/reply baseline of the benchmark.
+        let client = bridge.client().clone();
+        let mut requests = match client.subscribe(subject.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("evbus-nats-peer: --respond: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let _ = client.flush().await;
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(m) = requests.next().await {
+                if let Some(reply) = m.reply {
+                    let _ = client.publish(reply, m.payload).await;
+                }
+            }
+        });
+    }
     println!("READY");
     let _ = std::io::stdout().flush();
 

@@ -271,14 +271,14 @@ async fn run(args: Args) -> ExitCode {
         eprintln!("evbus-nats-peer: {e}");
         status = ExitCode::from(2);
     }
-    if args.print.is_some() && args.expect > 0 {
-        if tokio::time::timeout(Duration::from_secs(60), done_rx)
+    if args.print.is_some()
+        && args.expect > 0
+        && tokio::time::timeout(Duration::from_secs(60), done_rx)
             .await
             .is_err()
-        {
-            eprintln!("evbus-nats-peer: fewer than {} events arrived", args.expect);
-            status = ExitCode::from(2);
-        }
+    {
+        eprintln!("evbus-nats-peer: fewer than {} events arrived", args.expect);
+        status = ExitCode::from(2);
     }
     if args.linger {
         let _ = tokio::task::spawn_blocking(|| {

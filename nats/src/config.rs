@@ -201,7 +201,7 @@ impl BridgeConfig {
         self
     }
 
-    /// Whether [`Bridge::start`](crate::Bridge::start) may create the stream
+    /// Whether [`Bridge::connect`](crate::Bridge::connect) may create the stream
     /// (the default) or only check it.
     #[must_use]
     pub fn create_stream(mut self, create: bool) -> Self {

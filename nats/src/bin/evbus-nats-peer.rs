@@ -4,7 +4,7 @@
 //! ```text
 //! evbus-nats-peer --url URL --stream NAME [--prefix P] [--origin NAME]
 //!     [--export PATTERN]... [--import DURABLE PATTERN]...
-//!     [--print PATTERN] [--expect N]
+//!     [--print PATTERN [--print-capacity N]] [--expect N]
 //!     [--publish N --topic-base BASE [--id-run R] [--sleep-every K]]
 //!     [--bytes N] [--ack-wait-ms MS] [--respond SUBJECT] [--linger]
 //! ```
@@ -75,6 +75,7 @@ struct Args {
     bytes: usize,
     linger: bool,
     respond: Option<String>,
+    print_capacity: Option<u64>,
     ack_wait_ms: Option<u64>,
 }
 
@@ -108,6 +109,7 @@ fn parse() -> Result<Args, String> {
             "--bytes" => a.bytes = num(next(&mut it, &flag)?)? as usize,
             "--linger" => a.linger = true,
             "--respond" => a.respond = Some(next(&mut it, &flag)?),
+            "--print-capacity" => a.print_capacity = Some(num(next(&mut it, &flag)?)?),
             "--ack-wait-ms" => a.ack_wait_ms = Some(num(next(&mut it, &flag)?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -160,7 +162,7 @@ async fn run(args: Args) -> ExitCode {
                 .subscribe_with(
                     filter,
                     SubscribeOptions::new()
-                        .capacity(1 << 16)
+                        .capacity(args.print_capacity.map_or(1 << 16, |c| c as usize))
                         .overflow(Overflow::Block(Duration::MAX)),
                 )
                 .expect("a subscription on a live bus");

@@ -314,8 +314,9 @@ impl BridgeConfig {
         self
     }
 
-    /// The backlog (export ring length, or messages pending on the server
-    /// for an importer) above which the bridge reports
+    /// The backlog (the export ring's length, or the messages an importer
+    /// has not published yet: pending on the server, or pulled and waiting
+    /// for the local bus) above which the bridge reports
     /// [`BridgeState::Lagging`](crate::BridgeState::Lagging) (default 1024).
     #[must_use]
     pub fn lag_threshold(mut self, n: u64) -> Self {

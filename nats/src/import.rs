@@ -205,6 +205,8 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
         if acks.send(Ack { msg, kind }).is_err() {
             return;
         }
+        // The backlog shrank: `Lagging` may be over.
+        shared.refresh();
     }
 }
 

@@ -23,8 +23,8 @@ pub enum BridgeState {
     /// The connection was lost; the client is reconnecting. Exports wait
     /// (and are retried); nothing acknowledged is lost.
     Reconnecting,
-    /// Connected, but behind: the export ring or an importer's server-side
-    /// backlog is above [`BridgeConfig::lag_threshold`](crate::BridgeConfig::lag_threshold).
+    /// Connected, but behind: the export ring or an importer's backlog is
+    /// above [`BridgeConfig::lag_threshold`](crate::BridgeConfig::lag_threshold).
     Lagging,
     /// Shut down.
     Closed,
@@ -265,12 +265,21 @@ impl Shared {
                 BridgeState::Connecting
             }
         } else if get(&self.export.backlog) > self.lag_threshold
-            || get(&self.import.pending) > self.lag_threshold
+            || self.import_backlog() > self.lag_threshold
         {
             BridgeState::Lagging
         } else {
             BridgeState::Connected
         }
+    }
+
+    /// Messages pending on the server (not yet delivered to the consumers)
+    /// plus those pulled and not yet handled by the delivery thread.
+    fn import_backlog(&self) -> u64 {
+        let i = &self.import;
+        let handled =
+            get(&i.delivered) + get(&i.duplicates) + get(&i.own_origin) + get(&i.rejected);
+        get(&i.pending) + get(&i.received).saturating_sub(handled)
     }
 
     pub(crate) fn snapshot(&self) -> BridgeStats {

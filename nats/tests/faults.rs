@@ -177,7 +177,8 @@ async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
         &bus_b,
         BridgeConfig::new(&stream)
             .prefix(&prefix)
-            .import("stall", "st.>"),
+            .import("stall", "st.>")
+            .lag_threshold(100),
     )
     .await
     .expect("importer");
@@ -195,7 +196,18 @@ async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
         slow.len() as u64 == CAP
     })
     .await;
+    // Held back with most of the stream pending on the server: lagging.
+    wait_until(
+        "the importer to report lagging",
+        Duration::from_secs(30),
+        || b.state() == BridgeState::Lagging,
+    )
+    .await;
     let held = b.stats().import;
+    assert!(
+        held.received - held.delivered + held.pending > 100,
+        "{held:?}"
+    );
     assert!(held.delivered <= CAP, "{held:?}");
     assert_eq!(
         held.acked, held.delivered,
@@ -231,4 +243,9 @@ async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
     })
     .await;
     assert_eq!(b.stats().import.rejected, 0);
+    // Caught up: connected again.
+    wait_until("the importer to catch up", Duration::from_secs(30), || {
+        b.state() == BridgeState::Connected
+    })
+    .await;
 }

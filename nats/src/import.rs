@@ -165,8 +165,9 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                 AckKind::Ack
             }
             What::Reject(e) => {
-                bump(&shared.import.rejected);
+                // Reported before counted: who sees the count sees the error.
                 shared.report(BridgeError::Import(e));
+                bump(&shared.import.rejected);
                 AckKind::Term
             }
             What::Deliver(env) => {

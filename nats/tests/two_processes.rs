@@ -112,7 +112,10 @@ async fn two_processes_act_as_one_bus() {
     .await;
     assert_eq!(own.len(), N as usize);
 
-    // Counters, both sides.
+    // Counters, both sides. The imported events reach the export ring
+    // after the local publish; flush waits until the exporter took (and
+    // skipped) them.
+    bridge.flush(Duration::from_secs(60)).await.expect("flush");
     let stats = bridge.stats();
     assert_eq!(
         stats.export.received,

@@ -238,6 +238,7 @@ where
                 max_in_flight: config.max_in_flight,
                 max_retries: config.max_retries,
                 backoff: config.retry_backoff,
+                ack_timeout: config.ack_timeout,
                 imports: !config.import.is_empty(),
                 max_payload: 0,
                 since_info: 0,

@@ -21,7 +21,7 @@ use std::{
 
 use async_nats::{
     HeaderMap,
-    jetstream::{self, context::Publish, context::PublishError, publish::PublishAck},
+    jetstream::{self, context::Publish, publish::PublishAck},
 };
 use bytes::Bytes;
 use evbus_core::{Envelope, EventId, RecvError, Subscription};
@@ -41,7 +41,9 @@ pub const ORIGIN_HEADER: &str = "Evbus-Origin";
 /// JetStream's deduplication header: the envelope id.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 
-type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>;
+/// The acknowledgement of one publish, or why there is none (a timeout, a
+/// lost connection, no stream).
+type AckFuture = Pin<Box<dyn Future<Output = Result<PublishAck, String>> + Send>>;
 
 /// A message ready to publish (and to publish again).
 pub(crate) struct Outgoing {
@@ -153,6 +155,7 @@ pub(crate) struct Exporter<T> {
     pub(crate) max_in_flight: usize,
     pub(crate) max_retries: Option<u32>,
     pub(crate) backoff: Duration,
+    pub(crate) ack_timeout: Duration,
     /// Whether this bridge imports: only then can an event be one it
     /// imported.
     pub(crate) imports: bool,
@@ -227,7 +230,7 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
                                 self.shared.report(BridgeError::Export(ExportError::GaveUp {
                                     id: out.id,
                                     attempts: out.attempts,
-                                    last: e.to_string(),
+                                    last: e,
                                 }));
                                 self.shared.resolved();
                             } else {
@@ -290,16 +293,26 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
         let publish = Publish::build()
             .payload(out.payload.clone())
             .headers(out.headers.clone());
+        // The deadline runs from now, for every publish in flight at once:
+        // async-nats starts its own timeout only when the future is first
+        // polled, and only the oldest is polled.
+        let deadline = tokio::time::Instant::now() + self.ack_timeout;
         let ack: AckFuture = match self.js.send_publish(out.subject.clone(), publish).await {
-            Ok(fut) => fut.into_future(),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+            Ok(fut) => Box::pin(async move {
+                match tokio::time::timeout_at(deadline, fut.into_future()).await {
+                    Ok(Ok(ack)) => Ok(ack),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out: no acknowledgement in time".to_owned()),
+                }
+            }),
+            Err(e) => Box::pin(std::future::ready(Err(e.to_string()))),
         };
         inflight.push_back(InFlight { out, ack });
     }
 }
 
 /// The acknowledgement of the oldest publish in flight.
-async fn head(inflight: &mut VecDeque<InFlight>) -> Result<PublishAck, PublishError> {
+async fn head(inflight: &mut VecDeque<InFlight>) -> Result<PublishAck, String> {
     poll_fn(|cx| match inflight.front_mut() {
         Some(f) => f.ack.as_mut().poll(cx),
         None => std::task::Poll::Pending,

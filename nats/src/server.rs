@@ -46,14 +46,22 @@ impl NatsServer {
                 .map_or(0, |d| d.as_nanos())
         ));
         std::fs::create_dir_all(&store)?;
-        let port = free_port()?;
         let mut server = NatsServer {
             child: None,
-            port,
+            port: 0,
             store,
         };
-        server.spawn()?;
-        Ok(server)
+        // A port another process took between our check and the server's
+        // bind makes the server exit: try another.
+        let mut last = None;
+        for _ in 0..5 {
+            server.port = free_port()?;
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no free port")))
     }
 
     /// The client URL, `nats://127.0.0.1:<port>`.
@@ -133,12 +141,22 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+            let exited = match &mut self.child {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => None,
+            };
+            // Accepting, and still ours: a server that lost the port to
+            // another process exits, while the other one accepts.
+            if exited.is_none() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(child) = &mut self.child
+                    && let Ok(None) = child.try_wait()
+                {
+                    return Ok(());
+                }
+                continue;
             }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            if let Some(status) = exited {
                 self.child = None;
                 return Err(io::Error::other(format!(
                     "nats-server exited with {status} before accepting connections"
@@ -163,7 +181,25 @@ impl Drop for NatsServer {
     }
 }
 
+/// A free port in 20000..32000, below Linux's ephemeral range, so that a
+/// port given up for a restart is not handed to an outgoing connection.
 fn free_port() -> io::Result<u16> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().rotate_left(16);
+    // Relaxed: only a different start per call matters.
+    let mut n = u64::from(seed) + NEXT_DIR.fetch_add(7919, Ordering::Relaxed);
+    for _ in 0..1000 {
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            >> 1;
+    }
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }

@@ -81,6 +81,12 @@ async fn restart_mid_stream(kill: bool) {
     // Published while the server is away: they wait in the ring and in
     // flight, and are retried.
     publish(&mut publisher, N / 2..N);
+    // Their acknowledgements time out and they are sent again (the same
+    // `Nats-Msg-Id`), while the server is away.
+    wait_until("a retry", Duration::from_secs(30), || {
+        a.stats().export.retried >= 1
+    })
+    .await;
     server.restart().expect("restart");
     a.flush(Duration::from_secs(60))
         .await
@@ -102,6 +108,12 @@ async fn restart_mid_stream(kill: bool) {
     let stats_a = a.stats();
     assert_eq!(stats_a.export.acked, N);
     assert_eq!(stats_a.export.failed, 0);
+    // Every publish was sent once, plus its retries.
+    assert_eq!(
+        stats_a.export.sent,
+        N + stats_a.export.retried,
+        "{stats_a:?}"
+    );
     assert!(
         stats_a.disconnects >= 1 && stats_a.connects >= 2,
         "{stats_a:?}"

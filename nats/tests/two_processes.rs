@@ -112,9 +112,13 @@ async fn two_processes_act_as_one_bus() {
     .await;
     assert_eq!(own.len(), N as usize);
 
-    // Counters, both sides. The imported events reach the export ring
-    // after the local publish; flush waits until the exporter took (and
-    // skipped) them.
+    // Counters, both sides. An imported event reaches the export ring in
+    // the local publish, which returns before `delivered` counts it; flush
+    // then waits until the exporter took (and skipped) them all.
+    wait_until("every import counted", Duration::from_secs(30), || {
+        bridge.stats().import.delivered >= N
+    })
+    .await;
     bridge.flush(Duration::from_secs(60)).await.expect("flush");
     let stats = bridge.stats();
     assert_eq!(

@@ -161,6 +161,48 @@ where
             origin: config.origin.clone(),
         };
 
+        // The export subscription first: every event published on the bus
+        // from here on, imported ones included, reaches its ring.
+        if !config.export.is_empty() {
+            let filter = Filter::patterns(&config.export).map_err(|e| {
+                StartError::Subject(SubjectError::InvalidTopic {
+                    topic: config.export.join(" "),
+                    reason: e.to_string(),
+                })
+            })?;
+            let sub = bus
+                .subscribe_with(
+                    filter,
+                    SubscribeOptions::new()
+                        .capacity(config.export_capacity)
+                        .overflow(config.export_mode.overflow())
+                        .name("evbus-nats export"),
+                )
+                .map_err(StartError::Subscribe)?;
+            let unsub = sub.unsubscriber();
+            let exporter = Exporter {
+                sub,
+                js,
+                client,
+                shared: Arc::clone(&shared),
+                subjects: SubjectMap::new(
+                    &config.prefix,
+                    &config.stream.name,
+                    &config.stream.subjects,
+                ),
+                origin: config.origin.clone(),
+                max_in_flight: config.max_in_flight,
+                max_retries: config.max_retries,
+                backoff: config.retry_backoff,
+                ack_timeout: config.ack_timeout,
+                imports: !config.import.is_empty(),
+                max_payload: 0,
+                since_info: 0,
+            };
+            let task =
+                tokio::spawn(exporter.run(bridge.stop.subscribe(), bridge.abort.subscribe()));
+            bridge.export = Some((task, unsub));
+        }
         if !config.import.is_empty() {
             let mut consumers = Vec::new();
             for (spec, filter) in config.import.iter().zip(filters) {
@@ -207,46 +249,6 @@ where
             }
         }
 
-        if !config.export.is_empty() {
-            let filter = Filter::patterns(&config.export).map_err(|e| {
-                StartError::Subject(SubjectError::InvalidTopic {
-                    topic: config.export.join(" "),
-                    reason: e.to_string(),
-                })
-            })?;
-            let sub = bus
-                .subscribe_with(
-                    filter,
-                    SubscribeOptions::new()
-                        .capacity(config.export_capacity)
-                        .overflow(config.export_mode.overflow())
-                        .name("evbus-nats export"),
-                )
-                .map_err(StartError::Subscribe)?;
-            let unsub = sub.unsubscriber();
-            let exporter = Exporter {
-                sub,
-                js,
-                client,
-                shared: Arc::clone(&shared),
-                subjects: SubjectMap::new(
-                    &config.prefix,
-                    &config.stream.name,
-                    &config.stream.subjects,
-                ),
-                origin: config.origin.clone(),
-                max_in_flight: config.max_in_flight,
-                max_retries: config.max_retries,
-                backoff: config.retry_backoff,
-                ack_timeout: config.ack_timeout,
-                imports: !config.import.is_empty(),
-                max_payload: 0,
-                since_info: 0,
-            };
-            let task =
-                tokio::spawn(exporter.run(bridge.stop.subscribe(), bridge.abort.subscribe()));
-            bridge.export = Some((task, unsub));
-        }
         shared.refresh();
         Ok(bridge)
     }

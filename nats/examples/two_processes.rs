@@ -149,8 +149,12 @@ async fn process(me: &str, peer: &str, url: &str) -> ExitCode {
     let _ = bridge.flush(Duration::from_secs(30)).await;
     let stats = bridge.shutdown(Duration::from_secs(10)).await;
     println!(
-        "[{me}] exported {} (acked {}), imported {}, skipped {} of its own",
-        stats.export.received, stats.export.acked, stats.import.delivered, stats.import.own_origin
+        "[{me}] exported {} (acknowledged by the server), imported {}, skipped {} imported events \
+         in the export and {} of its own in the import",
+        stats.export.acked,
+        stats.import.delivered,
+        stats.export.skipped_imported,
+        stats.import.own_origin
     );
     if received.len() == COUNT as usize {
         ExitCode::SUCCESS

@@ -25,6 +25,11 @@ pub use evbus_metrics as metrics;
 #[doc(inline)]
 pub use evbus_journal as journal;
 
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+#[doc(inline)]
+pub use evbus_webhook as webhook;
+
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 #[doc(inline)]

@@ -186,7 +186,7 @@ impl fmt::Display for Error {
                 f,
                 "{} has format version {version}, this build reads version {}",
                 segment.display(),
-                crate::format::VERSION
+                crate::layout::VERSION
             ),
             Error::UnknownCodec { segment, id } => {
                 write!(f, "{} names unknown codec id {id}", segment.display())

@@ -20,7 +20,7 @@ use crate::{
     index::{self, IoCount},
     reader::{Reader, Start},
     segment::list_segments,
-    writer::Shared,
+    shared::Shared,
 };
 
 /// How long an idempotency key is remembered: by record count, by time, or

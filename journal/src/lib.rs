@@ -120,6 +120,8 @@ pub mod format;
 pub mod history;
 mod idempotency;
 mod index;
+mod layout;
+mod live;
 pub mod memory;
 mod query;
 mod reader;
@@ -129,6 +131,7 @@ pub mod replay;
 mod retention;
 mod segment;
 pub mod session;
+mod shared;
 pub mod tail;
 mod writer;
 

@@ -23,7 +23,8 @@ use evbus_core::{
 
 use crate::{
     error::{Error, Result},
-    history::{EventHistory, HistoryStart, HistorySubscription, Live},
+    history::{EventHistory, HistoryStart, HistorySubscription},
+    live::Live,
     recorder::RecorderOptions,
 };
 

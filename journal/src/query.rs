@@ -32,7 +32,8 @@ use crate::{
     index::{self, IoCount, Loaded, Summary},
     recorder::Recorder,
     segment::{SHORT_HEADER, list_segments, read_header, segment_path},
-    writer::{Journal, Shared},
+    shared::Shared,
+    writer::Journal,
 };
 
 /// What to read from a journal: every filter that is set must match.

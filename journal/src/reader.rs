@@ -18,7 +18,7 @@ use crate::{
     },
     index, recovery,
     segment::{SHORT_HEADER, list_segments, read_header, segment_path},
-    writer::Shared,
+    shared::Shared,
 };
 
 /// Where a [`Reader`] starts.
@@ -190,7 +190,7 @@ impl Reader {
     }
 
     fn locate(&self, start: Start, segments: &[u64]) -> Result<Option<Position>> {
-        index::locate(&self.dir, self.shared.as_deref(), segments, start)
+        locate(&self.dir, self.shared.as_deref(), segments, start)
     }
 
     /// Opens the segment of `at` and positions at its offset.
@@ -490,6 +490,72 @@ impl Iterator for Reader {
         let item = self.read_next().transpose();
         self.failed = matches!(item, Some(Err(_)));
         item
+    }
+}
+
+/// Where a reader that starts at `start` (a sequence number or a time) can
+/// begin instead of the first segment's first frame: the segment and the
+/// offset of the block to read from. `None`: no index helps, start at the
+/// header of the segment the caller picked. `shared`: the in-process
+/// writer's state (its active segment is indexed in memory); without it the
+/// last segment may still grow and is scanned.
+fn locate(
+    dir: &Path,
+    shared: Option<&Shared>,
+    segments: &[u64],
+    start: Start,
+) -> Result<Option<crate::format::Position>> {
+    let mut io = index::IoCount::default();
+    // The summary of `seg`: in memory if active, `None` if it may grow and
+    // has no index, else from its sidecar (or rebuilt).
+    let summary = |seg: u64, io: &mut index::IoCount| -> Result<Option<index::Summary>> {
+        if let Some(shared) = shared {
+            let active = shared.index.lock();
+            if active.summary().first_seq == seg {
+                return Ok(Some(active.summary().clone()));
+            }
+        } else if segments.last() == Some(&seg) {
+            return Ok(index::try_sidecar(dir, seg, io));
+        }
+        let loaded = index::load_summary(dir, seg, io)?;
+        if let (Some(_), index::Loaded::Rebuilt(b)) = (shared, &loaded) {
+            let _ = index::write_sidecar(dir, b.clone());
+        }
+        Ok(Some(loaded.summary().clone()))
+    };
+    match start {
+        Start::Seq(n) => {
+            let Some(&seg) = segments.iter().rev().find(|&&s| s <= n) else {
+                return Ok(None);
+            };
+            Ok(summary(seg, &mut io)?.map(|s| Position {
+                segment: seg,
+                offset: s.seek_seq(n).unwrap_or(s.len),
+            }))
+        }
+        Start::Time(t) => {
+            let t = t.as_nanos();
+            for &seg in segments {
+                let Some(s) = summary(seg, &mut io)? else {
+                    return Ok(Some(Position {
+                        segment: seg,
+                        offset: HEADER_LEN,
+                    }));
+                };
+                if let Some(offset) = s.seek_time(t) {
+                    return Ok(Some(Position {
+                        segment: seg,
+                        offset,
+                    }));
+                }
+            }
+            // Every record is earlier: start after the last one.
+            Ok(segments.last().map(|&seg| Position {
+                segment: seg,
+                offset: HEADER_LEN,
+            }))
+        }
+        Start::Beginning | Start::End => Ok(None),
     }
 }
 

@@ -27,9 +27,10 @@ use serde::Serialize;
 
 use crate::{
     error::{Error, Result},
-    history::{CloseOnDrop, Live},
+    live::{CloseOnDrop, Live},
     reader::{Reader, Start},
-    writer::{Journal, Shared},
+    shared::Shared,
+    writer::Journal,
 };
 
 /// Options of a [`Recorder`].

@@ -22,9 +22,8 @@ use std::{fs, path::Path, time::Duration};
 use evbus_core::Timestamp;
 
 #[cfg(doc)]
-use crate::JournalOptions;
+use crate::{Journal, JournalOptions};
 use crate::{
-    Journal,
     error::{Error, Result},
     index::{self, ActiveIndex, IoCount, sidecar_path},
     segment::{list_segments, segment_path},
@@ -113,39 +112,6 @@ pub struct RetentionReport {
     pub records: u64,
     /// Bytes of the deleted segment files (sidecars not counted).
     pub bytes: u64,
-}
-
-impl Journal {
-    /// Applies the [retention policy](JournalOptions::retention) now,
-    /// measuring ages from the current time: deletes whole sealed segments
-    /// (never the active one), oldest first, with their index sidecars.
-    /// Readers in deleted segments skip ahead (see [`Retention`]).
-    ///
-    /// # Errors
-    ///
-    /// I/O errors; [`Error::Corrupt`] if a segment whose age must be known
-    /// has a damaged frame and no valid index.
-    pub fn apply_retention(&mut self) -> Result<RetentionReport> {
-        self.apply_retention_at(Timestamp::now())
-    }
-
-    /// [`Journal::apply_retention`] with ages measured from `now` (for
-    /// tests and tools with their own clock).
-    ///
-    /// # Errors
-    ///
-    /// As [`Journal::apply_retention`].
-    pub fn apply_retention_at(&mut self, now: Timestamp) -> Result<RetentionReport> {
-        let shared = self.shared();
-        apply(
-            &shared.dir,
-            &shared.index,
-            &self.options().get_retention(),
-            self.end().segment,
-            self.next_seq(),
-            now,
-        )
-    }
 }
 
 /// Deletes the sealed segments `policy` selects. `active` is the writer's

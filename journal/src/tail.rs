@@ -27,7 +27,8 @@ use crate::{
     format::Record,
     reader::{Reader, Start},
     recorder::Recorder,
-    writer::{Journal, Shared},
+    shared::Shared,
+    writer::Journal,
 };
 
 /// Why [`Tailer::try_next`] or [`Tailer::next_timeout`] returned no record.

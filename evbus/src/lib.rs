@@ -29,3 +29,8 @@ pub use evbus_journal as journal;
 #[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
 #[doc(inline)]
 pub use evbus_webhook as webhook;
+
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+#[doc(inline)]
+pub use evbus_nats as nats;

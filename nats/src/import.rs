@@ -1,0 +1,226 @@
+//! The importer: durable pull consumers feeding the local bus.
+//!
+//! Per [`ImportSpec`](crate::ImportSpec), a task pulls from its durable
+//! consumer and decodes each message. One thread of the bridge (the
+//! *delivery thread*) publishes them on the local bus, because a local
+//! publish may block on a lossless subscriber: it takes the messages from a
+//! bounded channel, so a blocked publish stops the pulls (back-pressure,
+//! never a drop). After each publish returns, it hands the message to the
+//! ack task, which acknowledges it to the server: a message is acknowledged
+//! only after the local bus accepted it (at-least-once).
+//!
+//! The delivery thread remembers the envelope ids it delivered, for the
+//! dedupe window: a redelivery (an acknowledgement lost, or an ack wait that
+//! expired while the bus pushed back) is acknowledged and not published
+//! again. It also records every id it imports for the exporter, which skips
+//! them (no loops); and skips messages that carry this bridge's own origin.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use evbus_core::{Bus, Envelope, PublishError};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    dedupe::IdWindow,
+    error::{BridgeError, ImportError},
+    export::ORIGIN_HEADER,
+    state::{Shared, bump, raised, set},
+    subject,
+};
+
+/// A pulled message on its way to the delivery thread.
+pub(crate) struct Item<T> {
+    msg: jetstream::Message,
+    what: What<T>,
+}
+
+enum What<T> {
+    Deliver(Envelope<T>),
+    OwnOrigin,
+    Reject(ImportError),
+}
+
+/// What the ack task is asked to do.
+pub(crate) struct Ack {
+    msg: jetstream::Message,
+    kind: AckKind,
+}
+
+/// Pulls from one durable consumer until `stop`.
+pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
+    consumer: PullConsumer,
+    prefix: String,
+    origin: String,
+    batch: usize,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Item<T>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .expires(Duration::from_secs(5))
+            .heartbeat(Duration::from_secs(2))
+            .messages()
+            .await;
+        let mut messages = match stream {
+            Ok(m) => m,
+            Err(_) => {
+                bump(&shared.import.stream_errors);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    () = raised(&mut stop) => return,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = raised(&mut stop) => return,
+                next = messages.next() => next,
+            };
+            let msg = match next {
+                None => break,
+                Some(Err(_)) => {
+                    bump(&shared.import.stream_errors);
+                    continue;
+                }
+                Some(Ok(msg)) => msg,
+            };
+            bump(&shared.import.received);
+            let mut stream_seq = 0;
+            if let Ok(info) = msg.info() {
+                stream_seq = info.stream_sequence;
+                if info.delivered > 1 {
+                    bump(&shared.import.redelivered);
+                }
+                set(&shared.import.pending, info.pending);
+            }
+            shared.refresh();
+            let what = decode(&msg, &prefix, &origin, stream_seq);
+            // Waits while the delivery thread is behind: back-pressure.
+            let send = tokio::select! {
+                () = raised(&mut stop) => return,
+                send = tx.send(Item { msg, what }) => send,
+            };
+            if send.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    msg: &jetstream::Message,
+    prefix: &str,
+    origin: &str,
+    stream_seq: u64,
+) -> What<T> {
+    let own = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ORIGIN_HEADER))
+        .is_some_and(|v| v.as_str() == origin);
+    if own {
+        return What::OwnOrigin;
+    }
+    let subject = msg.subject.as_str();
+    let topic = match subject::topic_of(prefix, subject) {
+        Ok(t) => t,
+        Err(error) => return What::Reject(ImportError::Subject { stream_seq, error }),
+    };
+    match serde_json::from_slice::<Envelope<T>>(&msg.payload) {
+        Ok(env) if env.topic() == topic => What::Deliver(env),
+        Ok(env) => What::Reject(ImportError::TopicMismatch {
+            stream_seq,
+            subject_topic: topic.to_owned(),
+            envelope_topic: env.topic().to_owned(),
+        }),
+        Err(e) => What::Reject(ImportError::Decode {
+            stream_seq,
+            subject: subject.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The delivery thread's loop: publish, remember, hand to the ack task.
+/// Returns when the channel closes or the bus shuts down.
+pub(crate) fn deliver<T: Clone + Send + 'static>(
+    bus: Bus<Envelope<T>>,
+    mut rx: mpsc::Receiver<Item<T>>,
+    acks: mpsc::UnboundedSender<Ack>,
+    mut seen: IdWindow,
+    shared: Arc<Shared>,
+) {
+    let mut publisher = bus.publisher();
+    drop(bus);
+    while let Some(Item { msg, what }) = rx.blocking_recv() {
+        let kind = match what {
+            What::OwnOrigin => {
+                bump(&shared.import.own_origin);
+                AckKind::Ack
+            }
+            What::Reject(e) => {
+                // Reported before counted: who sees the count sees the error.
+                shared.report(BridgeError::Import(e));
+                bump(&shared.import.rejected);
+                AckKind::Term
+            }
+            What::Deliver(env) => {
+                let now = std::time::Instant::now();
+                let id = env.id();
+                if seen.contains(&id, now) {
+                    bump(&shared.import.duplicates);
+                    AckKind::Ack
+                } else {
+                    shared
+                        .imported
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, now);
+                    let topic = env.topic().to_owned();
+                    match publisher.publish_to(&topic, env) {
+                        Ok(_) => {
+                            seen.insert(id, now);
+                            bump(&shared.import.delivered);
+                            AckKind::Ack
+                        }
+                        // The bus is gone: leave the message unacknowledged,
+                        // for the next run to receive.
+                        Err(PublishError::Closed(_)) => return,
+                        Err(_) => {
+                            // A topic the envelope's own validation let
+                            // through cannot fail here; terminate rather
+                            // than loop on it.
+                            bump(&shared.import.rejected);
+                            AckKind::Term
+                        }
+                    }
+                }
+            }
+        };
+        if acks.send(Ack { msg, kind }).is_err() {
+            return;
+        }
+        // The backlog shrank: `Lagging` may be over.
+        shared.refresh();
+    }
+}
+
+/// Acknowledges what the delivery thread handed over.
+pub(crate) async fn ack(mut rx: mpsc::UnboundedReceiver<Ack>, shared: Arc<Shared>) {
+    while let Some(Ack { msg, kind }) = rx.recv().await {
+        let acked = match kind {
+            AckKind::Ack => msg.ack().await,
+            other => msg.ack_with(other).await,
+        };
+        match acked {
+            Ok(()) => bump(&shared.import.acked),
+            Err(_) => bump(&shared.import.ack_errors),
+        }
+    }
+}

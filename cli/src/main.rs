@@ -3,7 +3,8 @@
 //! - `evbus demo`: a monitoring scenario on one bus, with a live table;
 //! - `evbus bench`: the benchmark report, with a progress bar per scenario;
 //! - `evbus tail|query|replay|inspect|export|import`: operator tools for a
-//!   journal (evbus-journal) and its session files;
+//!   journal (evbus-journal) and its session files; `replay` can deliver to
+//!   a webhook endpoint (evbus-webhook) or a JetStream stream (evbus-nats);
 //! - `evbus stats URL`: a live table from a running service's Prometheus
 //!   endpoint;
 //! - `evbus webhook sign|verify|secret`: Standard Webhooks signatures, and
@@ -21,6 +22,7 @@ mod demo;
 mod error;
 mod inspect;
 mod live;
+mod nats;
 mod query;
 mod records;
 mod replay;

@@ -56,6 +56,7 @@ Examples:
   evbus replay ./journal --topic 'orders.>' --dry-run          # what would go out, and the report
   evbus replay session.jsonl --speed as-recorded > replayed.jsonl
   evbus replay ./journal --correlation 0193a5c2-7f1e-7c3a-9d2b-5e8f1a2b3c4d --speed 2x
+  evbus replay ./journal --to nats://127.0.0.1:4222 --stream EVBUS    # into JetStream, acknowledged
   EVBUS_WEBHOOK_SECRET=whsec_... evbus replay ./journal --topic 'orders.>' --to-webhook https://hooks.example.com/evbus
 
 Every envelope goes out with a replay mark {dry_run, recorded_seq}. The
@@ -87,6 +88,18 @@ pub(crate) struct ReplayArgs {
     /// Write the envelopes to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Publish every envelope into a NATS JetStream stream instead, through
+    /// an evbus-nats bridge (`nats://HOST:PORT`), and wait for the server's
+    /// acknowledgements.
+    #[arg(long, value_name = "nats://HOST:PORT", conflicts_with_all = ["output", "to_webhook"])]
+    to: Option<String>,
+    /// The JetStream stream (with --to); created if missing.
+    #[arg(long, value_name = "NAME", default_value = "EVBUS", requires = "to")]
+    stream: String,
+    /// The subject prefix (with --to): topic `orders.placed` goes out on
+    /// `<prefix>.orders.placed`.
+    #[arg(long, value_name = "PREFIX", default_value = "evbus", requires = "to")]
+    prefix: String,
     /// Deliver every envelope to this webhook endpoint instead (signed,
     /// retried and journaled by evbus-webhook), then report per endpoint.
     #[arg(long, value_name = "URL", conflicts_with = "output")]
@@ -186,8 +199,16 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
         replay = replay.correlation_id(id);
     }
     let mut webhook = None;
-    let result = match &args.to_webhook {
-        Some(url) => {
+    let mut nats = None;
+    let result = match (&args.to, &args.to_webhook) {
+        (Some(url), _) => {
+            let mut sink =
+                crate::nats::ReplaySink::start(url, &args.stream, &args.prefix, args.dry_run)?;
+            let result = replay.run(&mut sink);
+            nats = Some(sink);
+            result
+        }
+        (None, Some(url)) => {
             let mut sink = crate::webhook::ReplaySink::start(
                 url,
                 &args.secrets,
@@ -198,7 +219,7 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
             webhook = Some(sink);
             result
         }
-        None => {
+        (None, None) => {
             let out: Box<dyn Write> = match &args.output {
                 Some(file) => Box::new(BufWriter::new(File::create(file).map_err(|e| {
                     CliError::failure(format!("cannot create {}: {e}", file.display()))
@@ -237,6 +258,9 @@ pub(crate) fn run(args: &ReplayArgs, ui: Ui) -> Result<(), CliError> {
         Err(e) => return Err(CliError::usage(e.to_string())),
     };
     print_report(&report, ui);
+    if let Some(sink) = nats {
+        return sink.finish(ui);
+    }
     match webhook {
         Some(sink) => sink.finish(ui),
         None => Ok(()),

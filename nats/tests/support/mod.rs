@@ -13,37 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use evbus::nats::peer::PeerEvent;
 use evbus::nats::{BridgeStats, server::NatsServer};
-use evbus::{Bus, Envelope, Event, EventKind, Filter, Overflow, SubscribeOptions, Subscription};
-
-/// The payload the peers exchange (the same fields as the peer binary's).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PeerEvent {
-    pub from: String,
-    pub seq: u64,
-    pub micros: u64,
-    pub body: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerKind;
-
-impl EventKind for PeerKind {
-    const ALL: &'static [Self] = &[PeerKind];
-    fn topic(self) -> &'static str {
-        "peer"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl Event for PeerEvent {
-    type Kind = PeerKind;
-    fn kind(&self) -> PeerKind {
-        PeerKind
-    }
-}
+use evbus::{Bus, Envelope, Filter, Overflow, SubscribeOptions, Subscription};
 
 pub type Env = Envelope<PeerEvent>;
 

@@ -25,36 +25,10 @@ use std::{
 };
 
 use async_nats::jetstream::context::Publish;
-use evbus_core::{Bus, Envelope, Event, EventKind};
-use evbus_nats::{Bridge, BridgeConfig, MSG_ID_HEADER, ORIGIN_HEADER, server::NatsServer};
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct PeerEvent {
-    from: String,
-    seq: u64,
-    micros: u64,
-    body: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PeerKind;
-
-impl EventKind for PeerKind {
-    const ALL: &'static [Self] = &[PeerKind];
-    fn topic(self) -> &'static str {
-        "peer"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl Event for PeerEvent {
-    type Kind = PeerKind;
-    fn kind(&self) -> PeerKind {
-        PeerKind
-    }
-}
+use evbus_core::{Bus, Envelope};
+use evbus_nats::{
+    Bridge, BridgeConfig, MSG_ID_HEADER, ORIGIN_HEADER, peer::PeerEvent, server::NatsServer,
+};
 
 struct Opts {
     events: u64,

@@ -89,6 +89,8 @@ mod dedupe;
 mod error;
 mod export;
 mod import;
+#[doc(hidden)]
+pub mod peer;
 pub mod server;
 mod setup;
 mod state;

@@ -68,31 +68,18 @@ async fn topics_that_map_to_no_valid_subject_are_typed_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_event_is_reported_and_the_others_flow() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("BIG");
-    let prefix = unique("big");
+    let scope = Scope::new("big");
     let bus_a = Bus::<Env>::new();
-    let a = Bridge::connect(
-        &url,
-        &bus_a,
-        BridgeConfig::new(&stream).prefix(&prefix).export("big.>"),
-    )
-    .await
-    .expect("exporter");
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("big.>"))
+        .await
+        .expect("exporter");
     let max = a.client().server_info().max_payload;
     assert!(max > 0);
     let bus_b = Bus::<Env>::new();
     let got = Collector::new(&bus_b, "big.>");
-    let b = Bridge::connect(
-        &url,
-        &bus_b,
-        BridgeConfig::new(&stream)
-            .prefix(&prefix)
-            .import("big", "big.>"),
-    )
-    .await
-    .expect("importer");
+    let b = Bridge::connect(&scope.url, &bus_b, scope.config().import("big", "big.>"))
+        .await
+        .expect("importer");
 
     bus_a
         .publish_to("big.small", event("big.small", "a", 0))
@@ -185,31 +172,24 @@ async fn a_conflicting_stream_is_a_typed_error_and_is_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_messages_are_rejected_and_the_rest_delivered() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("FOREIGN");
-    let prefix = unique("foreign");
+    let scope = Scope::new("foreign");
     let bus = Bus::<Env>::new();
     let got = Collector::new(&bus, ">");
-    let b = Bridge::connect(
-        &url,
-        &bus,
-        BridgeConfig::new(&stream).prefix(&prefix).import("f", ">"),
-    )
-    .await
-    .expect("importer");
+    let b = Bridge::connect(&scope.url, &bus, scope.config().import("f", ">"))
+        .await
+        .expect("importer");
 
-    let client = async_nats::connect(&url).await.expect("connect");
+    let client = async_nats::connect(&scope.url).await.expect("connect");
     let js = async_nats::jetstream::new(client);
     let good = event("ok.one", "raw", 1);
     let good_json = serde_json::to_vec(&good).unwrap();
     let sends: Vec<(String, Vec<u8>)> = vec![
-        (format!("{prefix}.ok.zero"), b"not json".to_vec()),
+        (format!("{}.ok.zero", scope.prefix), b"not json".to_vec()),
         // Not an evbus topic ('$').
-        (format!("{prefix}.bad$topic"), good_json.clone()),
+        (format!("{}.bad$topic", scope.prefix), good_json.clone()),
         // Valid JSON, the envelope says another topic.
-        (format!("{prefix}.ok.other"), good_json.clone()),
-        (format!("{prefix}.ok.one"), good_json),
+        (format!("{}.ok.other", scope.prefix), good_json.clone()),
+        (format!("{}.ok.one", scope.prefix), good_json),
     ];
     for (subject, body) in sends {
         js.publish(subject, body.into())

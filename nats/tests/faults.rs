@@ -150,19 +150,12 @@ async fn server_killed_mid_stream_loses_nothing_acknowledged() {
 /// own, a lossless one slows the import down until it reads again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("STALL");
-    let prefix = unique("stall");
+    let scope = Scope::new("stall");
 
     let bus_a = Bus::<Env>::new();
-    let a = Bridge::connect(
-        &url,
-        &bus_a,
-        BridgeConfig::new(&stream).prefix(&prefix).export("st.>"),
-    )
-    .await
-    .expect("exporter");
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("st.>"))
+        .await
+        .expect("exporter");
     let bus_b = Bus::<Env>::new();
     let healthy = Collector::new(&bus_b, "st.>");
     // Never read: drops what does not fit.
@@ -185,12 +178,9 @@ async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
         )
         .unwrap();
     let b = Bridge::connect(
-        &url,
+        &scope.url,
         &bus_b,
-        BridgeConfig::new(&stream)
-            .prefix(&prefix)
-            .import("stall", "st.>")
-            .lag_threshold(100),
+        scope.config().import("stall", "st.>").lag_threshold(100),
     )
     .await
     .expect("importer");

@@ -4,10 +4,7 @@ mod support;
 
 use std::{collections::HashSet, time::Duration};
 
-use evbus::{
-    Bus,
-    nats::{Bridge, BridgeConfig},
-};
+use evbus::{Bus, nats::Bridge};
 use support::*;
 
 const N: u64 = 3000;
@@ -18,28 +15,17 @@ const N: u64 = 3000;
 /// server drops the republished ids as duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporter_killed_mid_stream_then_restarted() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("KILLX");
-    let prefix = unique("killx");
+    let scope = Scope::new("killx");
 
     let bus = Bus::<Env>::new();
     let got = Collector::new(&bus, "kill.>");
-    let config = BridgeConfig::new(&stream)
-        .prefix(&prefix)
-        .import("importer", "kill.>");
-    let bridge = Bridge::connect(&url, &bus, config).await.expect("bridge");
+    let config = scope.config().import("importer", "kill.>");
+    let bridge = Bridge::connect(&scope.url, &bus, config)
+        .await
+        .expect("bridge");
 
     let count = N.to_string();
     let args = [
-        "--url",
-        &url,
-        "--stream",
-        &stream,
-        "--prefix",
-        &prefix,
-        "--origin",
-        "exporter",
         "--export",
         "kill.>",
         "--publish",
@@ -51,7 +37,7 @@ async fn exporter_killed_mid_stream_then_restarted() {
         "--sleep-every",
         "10",
     ];
-    let mut first = Peer::spawn(&args);
+    let mut first = scope.peer("exporter", &args);
     wait_until("a part of the stream", Duration::from_secs(60), || {
         got.len() >= 300
     })
@@ -63,7 +49,7 @@ async fn exporter_killed_mid_stream_then_restarted() {
         "the kill came after the whole stream; slow the peer down"
     );
 
-    let mut second = Peer::spawn(&args);
+    let mut second = scope.peer("exporter", &args);
     assert!(second.finish(Duration::from_secs(60)).await.success());
     wait_until("every event", Duration::from_secs(60), || {
         got.len() >= N as usize
@@ -105,20 +91,9 @@ async fn exporter_killed_mid_stream_then_restarted() {
 /// printed) were never printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importer_killed_mid_stream_then_restarted() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("KILLI");
-    let prefix = unique("killi");
+    let scope = Scope::new("killi");
 
     let args = [
-        "--url",
-        &url,
-        "--stream",
-        &stream,
-        "--prefix",
-        &prefix,
-        "--origin",
-        "importer",
         "--import",
         "victim",
         "kill.>",
@@ -132,12 +107,14 @@ async fn importer_killed_mid_stream_then_restarted() {
         "--ack-wait-ms",
         "1000",
     ];
-    let mut first = Peer::spawn(&args);
+    let mut first = scope.peer("importer", &args);
     first.wait_ready().await;
 
     let bus = Bus::<Env>::new();
-    let config = BridgeConfig::new(&stream).prefix(&prefix).export("kill.>");
-    let bridge = Bridge::connect(&url, &bus, config).await.expect("bridge");
+    let config = scope.config().export("kill.>");
+    let bridge = Bridge::connect(&scope.url, &bus, config)
+        .await
+        .expect("bridge");
     let mut publisher = bus.publisher();
     let mut published = 0u64;
     while published < N {
@@ -164,7 +141,7 @@ async fn importer_killed_mid_stream_then_restarted() {
     bridge.flush(Duration::from_secs(60)).await.expect("flush");
     assert_eq!(bridge.stats().export.acked, N);
 
-    let mut second = Peer::spawn(&args);
+    let mut second = scope.peer("importer", &args);
     // Everything arrives, but for what the first process had accepted
     // (and acknowledged) after the last event it printed: the one in its
     // print ring and the one being printed.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use evbus::{
     Bus,
-    nats::{Bridge, BridgeConfig, BridgeState},
+    nats::{Bridge, BridgeState},
 };
 use support::*;
 
@@ -15,50 +15,44 @@ const N: u64 = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_act_as_one_bus() {
-    let server = server();
-    let url = server.url();
-    let stream = unique("ONEBUS");
-    let prefix = unique("onebus");
+    let scope = Scope::new("onebus");
 
     // The child: exports and imports `demo.>`, publishes on demo.child.k*,
     // prints what it gets on the parent's topics.
     let expect = N.to_string();
     let count = N.to_string();
-    let mut child = Peer::spawn(&[
-        "--url",
-        &url,
-        "--stream",
-        &stream,
-        "--prefix",
-        &prefix,
-        "--origin",
+    let mut child = scope.peer(
         "child",
-        "--export",
-        "demo.>",
-        "--import",
-        "child",
-        "demo.>",
-        "--publish",
-        &count,
-        "--topic-base",
-        "demo.child",
-        "--print",
-        "demo.parent.*",
-        "--expect",
-        &expect,
-    ]);
+        &[
+            "--export",
+            "demo.>",
+            "--import",
+            "child",
+            "demo.>",
+            "--publish",
+            &count,
+            "--topic-base",
+            "demo.child",
+            "--print",
+            "demo.parent.*",
+            "--expect",
+            &expect,
+        ],
+    );
 
     // The parent: this test, the same bridge configuration.
     let bus = Bus::<Env>::new();
     let from_child = Collector::new(&bus, "demo.child.*");
     let only_k1 = Collector::new(&bus, "demo.child.k1");
     let own = Collector::new(&bus, "demo.parent.>");
-    let config = BridgeConfig::new(&stream)
-        .prefix(&prefix)
+    let config = scope
+        .config()
         .origin("parent")
         .export("demo.>")
         .import("parent", "demo.>");
-    let bridge = Bridge::connect(&url, &bus, config).await.expect("bridge");
+    let bridge = Bridge::connect(&scope.url, &bus, config)
+        .await
+        .expect("bridge");
     let mut state = bridge.watch_state();
     state
         .wait_for(|s| *s == BridgeState::Connected)

@@ -25,38 +25,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use evbus_core::{Bus, Envelope, Event, EventId, EventKind, Filter, Overflow, SubscribeOptions};
-use evbus_nats::{Bridge, BridgeConfig};
-
-/// The payload the peers exchange.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct PeerEvent {
-    from: String,
-    seq: u64,
-    micros: u64,
-    body: String,
-}
-
-/// The one kind of [`PeerEvent`]; events go on explicit topics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PeerKind;
-
-impl EventKind for PeerKind {
-    const ALL: &'static [Self] = &[PeerKind];
-    fn topic(self) -> &'static str {
-        "peer"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl Event for PeerEvent {
-    type Kind = PeerKind;
-    fn kind(&self) -> PeerKind {
-        PeerKind
-    }
-}
+use evbus_core::{Bus, Envelope, EventId, Filter, Overflow, SubscribeOptions};
+use evbus_nats::{Bridge, BridgeConfig, peer::PeerEvent};
 
 #[derive(Default)]
 struct Args {

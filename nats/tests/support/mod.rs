@@ -13,37 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use evbus::nats::{BridgeStats, server::NatsServer};
-use evbus::{Bus, Envelope, Event, EventKind, Filter, Overflow, SubscribeOptions, Subscription};
-
-/// The payload the peers exchange (the same fields as the peer binary's).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PeerEvent {
-    pub from: String,
-    pub seq: u64,
-    pub micros: u64,
-    pub body: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerKind;
-
-impl EventKind for PeerKind {
-    const ALL: &'static [Self] = &[PeerKind];
-    fn topic(self) -> &'static str {
-        "peer"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl Event for PeerEvent {
-    type Kind = PeerKind;
-    fn kind(&self) -> PeerKind {
-        PeerKind
-    }
-}
+pub use evbus::nats::peer::PeerEvent;
+use evbus::nats::{BridgeConfig, BridgeStats, server::NatsServer};
+use evbus::{Bus, Envelope, Filter, Overflow, SubscribeOptions, Subscription};
 
 pub type Env = Envelope<PeerEvent>;
 
@@ -79,6 +51,52 @@ pub fn server() -> Server {
     match std::env::var("EVBUS_NATS_URL") {
         Ok(url) if !url.is_empty() => Server::External(url),
         _ => Server::Own(own_server()),
+    }
+}
+
+/// One test's share of a server: the server, its URL, and a stream and a
+/// subject prefix no other test uses.
+pub struct Scope {
+    pub server: Server,
+    pub url: String,
+    pub stream: String,
+    pub prefix: String,
+}
+
+impl Scope {
+    /// A server (see [`server`]), the stream `<NAME>_..` and the prefix
+    /// `<name>_..`.
+    pub fn new(name: &str) -> Scope {
+        let server = server();
+        let url = server.url();
+        Scope {
+            server,
+            url,
+            stream: unique(&name.to_uppercase()),
+            prefix: unique(&name.to_lowercase()),
+        }
+    }
+
+    /// A bridge configuration on this scope's stream and prefix.
+    pub fn config(&self) -> BridgeConfig {
+        BridgeConfig::new(&self.stream).prefix(&self.prefix)
+    }
+
+    /// Spawns a peer on this scope's server, stream and prefix, with the
+    /// origin `origin` and the further arguments `rest`.
+    pub fn peer(&self, origin: &str, rest: &[&str]) -> Peer {
+        let mut args = vec![
+            "--url",
+            &self.url,
+            "--stream",
+            &self.stream,
+            "--prefix",
+            &self.prefix,
+            "--origin",
+            origin,
+        ];
+        args.extend_from_slice(rest);
+        Peer::spawn(&args)
     }
 }
 

@@ -5,12 +5,14 @@ mod common;
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::Stdio,
     sync::mpsc,
     thread,
     time::Duration,
 };
 
+use assert_cmd::Command;
 use common::{MS, T0, corrupt_record, evbus, lines, orders, write_orders};
 use evbus_core::Envelope;
 use evbus_journal::{Codec, Journal, JournalOptions, SessionReader, SyncPolicy};
@@ -22,6 +24,27 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
         .iter()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
+}
+
+/// `evbus export JOURNAL --session SESSION`, for more arguments.
+fn export(journal: &Path, session: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("export").arg(journal).arg("--session").arg(session);
+    cmd
+}
+
+/// `evbus import SESSION --journal JOURNAL`, for more arguments.
+fn import(session: &Path, journal: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("import").arg(session).arg("--journal").arg(journal);
+    cmd
+}
+
+/// `evbus replay SOURCE`, for more arguments.
+fn replay(source: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("replay").arg(source);
+    cmd
 }
 
 #[test]
@@ -351,11 +374,7 @@ fn export_then_import_round_trips_a_journal() {
     let a = tempfile::tempdir().unwrap();
     write_orders(a.path(), Codec::Json, 6);
     let session = a.path().join("orders.jsonl");
-    evbus()
-        .arg("export")
-        .arg(a.path())
-        .arg("--session")
-        .arg(&session)
+    export(a.path(), &session)
         .args(["--topic", "orders.placed"])
         .assert()
         .success()
@@ -386,20 +405,12 @@ fn export_then_import_round_trips_a_journal() {
 
     let b = tempfile::tempdir().unwrap();
     let into = b.path().join("journal");
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(&into)
+    import(&session, &into)
         .assert()
         .success()
         .stderr(predicate::str::contains("imported 6 records"));
     // Importing again appends.
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(&into)
+    import(&session, &into)
         .assert()
         .success()
         .stderr(predicate::str::contains("(seq 6..12)"));
@@ -421,21 +432,13 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Postcard, 2);
     let session = dir.path().join("s.jsonl");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
+    export(dir.path(), &session)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("postcard"))
         .stderr(predicate::str::contains("--raw-payloads"));
     assert!(!session.exists(), "no half-written session is left");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
+    export(dir.path(), &session)
         .arg("--raw-payloads")
         .assert()
         .success();
@@ -447,11 +450,7 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
     assert_eq!(first.payload()["codec"], "postcard");
     assert!(first.payload()["hex"].is_string());
     // A postcard journal does not take JSON payloads.
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(dir.path())
+    import(&session, dir.path())
         .assert()
         .code(1)
         .stderr(predicate::str::contains("is a postcard journal"));
@@ -476,9 +475,7 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
 fn replay_of_a_journal_reports_and_marks_every_envelope() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Json, 10);
-    let out = evbus()
-        .arg("replay")
-        .arg(dir.path())
+    let out = replay(dir.path())
         .args(["--topic", "orders.shipped", "--speed", "max"])
         .assert()
         .success()
@@ -494,9 +491,7 @@ fn replay_of_a_journal_reports_and_marks_every_envelope() {
     );
     assert_eq!(sent[1]["payload"], serde_json::json!({"order": 2}));
 
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    replay(dir.path())
         .args(["--dry-run", "--from", "2026-11-29T18:00:00.100Z"])
         .assert()
         .success()
@@ -511,18 +506,10 @@ fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Json, 4);
     let session = dir.path().join("s.jsonl");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
-        .assert()
-        .success();
+    export(dir.path(), &session).assert().success();
     let output = dir.path().join("out.jsonl");
     // 50 ms recorded at 4x: a short wait, and no timing assertion.
-    evbus()
-        .arg("replay")
-        .arg(&session)
+    replay(&session)
         .args(["--speed", "4x", "--output"])
         .arg(&output)
         .assert()
@@ -542,12 +529,7 @@ fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
 fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Json, 20); // 30 records
-    let out = evbus()
-        .arg("replay")
-        .arg(dir.path())
-        .arg("--dry-run")
-        .assert()
-        .success();
+    let out = replay(dir.path()).arg("--dry-run").assert().success();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     // No bar: no escape codes, no carriage returns, no bar characters.
     assert!(
@@ -628,9 +610,7 @@ fn inspect_reports_a_torn_tail_without_failing() {
 fn replay_takes_a_time_range() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Json, 10);
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    replay(dir.path())
         .args([
             "--dry-run",
             "--from",
@@ -643,9 +623,7 @@ fn replay_takes_a_time_range() {
         .stderr(predicate::str::contains(
             "would send 3 (recorded seq 2..=4)",
         ));
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    replay(dir.path())
         .args([
             "--from",
             "2026-11-29T19:00:00Z",

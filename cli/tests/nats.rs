@@ -105,11 +105,7 @@ fn replay_to_nats_stores_every_envelope_in_the_stream() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("nats://"));
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     evbus()
         .args(["replay", "--to", &format!("nats://127.0.0.1:{port}")])
         .arg(dir.path())

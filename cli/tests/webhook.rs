@@ -248,11 +248,7 @@ fn sign_send_reaches_a_verifying_endpoint() {
     server.join().unwrap();
 
     // Nobody listens.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     evbus()
         .args([
             "webhook",

@@ -19,6 +19,15 @@ pub(crate) fn evbus() -> Command {
     Command::cargo_bin("evbus").expect("the evbus binary is built")
 }
 
+/// A loopback port nobody listens on: bound, read and closed again.
+pub(crate) fn unused_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The envelopes of [`write_orders`]: `n` orders, each placed then (every
 /// other one) shipped, 10 ms apart; tenants alternate acme / globex.
 pub(crate) fn orders(n: u64) -> (Vec<Envelope<Value>>, EventId) {

@@ -13,9 +13,9 @@ use std::{
 };
 
 use assert_cmd::Command;
-use common::{MS, T0, corrupt_record, evbus, lines, orders, write_orders};
+use common::{MS, T0, corrupt_record, create_journal, evbus, lines, orders, write_orders};
 use evbus_core::Envelope;
-use evbus_journal::{Codec, Journal, JournalOptions, SessionReader, SyncPolicy};
+use evbus_journal::{Codec, SessionReader};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -113,13 +113,7 @@ fn tail_prints_the_last_records_as_a_table_or_json() {
 #[test]
 fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::create(
-        dir.path(),
-        JournalOptions::new()
-            .codec(Codec::Json)
-            .sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir.path(), Codec::Json);
     // Rare records at 0, 500 and 1000, then 2000 of noise: several
     // windows back.
     for i in 0..3000u64 {
@@ -152,13 +146,7 @@ fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
 #[test]
 fn tail_follow_prints_records_another_process_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::create(
-        dir.path(),
-        JournalOptions::new()
-            .codec(Codec::Json)
-            .sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir.path(), Codec::Json);
     journal.append(&orders(1).0[0]).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("evbus");
     let mut child = std::process::Command::new(bin)

@@ -58,15 +58,21 @@ pub(crate) fn orders(n: u64) -> (Vec<Envelope<Value>>, EventId) {
     (out, first_correlation.unwrap())
 }
 
+/// A new journal in `dir` with `codec`, never synced (tests do not crash
+/// the machine).
+pub(crate) fn create_journal(dir: &Path, codec: Codec) -> Journal {
+    Journal::create(
+        dir,
+        JournalOptions::new().codec(codec).sync(SyncPolicy::Never),
+    )
+    .unwrap()
+}
+
 /// A journal in `dir` with [`orders`]`(n)`; returns the first order's
 /// correlation id.
 pub(crate) fn write_orders(dir: &Path, codec: Codec, n: u64) -> EventId {
     let (envelopes, correlation) = orders(n);
-    let mut journal = Journal::create(
-        dir,
-        JournalOptions::new().codec(codec).sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir, codec);
     journal.append_batch(envelopes.iter()).unwrap();
     journal.close().unwrap();
     correlation

@@ -40,6 +40,13 @@ fn import(session: &Path, journal: &Path) -> Command {
     cmd
 }
 
+/// `evbus inspect JOURNAL`, for more arguments.
+fn inspect(journal: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("inspect").arg(journal);
+    cmd
+}
+
 /// `evbus replay SOURCE`, for more arguments.
 fn replay(source: &Path) -> Command {
     let mut cmd = evbus();
@@ -296,9 +303,7 @@ fn bad_input_fails_with_exit_codes_and_hints() {
 fn inspect_reports_segments_topics_span_and_checks() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Postcard, 10);
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .success()
         .stdout(predicate::str::contains("codec     postcard"))
@@ -319,9 +324,7 @@ fn inspect_finds_damage_and_repair_cuts_it_out() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Json, 10);
     corrupt_record(dir.path(), 6);
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .code(1)
         .stdout(predicate::str::contains("records   6 (seq 0..=5)"))
@@ -337,9 +340,7 @@ fn inspect_finds_damage_and_repair_cuts_it_out() {
         .code(1)
         .stderr(predicate::str::contains("damaged"))
         .stderr(predicate::str::contains("evbus inspect"));
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .arg("--repair")
         .assert()
         .success()
@@ -348,9 +349,7 @@ fn inspect_finds_damage_and_repair_cuts_it_out() {
             "records   14 (seq 0..=14, 1 missing in gaps)",
         ))
         .stdout(predicate::str::contains("check     ok"));
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .arg("--repair")
         .assert()
         .success()
@@ -574,16 +573,13 @@ fn inspect_reports_a_torn_tail_without_failing() {
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes.extend_from_slice(&[0x20, 0, 0]);
     std::fs::write(&segment, bytes).unwrap();
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .success()
         .stdout(predicate::str::contains("records   3 (seq 0..=2)"))
         .stdout(predicate::str::contains("ends in a torn tail of 3 bytes"));
-    evbus()
-        .args(["inspect", "--repair"])
-        .arg(dir.path())
+    inspect(dir.path())
+        .arg("--repair")
         .assert()
         .success()
         .stdout(predicate::str::contains(

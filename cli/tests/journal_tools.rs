@@ -56,8 +56,7 @@ fn replay(source: &Path) -> Command {
 
 #[test]
 fn tail_prints_the_last_records_as_a_table_or_json() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10); // 15 records
+    let dir = common::orders_journal(10); // 15 records
     let out = evbus().arg("tail").arg(dir.path()).assert().success();
     let table = lines(&out.get_output().stdout);
     assert_eq!(table.len(), 11, "{table:?}"); // header + 10
@@ -245,8 +244,7 @@ fn query_filters_by_topic_time_correlation_and_tenant() {
 
 #[test]
 fn bad_input_fails_with_exit_codes_and_hints() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2);
+    let dir = common::orders_journal(2);
     let missing = dir.path().join("nope");
     for cmd in ["tail", "query", "inspect", "replay"] {
         evbus()
@@ -321,8 +319,7 @@ fn inspect_reports_segments_topics_span_and_checks() {
 
 #[test]
 fn inspect_finds_damage_and_repair_cuts_it_out() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
+    let dir = common::orders_journal(10);
     corrupt_record(dir.path(), 6);
     inspect(dir.path())
         .assert()
@@ -460,8 +457,7 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
 
 #[test]
 fn replay_of_a_journal_reports_and_marks_every_envelope() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
+    let dir = common::orders_journal(10);
     let out = replay(dir.path())
         .args(["--topic", "orders.shipped", "--speed", "max"])
         .assert()
@@ -490,8 +486,7 @@ fn replay_of_a_journal_reports_and_marks_every_envelope() {
 
 #[test]
 fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 4);
+    let dir = common::orders_journal(4);
     let session = dir.path().join("s.jsonl");
     export(dir.path(), &session).assert().success();
     let output = dir.path().join("out.jsonl");
@@ -514,8 +509,7 @@ fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
 
 #[test]
 fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 20); // 30 records
+    let dir = common::orders_journal(20); // 30 records
     let out = replay(dir.path()).arg("--dry-run").assert().success();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     // No bar: no escape codes, no carriage returns, no bar characters.
@@ -542,8 +536,7 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
 
 #[test]
 fn a_closed_pipe_ends_the_output_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2000); // 3000 records, ~400 KB of table
+    let dir = common::orders_journal(2000); // 3000 records, ~400 KB of table
     for cmd in ["tail", "query"] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evbus"))
             .args([cmd, "-n", "3000"][..if cmd == "tail" { 3 } else { 1 }].iter())
@@ -566,8 +559,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
 
 #[test]
 fn inspect_reports_a_torn_tail_without_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2);
+    let dir = common::orders_journal(2);
     let segment = dir.path().join(format!("{:020}.seg", 0));
     // Half a frame header: what a crash in the middle of an append leaves.
     let mut bytes = std::fs::read(&segment).unwrap();
@@ -592,8 +584,7 @@ fn inspect_reports_a_torn_tail_without_failing() {
 
 #[test]
 fn replay_takes_a_time_range() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
+    let dir = common::orders_journal(10);
     replay(dir.path())
         .args([
             "--dry-run",

@@ -269,8 +269,7 @@ fn receiver_unchecked(secret: &str) -> (String, thread::JoinHandle<()>) {
 
 #[test]
 fn replay_to_webhook_delivers_every_envelope_signed() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_orders(dir.path(), evbus_journal::Codec::Json, 4); // 6 records
+    let dir = common::orders_journal(4); // 6 records
     let (url, server) = receiver_of(SECRET, 6);
     let attempts = dir.path().join("attempts");
     evbus()

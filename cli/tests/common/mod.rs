@@ -78,6 +78,13 @@ pub(crate) fn write_orders(dir: &Path, codec: Codec, n: u64) -> EventId {
     correlation
 }
 
+/// A new temporary directory holding a JSON journal of [`orders`]`(n)`.
+pub(crate) fn orders_journal(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path(), Codec::Json, n);
+    dir
+}
+
 /// Flips one byte inside record `seq`'s frame body (not its last record),
 /// so its CRC fails while valid frames follow: damage in the middle.
 pub(crate) fn corrupt_record(dir: &Path, seq: u64) {

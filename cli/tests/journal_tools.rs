@@ -54,6 +54,16 @@ fn replay(source: &Path) -> Command {
     cmd
 }
 
+/// The JSON lines a command prints, after checking that it succeeds.
+fn json_out(cmd: &mut Command) -> Vec<Value> {
+    json_lines(&cmd.assert().success().get_output().stdout)
+}
+
+/// The `seq` of each JSON row.
+fn seq_column(rows: &[Value]) -> Vec<u64> {
+    rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+}
+
 #[test]
 fn tail_prints_the_last_records_as_a_table_or_json() {
     let dir = common::orders_journal(10); // 15 records
@@ -98,22 +108,16 @@ fn tail_prints_the_last_records_as_a_table_or_json() {
     assert_eq!(rows[0]["payload"], serde_json::json!({"order": 8}));
     assert!(rows[0]["causation_id"].is_string());
 
-    let out = evbus()
-        .args([
-            "tail",
-            "--format",
-            "json",
-            "--since",
-            "2026-11-29T18:00:00.130Z",
-        ])
-        .arg(dir.path())
-        .assert()
-        .success();
-    let seqs: Vec<_> = json_lines(&out.get_output().stdout)
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, [13, 14]);
+    let mut tail = evbus();
+    tail.args([
+        "tail",
+        "--format",
+        "json",
+        "--since",
+        "2026-11-29T18:00:00.130Z",
+    ])
+    .arg(dir.path());
+    assert_eq!(seq_column(&json_out(&mut tail)), [13, 14]);
 }
 
 #[test]
@@ -134,15 +138,11 @@ fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
     }
     journal.close().unwrap();
     let seqs = |n: &str| -> Vec<u64> {
-        let out = evbus()
-            .args(["tail", "--format", "json", "--topic", "rare.*", "-n", n])
-            .arg(dir.path())
-            .assert()
-            .success();
-        json_lines(&out.get_output().stdout)
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        seq_column(&json_out(
+            evbus()
+                .args(["tail", "--format", "json", "--topic", "rare.*", "-n", n])
+                .arg(dir.path()),
+        ))
     };
     assert_eq!(seqs("2"), [500, 1000]);
     assert_eq!(seqs("10"), [0, 500, 1000]);
@@ -187,12 +187,7 @@ fn tail_follow_prints_records_another_process_appends() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(
-        got.iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        [2, 4, 6]
-    );
+    assert_eq!(seq_column(&got), [2, 4, 6]);
     assert_eq!(got[2]["payload"]["user"], 2);
     // --count 3: it exits by itself.
     assert!(child.wait().unwrap().success());
@@ -203,17 +198,13 @@ fn query_filters_by_topic_time_correlation_and_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let correlation = write_orders(dir.path(), Codec::Json, 10);
     let seqs = |args: &[&str]| -> Vec<u64> {
-        let out = evbus()
-            .arg("query")
-            .arg(dir.path())
-            .args(["--format", "json"])
-            .args(args)
-            .assert()
-            .success();
-        json_lines(&out.get_output().stdout)
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        seq_column(&json_out(
+            evbus()
+                .arg("query")
+                .arg(dir.path())
+                .args(["--format", "json"])
+                .args(args),
+        ))
     };
     assert_eq!(seqs(&["--topic", "orders.shipped"]), [1, 4, 7, 10, 13]);
     assert_eq!(seqs(&["--correlation", &correlation.to_string()]), [0, 1]);

@@ -2,9 +2,9 @@
 //! same scenarios as `bench-report`), with a progress line per scenario,
 //! the Markdown tables on standard output, and an SVG chart.
 
-use std::{collections::HashMap, path::PathBuf, time::Instant};
+use std::{collections::HashMap, time::Instant};
 
-use evbus_benches::report::{self, Options, Progress};
+use evbus_benches::report::{self, Options, Progress, ReportArgs};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{error::CliError, ui::Ui};
@@ -19,41 +19,15 @@ Examples:
 Build with --release: a debug build measures the debug build. A full run
 takes several minutes; BENCHMARKS.md defines every row.")]
 pub(crate) struct BenchArgs {
-    /// A short run: 3 rounds, 200 iterations per measurement, fewer
-    /// samples and events, a 5 s subscribe budget.
-    #[arg(long)]
-    quick: bool,
-    /// Interleaved rounds per figure, each figure the median over them
-    /// (default 5, or 3 with --quick).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    rounds: Option<u16>,
-    /// Run only these scenarios, by number (1 to 14), comma-separated.
-    #[arg(
-        long,
-        value_name = "N,M",
-        value_delimiter = ',',
-        value_parser = clap::value_parser!(u32).range(1..=14)
-    )]
-    only: Vec<u32>,
-    /// Scenario 13: seconds each peer may spend building subscriptions.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    subscribe_budget: Option<u64>,
-    /// Also write an SVG bar chart of the rows measured in ns for evbus,
-    /// tokio and crossbeam (scenarios 1 to 8).
-    #[arg(long, value_name = "PATH")]
-    svg: Option<PathBuf>,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// Runs `evbus bench`.
 pub(crate) fn run(args: &BenchArgs, ui: Ui) -> Result<(), CliError> {
-    let options = Options {
-        quick: args.quick,
-        rounds: args.rounds,
-        only: args.only.clone(),
-        subscribe_budget: args.subscribe_budget,
-    };
+    let ReportArgs { options, svg } = &args.report;
     // Fail before minutes of measuring, not after.
-    if let Some(path) = &args.svg
+    if let Some(path) = svg
         && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
@@ -69,9 +43,9 @@ pub(crate) fn run(args: &BenchArgs, ui: Ui) -> Result<(), CliError> {
         );
     }
     let total = options.scenarios().count();
-    let mut bars = Bars::new(ui, &options);
+    let mut bars = Bars::new(ui, options);
     let mut started = Instant::now();
-    let report = report::run(&options, |p| match p {
+    let report = report::run(options, |p| match p {
         Progress::Started { number, name } => {
             started = Instant::now();
             bars.start(number, name, total);
@@ -79,7 +53,7 @@ pub(crate) fn run(args: &BenchArgs, ui: Ui) -> Result<(), CliError> {
         Progress::Finished { number, name } => bars.finish(number, name, started.elapsed()),
     });
     report.print();
-    if let Some(path) = &args.svg {
+    if let Some(path) = svg {
         let command = format!("evbus bench {}", options.describe());
         let groups = report
             .write_svg(path, command.trim_end())

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use evbus_core::{EventId, Pattern};
+use evbus_core::EventId;
 use evbus_journal::Query;
 
 use crate::{
     error::CliError,
-    records::{self, Format, TimeArg},
+    records::{self, Format, Selection},
     ui::Ui,
 };
 
@@ -23,15 +23,8 @@ Examples:
 pub(crate) struct QueryArgs {
     /// The journal directory.
     journal: PathBuf,
-    /// Only records whose topic matches this pattern.
-    #[arg(long, short, value_name = "PATTERN")]
-    topic: Option<Pattern>,
-    /// Only records at or after this time (RFC 3339, `10m` ago, `now`).
-    #[arg(long, value_name = "TIME")]
-    from: Option<TimeArg>,
-    /// Only records before this time.
-    #[arg(long, value_name = "TIME")]
-    to: Option<TimeArg>,
+    #[command(flatten)]
+    selection: Selection,
     /// Only records with this correlation id (found through the index).
     #[arg(long, value_name = "ID")]
     correlation: Option<EventId>,
@@ -53,25 +46,7 @@ pub(crate) struct QueryArgs {
 pub(crate) fn run(args: &QueryArgs, ui: Ui) -> Result<(), CliError> {
     let dir = &args.journal;
     records::check_journal_dir(dir)?;
-    if let (Some(from), Some(to)) = (args.from, args.to)
-        && to.0 < from.0
-    {
-        return Err(CliError::usage(format!(
-            "--to ({}) is before --from ({})",
-            records::show_time(to.0),
-            records::show_time(from.0)
-        )));
-    }
-    let mut query = Query::new();
-    if let Some(p) = &args.topic {
-        query = query.pattern(p.clone());
-    }
-    if let Some(t) = args.from {
-        query = query.from(t.0);
-    }
-    if let Some(t) = args.to {
-        query = query.until(t.0);
-    }
+    let mut query = args.selection.query()?;
     if let Some(id) = args.correlation {
         query = query.correlation(id);
     }

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use evbus_core::{Envelope, Timestamp};
-use evbus_journal::{Codec, Reader, Record, Start};
+use evbus_core::{Envelope, Pattern, Timestamp};
+use evbus_journal::{Codec, Query, Reader, Record, Start};
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -48,6 +48,48 @@ impl FromStr for TimeArg {
         Err(format!(
             "`{s}` is not a time: use RFC 3339 (2026-11-29T18:00:00Z), a duration ago (90s, 10m, 2h), `now`, or nanoseconds since the epoch"
         ))
+    }
+}
+
+/// The records `evbus query` and `evbus export` select: a topic pattern
+/// and a time range.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Selection {
+    /// Only records whose topic matches this pattern.
+    #[arg(long, short, value_name = "PATTERN")]
+    topic: Option<Pattern>,
+    /// Only records at or after this time (RFC 3339, `10m` ago, `now`).
+    #[arg(long, value_name = "TIME")]
+    from: Option<TimeArg>,
+    /// Only records before this time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<TimeArg>,
+}
+
+impl Selection {
+    /// The journal query for the selection, after checking that the range
+    /// is not reversed.
+    pub(crate) fn query(&self) -> Result<Query, CliError> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && to.0 < from.0
+        {
+            return Err(CliError::usage(format!(
+                "--to ({}) is before --from ({})",
+                show_time(to.0),
+                show_time(from.0)
+            )));
+        }
+        let mut query = Query::new();
+        if let Some(p) = &self.topic {
+            query = query.pattern(p.clone());
+        }
+        if let Some(t) = self.from {
+            query = query.from(t.0);
+        }
+        if let Some(t) = self.to {
+            query = query.until(t.0);
+        }
+        Ok(query)
     }
 }
 

@@ -7,13 +7,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use evbus_core::{Envelope, Pattern};
+use evbus_core::Envelope;
 use evbus_journal::{Codec, Error, Journal, JournalOptions, Query, SessionReader, write_session};
 use serde_json::Value;
 
 use crate::{
     error::CliError,
-    records::{self, TimeArg},
+    records::{self, Selection},
     replay::session_error,
     ui::Ui,
 };
@@ -32,15 +32,8 @@ pub(crate) struct ExportArgs {
     /// a session).
     #[arg(long, value_name = "FILE.jsonl")]
     session: PathBuf,
-    /// Only records whose topic matches this pattern.
-    #[arg(long, short, value_name = "PATTERN")]
-    topic: Option<Pattern>,
-    /// Only records at or after this time.
-    #[arg(long, value_name = "TIME")]
-    from: Option<TimeArg>,
-    /// Only records before this time.
-    #[arg(long, value_name = "TIME")]
-    to: Option<TimeArg>,
+    #[command(flatten)]
+    selection: Selection,
     /// Export payloads that are not JSON (the postcard codec is not
     /// self-describing) as `{"codec","len","hex"}` objects. Without it,
     /// exporting a postcard journal is refused.
@@ -69,16 +62,7 @@ pub(crate) fn export(args: &ExportArgs, ui: Ui) -> Result<(), CliError> {
     let dir = &args.journal;
     records::check_journal_dir(dir)?;
     let (first, end) = records::seq_bounds(dir)?;
-    let mut query = Query::new();
-    if let Some(p) = &args.topic {
-        query = query.pattern(p.clone());
-    }
-    if let Some(t) = args.from {
-        query = query.from(t.0);
-    }
-    if let Some(t) = args.to {
-        query = query.until(t.0);
-    }
+    let query = args.selection.query()?;
     let results = Query::run(dir, &query).map_err(|e| CliError::journal(dir, e))?;
     let bar = ui.bar(
         Some(end - first),

@@ -43,15 +43,15 @@ Exit status 0 if a signature matches, 1 if not (the error says why).")]
     Secret,
 }
 
-/// `evbus webhook sign`'s options.
+/// The body and the secret(s), as `sign` and `verify` both take them.
 #[derive(Debug, clap::Args)]
-pub(crate) struct SignArgs {
-    /// The body: a file, or `-` (the default) for standard input. It is
-    /// signed byte for byte.
+struct Signed {
+    /// The raw body: a file, or `-` (the default) for standard input. It
+    /// is signed and verified byte for byte.
     #[arg(default_value = "-")]
     body: PathBuf,
-    /// Signing secret(s), `whsec_<base64>`; several sign with each (as
-    /// during a rotation).
+    /// The secret(s), `whsec_<base64>`: sign signs with each (as during a
+    /// rotation); verify accepts a match with any.
     #[arg(
         long = "secret",
         value_name = "WHSEC",
@@ -61,6 +61,13 @@ pub(crate) struct SignArgs {
         value_delimiter = ' '
     )]
     secrets: Vec<Secret>,
+}
+
+/// `evbus webhook sign`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    signed: Signed,
     /// The webhook-id (default: `msg_` and a new event id).
     #[arg(long, value_name = "ID")]
     id: Option<String>,
@@ -81,19 +88,8 @@ pub(crate) struct SignArgs {
 /// `evbus webhook verify`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
-    /// The raw body: a file, or `-` (the default) for standard input.
-    #[arg(default_value = "-")]
-    body: PathBuf,
-    /// The receiver's secret(s); any may match.
-    #[arg(
-        long = "secret",
-        value_name = "WHSEC",
-        env = "EVBUS_WEBHOOK_SECRET",
-        hide_env_values = true,
-        required = true,
-        value_delimiter = ' '
-    )]
-    secrets: Vec<Secret>,
+    #[command(flatten)]
+    signed: Signed,
     /// The webhook-id header.
     #[arg(long, value_name = "ID", required_unless_present = "headers")]
     id: Option<String>,
@@ -145,13 +141,13 @@ fn read_body(path: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 fn sign(args: &SignArgs, ui: Ui) -> Result<(), CliError> {
-    let body = read_body(&args.body)?;
+    let body = read_body(&args.signed.body)?;
     let id = args
         .id
         .clone()
         .unwrap_or_else(|| format!("msg_{}", EventId::new()));
     let timestamp = args.timestamp.unwrap_or_else(now_secs);
-    let signature = signature_header(&args.secrets, &id, timestamp, &body);
+    let signature = signature_header(&args.signed.secrets, &id, timestamp, &body);
     let Some(url) = &args.send else {
         println!("{HEADER_ID}: {id}");
         println!("{HEADER_TIMESTAMP}: {timestamp}");
@@ -202,7 +198,7 @@ fn sign(args: &SignArgs, ui: Ui) -> Result<(), CliError> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<(), CliError> {
-    let body = read_body(&args.body)?;
+    let body = read_body(&args.signed.body)?;
     let mut from_file: [Option<String>; 3] = [None, None, None];
     if let Some(path) = &args.headers {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -242,7 +238,7 @@ fn verify(args: &VerifyArgs) -> Result<(), CliError> {
         .clone()
         .or(file_sig)
         .ok_or_else(|| missing(HEADER_SIGNATURE))?;
-    let mut secrets = args.secrets.iter().cloned();
+    let mut secrets = args.signed.secrets.iter().cloned();
     let Some(first) = secrets.next() else {
         return Err(CliError::usage("pass at least one --secret"));
     };

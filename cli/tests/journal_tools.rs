@@ -5,15 +5,17 @@ mod common;
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::Stdio,
     sync::mpsc,
     thread,
     time::Duration,
 };
 
-use common::{MS, T0, corrupt_record, evbus, lines, orders, write_orders};
+use assert_cmd::Command;
+use common::{MS, T0, corrupt_record, create_journal, evbus, lines, orders, write_orders};
 use evbus_core::Envelope;
-use evbus_journal::{Codec, Journal, JournalOptions, SessionReader, SyncPolicy};
+use evbus_journal::{Codec, SessionReader};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -24,10 +26,47 @@ fn json_lines(out: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// `evbus export JOURNAL --session SESSION`, for more arguments.
+fn export(journal: &Path, session: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("export").arg(journal).arg("--session").arg(session);
+    cmd
+}
+
+/// `evbus import SESSION --journal JOURNAL`, for more arguments.
+fn import(session: &Path, journal: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("import").arg(session).arg("--journal").arg(journal);
+    cmd
+}
+
+/// `evbus inspect JOURNAL`, for more arguments.
+fn inspect(journal: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("inspect").arg(journal);
+    cmd
+}
+
+/// `evbus replay SOURCE`, for more arguments.
+fn replay(source: &Path) -> Command {
+    let mut cmd = evbus();
+    cmd.arg("replay").arg(source);
+    cmd
+}
+
+/// The JSON lines a command prints, after checking that it succeeds.
+fn json_out(cmd: &mut Command) -> Vec<Value> {
+    json_lines(&cmd.assert().success().get_output().stdout)
+}
+
+/// The `seq` of each JSON row.
+fn seq_column(rows: &[Value]) -> Vec<u64> {
+    rows.iter().map(|r| r["seq"].as_u64().unwrap()).collect()
+}
+
 #[test]
 fn tail_prints_the_last_records_as_a_table_or_json() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10); // 15 records
+    let dir = common::orders_journal(10); // 15 records
     let out = evbus().arg("tail").arg(dir.path()).assert().success();
     let table = lines(&out.get_output().stdout);
     assert_eq!(table.len(), 11, "{table:?}"); // header + 10
@@ -69,34 +108,22 @@ fn tail_prints_the_last_records_as_a_table_or_json() {
     assert_eq!(rows[0]["payload"], serde_json::json!({"order": 8}));
     assert!(rows[0]["causation_id"].is_string());
 
-    let out = evbus()
-        .args([
-            "tail",
-            "--format",
-            "json",
-            "--since",
-            "2026-11-29T18:00:00.130Z",
-        ])
-        .arg(dir.path())
-        .assert()
-        .success();
-    let seqs: Vec<_> = json_lines(&out.get_output().stdout)
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs, [13, 14]);
+    let mut tail = evbus();
+    tail.args([
+        "tail",
+        "--format",
+        "json",
+        "--since",
+        "2026-11-29T18:00:00.130Z",
+    ])
+    .arg(dir.path());
+    assert_eq!(seq_column(&json_out(&mut tail)), [13, 14]);
 }
 
 #[test]
 fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::create(
-        dir.path(),
-        JournalOptions::new()
-            .codec(Codec::Json)
-            .sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir.path(), Codec::Json);
     // Rare records at 0, 500 and 1000, then 2000 of noise: several
     // windows back.
     for i in 0..3000u64 {
@@ -111,15 +138,11 @@ fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
     }
     journal.close().unwrap();
     let seqs = |n: &str| -> Vec<u64> {
-        let out = evbus()
-            .args(["tail", "--format", "json", "--topic", "rare.*", "-n", n])
-            .arg(dir.path())
-            .assert()
-            .success();
-        json_lines(&out.get_output().stdout)
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        seq_column(&json_out(
+            evbus()
+                .args(["tail", "--format", "json", "--topic", "rare.*", "-n", n])
+                .arg(dir.path()),
+        ))
     };
     assert_eq!(seqs("2"), [500, 1000]);
     assert_eq!(seqs("10"), [0, 500, 1000]);
@@ -129,13 +152,7 @@ fn tail_finds_the_last_matches_of_a_rare_topic_far_back() {
 #[test]
 fn tail_follow_prints_records_another_process_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::create(
-        dir.path(),
-        JournalOptions::new()
-            .codec(Codec::Json)
-            .sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir.path(), Codec::Json);
     journal.append(&orders(1).0[0]).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("evbus");
     let mut child = std::process::Command::new(bin)
@@ -170,12 +187,7 @@ fn tail_follow_prints_records_another_process_appends() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(
-        got.iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        [2, 4, 6]
-    );
+    assert_eq!(seq_column(&got), [2, 4, 6]);
     assert_eq!(got[2]["payload"]["user"], 2);
     // --count 3: it exits by itself.
     assert!(child.wait().unwrap().success());
@@ -186,17 +198,13 @@ fn query_filters_by_topic_time_correlation_and_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let correlation = write_orders(dir.path(), Codec::Json, 10);
     let seqs = |args: &[&str]| -> Vec<u64> {
-        let out = evbus()
-            .arg("query")
-            .arg(dir.path())
-            .args(["--format", "json"])
-            .args(args)
-            .assert()
-            .success();
-        json_lines(&out.get_output().stdout)
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
+        seq_column(&json_out(
+            evbus()
+                .arg("query")
+                .arg(dir.path())
+                .args(["--format", "json"])
+                .args(args),
+        ))
     };
     assert_eq!(seqs(&["--topic", "orders.shipped"]), [1, 4, 7, 10, 13]);
     assert_eq!(seqs(&["--correlation", &correlation.to_string()]), [0, 1]);
@@ -227,8 +235,7 @@ fn query_filters_by_topic_time_correlation_and_tenant() {
 
 #[test]
 fn bad_input_fails_with_exit_codes_and_hints() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2);
+    let dir = common::orders_journal(2);
     let missing = dir.path().join("nope");
     for cmd in ["tail", "query", "inspect", "replay"] {
         evbus()
@@ -285,9 +292,7 @@ fn bad_input_fails_with_exit_codes_and_hints() {
 fn inspect_reports_segments_topics_span_and_checks() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Postcard, 10);
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .success()
         .stdout(predicate::str::contains("codec     postcard"))
@@ -305,12 +310,9 @@ fn inspect_reports_segments_topics_span_and_checks() {
 
 #[test]
 fn inspect_finds_damage_and_repair_cuts_it_out() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
+    let dir = common::orders_journal(10);
     corrupt_record(dir.path(), 6);
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .code(1)
         .stdout(predicate::str::contains("records   6 (seq 0..=5)"))
@@ -326,9 +328,7 @@ fn inspect_finds_damage_and_repair_cuts_it_out() {
         .code(1)
         .stderr(predicate::str::contains("damaged"))
         .stderr(predicate::str::contains("evbus inspect"));
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .arg("--repair")
         .assert()
         .success()
@@ -337,9 +337,7 @@ fn inspect_finds_damage_and_repair_cuts_it_out() {
             "records   14 (seq 0..=14, 1 missing in gaps)",
         ))
         .stdout(predicate::str::contains("check     ok"));
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .arg("--repair")
         .assert()
         .success()
@@ -351,11 +349,7 @@ fn export_then_import_round_trips_a_journal() {
     let a = tempfile::tempdir().unwrap();
     write_orders(a.path(), Codec::Json, 6);
     let session = a.path().join("orders.jsonl");
-    evbus()
-        .arg("export")
-        .arg(a.path())
-        .arg("--session")
-        .arg(&session)
+    export(a.path(), &session)
         .args(["--topic", "orders.placed"])
         .assert()
         .success()
@@ -386,20 +380,12 @@ fn export_then_import_round_trips_a_journal() {
 
     let b = tempfile::tempdir().unwrap();
     let into = b.path().join("journal");
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(&into)
+    import(&session, &into)
         .assert()
         .success()
         .stderr(predicate::str::contains("imported 6 records"));
     // Importing again appends.
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(&into)
+    import(&session, &into)
         .assert()
         .success()
         .stderr(predicate::str::contains("(seq 6..12)"));
@@ -421,21 +407,13 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
     let dir = tempfile::tempdir().unwrap();
     write_orders(dir.path(), Codec::Postcard, 2);
     let session = dir.path().join("s.jsonl");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
+    export(dir.path(), &session)
         .assert()
         .code(1)
         .stderr(predicate::str::contains("postcard"))
         .stderr(predicate::str::contains("--raw-payloads"));
     assert!(!session.exists(), "no half-written session is left");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
+    export(dir.path(), &session)
         .arg("--raw-payloads")
         .assert()
         .success();
@@ -447,11 +425,7 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
     assert_eq!(first.payload()["codec"], "postcard");
     assert!(first.payload()["hex"].is_string());
     // A postcard journal does not take JSON payloads.
-    evbus()
-        .arg("import")
-        .arg(&session)
-        .arg("--journal")
-        .arg(dir.path())
+    import(&session, dir.path())
         .assert()
         .code(1)
         .stderr(predicate::str::contains("is a postcard journal"));
@@ -474,11 +448,8 @@ fn export_of_postcard_needs_raw_payloads_and_import_needs_json() {
 
 #[test]
 fn replay_of_a_journal_reports_and_marks_every_envelope() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
-    let out = evbus()
-        .arg("replay")
-        .arg(dir.path())
+    let dir = common::orders_journal(10);
+    let out = replay(dir.path())
         .args(["--topic", "orders.shipped", "--speed", "max"])
         .assert()
         .success()
@@ -494,9 +465,7 @@ fn replay_of_a_journal_reports_and_marks_every_envelope() {
     );
     assert_eq!(sent[1]["payload"], serde_json::json!({"order": 2}));
 
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    replay(dir.path())
         .args(["--dry-run", "--from", "2026-11-29T18:00:00.100Z"])
         .assert()
         .success()
@@ -508,21 +477,12 @@ fn replay_of_a_journal_reports_and_marks_every_envelope() {
 
 #[test]
 fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 4);
+    let dir = common::orders_journal(4);
     let session = dir.path().join("s.jsonl");
-    evbus()
-        .arg("export")
-        .arg(dir.path())
-        .arg("--session")
-        .arg(&session)
-        .assert()
-        .success();
+    export(dir.path(), &session).assert().success();
     let output = dir.path().join("out.jsonl");
     // 50 ms recorded at 4x: a short wait, and no timing assertion.
-    evbus()
-        .arg("replay")
-        .arg(&session)
+    replay(&session)
         .args(["--speed", "4x", "--output"])
         .arg(&output)
         .assert()
@@ -540,14 +500,8 @@ fn replay_of_a_session_keeps_the_recorded_spacing_scaled() {
 
 #[test]
 fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 20); // 30 records
-    let out = evbus()
-        .arg("replay")
-        .arg(dir.path())
-        .arg("--dry-run")
-        .assert()
-        .success();
+    let dir = common::orders_journal(20); // 30 records
+    let out = replay(dir.path()).arg("--dry-run").assert().success();
     let err = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     // No bar: no escape codes, no carriage returns, no bar characters.
     assert!(
@@ -573,8 +527,7 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
 
 #[test]
 fn a_closed_pipe_ends_the_output_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2000); // 3000 records, ~400 KB of table
+    let dir = common::orders_journal(2000); // 3000 records, ~400 KB of table
     for cmd in ["tail", "query"] {
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("evbus"))
             .args([cmd, "-n", "3000"][..if cmd == "tail" { 3 } else { 1 }].iter())
@@ -597,23 +550,19 @@ fn a_closed_pipe_ends_the_output_quietly() {
 
 #[test]
 fn inspect_reports_a_torn_tail_without_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 2);
+    let dir = common::orders_journal(2);
     let segment = dir.path().join(format!("{:020}.seg", 0));
     // Half a frame header: what a crash in the middle of an append leaves.
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes.extend_from_slice(&[0x20, 0, 0]);
     std::fs::write(&segment, bytes).unwrap();
-    evbus()
-        .arg("inspect")
-        .arg(dir.path())
+    inspect(dir.path())
         .assert()
         .success()
         .stdout(predicate::str::contains("records   3 (seq 0..=2)"))
         .stdout(predicate::str::contains("ends in a torn tail of 3 bytes"));
-    evbus()
-        .args(["inspect", "--repair"])
-        .arg(dir.path())
+    inspect(dir.path())
+        .arg("--repair")
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -626,11 +575,8 @@ fn inspect_reports_a_torn_tail_without_failing() {
 
 #[test]
 fn replay_takes_a_time_range() {
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 10);
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    let dir = common::orders_journal(10);
+    replay(dir.path())
         .args([
             "--dry-run",
             "--from",
@@ -643,9 +589,7 @@ fn replay_takes_a_time_range() {
         .stderr(predicate::str::contains(
             "would send 3 (recorded seq 2..=4)",
         ));
-    evbus()
-        .arg("replay")
-        .arg(dir.path())
+    replay(dir.path())
         .args([
             "--from",
             "2026-11-29T19:00:00Z",

@@ -81,11 +81,7 @@ fn stats_shows_fill_rates_and_drops_per_subscription() {
 #[test]
 fn stats_errors_say_what_to_do() {
     // A port nobody listens on: bind, read the port, close.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     evbus()
         .args(["stats", "--count", "1"])
         .arg(format!("http://127.0.0.1:{port}/metrics"))

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{evbus, write_orders};
+use common::evbus;
 use evbus_core::{Bus, Envelope, Event, EventKind, Filter, SubscribeOptions};
-use evbus_journal::Codec;
 use evbus_nats::{Bridge, BridgeConfig, server::NatsServer};
 use predicates::prelude::*;
 
@@ -39,8 +38,7 @@ impl Event for Any {
 #[test]
 fn replay_to_nats_stores_every_envelope_in_the_stream() {
     let server = NatsServer::start().expect("nats-server on the PATH (or $EVBUS_NATS_SERVER)");
-    let dir = tempfile::tempdir().unwrap();
-    write_orders(dir.path(), Codec::Json, 4); // 6 records
+    let dir = common::orders_journal(4); // 6 records
     evbus()
         .args([
             "replay",
@@ -105,11 +103,7 @@ fn replay_to_nats_stores_every_envelope_in_the_stream() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("nats://"));
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     evbus()
         .args(["replay", "--to", &format!("nats://127.0.0.1:{port}")])
         .arg(dir.path())

@@ -19,6 +19,15 @@ const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 const TIMESTAMP: &str = "1614265330";
 const BODY: &str = r#"{"test": 2432232314}"#;
 const SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+/// The vector's three headers, as `verify` options.
+const VECTOR_HEADERS: [&str; 6] = [
+    "--id",
+    ID,
+    "--timestamp",
+    TIMESTAMP,
+    "--signature",
+    SIGNATURE,
+];
 
 #[test]
 fn sign_matches_the_specification_vector() {
@@ -55,34 +64,18 @@ fn verify_accepts_the_vector_and_says_why_it_rejects() {
         c
     };
     // The vector is from 2021: a wide tolerance accepts it.
-    verify(&[
-        "--id",
-        ID,
-        "--timestamp",
-        TIMESTAMP,
-        "--signature",
-        SIGNATURE,
-        "--tolerance",
-        "9999999999",
-    ])
-    .assert()
-    .success()
-    .stdout(predicate::str::contains(
-        "ok: the signature of msg_p5jXN8AQM9LWM0D4loKWxJek matches",
-    ));
+    verify(&[&VECTOR_HEADERS[..], &["--tolerance", "9999999999"]].concat())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "ok: the signature of msg_p5jXN8AQM9LWM0D4loKWxJek matches",
+        ));
     // The default tolerance (5 min) calls it old.
-    verify(&[
-        "--id",
-        ID,
-        "--timestamp",
-        TIMESTAMP,
-        "--signature",
-        SIGNATURE,
-    ])
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains("s old"))
-    .stderr(predicate::str::contains("clocks"));
+    verify(&VECTOR_HEADERS)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("s old"))
+        .stderr(predicate::str::contains("clocks"));
     // Headers from a file, as `sign` prints them; a body byte changed.
     let headers = dir.path().join("headers.txt");
     std::fs::write(
@@ -143,47 +136,83 @@ fn receiver(secret: &str) -> (String, thread::JoinHandle<String>) {
 
 /// A receiver of `n` requests (one per connection); returns their bodies.
 fn receiver_of(secret: &str, n: usize) -> (String, thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let verifier = Verifier::new(secret.parse().unwrap());
+    let (listener, url, verifier) = listen(secret);
     let server = thread::spawn(move || {
-        (0..n).map(|_| {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut headers = Vec::new();
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if k == "content-length" {
-                    len = v.parse().unwrap();
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let verdict = verifier.verify_parts(&get("webhook-id"), &get("webhook-timestamp"), &get("webhook-signature"), &body, now);
-        let mut stream = stream;
-        match &verdict {
-            Ok(()) => write!(stream, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n").unwrap(),
-            Err(e) => {
-                let msg = e.to_string();
-                write!(stream, "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len()).unwrap();
-            }
-        }
-        assert!(verdict.is_ok(), "{verdict:?}");
-        String::from_utf8(body).unwrap()
-    }).collect()
+        (0..n)
+            .map(|_| {
+                let (body, verdict) = serve_one(&listener, &verifier);
+                assert!(verdict.is_ok(), "{verdict:?}");
+                body
+            })
+            .collect()
     });
     (url, server)
+}
+
+/// A loopback listener, its `/hooks` URL and a verifier for `secret`.
+fn listen(secret: &str) -> (TcpListener, String, Verifier) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    (listener, url, Verifier::new(secret.parse().unwrap()))
+}
+
+/// Accepts one request, verifies it and answers 204, or 401 with the
+/// reason; returns its body and the verdict.
+fn serve_one(listener: &TcpListener, verifier: &Verifier) -> (String, Result<(), String>) {
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut headers = Vec::new();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            if k == "content-length" {
+                len = v.parse().unwrap();
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let verdict = verifier
+        .verify_parts(
+            &get("webhook-id"),
+            &get("webhook-timestamp"),
+            &get("webhook-signature"),
+            &body,
+            now,
+        )
+        .map_err(|e| e.to_string());
+    match &verdict {
+        Ok(()) => write!(
+            stream,
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap(),
+        Err(msg) => write!(
+            stream,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+            msg.len()
+        )
+        .unwrap(),
+    }
+    (String::from_utf8(body).unwrap(), verdict)
 }
 
 #[test]
@@ -212,11 +241,7 @@ fn sign_send_reaches_a_verifying_endpoint() {
     server.join().unwrap();
 
     // Nobody listens.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::unused_port();
     evbus()
         .args([
             "webhook",
@@ -234,65 +259,17 @@ fn sign_send_reaches_a_verifying_endpoint() {
 
 /// As [`receiver`], for a request that fails verification.
 fn receiver_unchecked(secret: &str) -> (String, thread::JoinHandle<()>) {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let verifier = Verifier::new(secret.parse().unwrap());
+    let (listener, url, verifier) = listen(secret);
     let server = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = Vec::new();
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                if k == "content-length" {
-                    len = v.parse().unwrap();
-                }
-                head.push((k, v));
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        let get = |name: &str| {
-            head.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let err = verifier
-            .verify_parts(
-                &get("webhook-id"),
-                &get("webhook-timestamp"),
-                &get("webhook-signature"),
-                &body,
-                now,
-            )
-            .unwrap_err()
-            .to_string();
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{err}",
-            err.len()
-        )
-        .unwrap();
+        let (_, verdict) = serve_one(&listener, &verifier);
+        assert!(verdict.is_err(), "the request verified");
     });
     (url, server)
 }
 
 #[test]
 fn replay_to_webhook_delivers_every_envelope_signed() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_orders(dir.path(), evbus_journal::Codec::Json, 4); // 6 records
+    let dir = common::orders_journal(4); // 6 records
     let (url, server) = receiver_of(SECRET, 6);
     let attempts = dir.path().join("attempts");
     evbus()

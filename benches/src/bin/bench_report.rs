@@ -10,10 +10,10 @@
 //! for both peers and a unit in nanoseconds. The scenarios live in
 //! `evbus_benches::report`; this binary parses the options and prints.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
-use evbus_benches::report::{self, Options, Progress};
+use evbus_benches::report::{self, Progress, ReportArgs};
 
 /// Runs every benchmark scenario for evbus, tokio::sync::broadcast and a
 /// crossbeam-channel fan-out, interleaved round by round in one process,
@@ -32,65 +32,22 @@ use evbus_benches::report::{self, Options, Progress};
 #[derive(Debug, Parser)]
 #[command(name = "bench-report", version)]
 struct Args {
-    /// A short run: 3 rounds, 200 iterations per measurement, 20 000
-    /// latency samples, 50 000 lossless publishes (scenario 9), 100 000
-    /// pinned events (14) and a 5 s subscribe budget (13) (default: 5
-    /// rounds, 1 000 iterations, 100 000 samples, 200 000 publishes,
-    /// 1 000 000 events, 20 s).
-    #[arg(long)]
-    quick: bool,
-    /// Interleaved rounds per figure, each figure the median over them
-    /// (default 5, or 3 with --quick). Scenarios 5 and 6 use at most 5,
-    /// scenario 8 at most 3.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    rounds: Option<u16>,
-    /// Run only these scenarios, by number (1 to 14), comma-separated.
-    #[arg(
-        long,
-        value_name = "N,M",
-        value_delimiter = ',',
-        value_parser = clap::value_parser!(u32).range(1..=14)
-    )]
-    only: Vec<u32>,
-    /// Scenario 13: seconds each peer may spend building subscriptions;
-    /// past it the report says how many it built (default 20, or 5 with
-    /// --quick).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    subscribe_budget: Option<u64>,
-    /// Also write an SVG bar chart of the rows measured in ns for all three.
-    #[arg(long, value_name = "PATH")]
-    svg: Option<PathBuf>,
-}
-
-impl Args {
-    fn options(&self) -> Options {
-        Options {
-            quick: self.quick,
-            rounds: self.rounds,
-            only: self.only.clone(),
-            subscribe_budget: self.subscribe_budget,
-        }
-    }
-
-    /// The options that shaped the figures, for the chart's title (the
-    /// output path left out).
-    fn describe(&self) -> String {
-        self.options().describe()
-    }
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 fn main() -> ExitCode {
     // Bad arguments print a usage error and exit with status 2; `--help`
     // and `--version` print and exit with 0.
-    let args = Args::parse();
-    let report = report::run(&args.options(), |p| {
+    let args = Args::parse().report;
+    let report = report::run(&args.options, |p| {
         if let Progress::Started { number, name } = p {
             eprintln!("bench-report: scenario {number}: {name}");
         }
     });
     report.print();
     if let Some(path) = &args.svg {
-        let command = format!("bench-report {}", args.describe());
+        let command = format!("bench-report {}", args.options.describe());
         match report.write_svg(path, command.trim_end()) {
             Ok(n) => eprintln!("bench-report: wrote {} ({n} groups)", path.display()),
             Err(e) => {
@@ -105,6 +62,8 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser, error::ErrorKind};
+
+    use evbus_benches::report::ReportArgs;
 
     use super::Args;
 
@@ -122,15 +81,16 @@ mod tests {
         let args = parse(&[
             "--quick", "--rounds", "2", "--only", "1,3", "--svg", "x.svg",
         ])
-        .unwrap();
-        assert!(args.quick);
-        assert_eq!(args.rounds, Some(2));
-        assert_eq!(args.only, [1, 3]);
+        .unwrap()
+        .report;
+        assert!(args.options.quick);
+        assert_eq!(args.options.rounds, Some(2));
+        assert_eq!(args.options.only, [1, 3]);
         assert_eq!(args.svg.as_deref(), Some(std::path::Path::new("x.svg")));
-        assert_eq!(args.describe(), "--quick --rounds 2 --only 1,3");
-        let none = parse(&[]).unwrap();
-        assert!(none.only.is_empty() && none.rounds.is_none() && none.svg.is_none());
-        assert_eq!(none.describe(), "");
+        assert_eq!(args.options.describe(), "--quick --rounds 2 --only 1,3");
+        let none = parse(&[]).unwrap().report;
+        assert_eq!(none, ReportArgs::default());
+        assert_eq!(none.options.describe(), "");
     }
 
     #[test]

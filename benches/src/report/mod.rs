@@ -751,22 +751,49 @@ pub const SCENARIOS: [(u32, &str); 14] = [
     (14, "lossless on oversubscribed cores, every peer"),
 ];
 
-/// What a report measures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a report measures; also the command-line options of
+/// `bench-report` and `evbus bench` (flattened into their parsers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct Options {
     /// A short run: 3 rounds, 200 iterations per measurement, 20 000
     /// latency samples, 50 000 lossless publishes (scenario 9), 100 000
     /// pinned events (14) and a 5 s subscribe budget (13) (default: 5
     /// rounds, 1 000 iterations, 100 000 samples, 200 000 publishes,
     /// 1 000 000 events, 20 s).
+    #[arg(long)]
     pub quick: bool,
     /// Interleaved rounds per figure, each figure the median over them
-    /// (default 5, or 3 with `quick`).
+    /// (default 5, or 3 with --quick). Scenarios 5 and 6 use at most 5,
+    /// scenario 8 at most 3.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub rounds: Option<u16>,
-    /// Only these scenarios, by number (all when empty).
+    /// Run only these scenarios, by number (1 to 14), comma-separated
+    /// (default: all).
+    #[arg(
+        long,
+        value_name = "N,M",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u32).range(1..=14)
+    )]
     pub only: Vec<u32>,
-    /// Scenario 13: seconds each peer may spend building subscriptions.
+    /// Scenario 13: seconds each peer may spend building subscriptions;
+    /// past it the report says how many it built (default 20, or 5 with
+    /// --quick).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub subscribe_budget: Option<u64>,
+}
+
+/// The command-line options of `bench-report` and `evbus bench`: what to
+/// measure, and where to write the chart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ReportArgs {
+    /// What to measure.
+    #[command(flatten)]
+    pub options: Options,
+    /// Also write an SVG bar chart of the rows measured in ns for evbus,
+    /// tokio and crossbeam (scenarios 1 to 8).
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 impl Options {

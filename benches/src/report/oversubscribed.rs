@@ -90,6 +90,33 @@ fn receive_all(mut sub: Subscription<Msg<u64>>, cores: Vec<usize>) -> thread::Jo
     })
 }
 
+/// Spawns `publishers` threads pinned to `cores` that start together (a
+/// barrier) and then run the work `each` makes for them (`each` runs on
+/// the calling thread, once per publisher, before its thread starts).
+fn spawn_publishers<T, W>(
+    publishers: usize,
+    cores: &[usize],
+    mut each: impl FnMut() -> W,
+) -> Vec<thread::JoinHandle<T>>
+where
+    W: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(Barrier::new(publishers));
+    (0..publishers)
+        .map(|_| {
+            let cores = cores.to_vec();
+            let start = Arc::clone(&start);
+            let work = each();
+            thread::spawn(move || {
+                pin(&cores);
+                start.wait();
+                work()
+            })
+        })
+        .collect()
+}
+
 /// evbus: `publishers` threads publish `per_publisher` events each into
 /// `receivers` `Block` subscriptions, each received by its own thread in
 /// `recv()`. `solo` uses `Bus::single_producer` (one publisher only).
@@ -114,28 +141,21 @@ fn evbus(
             .into_iter()
             .map(|s| receive_all(s, cores.to_vec()))
             .collect();
-        let start = Arc::new(Barrier::new(publishers));
-        let tx: Vec<_> = (0..publishers)
-            .map(|_| {
-                let cores = cores.to_vec();
-                let start = Arc::clone(&start);
-                let mut solo = solo_publisher.take();
-                let mut multi = bus.publisher();
-                thread::spawn(move || {
-                    pin(&cores);
-                    start.wait();
-                    let mut dropped = 0u64;
-                    for i in 0..per_publisher {
-                        let report = match &mut solo {
-                            Some(p) => p.publish(Msg(i as u64)),
-                            None => multi.publish(Msg(i as u64)),
-                        };
-                        dropped += report.map_or(0, |r| u64::from(r.dropped));
-                    }
-                    dropped
-                })
-            })
-            .collect();
+        let tx = spawn_publishers(publishers, cores, || {
+            let mut solo = solo_publisher.take();
+            let mut multi = bus.publisher();
+            move || {
+                let mut dropped = 0u64;
+                for i in 0..per_publisher {
+                    let report = match &mut solo {
+                        Some(p) => p.publish(Msg(i as u64)),
+                        None => multi.publish(Msg(i as u64)),
+                    };
+                    dropped += report.map_or(0, |r| u64::from(r.dropped));
+                }
+                dropped
+            }
+        });
         let dropped: u64 = tx.into_iter().map(|h| h.join().expect("publisher")).sum();
         // Receivers drain what is buffered, then see the shutdown.
         bus.shutdown();
@@ -171,23 +191,16 @@ fn crossbeam(
                 })
             })
             .collect();
-        let start = Arc::new(Barrier::new(publishers));
-        let tx: Vec<_> = (0..publishers)
-            .map(|_| {
-                let cores = cores.to_vec();
-                let start = Arc::clone(&start);
-                let senders = senders.clone();
-                thread::spawn(move || {
-                    pin(&cores);
-                    start.wait();
-                    for i in 0..per_publisher {
-                        for s in &senders {
-                            s.send(i as u64).expect("receiver alive");
-                        }
+        let tx = spawn_publishers(publishers, cores, || {
+            let senders = senders.clone();
+            move || {
+                for i in 0..per_publisher {
+                    for s in &senders {
+                        s.send(i as u64).expect("receiver alive");
                     }
-                })
-            })
-            .collect();
+                }
+            }
+        });
         drop(senders);
         for h in tx {
             h.join().expect("publisher");

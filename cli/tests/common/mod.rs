@@ -19,6 +19,15 @@ pub(crate) fn evbus() -> Command {
     Command::cargo_bin("evbus").expect("the evbus binary is built")
 }
 
+/// A loopback port nobody listens on: bound, read and closed again.
+pub(crate) fn unused_port() -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The envelopes of [`write_orders`]: `n` orders, each placed then (every
 /// other one) shipped, 10 ms apart; tenants alternate acme / globex.
 pub(crate) fn orders(n: u64) -> (Vec<Envelope<Value>>, EventId) {
@@ -49,18 +58,31 @@ pub(crate) fn orders(n: u64) -> (Vec<Envelope<Value>>, EventId) {
     (out, first_correlation.unwrap())
 }
 
+/// A new journal in `dir` with `codec`, never synced (tests do not crash
+/// the machine).
+pub(crate) fn create_journal(dir: &Path, codec: Codec) -> Journal {
+    Journal::create(
+        dir,
+        JournalOptions::new().codec(codec).sync(SyncPolicy::Never),
+    )
+    .unwrap()
+}
+
 /// A journal in `dir` with [`orders`]`(n)`; returns the first order's
 /// correlation id.
 pub(crate) fn write_orders(dir: &Path, codec: Codec, n: u64) -> EventId {
     let (envelopes, correlation) = orders(n);
-    let mut journal = Journal::create(
-        dir,
-        JournalOptions::new().codec(codec).sync(SyncPolicy::Never),
-    )
-    .unwrap();
+    let mut journal = create_journal(dir, codec);
     journal.append_batch(envelopes.iter()).unwrap();
     journal.close().unwrap();
     correlation
+}
+
+/// A new temporary directory holding a JSON journal of [`orders`]`(n)`.
+pub(crate) fn orders_journal(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_orders(dir.path(), Codec::Json, n);
+    dir
 }
 
 /// Flips one byte inside record `seq`'s frame body (not its last record),

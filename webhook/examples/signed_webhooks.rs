@@ -142,7 +142,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("acme", "search", "2.1.0-beta", "beta"),
         ("globex", "billing", "1.4.2", "stable"),
     ];
-    let mut first = None;
     for (tenant, plugin, version, channel) in releases {
         let e = Envelope::new(Released {
             plugin: plugin.into(),
@@ -150,7 +149,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .with_tenant(tenant)
         .with_tag(channel);
-        first.get_or_insert(e.id());
         println!("publish {tenant} {plugin} {version} [{channel}]");
         bus.publish(e)?;
     }
@@ -172,11 +170,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.ack_latency.p95_ns as f64 / 1e6
         );
     }
-    let first = first.ok_or("no event")?;
-    println!("\nattempts for event {first} (from the journal):");
+    // Events go out concurrently, so whichever request reached acme first
+    // met the 503: find that event in the journal, then show its attempts.
+    let acme_attempts = webhooks
+        .attempts(&AttemptQuery {
+            endpoint: Some("acme".into()),
+            ..Default::default()
+        })
+        .await?;
+    let retried = acme_attempts
+        .iter()
+        .find(|a| a.status == Some(503))
+        .map(|a| a.event_id)
+        .ok_or("no attempt met the 503")?;
+    println!("\nattempts for event {retried} (from the journal):");
     let attempts = webhooks
         .attempts(&AttemptQuery {
-            event: Some(first),
+            event: Some(retried),
             ..Default::default()
         })
         .await?;
@@ -203,6 +213,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         && stable.receiver.accepted() == 2
         && acme.receiver.rejected() + stable.receiver.rejected() == 0
         && webhooks.dead_letters(None).await?.is_empty()
+        // Two events, one of them tried twice.
+        && acme_attempts.len() == 3
         && attempts.iter().filter(|a| a.endpoint == "acme").count() == 2
         && attempts
             .iter()

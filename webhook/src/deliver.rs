@@ -416,6 +416,8 @@ impl Webhooks {
             Counters::bump(&st.counters.dead);
             return false;
         };
+        // Relaxed: the increment comes before the task is spawned, in this
+        // thread; `wait_idle` orders on the decrements.
         self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
         st.counters.outstanding.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::clone(&self.shared);
@@ -423,7 +425,9 @@ impl Webhooks {
         self.shared.runtime.spawn(async move {
             run(&shared, &st, job, permit).await;
             st.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
-            if shared.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Release: pairs with the Acquire load in `wait_idle`, so a
+            // caller that sees 0 also sees this delivery's counters.
+            if shared.outstanding.fetch_sub(1, Ordering::Release) == 1 {
                 shared.idle.notify_waiters();
             }
         });
@@ -439,7 +443,9 @@ impl Webhooks {
         loop {
             let mut idle = std::pin::pin!(self.shared.idle.notified());
             idle.as_mut().enable();
-            if self.shared.outstanding.load(Ordering::Relaxed) == 0 {
+            // Acquire: pairs with the Release decrement after each
+            // delivery (the counters and stats read after this see it).
+            if self.shared.outstanding.load(Ordering::Acquire) == 0 {
                 return;
             }
             idle.await;

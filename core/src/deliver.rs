@@ -10,7 +10,7 @@
 use crate::{
     error::PublishError,
     registry::Registry,
-    ring::{Epoch, Push, Ring, SoloGuard, Tail},
+    ring::{Epoch, Lane, Push, Ring, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
     sync::Arc,
@@ -103,8 +103,8 @@ pub(crate) fn publish<E: Clone>(
         let report = match solo {
             // SAFETY: a `SoloProducer` is the caller's proof that it is the
             // one producer and that no other publish of it is in progress.
-            Some(solo) => unsafe { deliver_solo(solo.epoch, route, event) },
-            None => deliver(route, event),
+            Some(solo) => unsafe { deliver_solo(solo.epoch, route, event, counters.lane) },
+            None => deliver(route, event, counters.lane),
         };
         // Every ring was closed since the route was made.
         if report.matched == 0 {
@@ -147,9 +147,9 @@ impl<E> Drop for Unreached<'_, E> {
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
-/// last, which takes the original.
+/// last, which takes the original. Refusals count in `lane`.
 #[inline]
-fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
+fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut report = PublishReport::default();
     let Some((last, rest)) = route.split_last() else {
         return report;
@@ -161,9 +161,9 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
             unreached.disarm();
             value
         };
-        report.record(ring.push_with(make, Tail(route, at + 1)));
+        report.record(ring.push_with(make, Tail(route, at + 1), lane));
     }
-    report.record(last.push_with(move || event, Tail(route, route.len())));
+    report.record(last.push_with(move || event, Tail(route, route.len()), lane));
     report
 }
 
@@ -175,7 +175,12 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E) -> PublishReport {
 ///   single-producer bus, whose other publishes are refused), and no other
 ///   publish of it is in progress.
 #[inline]
-unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E) -> PublishReport {
+unsafe fn deliver_solo<E: Clone>(
+    epoch: &Epoch,
+    route: &[Arc<Ring<E>>],
+    event: E,
+    lane: Lane,
+) -> PublishReport {
     let mut report = PublishReport::default();
     let Some((last, rest)) = route.split_last() else {
         return report;
@@ -196,10 +201,10 @@ unsafe fn deliver_solo<E: Clone>(epoch: &Epoch, route: &[Arc<Ring<E>>], event: E
             value
         };
         // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(make, &guard) });
+        report.record(unsafe { ring.push_solo(make, &guard, lane) });
     }
     // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || event, &guard) });
+    report.record(unsafe { last.push_solo(move || event, &guard, lane) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs

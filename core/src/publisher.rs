@@ -79,7 +79,7 @@ pub type SoloPublisher<E> = Publisher<E, SingleProducer>;
 
 impl<E, M: DeliveryMode> Publisher<E, M> {
     pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::with_lane(shared.lanes.take()));
         shared.publishers.lock().push(Arc::clone(&counters));
         shared.add_producer();
         Self {

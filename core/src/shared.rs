@@ -17,7 +17,7 @@ use crossbeam_utils::CachePadded;
 use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
-    ring::{Epoch, Totals},
+    ring::{Epoch, Lane, LanePool, Totals},
     stats::{ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
@@ -48,6 +48,8 @@ pub(crate) struct Shared<E> {
     /// snapshots.
     pub(crate) publishers: Mutex<Vec<Arc<Counters>>>,
     pub(crate) retired: Mutex<Retired>,
+    /// The drop-counting lanes of live publishers (`ring/lanes.rs`).
+    pub(crate) lanes: LanePool,
     /// Totals of subscriptions that left the registry (see `Ring::fold`).
     pub(crate) totals: Arc<Totals>,
     /// The publish epoch of the single producer, on a bus made by
@@ -127,6 +129,9 @@ impl<E> Shared<E> {
     /// Removes a publisher's counters from the live list and adds them to
     /// the retired totals.
     pub(crate) fn retire_publisher(&self, counters: &Arc<Counters>) {
+        // After this handle's last publish: the lane's next owner continues
+        // its cells (`ring/lanes.rs`).
+        self.lanes.give_back(counters.lane);
         let mut list = self.publishers.lock();
         if let Some(at) = list.iter().position(|c| Arc::ptr_eq(c, counters)) {
             list.swap_remove(at);
@@ -165,14 +170,33 @@ impl<E> Shared<E> {
     }
 }
 
-/// Publish counters of one publisher.
-#[derive(Debug, Default)]
+/// Publish counters of one publisher, and its drop-counting lane.
+#[derive(Debug)]
 pub(crate) struct Counters {
     published: AtomicU64,
     no_subscribers: AtomicU64,
+    /// Where this publisher's refusals count in each ring (step 8 of
+    /// `ring/mod.rs`): its own lane, or [`Lane::SHARED`] for the `Bus`
+    /// handle's shared counters and publishers beyond the lanes.
+    pub(crate) lane: Lane,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::with_lane(Lane::SHARED)
+    }
 }
 
 impl Counters {
+    /// Counters of a publisher that owns `lane`.
+    pub(crate) fn with_lane(lane: Lane) -> Self {
+        Self {
+            published: AtomicU64::new(0),
+            no_subscribers: AtomicU64::new(0),
+            lane,
+        }
+    }
+
     /// Counts a publish, before it delivers: by the single owner of these
     /// counters (a `Publisher`, through `&mut`) with a plain load and store,
     /// else (the `Bus` handle's shared counters) with an RMW.

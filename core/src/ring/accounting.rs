@@ -1,9 +1,13 @@
-//! Step 7 and the statistics: losses and their fold into the bus totals,
+//! Step 7 and the statistics: losses and their fold into the bus totals
+//! (the per-publisher drop cells of step 8 are in `ring/lanes.rs`),
 //! high-water, lag, length and counters, and the two hooks through which the
 //! ring feeds latency sampling (feature `latency`) and tracing (feature
 //! `tracing`). See the protocol in `ring/mod.rs`.
 
-use super::Ring;
+use super::{
+    Ring,
+    lanes::{Lane, LaneCounts},
+};
 #[cfg(feature = "latency")]
 use crate::latency::Sampler;
 use crate::sync::{
@@ -37,6 +41,8 @@ pub(super) struct Cold {
     /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
     /// only on the full path.
     pub(super) overwritten: AtomicU64,
+    /// `DropNewest` refusals counted by publishers with a lane (step 8).
+    pub(super) lanes: LaneCounts,
     /// Largest queue length seen by the consumer, or `cap` once full.
     pub(super) high_water: AtomicUsize,
     /// Producers inside `force_push` (see [`Ring::fold`]).
@@ -136,6 +142,25 @@ impl<T> Ring<T> {
         self.trace_loss();
     }
 
+    /// Counts a `DropNewest` refusal by the publisher that owns `lane`: in
+    /// its lane's cell, with plain stores (step 8), or in the shared
+    /// counter without a lane. A lane drop does not raise the high-water
+    /// mark: the counters derive it (the ring was full).
+    #[inline(always)]
+    pub(super) fn count_refusal(&self, lane: Lane) {
+        match lane.index() {
+            Some(i) => {
+                self.cold.lanes.count(i, &self.totals.dropped);
+                #[cfg(feature = "tracing")]
+                self.trace_loss();
+            }
+            None => {
+                self.count_loss(&self.cold.dropped);
+                self.raise_high_water(self.cap);
+            }
+        }
+    }
+
     /// Raises the high-water mark to `len`; a read first, so a mark already
     /// there costs no read-modify-write.
     #[inline]
@@ -168,7 +193,8 @@ impl<T> Ring<T> {
         let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
         let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
         debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
-        let c = self.counters_with(dropped, overwritten);
+        let lane_drops = self.cold.lanes.fold();
+        let c = self.counters_with(dropped, lane_drops, overwritten);
         self.totals
             .delivered
             .fetch_add(c.delivered, Ordering::Relaxed);
@@ -271,11 +297,19 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed);
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
-        self.counters_with(dropped, overwritten)
+        self.counters_with(dropped, self.cold.lanes.sum(), overwritten)
     }
 
-    pub(super) fn counters_with(&self, dropped: u64, overwritten: u64) -> RingCounters {
-        let (dropped, overwritten) = (dropped & !FOLDED, overwritten & !FOLDED);
+    /// The counters, given the shared `dropped` and `overwritten` counters
+    /// (their flags allowed) and the refusals counted in lanes (step 8).
+    pub(super) fn counters_with(
+        &self,
+        dropped: u64,
+        lane_drops: u64,
+        overwritten: u64,
+    ) -> RingCounters {
+        let dropped = (dropped & !FOLDED) + lane_drops;
+        let overwritten = overwritten & !FOLDED;
         // SeqCst: as in `len`.
         let tail = self.tail_word(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
@@ -285,6 +319,10 @@ impl<T> Ring<T> {
         // A length seen here is a length the ring had: keep it, so the mark
         // never goes down between the receiver's samples.
         self.raise_high_water(queued);
+        // A lane drop (step 8) found the ring full without raising the mark.
+        if lane_drops != 0 {
+            self.raise_high_water(self.cap);
+        }
         RingCounters {
             delivered: accepted.saturating_sub(overwritten),
             received: popped.saturating_sub(overwritten),
@@ -408,6 +446,6 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        dropped + overwritten
+        dropped + overwritten + self.cold.lanes.sum()
     }
 }

@@ -71,11 +71,16 @@
 //!    that finds no producer waiting pays one load of `wanted`, and no
 //!    fence.
 //! 7. *Fold.* When a subscription leaves the registry its counters are
-//!    added to the bus totals once. A `DropOldest` eviction announces itself
+//!    added to the bus totals once (with the lane drops of step 8). A `DropOldest` eviction announces itself
 //!    in `evicting`, `fence(SeqCst)`, and re-checks for a close; the folder
 //!    closes, `fence(SeqCst)`, and waits for `evicting == 0`. Later losses
 //!    (`DropNewest`, `Block` timeouts) find the `FOLDED` flag in their
 //!    counter and go to the bus totals directly.
+//! 8. *Lane drops.* A publisher handle with a lane counts its refusals in
+//!    its own cell of each ring, with plain stores; the fold reads the
+//!    cells behind a heavy barrier that pairs with a light one after each
+//!    such drop, and a drop that lands after the fold adds itself to the
+//!    totals (`ring/lanes.rs`).
 //!
 //! # Layout
 //!
@@ -88,9 +93,11 @@
 //! | 3, 5a | take and free a slot (`try_pop`, `pop_each`), `Empty` only with no claim in flight, lag before the gap | `ring/pop.rs` |
 //! | 4, 6 | waiters: park, sleep, wake; `Block` producers spinning, yielding, parking (`wait_for_space`, `park_producer`) and woken by pops (`notify_space`, `wake_space`) | `ring/park.rs` |
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
+//! | 8 | drops counted in the publisher's lane, and their fold | `ring/lanes.rs` |
 //! | S1-S5 | single-producer mode: plain-store pushes, publish epoch, `Block` waits that pause the publish | `ring/solo.rs` |
 
 mod accounting;
+mod lanes;
 mod park;
 mod pop;
 mod push;
@@ -111,6 +118,7 @@ use crate::{
 
 pub(crate) use self::{
     accounting::Totals,
+    lanes::{Lane, LanePool},
     push::Tail,
     solo::{Epoch, SoloGuard},
 };
@@ -288,11 +296,10 @@ impl<T> Ring<T> {
         if cap > max {
             return Err(too_large);
         }
-        if let Overflow::Block(_) = policy {
-            // The `Block` handshake (step 6) pairs a light and a heavy
-            // barrier, whose kind is settled once per process.
-            crate::barrier::init();
-        }
+        // The `Block` handshake (step 6) and the fold of lane drops (step 8)
+        // pair a light and a heavy barrier, whose kind is settled once per
+        // process.
+        crate::barrier::init();
         let mut buffer = Vec::new();
         buffer.try_reserve_exact(cap).map_err(|_| too_large)?;
         buffer.extend((0..cap).map(|i| Slot {
@@ -503,8 +510,8 @@ mod loom_tests {
                     }
                 })
             };
-            assert_eq!(ring.push_with(|| 1, Tail(&[], 0)), Push::Accepted);
-            assert_eq!(ring.push_with(|| 2, Tail(&[], 0)), Push::Accepted);
+            assert_eq!(ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED), Push::Accepted);
+            assert_eq!(ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED), Push::Accepted);
             consumer.join().unwrap();
         });
     }

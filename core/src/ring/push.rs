@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{Push, Ring, SpaceWait};
+use super::{Push, Ring, SpaceWait, lanes::Lane};
 use crate::{
     policy::Overflow,
     sync::{
@@ -56,22 +56,95 @@ impl<T> Ring<T> {
     /// Pushes the value `make` produces, following the overflow policy when
     /// the ring is full. `make` runs at most once, before any slot is
     /// claimed, so a panicking `Clone` cannot leave a claimed slot unwritten.
+    /// A refusal is counted in `lane`, the publisher's own drop cell
+    /// (step 8), or in the shared counter for [`Lane::SHARED`].
     ///
     /// User code that runs after the value is made (the consumer's task
     /// waker, the `Drop` of an evicted value or of one the ring refused)
     /// runs contained: if it panics, each ring of `rest` (the rest of the
     /// publish's route) counts a drop before the panic goes on. Free on the
     /// fast path: `rest` is sliced only then.
+    ///
+    /// The first round is inline and handles the two common outcomes: a
+    /// free slot claimed at once, and a full `DropNewest` ring refused
+    /// before the value is made. Everything else (a lost CAS, a stale
+    /// `tail`, the other policies) goes to the loop in
+    /// [`Ring::push_contended`].
     #[inline]
-    pub(crate) fn push_with(&self, make: impl FnOnce() -> T, rest: Tail<'_, T>) -> Push {
-        let mut make = Some(make);
-        let mut value: Option<T> = None;
+    pub(crate) fn push_with<F: FnOnce() -> T>(&self, make: F, rest: Tail<'_, T>, lane: Lane) -> Push {
+        // Relaxed: only a hint for the first CAS, which re-reads the latest
+        // value in `tail`'s modification order if the hint is stale.
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail & self.mark_bit == 0 {
+            let pos = self.pos(tail);
+            let slot = self.slot(pos);
+            // Acquire: as in `push_contended`.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == pos {
+                let v = make();
+                return match self.claim(tail, pos) {
+                    Ok(()) => self.fill(pos, v, tail, rest),
+                    Err(current) => self.push_contended::<F>(current, Some(v), None, rest, lane),
+                };
+            }
+            // Full, as in `push_contended`: `DropNewest` refuses at once.
+            if matches!(self.policy, Overflow::DropNewest)
+                && stamp.wrapping_add(self.one_lap) == pos + 1
+            {
+                self.count_refusal(lane);
+                return Push::Dropped;
+            }
+        }
+        self.push_contended(tail, None, Some(make), rest, lane)
+    }
+
+    /// Claims `pos`, the position in `tail`, with a CAS (step 1); on failure
+    /// returns the current `tail`.
+    #[inline(always)]
+    fn claim(&self, tail: usize, pos: usize) -> Result<(), usize> {
+        // Relaxed success: the slot is handed over by the stamp (step 2),
+        // not by `tail`. Clearing the park bit here is what obliges us to
+        // wake the consumer (step 4).
+        self.tail
+            .compare_exchange_weak(tail, self.next(pos), Ordering::Relaxed, Ordering::Relaxed)
+            .map(drop)
+    }
+
+    /// Writes `v` into the slot at `pos`, which a claim from `tail` made
+    /// ours, publishes it (step 2), and wakes the consumer if the claim
+    /// cleared the park bit (step 4).
+    #[inline(always)]
+    fn fill(&self, pos: usize, v: T, tail: usize, rest: Tail<'_, T>) -> Push {
+        let slot = self.slot(pos);
+        // SAFETY: the claim made us the only producer at `pos`, and the
+        // caller saw `stamp == pos` (Acquire): the consumer is done with the
+        // slot's previous value.
+        slot.value.with_mut(|p| unsafe { (*p).write(v) });
+        // SAFETY: as for the value just above.
+        unsafe { self.sample_sent(pos) };
+        // Release: pairs with the consumer's Acquire load in `try_pop`
+        // (step 2).
+        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+        if tail & self.park_bit != 0 {
+            contained(|| self.wake(&self.consumer), rest);
+        }
+        Push::Accepted
+    }
+
+    /// The rounds of [`Ring::push_with`] after its first: from `tail`, with
+    /// the value if it was made, else `make`.
+    #[inline(never)]
+    fn push_contended<F: FnOnce() -> T>(
+        &self,
+        mut tail: usize,
+        mut value: Option<T>,
+        mut make: Option<F>,
+        rest: Tail<'_, T>,
+        lane: Lane,
+    ) -> Push {
         let backoff = Backoff::new();
         // A `Block` wait in progress (step 6), made on the first full round.
         let mut space: Option<SpaceWait> = None;
-        // Relaxed: only a hint for the first CAS, which re-reads the latest
-        // value in `tail`'s modification order if the hint is stale.
-        let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             if tail & self.mark_bit != 0 {
                 return refuse(value, rest, Push::Closed);
@@ -87,31 +160,8 @@ impl<T> Ring<T> {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
                 };
-                let new_tail = self.next(pos);
-                // Relaxed success: the slot is handed over by the stamp
-                // (step 2), not by `tail`. Clearing the park bit here is
-                // what obliges us to wake the consumer (step 4).
-                match self.tail.compare_exchange_weak(
-                    tail,
-                    new_tail,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS made us the only producer at
-                        // `pos`, and `stamp == pos` (Acquire) shows the
-                        // consumer is done with the slot's previous value.
-                        slot.value.with_mut(|p| unsafe { (*p).write(v) });
-                        // SAFETY: as for the value just above.
-                        unsafe { self.sample_sent(pos) };
-                        // Release: pairs with the consumer's Acquire load in
-                        // `try_pop` (step 2).
-                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-                        if tail & self.park_bit != 0 {
-                            contained(|| self.wake(&self.consumer), rest);
-                        }
-                        return Push::Accepted;
-                    }
+                match self.claim(tail, pos) {
+                    Ok(()) => return self.fill(pos, v, tail, rest),
                     Err(current) => {
                         value = Some(v);
                         tail = current;
@@ -124,7 +174,7 @@ impl<T> Ring<T> {
                 // is the linearization point of a drop. `DropNewest` needs no
                 // more: it drops without a fence.
                 let block_timeout = match self.policy {
-                    Overflow::DropNewest => return refuse(value, rest, self.drop_newest()),
+                    Overflow::DropNewest => return refuse(value, rest, self.drop_newest(lane)),
                     Overflow::DropOldest => None,
                     Overflow::Block(timeout) => Some(timeout),
                 };
@@ -148,7 +198,7 @@ impl<T> Ring<T> {
                                 && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
                         };
                         if !self.wait_for_space(wait, full) {
-                            return refuse(value, rest, self.drop_newest());
+                            return refuse(value, rest, self.drop_newest(lane));
                         }
                         // Relaxed: a hint for the retry, as at the start.
                         tail = self.tail.load(Ordering::Relaxed);
@@ -208,10 +258,10 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Refuses a push into a full ring, counted in `lane`.
     #[cold]
-    fn drop_newest(&self) -> Push {
-        self.count_loss(&self.cold.dropped);
-        self.raise_high_water(self.cap);
+    fn drop_newest(&self, lane: Lane) -> Push {
+        self.count_refusal(lane);
         Push::Dropped
     }
 

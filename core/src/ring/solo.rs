@@ -67,7 +67,9 @@ use std::{cell::Cell, task::Waker, time::Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::{Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait, park::store_waker};
+use super::{
+    Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait, lanes::Lane, park::store_waker,
+};
 use crate::{
     barrier,
     sync::{
@@ -254,6 +256,7 @@ impl<T> Ring<T> {
         &self,
         make: impl FnOnce() -> T,
         guard: &SoloGuard<'_, T>,
+        lane: Lane,
     ) -> Push {
         // Relaxed: a late mark is caught by the epoch handshake (S2).
         if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
@@ -281,7 +284,7 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
-                if let Some(push) = self.full_solo(cursor, pos, guard) {
+                if let Some(push) = self.full_solo(cursor, pos, guard, lane) {
                     return push;
                 }
             }
@@ -306,14 +309,19 @@ impl<T> Ring<T> {
     /// if it timed out. `None` when there is room after all.
     #[cold]
     #[inline(never)]
-    fn full_solo(&self, cursor: &SoloCursor, pos: usize, guard: &SoloGuard<'_, T>) -> Option<Push> {
+    fn full_solo(
+        &self,
+        cursor: &SoloCursor,
+        pos: usize,
+        guard: &SoloGuard<'_, T>,
+        lane: Lane,
+    ) -> Option<Push> {
         let refused = match self.policy {
             Overflow::Block(_) => self.block_solo(cursor, pos, guard)?,
             _ => Push::Dropped,
         };
         if refused == Push::Dropped {
-            self.count_loss(&self.cold.dropped);
-            self.raise_high_water(self.cap);
+            self.count_refusal(lane);
         }
         Some(refused)
     }
@@ -617,7 +625,7 @@ mod loom_tests {
         let pushes = route
             .iter()
             // SAFETY: this thread is the only producer and holds the guard.
-            .map(|ring| unsafe { ring.push_solo(|| v, &guard) })
+            .map(|ring| unsafe { ring.push_solo(|| v, &guard, Lane::SHARED) })
             .collect();
         guard.pushed();
         let mut panic = guard.take_panic();
@@ -637,7 +645,7 @@ mod loom_tests {
         let route = [Arc::clone(ring)];
         let guard = SoloGuard::begin(&solo.epoch, &route);
         // SAFETY: this thread is the only producer and holds the guard.
-        let push = unsafe { ring.push_solo(|| v, &guard) };
+        let push = unsafe { ring.push_solo(|| v, &guard, Lane::SHARED) };
         guard.pushed();
         let mut panic = guard.take_panic();
         if push == Push::Accepted {

@@ -1,0 +1,267 @@
+//! Step 8: drops counted by their publisher, with plain stores.
+//!
+//! A `DropNewest` ring that is full refuses every publish, so its drop
+//! counter is written once per publish per full ring. A shared counter would
+//! make that a locked read-modify-write (about as dear as the rest of the
+//! refusal together). Instead each [`Publisher`](crate::Publisher) handle
+//! takes a *lane* from its bus ([`LanePool`], [`LANES`] of them), and every
+//! ring keeps one drop cell per lane ([`LaneCounts`]). Only the lane's owner
+//! writes its cell, so a drop is a load and a store; readers sum the cells.
+//! Publishes without a lane (through [`Bus`](crate::Bus) itself, or a
+//! publisher beyond the first [`LANES`]) count in the ring's shared
+//! `dropped` counter, as before (step 7).
+//!
+//! # Synchronization protocol
+//!
+//! - *Owner.* A lane has one owner at a time. [`LanePool::take`] acquires
+//!   it (AcqRel RMW on the pool's bitmap) and [`LanePool::give_back`]
+//!   releases it (Release RMW), so the next owner's first load of a cell
+//!   sees the previous owner's last store: every cell only grows.
+//! - *Fold.* When the ring leaves the registry ([`Ring::fold`](super::Ring::fold),
+//!   after its close) its drops move into the bus totals once. A drop that
+//!   raced the close (the publisher saw the ring open and full) may still
+//!   land after the fold has read its cell, and must then go to the totals
+//!   itself. The two sides are a store-buffering pair:
+//!   - the publisher stores its cell, runs a *light* barrier, and loads
+//!     `state`;
+//!   - the folder stores `state = FOLDING`, runs a *heavy* barrier, reads
+//!     every cell into `folded_at`, then stores `state = FOLDED` (Release).
+//!
+//!   Together the barriers order like two `fence(SeqCst)` (`barrier.rs`):
+//!   either the folder reads the new value, or the publisher sees the fold.
+//!   A publisher that sees it waits for `FOLDED` (bounded by the folder's
+//!   eight loads and stores; no user code runs there) and adds its drop to
+//!   the totals unless `folded_at` for its lane already includes it. Cells
+//!   only grow and have one writer, so `folded_at[lane] >= value` says
+//!   exactly whether the fold counted this drop.
+//!
+//! The hot side costs a load, an add, a store, a compiler fence and one load
+//! of `state` on a line that the publisher already holds (where Linux has
+//! `membarrier`; elsewhere the light barrier is a `fence(SeqCst)`).
+
+use crate::{
+    barrier,
+    sync::{
+        Backoff,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
+
+/// Lanes per bus: the publisher handles whose drops cost no shared
+/// read-modify-write. Eight cells fill one cache line.
+pub(crate) const LANES: usize = 8;
+
+/// `LaneCounts::state` values.
+const OPEN: usize = 0;
+const FOLDING: usize = 1;
+const FOLDED: usize = 2;
+
+/// A publisher's lane: the index of its cell in every ring of its bus, or
+/// [`Lane::SHARED`] for a publish that counts in the shared counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lane(u8);
+
+impl Lane {
+    /// No lane: drops count in the ring's shared counter (step 7).
+    pub(crate) const SHARED: Lane = Lane(LANES as u8);
+
+    #[inline(always)]
+    pub(crate) fn index(self) -> Option<usize> {
+        let i = usize::from(self.0);
+        (i < LANES).then_some(i)
+    }
+}
+
+/// The lanes of one bus not taken by a live publisher.
+#[derive(Debug, Default)]
+pub(crate) struct LanePool {
+    /// Bit `i` set: lane `i` is taken.
+    taken: AtomicUsize,
+}
+
+impl LanePool {
+    /// Takes a free lane, or [`Lane::SHARED`] if all are taken.
+    pub(crate) fn take(&self) -> Lane {
+        // Relaxed: a first guess for the CAS, which re-reads on failure.
+        let mut cur = self.taken.load(Ordering::Relaxed);
+        loop {
+            let free = !cur & ((1 << LANES) - 1);
+            if free == 0 {
+                return Lane::SHARED;
+            }
+            let bit = free & free.wrapping_neg();
+            // AcqRel: Acquire pairs with the Release in `give_back`, so the
+            // previous owner's cell stores happen before ours (see the
+            // module docs); Release keeps the RMW chain intact.
+            match self.taken.compare_exchange_weak(
+                cur,
+                cur | bit,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "bit < 1 << LANES, so its index is below 8"
+                )]
+                Ok(_) => return Lane(bit.trailing_zeros() as u8),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Returns `lane` to the pool; its owner makes no more drops.
+    pub(crate) fn give_back(&self, lane: Lane) {
+        if let Some(i) = lane.index() {
+            // Release: pairs with the Acquire in `take` (see there).
+            self.taken.fetch_and(!(1 << i), Ordering::Release);
+        }
+    }
+}
+
+/// One ring's drop cells, one per lane, and their fold.
+#[derive(Debug, Default)]
+pub(super) struct LaneCounts {
+    cells: [AtomicU64; LANES],
+    /// `OPEN`, then `FOLDING`, then `FOLDED` (see the module docs).
+    state: AtomicUsize,
+    /// What the fold read from each cell; valid once `state == FOLDED`.
+    folded_at: [AtomicU64; LANES],
+}
+
+impl LaneCounts {
+    /// Counts one drop in lane `i`, as its owner. `totals` is where a drop
+    /// that lands after the fold goes.
+    #[inline(always)]
+    pub(super) fn count(&self, i: usize, totals: &AtomicU64) {
+        let cell = &self.cells[i];
+        // Relaxed: one writer, the lane's owner (handed over by `LanePool`);
+        // readers only sum.
+        let n = cell.load(Ordering::Relaxed) + 1;
+        cell.store(n, Ordering::Relaxed);
+        // Pairs with the heavy barrier in `fold`: the fold reads `n`, or we
+        // see its `state` store below.
+        barrier::light();
+        // Relaxed: ordered by the barrier pair above.
+        if self.state.load(Ordering::Relaxed) != OPEN {
+            self.count_late(i, n, totals);
+        }
+    }
+
+    /// A drop whose publisher saw the fold begin: counts it in `totals`
+    /// unless the fold already read it.
+    #[cold]
+    #[inline(never)]
+    fn count_late(&self, i: usize, n: u64, totals: &AtomicU64) {
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release store of `FOLDED` in `fold`, so
+        // `folded_at` below is the fold's. Bounded: the folder is between
+        // two stores with eight loads and stores in between, and runs no
+        // user code; `snooze` yields to it if it was preempted.
+        while self.state.load(Ordering::Acquire) != FOLDED {
+            backoff.snooze();
+        }
+        // Relaxed: published by the Acquire above.
+        if self.folded_at[i].load(Ordering::Relaxed) < n {
+            // Relaxed: an independent total, read only by statistics.
+            totals.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads every cell for the fold, once, and returns their sum: the lane
+    /// drops the fold adds to the totals. Later drops go there themselves.
+    pub(super) fn fold(&self) -> u64 {
+        // Relaxed: ordered by the heavy barrier below.
+        let was = self.state.swap(FOLDING, Ordering::Relaxed);
+        debug_assert_eq!(was, OPEN, "lanes folded twice");
+        // Pairs with the light barrier in `count`.
+        barrier::heavy();
+        let mut sum = 0;
+        for (cell, at) in self.cells.iter().zip(&self.folded_at) {
+            // Relaxed: ordered by the barrier pair; published by the
+            // Release store below.
+            let v = cell.load(Ordering::Relaxed);
+            at.store(v, Ordering::Relaxed);
+            sum += v;
+        }
+        // Release: pairs with the Acquire load in `count_late`.
+        self.state.store(FOLDED, Ordering::Release);
+        sum
+    }
+
+    /// Drops counted in every lane so far (a snapshot, exact when
+    /// quiescent).
+    pub(super) fn sum(&self) -> u64 {
+        // Relaxed: statistics.
+        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Models of step 8. Run with
+/// `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.
+#[cfg(all(test, evbus_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::{
+        policy::Overflow,
+        ring::{Push, Ring, Tail, Totals},
+        sync::Arc,
+    };
+
+    /// Property: a lane drop that races the unsubscribe (close, then fold)
+    /// reaches the bus totals exactly once, and the ring's own counter
+    /// agrees, whichever side goes first.
+    ///
+    /// Depends on the barrier pair: with the light barrier in
+    /// `LaneCounts::count` removed, loom finds the interleaving where the
+    /// fold reads the cell before the store and the publisher reads
+    /// `state == OPEN`, and the drop is in neither (totals 0, expected 1).
+    #[test]
+    fn lane_drop_racing_fold_counts_once() {
+        loom::model(|| {
+            let totals = Arc::new(Totals::default());
+            let ring =
+                Arc::new(Ring::<u64>::new(1, Overflow::DropNewest, Arc::clone(&totals)).unwrap());
+            assert_eq!(ring.push_with(|| 0, Tail(&[], 0), Lane(0)), Push::Accepted);
+            let publisher = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || ring.push_with(|| 1, Tail(&[], 0), Lane(0)))
+            };
+            let closed = ring.close();
+            ring.wake_closed(closed);
+            ring.fold();
+            let push = publisher.join().unwrap();
+            let expected = u64::from(push == Push::Dropped);
+            assert_eq!(totals.dropped.load(Ordering::Relaxed), expected);
+            assert_eq!(ring.counters().dropped, expected);
+            assert_eq!(totals.delivered.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    /// Property: a lane handed from one publisher to the next keeps every
+    /// drop of both: the next owner's first load sees the previous owner's
+    /// last store. Depends on the Release in `give_back` pairing with the
+    /// Acquire in `take`: with both Relaxed, loom finds the second owner
+    /// overwriting the first owner's count (sum 1, expected 2).
+    #[test]
+    fn lane_handover_keeps_every_drop() {
+        loom::model(|| {
+            let pool = Arc::new(LanePool::default());
+            let counts = Arc::new(LaneCounts::default());
+            let totals = Arc::new(AtomicU64::new(0));
+            let drop_once = |pool: &LanePool, counts: &LaneCounts, totals: &AtomicU64| {
+                let lane = pool.take();
+                counts.count(lane.index().unwrap(), totals);
+                pool.give_back(lane);
+            };
+            let other = {
+                let (pool, counts, totals) =
+                    (Arc::clone(&pool), Arc::clone(&counts), Arc::clone(&totals));
+                loom::thread::spawn(move || drop_once(&pool, &counts, &totals))
+            };
+            drop_once(&pool, &counts, &totals);
+            other.join().unwrap();
+            assert_eq!(counts.sum(), 2);
+            assert_eq!(totals.load(Ordering::Relaxed), 0);
+        });
+    }
+}

@@ -1,0 +1,164 @@
+//! Drops counted by their publishers (step 8 of `ring/mod.rs`): each
+//! `Publisher` handle counts its refusals in a lane of its own, without a
+//! shared read-modify-write. Whatever the mix of lanes, the shared counter,
+//! unsubscribes and shutdown, every refusal is counted exactly once, in its
+//! subscription's stats while it lives and in the bus totals after.
+//!
+//! crossbeam-channel and tokio broadcast keep no drop counts to compare
+//! with: a full crossbeam channel hands the value back (`TrySendError::Full`)
+//! and leaves counting to the caller, and tokio overwrites. Here the sum of
+//! the publishers' own `PublishReport::dropped` is the reference.
+
+mod common;
+
+use std::{
+    sync::{Arc, Barrier},
+    thread,
+};
+
+use common::{Event, Kind, drain, ev, scaled, sub};
+use evbus_core::{Bus, Overflow, PublishReport};
+
+const PUBLISHES: usize = scaled(20_000, 40);
+
+/// Sums the reports of a run of publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sum {
+    accepted: u64,
+    dropped: u64,
+}
+
+impl Sum {
+    fn add(&mut self, r: PublishReport) {
+        self.accepted += u64::from(r.accepted);
+        self.dropped += u64::from(r.dropped);
+    }
+
+    fn merge(self, other: Sum) -> Sum {
+        Sum {
+            accepted: self.accepted + other.accepted,
+            dropped: self.dropped + other.dropped,
+        }
+    }
+}
+
+/// Twelve publisher handles (more than the eight lanes, so some count in
+/// the shared counter) and the `Bus` handle itself publish into capacity-1
+/// rings that nobody drains, while the main thread unsubscribes half of the
+/// subscriptions mid-run: the bus totals equal what the publishers were told,
+/// exactly.
+#[test]
+fn refusals_count_once_across_lanes_and_unsubscribes() {
+    let bus = Bus::<Event>::new();
+    let subs: Vec<_> = (0..6)
+        .map(|_| sub(&bus, ">", 1, Overflow::DropNewest))
+        .collect();
+    let start = Arc::new(Barrier::new(14));
+    let mut threads = Vec::new();
+    for t in 0..12 {
+        let mut publisher = bus.publisher();
+        let start = Arc::clone(&start);
+        threads.push(thread::spawn(move || {
+            start.wait();
+            let mut sum = Sum::default();
+            for i in 0..PUBLISHES {
+                sum.add(publisher.publish(ev(Kind::Placed, (t * PUBLISHES + i) as u64)).unwrap());
+            }
+            sum
+        }));
+    }
+    {
+        let bus = bus.clone();
+        let start = Arc::clone(&start);
+        threads.push(thread::spawn(move || {
+            start.wait();
+            let mut sum = Sum::default();
+            for i in 0..PUBLISHES {
+                sum.add(bus.publish(ev(Kind::Login, i as u64)).unwrap());
+            }
+            sum
+        }));
+    }
+    start.wait();
+    for s in &subs[..3] {
+        thread::yield_now();
+        assert!(s.unsubscribe());
+    }
+    let told = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold(Sum::default(), Sum::merge);
+    let live: Sum = subs[3..]
+        .iter()
+        .map(|s| {
+            let st = s.stats();
+            Sum {
+                accepted: st.delivered,
+                dropped: st.dropped,
+            }
+        })
+        .fold(Sum::default(), Sum::merge);
+    let snap = bus.snapshot();
+    assert_eq!((snap.delivered, snap.dropped), (told.accepted, told.dropped));
+    // The live rings took one event each, refused the rest of their share.
+    assert_eq!(live.accepted, 3);
+    assert_eq!(live.dropped, 3 * (13 * PUBLISHES as u64 - 1));
+    // Unsubscribing the rest moves their lane counts into the totals once.
+    for s in &subs[3..] {
+        assert!(s.unsubscribe());
+    }
+    let after = bus.snapshot();
+    assert_eq!((after.delivered, after.dropped), (told.accepted, told.dropped));
+}
+
+/// A lane goes back to the pool when its publisher is dropped, and the next
+/// handle continues its cells: nothing counted by the first is lost or
+/// counted twice. A lane drop leaves the high-water mark at the capacity,
+/// as a shared-counter drop does.
+#[test]
+fn lanes_are_reused_and_keep_their_counts() {
+    let bus = Bus::<Event>::new();
+    let mut s = sub(&bus, ">", 2, Overflow::DropNewest);
+    let mut told = Sum::default();
+    for round in 0..20_u64 {
+        let mut publishers: Vec<_> = (0..10).map(|_| bus.publisher()).collect();
+        for (i, p) in publishers.iter_mut().enumerate() {
+            told.add(p.publish(ev(Kind::Placed, round * 100 + i as u64)).unwrap());
+        }
+        // Dropped in an order other than the one they were made in: every
+        // second one, then the rest from the last.
+        let (odd, even): (Vec<_>, Vec<_>) = publishers
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| i % 2 == 1);
+        drop(odd);
+        even.into_iter().rev().for_each(drop);
+        let st = s.stats();
+        assert_eq!((st.delivered, st.dropped), (told.accepted, told.dropped));
+        assert_eq!(st.high_water, 2);
+        drain(&mut s);
+    }
+    assert_eq!(told.accepted, 40);
+    assert_eq!(told.dropped, 20 * 8);
+    drop(s);
+    let snap = bus.snapshot();
+    assert_eq!((snap.delivered, snap.dropped), (told.accepted, told.dropped));
+}
+
+/// The single producer counts in its lane too; its refusals reach the
+/// subscription's stats and, after an unsubscribe, the bus totals.
+#[test]
+fn single_producer_refusals_are_exact() {
+    let (bus, mut publisher) = Bus::<Event>::single_producer().unwrap();
+    let s = sub(&bus, ">", 4, Overflow::DropNewest);
+    let mut told = Sum::default();
+    for i in 0..100 {
+        told.add(publisher.publish(ev(Kind::Placed, i)).unwrap());
+    }
+    assert_eq!((told.accepted, told.dropped), (4, 96));
+    let st = s.stats();
+    assert_eq!((st.delivered, st.dropped, st.high_water), (4, 96, 4));
+    assert!(s.unsubscribe());
+    let snap = bus.snapshot();
+    assert_eq!((snap.delivered, snap.dropped), (4, 96));
+}

@@ -284,6 +284,11 @@ impl<T> Ring<T> {
             // Relaxed: the producer's own copy; no other thread reads it.
             cursor.head_seen.store(head, Ordering::Relaxed);
             if head.wrapping_add(self.one_lap) == pos {
+                // `DropNewest` refuses inline, as in `push_with`.
+                if matches!(self.policy, Overflow::DropNewest) {
+                    self.count_refusal(lane);
+                    return Push::Dropped;
+                }
                 if let Some(push) = self.full_solo(cursor, pos, guard, lane) {
                     return push;
                 }
@@ -304,9 +309,10 @@ impl<T> Ring<T> {
         Push::Accepted
     }
 
-    /// What a push does with a full ring (S1, S5): `DropNewest` drops and
-    /// counts; `Block` waits ([`Ring::block_solo`]), then drops and counts
-    /// if it timed out. `None` when there is room after all.
+    /// What a push does with a full ring (S1, S5) under the policies other
+    /// than `DropNewest` (which `push_solo` refuses inline): `Block` waits
+    /// ([`Ring::block_solo`]), then drops and counts if it timed out. `None`
+    /// when there is room after all.
     #[cold]
     #[inline(never)]
     fn full_solo(

@@ -1,10 +1,12 @@
-//! Asymmetric barriers for the single-producer protocol (`ring/solo.rs`) and
-//! the `Block` handshake (`ring/park.rs`, step 6).
+//! Asymmetric barriers for the single-producer protocol (`ring/solo.rs`),
+//! the `Block` handshake (`ring/park.rs`, step 6) and the fold of lane drops
+//! (`ring/lanes.rs`, step 8).
 //!
 //! Their handshakes are store-buffering (Dekker) pairs: each side stores,
 //! fences, then loads what the other stored. One side runs on every
-//! single-producer publish and on every pop of a `Block` ring; the other only
-//! when a receiver or a `Block` producer parks, or a subscription closes. So
+//! single-producer publish, on every pop of a `Block` ring and on every drop
+//! a publisher counts in its lane; the other only when a receiver or a
+//! `Block` producer parks, or a subscription closes or leaves the registry. So
 //! the frequent side takes a [`light`] barrier and the rare side a [`heavy`] one:
 //!
 //! - With Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` available,
@@ -19,18 +21,21 @@
 //! (`Bus::single_producer` and the creation of a `Block` ring call it). It changes once at most: if the
 //! system call fails after registration succeeded (a seccomp filter
 //! installed later, or a child of `fork()`, whose new address space is not
-//! registered), [`heavy`] switches the process to full fences on both sides
-//! and takes a full fence itself.
+//! registered), [`heavy`] switches the process to full fences on both sides,
+//! takes a full fence itself, and says so once (a `tracing` error with the
+//! feature `tracing`, else a line on stderr).
 //!
-//! What the switch does not cover: a single-producer publish or a `Block`
-//! pop that is running on another thread at the moment of the first failure,
-//! with only a compiler fence, pairs with that one failed heavy barrier
-//! through a full fence on one side only (a parked `Block` producer bounds
-//! the cost: it sleeps in slices and re-checks). In a `fork()` child no such publish exists (only
-//! the forking thread is copied); do not `fork()` while a single-producer
-//! publish is in flight on the forking thread itself (from a signal
-//! handler), and install seccomp filters that deny `membarrier` before the
-//! first `Bus::single_producer` or `Block` subscription.
+//! What the switch does not cover: a single-producer publish, a `Block` pop
+//! or a lane drop that is running on another thread at the moment of the
+//! first failure, with only a compiler fence, pairs with that one failed
+//! heavy barrier through a full fence on one side only. A parked `Block`
+//! producer bounds the cost (it sleeps in slices and re-checks); a lane drop
+//! racing that very unsubscribe may be missed by the bus totals (the ring's
+//! own counter still has it). In a `fork()` child no such publish exists
+//! (only the forking thread is copied); do not `fork()` while a
+//! single-producer publish is in flight on the forking thread itself (from a
+//! signal handler), and install seccomp filters that deny `membarrier`
+//! before the first subscription.
 
 // Straight from std, not the `sync` shim: a process-wide static that exists
 // only where loom is off (under loom both barriers are shim fences).
@@ -113,10 +118,31 @@ mod imp {
             // every publish that starts after it sees it (its `light` loads
             // the mode after the epoch store that the closer or parker
             // reads).
-            MODE.store(SYMMETRIC, Ordering::SeqCst);
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            // Only the first failure switches and reports: the swap elects
+            // one reporter.
+            if MODE.swap(SYMMETRIC, Ordering::SeqCst) == ASYMMETRIC {
+                report_degraded(errno);
+            }
         }
         fence(Ordering::SeqCst);
     }
+}
+
+/// Says once that the barriers fell back to full fences: a `tracing` error
+/// with the feature, else a line on stderr (the process keeps working, but
+/// an operator should know that a seccomp filter or a `fork()` took the
+/// fast barriers away).
+#[cfg(all(target_os = "linux", not(miri), not(evbus_loom)))]
+#[cold]
+fn report_degraded(errno: i32) {
+    #[cfg(feature = "tracing")]
+    crate::trace::barrier_degraded(errno);
+    #[cfg(not(feature = "tracing"))]
+    eprintln!(
+        "evbus: membarrier failed (errno {errno}): falling back to full fences; a wake-up \
+         racing this moment may be late by up to one 100 ms sleep slice"
+    );
 }
 
 #[cfg(not(all(target_os = "linux", not(miri), not(evbus_loom))))]

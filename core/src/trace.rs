@@ -8,6 +8,7 @@
 //! | `dropping` | warn | its ring loses its first event after a clean period |
 //! | `recovered` | info | its receiver drained the ring empty after losses |
 //! | `shut down` | info | [`Bus::shutdown`](crate::Bus::shutdown) closes the bus |
+//! | `membarrier failed` | error | the process falls back from asymmetric barriers to full fences (`barrier.rs`), once |
 //!
 //! A "clean period" starts when the receiver finds the ring empty, so a
 //! subscriber that falls behind produces one `dropping` event per episode,
@@ -78,5 +79,20 @@ pub(crate) fn shut_down(report: &ShutdownReport) {
         closed = report.closed,
         buffered = report.buffered,
         "shut down"
+    );
+}
+
+/// The `membarrier` system call failed after registration succeeded (see
+/// `barrier.rs`): from now on both sides of every barrier pair take full
+/// fences. A single-producer publish or `Block` pop running at that moment
+/// may have paired with a failed heavy barrier; a parked `Block` producer
+/// recovers within its 100 ms sleep slice.
+#[cold]
+pub(crate) fn barrier_degraded(errno: i32) {
+    tracing::error!(
+        target: "evbus",
+        errno,
+        "membarrier failed: falling back to full fences; a wake-up racing this moment may \
+         be late by up to one 100 ms sleep slice"
     );
 }

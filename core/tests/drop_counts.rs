@@ -62,7 +62,11 @@ fn refusals_count_once_across_lanes_and_unsubscribes() {
             start.wait();
             let mut sum = Sum::default();
             for i in 0..PUBLISHES {
-                sum.add(publisher.publish(ev(Kind::Placed, (t * PUBLISHES + i) as u64)).unwrap());
+                sum.add(
+                    publisher
+                        .publish(ev(Kind::Placed, (t * PUBLISHES + i) as u64))
+                        .unwrap(),
+                );
             }
             sum
         }));
@@ -99,7 +103,10 @@ fn refusals_count_once_across_lanes_and_unsubscribes() {
         })
         .fold(Sum::default(), Sum::merge);
     let snap = bus.snapshot();
-    assert_eq!((snap.delivered, snap.dropped), (told.accepted, told.dropped));
+    assert_eq!(
+        (snap.delivered, snap.dropped),
+        (told.accepted, told.dropped)
+    );
     // The live rings took one event each, refused the rest of their share.
     assert_eq!(live.accepted, 3);
     assert_eq!(live.dropped, 3 * (13 * PUBLISHES as u64 - 1));
@@ -108,7 +115,10 @@ fn refusals_count_once_across_lanes_and_unsubscribes() {
         assert!(s.unsubscribe());
     }
     let after = bus.snapshot();
-    assert_eq!((after.delivered, after.dropped), (told.accepted, told.dropped));
+    assert_eq!(
+        (after.delivered, after.dropped),
+        (told.accepted, told.dropped)
+    );
 }
 
 /// A lane goes back to the pool when its publisher is dropped, and the next
@@ -142,7 +152,10 @@ fn lanes_are_reused_and_keep_their_counts() {
     assert_eq!(told.dropped, 20 * 8);
     drop(s);
     let snap = bus.snapshot();
-    assert_eq!((snap.delivered, snap.dropped), (told.accepted, told.dropped));
+    assert_eq!(
+        (snap.delivered, snap.dropped),
+        (told.accepted, told.dropped)
+    );
 }
 
 /// The single producer counts in its lane too; its refusals reach the

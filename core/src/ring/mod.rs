@@ -510,8 +510,14 @@ mod loom_tests {
                     }
                 })
             };
-            assert_eq!(ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED), Push::Accepted);
-            assert_eq!(ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED), Push::Accepted);
+            assert_eq!(
+                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
+                Push::Accepted
+            );
+            assert_eq!(
+                ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED),
+                Push::Accepted
+            );
             consumer.join().unwrap();
         });
     }

@@ -412,8 +412,14 @@ mod loom_tests {
                 let ring = Arc::clone(&ring);
                 loom::thread::spawn(move || receive(&ring, 2))
             };
-            assert_eq!(ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED), Push::Accepted);
-            assert_eq!(ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED), Push::Accepted);
+            assert_eq!(
+                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
+                Push::Accepted
+            );
+            assert_eq!(
+                ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED),
+                Push::Accepted
+            );
             assert_eq!(consumer.join().unwrap(), [1, 2]);
             assert_eq!(ring.counters().dropped, 0);
         });
@@ -432,7 +438,10 @@ mod loom_tests {
     fn close_wakes_parked_block_producer() {
         loom::model(|| {
             let ring = block_ring(1);
-            assert_eq!(ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED), Push::Accepted);
+            assert_eq!(
+                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
+                Push::Accepted
+            );
             let producer = {
                 let ring = Arc::clone(&ring);
                 loom::thread::spawn(move || ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED))
@@ -499,7 +508,10 @@ mod tests {
             let ring = Arc::clone(&ring);
             std::thread::spawn(move || {
                 for v in 0..total {
-                    assert_eq!(ring.push_with(|| v, Tail(&[], 0), Lane::SHARED), Push::Accepted);
+                    assert_eq!(
+                        ring.push_with(|| v, Tail(&[], 0), Lane::SHARED),
+                        Push::Accepted
+                    );
                 }
             })
         };

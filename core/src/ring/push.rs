@@ -71,7 +71,12 @@ impl<T> Ring<T> {
     /// `tail`, the other policies) goes to the loop in
     /// [`Ring::push_contended`].
     #[inline]
-    pub(crate) fn push_with<F: FnOnce() -> T>(&self, make: F, rest: Tail<'_, T>, lane: Lane) -> Push {
+    pub(crate) fn push_with<F: FnOnce() -> T>(
+        &self,
+        make: F,
+        rest: Tail<'_, T>,
+        lane: Lane,
+    ) -> Push {
         // Relaxed: only a hint for the first CAS, which re-reads the latest
         // value in `tail`'s modification order if the hint is stale.
         let tail = self.tail.load(Ordering::Relaxed);

@@ -1,4 +1,4 @@
-//! Models 1, 4 and 7: publishes racing the close of a ring (by unsubscribe or
+//! Models 1 (a, b, c), 4 and 7: publishes racing the close of a ring (by unsubscribe or
 //! by shutdown). Nothing accepted is lost, nothing refused is delivered, and
 //! every report and counter agrees with what the receiver got.
 #![cfg(evbus_loom)]
@@ -89,6 +89,46 @@ fn full_ring_drop_races_unsubscribe() {
             snap.dropped
         );
         release(bus, sub, &[first, second]);
+    });
+}
+
+/// Model 1c: model 1b through a `Publisher` handle, which counts the drop in
+/// its own lane of the ring with plain stores (step 8).
+///
+/// Property: as model 1b, for the publisher's two publishes into a full
+/// ring: the ring's counter and, once it is gone, the bus totals equal the
+/// drops the reports count.
+///
+/// Depends on: the light barrier after the lane store and the heavy barrier
+/// in the fold (`core/src/ring/lanes.rs`): either the fold reads the cell,
+/// or the publisher sees the fold and adds its drop to the totals. With the
+/// light barrier removed this model fails with "publisher reported ... 2
+/// dropped, bus totals say 1".
+#[test]
+fn lane_drop_races_unsubscribe() {
+    loom::model(|| {
+        let (bus, sub) = bus_with_sub(1, Overflow::DropNewest);
+        let payloads = [Arc::new(1), Arc::new(2), Arc::new(3)];
+        bus.publish(Ev(payloads[0].clone())).expect("bus is open");
+
+        let publisher = spawn_publisher(&bus, &[payloads[1].clone(), payloads[2].clone()], |r| {
+            r.expect("bus is open")
+        });
+        assert!(sub.unsubscribe());
+        let reports = publisher.join().unwrap();
+        let dropped: u64 = reports.iter().map(|r| u64::from(r.dropped)).sum();
+        assert!(
+            reports.iter().all(|r| r.accepted == 0),
+            "a full ring accepted"
+        );
+        assert_eq!(sub.stats().dropped, dropped);
+        let snap = bus.snapshot();
+        assert_eq!(
+            snap.dropped, dropped,
+            "publisher reported {reports:?}: {dropped} dropped, bus totals say {}",
+            snap.dropped
+        );
+        release(bus, sub, &payloads);
     });
 }
 

@@ -63,12 +63,21 @@ pub(super) struct Space {
 
 /// A `Block` producer's progress through one wait for space, kept across
 /// the rounds of its push: spin, yield, park (step 6).
+///
+/// The clock is read once per park, not per round: a producer that keeps
+/// finding the ring full (it outpaces its consumer by a slot at a time)
+/// would otherwise pay a clock read per event. So a timeout runs from the
+/// end of the first spin phase (a few microseconds, or a few scheduler
+/// yields on a busy core), except a zero timeout, which refuses at once.
 #[derive(Debug)]
 pub(super) struct SpaceWait {
     backoff: Backoff,
     rounds: u32,
-    /// Set on the first full round: `None` inside for a timeout too long to
-    /// represent as an `Instant` (`Duration::MAX`), which waits without one.
+    /// The `Block` timeout; set by `start`.
+    timeout: Option<std::time::Duration>,
+    /// Set when the first spin phase ends: `None` inside for a timeout too
+    /// long to represent as an `Instant` (`Duration::MAX`), which waits
+    /// without one.
     deadline: Option<Option<Instant>>,
 }
 
@@ -77,6 +86,7 @@ impl SpaceWait {
         Self {
             backoff: Backoff::new(),
             rounds: 0,
+            timeout: None,
             deadline: None,
         }
     }
@@ -86,12 +96,11 @@ impl SpaceWait {
     /// each bounded: a consumer on another core frees a slot within
     /// microseconds, and on a shared core the yield lets it run). `None`
     /// when the spinning is over: the caller parks, and the next call
-    /// starts a new round of spinning.
+    /// starts a new round of spinning. The deadline is checked only when a
+    /// spin phase ends (and at once for a zero timeout).
     pub(super) fn spin(&mut self) -> Option<bool> {
-        if let Some(Some(deadline)) = self.deadline {
-            if Instant::now() >= deadline {
-                return Some(false);
-            }
+        if self.timeout == Some(std::time::Duration::ZERO) {
+            return Some(false);
         }
         // Under loom the wait parks at once: the spinning is no part of the
         // protocol, and its yields would each cost the models a preemption
@@ -103,7 +112,15 @@ impl SpaceWait {
         }
         self.rounds = 0;
         self.backoff = Backoff::new();
-        None
+        let now = Instant::now();
+        let timeout = self.timeout.unwrap_or(std::time::Duration::MAX);
+        match *self
+            .deadline
+            .get_or_insert_with(|| now.checked_add(timeout))
+        {
+            Some(deadline) if now >= deadline => Some(false),
+            _ => None,
+        }
     }
 
     /// When the wait gives up (`None`: never).
@@ -111,10 +128,10 @@ impl SpaceWait {
         self.deadline.flatten()
     }
 
-    /// Starts the clock of a `Block(timeout)` wait, once per push.
+    /// Sets the timeout of a `Block(timeout)` wait; the clock starts when
+    /// the first spin phase ends.
     pub(super) fn start(&mut self, timeout: std::time::Duration) {
-        self.deadline
-            .get_or_insert_with(|| Instant::now().checked_add(timeout));
+        self.timeout = Some(timeout);
     }
 }
 

@@ -343,7 +343,11 @@ impl<T> Ring<T> {
         // registration until it is asleep; so no registration is cleared
         // before its producer sleeps, where this notification reaches it.
         self.space.wanted.store(0, Ordering::Relaxed);
-        if *sleepers != 0 {
+        let any = *sleepers != 0;
+        // Notified after the unlock, as in `wake`: every registered
+        // producer is asleep once we held the lock.
+        drop(sleepers);
+        if any {
             #[cfg(test)]
             self.space.wakes.fetch_add(1, Ordering::Relaxed);
             self.space.cond.notify_all();
@@ -353,11 +357,14 @@ impl<T> Ring<T> {
     #[cold]
     pub(super) fn wake(&self, waiter: &Waiter) {
         // Taking the lock orders this notification after the sleeper's
-        // check-and-wait, which it performs while holding the lock.
+        // check-and-wait, which it performs while holding the lock: once we
+        // hold it, a sleeper that set the park bit is waiting on the
+        // condvar. So the notification can follow the unlock, and the woken
+        // thread does not find the lock held (one futex call fewer).
         let mut guard = waiter.lock.lock();
-        waiter.cond.notify_all();
         let task = guard.take();
         drop(guard);
+        waiter.cond.notify_all();
         // Outside the lock: the waker may run arbitrary scheduler code.
         if let Some(task) = task {
             task.wake();

@@ -17,7 +17,7 @@
 mod bus;
 mod crossbeam;
 mod disruptor;
-mod evbus;
+mod ours;
 mod rtrb;
 mod tokio;
 
@@ -25,7 +25,7 @@ pub use self::{
     bus::BusPeer,
     crossbeam::CrossbeamPeer,
     disruptor::DisruptorPeer,
-    evbus::{EvbusPeer, EvbusSoloPeer, not_possible},
+    ours::{EvbusPeer, EvbusSoloPeer, not_possible},
     rtrb::RtrbPeer,
     tokio::TokioPeer,
 };

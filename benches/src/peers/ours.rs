@@ -1,4 +1,5 @@
-//! evbus: one bus, `K` subscriptions on the bench kind, published by kind.
+//! evbus itself (the module is `ours`, so that it does not read as the
+//! facade crate `evbus`): one bus, `K` subscriptions on the bench kind, published by kind.
 //! Lossless is `Overflow::Block` (the publisher waits on a full ring);
 //! otherwise `Overflow::DropNewest` (a full ring refuses and counts).
 

@@ -100,8 +100,10 @@ impl<T> Ring<T> {
                         continue;
                     }
                 } else {
-                    // Release: pairs with the SeqCst fence + head load on the
-                    // producers' full path.
+                    // Release: pairs with the SeqCst `head` loads of `len`
+                    // and the counters. Producers of these rings never read
+                    // `head`: they learn of freed slots from the stamps
+                    // (step 3), and a `Block` wait re-checks a stamp.
                     self.head.store(new_head, Ordering::Release);
                 }
                 // SAFETY: `stamp == head + 1` (Acquire), and we own `head`

@@ -178,20 +178,13 @@ impl<T> Ring<T> {
                 // received: the ring was full when we loaded the stamp, which
                 // is the linearization point of a drop. `DropNewest` needs no
                 // more: it drops without a fence.
-                let block_timeout = match self.policy {
+                match self.policy {
                     Overflow::DropNewest => return refuse(value, rest, self.drop_newest(lane)),
-                    Overflow::DropOldest => None,
-                    Overflow::Block(timeout) => Some(timeout),
-                };
-                // The other policies act on the oldest slot, so they check
-                // that the consumer has not moved on since the stamp load.
-                // SeqCst: orders the stamp load above before the head load
-                // below (as in crossbeam's array channel); pairs with the
-                // consumer's Release head store.
-                fence(Ordering::SeqCst);
-                let head = self.head.load(Ordering::Relaxed);
-                if head.wrapping_add(self.one_lap) == pos {
-                    if let Some(timeout) = block_timeout {
+                    Overflow::Block(timeout) => {
+                        // No fence and no `head` load here: a wait that
+                        // started on a stale stamp spins one round and
+                        // retries, and a park re-checks the slot after the
+                        // heavy barrier (step 6), which is what orders it.
                         let wait = space.get_or_insert_with(SpaceWait::new);
                         wait.start(timeout);
                         // Still full and open: the slot at `pos` holds the
@@ -208,46 +201,55 @@ impl<T> Ring<T> {
                         // Relaxed: a hint for the retry, as at the start.
                         tail = self.tail.load(Ordering::Relaxed);
                         continue;
+                    }
+                    Overflow::DropOldest => {}
+                }
+                // An eviction acts on the oldest slot, so it checks that the
+                // consumer has not moved on since the stamp load.
+                // SeqCst: orders the stamp load above before the head load
+                // below (as in crossbeam's array channel); pairs with the
+                // consumer's Release head store.
+                fence(Ordering::SeqCst);
+                let head = self.head.load(Ordering::Relaxed);
+                if head.wrapping_add(self.one_lap) == pos {
+                    let v = match value.take() {
+                        Some(v) => v,
+                        None => (make.take().expect("make runs once"))(),
+                    };
+                    // Announce the eviction, then re-check for a close:
+                    // `fold` waits for announced evictions (step 7).
+                    // Relaxed: ordered by the SeqCst fence below.
+                    self.cold.evicting.fetch_add(1, Ordering::Relaxed);
+                    // SeqCst: pairs with the fence in `fold`.
+                    fence(Ordering::SeqCst);
+                    // A close hands `v` back, to be dropped (user code)
+                    // only once out of the window.
+                    let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                        Err(v)
                     } else {
-                        let v = match value.take() {
-                            Some(v) => v,
-                            None => (make.take().expect("make runs once"))(),
-                        };
-                        // Announce the eviction, then re-check for a close:
-                        // `fold` waits for announced evictions (step 7).
-                        // Relaxed: ordered by the SeqCst fence below.
-                        self.cold.evicting.fetch_add(1, Ordering::Relaxed);
-                        // SeqCst: pairs with the fence in `fold`.
-                        fence(Ordering::SeqCst);
-                        // A close hands `v` back, to be dropped (user code)
-                        // only once out of the window.
-                        let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
-                            Err(v)
-                        } else {
-                            Ok(self.force_push(tail, v))
-                        };
-                        // Release: pairs with the Acquire load in `fold`, so
-                        // the fold sees this eviction's counts.
-                        self.cold.evicting.fetch_sub(1, Ordering::Release);
-                        match outcome {
-                            Err(v) => return refuse(Some(v), rest, Push::Closed),
-                            Ok(Ok((evicted, parked))) => {
-                                // User code (a waker, the evicted value's
-                                // `Drop`) runs only now, outside the
-                                // counted eviction window (step 7).
-                                contained(
-                                    || {
-                                        if parked {
-                                            self.wake(&self.consumer);
-                                        }
-                                        drop(evicted);
-                                    },
-                                    rest,
-                                );
-                                return Push::Accepted;
-                            }
-                            Ok(Err(v)) => value = Some(v),
+                        Ok(self.force_push(tail, v))
+                    };
+                    // Release: pairs with the Acquire load in `fold`, so
+                    // the fold sees this eviction's counts.
+                    self.cold.evicting.fetch_sub(1, Ordering::Release);
+                    match outcome {
+                        Err(v) => return refuse(Some(v), rest, Push::Closed),
+                        Ok(Ok((evicted, parked))) => {
+                            // User code (a waker, the evicted value's
+                            // `Drop`) runs only now, outside the
+                            // counted eviction window (step 7).
+                            contained(
+                                || {
+                                    if parked {
+                                        self.wake(&self.consumer);
+                                    }
+                                    drop(evicted);
+                                },
+                                rest,
+                            );
+                            return Push::Accepted;
                         }
+                        Ok(Err(v)) => value = Some(v),
                     }
                 }
                 // `snooze`, not `spin`: the consumer may be preempted

@@ -26,9 +26,12 @@ pub enum Overflow {
     ///
     /// The wait spins briefly, then yields the CPU, then parks the thread;
     /// the receiver pays for a wake-up only when it frees a slot while a
-    /// publisher is parked, once per park. A
-    /// [`Bus::single_producer`](crate::Bus::single_producer) bus supports it
-    /// too.
+    /// publisher is parked, once per park. The timeout runs from the end of
+    /// the first spin (a few microseconds, or a few yields on a busy core),
+    /// so a publisher that keeps finding the ring full reads the clock once
+    /// per park, not once per event; `Block(Duration::ZERO)` drops at once.
+    /// A [`Bus::single_producer`](crate::Bus::single_producer) bus supports
+    /// it too.
     Block(Duration),
 }
 

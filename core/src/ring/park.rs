@@ -568,4 +568,28 @@ mod tests {
         assert_eq!(pops, CAP * ROUNDS);
         assert_eq!(ring.counters().dropped, 0);
     }
+
+    /// Property: `Block(Duration::ZERO)` on a full ring refuses at once, in
+    /// the lane of the publisher that asked: it never parks, and the drop is
+    /// counted once (as `DropNewest` would count it).
+    #[test]
+    fn zero_block_timeout_refuses_without_parking() {
+        let ring = Ring::<u64>::new(
+            1,
+            Overflow::Block(Duration::ZERO),
+            Arc::new(Totals::default()),
+        )
+        .unwrap();
+        assert_eq!(
+            ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
+            Push::Accepted
+        );
+        let lane = crate::ring::LanePool::default().take();
+        for _ in 0..3 {
+            assert_eq!(ring.push_with(|| 2, Tail(&[], 0), lane), Push::Dropped);
+        }
+        assert_eq!(ring.space.parks.load(Ordering::Relaxed), 0);
+        let c = ring.counters();
+        assert_eq!((c.delivered, c.dropped, c.high_water), (1, 3, 1));
+    }
 }

@@ -183,16 +183,38 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(id, now);
                     let topic = env.topic().to_owned();
-                    match publisher.publish_to(&topic, env) {
-                        Ok(_) => {
+                    // A panic in user code during the publish (the
+                    // payload's `Clone`, an event's `Drop`) must not end
+                    // this thread, which would stop every import silently:
+                    // the bus settles its own state before the panic
+                    // reaches us (rings the publish missed count as
+                    // drops), and the message is terminated and reported,
+                    // as a redelivery would panic again.
+                    let published =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            // AssertUnwindSafe: the publisher is consistent
+                            // after a contained panic (see above).
+                            publisher.publish_to(&topic, env)
+                        }));
+                    match published {
+                        Err(panic) => {
+                            bump(&shared.import.rejected);
+                            shared.report(BridgeError::Import(ImportError::Panicked {
+                                stream_seq: msg.info().map_or(0, |i| i.stream_sequence),
+                                id,
+                                reason: crate::export::panic_message(&*panic),
+                            }));
+                            AckKind::Term
+                        }
+                        Ok(Ok(_)) => {
                             seen.insert(id, now);
                             bump(&shared.import.delivered);
                             AckKind::Ack
                         }
                         // The bus is gone: leave the message unacknowledged,
                         // for the next run to receive.
-                        Err(PublishError::Closed(_)) => return,
-                        Err(_) => {
+                        Ok(Err(PublishError::Closed(_))) => return,
+                        Ok(Err(_)) => {
                             // A topic the envelope's own validation let
                             // through cannot fail here; terminate rather
                             // than loop on it.

@@ -95,6 +95,9 @@ struct Shared {
     alerts: broadcast::Sender<Alert>,
     runtime: Handle,
     outstanding: crate::sync::AtomicU64,
+    /// Events `send` refused because their payload did not serialize
+    /// (an error or a panic).
+    serialize_errors: crate::sync::AtomicU64,
     idle: tokio::sync::Notify,
     dedupe_window: usize,
 }
@@ -211,6 +214,7 @@ impl WebhooksBuilder {
                 alerts,
                 runtime,
                 outstanding: crate::sync::AtomicU64::new(0),
+                serialize_errors: crate::sync::AtomicU64::new(0),
                 idle: tokio::sync::Notify::new(),
                 dedupe_window: self.dedupe_window,
             }),
@@ -355,6 +359,15 @@ impl Webhooks {
     /// `correlation_id`, `tenant`, `tags` and `data` (the payload).
     ///
     /// Never waits: a full endpoint queue dead-letters the event there.
+    /// It may be called from anywhere, a receiver's handler or an alert
+    /// hook included: it takes no lock that a delivery holds across a
+    /// request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when the payload's `Serialize` fails or panics
+    /// (the panic is contained; see
+    /// [`serialize_errors`](Self::serialize_errors)).
     pub fn send<T: Serialize>(&self, envelope: &Envelope<T>) -> Result<SendReport, Error> {
         let mut report = SendReport::default();
         let targets: Vec<Arc<EndpointState>> = {
@@ -368,16 +381,35 @@ impl Webhooks {
         if targets.is_empty() {
             return Ok(report);
         }
-        let body = serde_json::to_vec(&Body {
-            kind: envelope.topic(),
-            id: envelope.id(),
-            time: envelope.time(),
-            correlation_id: envelope.correlation_id(),
-            tenant: envelope.tenant(),
-            tags: envelope.tags().collect(),
-            data: envelope.payload(),
-        })
-        .map_err(|e| Error::Serialize(e.to_string()))?;
+        // A payload whose `Serialize` panics is refused like one whose
+        // `Serialize` fails: the panic is contained here, so a forwarding
+        // thread (or any caller) goes on with the next event.
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // AssertUnwindSafe: the closure only reads the envelope and
+            // builds a new buffer, dropped if it unwinds; nothing of the
+            // deliverer is touched yet.
+            serde_json::to_vec(&Body {
+                kind: envelope.topic(),
+                id: envelope.id(),
+                time: envelope.time(),
+                correlation_id: envelope.correlation_id(),
+                tenant: envelope.tenant(),
+                tags: envelope.tags().collect(),
+                data: envelope.payload(),
+            })
+        }));
+        let body = match encoded {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return Err(self.serialize_error(e.to_string())),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                return Err(self.serialize_error(format!("serialize panicked: {why}")));
+            }
+        };
         let job = Job {
             event_id: envelope.id(),
             correlation: envelope.correlation_id(),
@@ -408,6 +440,21 @@ impl Webhooks {
             }
         }
         Ok(report)
+    }
+
+    fn serialize_error(&self, why: String) -> Error {
+        // Relaxed: a statistic.
+        self.shared.serialize_errors.fetch_add(1, Ordering::Relaxed);
+        Error::Serialize(why)
+    }
+
+    /// Events [`send`](Self::send) (or [`forward`](Self::forward)) refused
+    /// because their payload did not serialize: its `Serialize` returned an
+    /// error or panicked. Such an event goes to no endpoint and is not
+    /// journaled (there is no body to keep); `send` returns
+    /// [`Error::Serialize`] for it.
+    pub fn serialize_errors(&self) -> u64 {
+        self.shared.serialize_errors.load(Ordering::Relaxed)
     }
 
     fn enqueue(&self, st: &Arc<EndpointState>, job: Job) -> bool {
@@ -600,6 +647,13 @@ impl Webhooks {
     /// deliverer falls behind the bus: for a lossless forward, subscribe
     /// with `Overflow::Block` (as the journal's recorder does). A lag
     /// reported by a lossy subscription is skipped over.
+    ///
+    /// An envelope whose payload does not serialize (its `Serialize`
+    /// returns an error or panics) is skipped, counted in
+    /// [`serialize_errors`](Self::serialize_errors), and not in the
+    /// thread's result; the thread goes on with the next one. A payload
+    /// whose `Clone` panics never reaches this thread: the bus clones in
+    /// the publisher, where the panic surfaces (see the bus's docs).
     pub fn forward<T>(
         &self,
         mut sub: evbus_core::Subscription<Envelope<T>>,

@@ -190,12 +190,11 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                     // reaches us (rings the publish missed count as
                     // drops), and the message is terminated and reported,
                     // as a redelivery would panic again.
-                    let published =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            // AssertUnwindSafe: the publisher is consistent
-                            // after a contained panic (see above).
-                            publisher.publish_to(&topic, env)
-                        }));
+                    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // AssertUnwindSafe: the publisher is consistent
+                        // after a contained panic (see above).
+                        publisher.publish_to(&topic, env)
+                    }));
                     match published {
                         Err(panic) => {
                             bump(&shared.import.rejected);

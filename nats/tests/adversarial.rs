@@ -362,7 +362,10 @@ async fn dropping_the_bridge_while_the_server_hangs() {
     let seqs: Vec<u64> = late.snapshot().iter().map(|e| e.payload().seq).collect();
     let set: HashSet<u64> = seqs.iter().copied().collect();
     assert_eq!(set.len(), seqs.len(), "no duplicate: {seqs:?}");
-    assert!((0..10).all(|s| set.contains(&s)), "every acknowledged event");
+    assert!(
+        (0..10).all(|s| set.contains(&s)),
+        "every acknowledged event"
+    );
     assert!(
         seqs.len() <= 10 + IN_FLIGHT,
         "at most the in-flight publishes besides: {seqs:?}"

@@ -145,12 +145,18 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
         .unwrap();
 
     // Directly: typed errors.
-    let e = f.webhooks.send(&evil(100, Mode::SerializePanics)).unwrap_err();
+    let e = f
+        .webhooks
+        .send(&evil(100, Mode::SerializePanics))
+        .unwrap_err();
     assert!(
         matches!(&e, Error::Serialize(why) if why.contains("serialize panicked")),
         "{e:?}"
     );
-    let e = f.webhooks.send(&evil(101, Mode::SerializeFails)).unwrap_err();
+    let e = f
+        .webhooks
+        .send(&evil(101, Mode::SerializeFails))
+        .unwrap_err();
     assert!(
         matches!(&e, Error::Serialize(why) if why.contains("refuses to serialize")),
         "{e:?}"
@@ -240,6 +246,9 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     assert_eq!(srv.hook.receiver.duplicates(), 0);
 }
 
+/// A request's headers and body.
+type Request = (HeaderMap, Vec<u8>);
+
 /// What the looping receiver shares with its handler.
 struct Loop {
     receiver: Receiver,
@@ -300,7 +309,7 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
     // with the same bad request (a nested rejection and alert), and sends
     // an event to the deliverer each time.
     let this: Arc<OnceLock<Receiver>> = Arc::new(OnceLock::new());
-    let bad: Arc<Mutex<Option<(HeaderMap, Vec<u8>)>>> = Arc::new(Mutex::new(None));
+    let bad: Arc<Mutex<Option<Request>>> = Arc::new(Mutex::new(None));
     let reentered = Arc::new(AtomicBool::new(false));
     let alerts = Arc::new(AtomicU64::new(0));
     let receiver = {
@@ -367,9 +376,14 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
     headers.insert("webhook-timestamp", ts.to_string().parse().unwrap());
     headers.insert(
         "webhook-signature",
-        evbus_webhook::sign::signature_header(&[secret.clone()], "msg_tampered", ts, b"other")
-            .parse()
-            .unwrap(),
+        evbus_webhook::sign::signature_header(
+            std::slice::from_ref(&secret),
+            "msg_tampered",
+            ts,
+            b"other",
+        )
+        .parse()
+        .unwrap(),
     );
     *bad.lock().unwrap() = Some((headers.clone(), body.clone()));
     let client = reqwest::Client::new();
@@ -394,7 +408,10 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
     .unwrap();
     // N pings, N pongs, N direct sends, 2 alert events.
     let want = 3 * N + 2;
-    eventually("every event at the receiver", || receiver.accepted() >= want).await;
+    eventually("every event at the receiver", || {
+        receiver.accepted() >= want
+    })
+    .await;
     f.webhooks.wait_idle().await;
     assert_eq!(receiver.accepted(), want);
     assert_eq!(receiver.duplicates(), 0);

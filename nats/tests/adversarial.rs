@@ -93,7 +93,26 @@ fn evil(seq: u64, mode: Mode) -> EvilEnv {
 }
 
 /// Collects the `seq` of every `Evil` a subscription receives, on a thread.
-fn collect(bus: &Bus<EvilEnv>) -> (Arc<Mutex<Vec<u64>>>, evbus::Unsubscriber<EvilEnv>) {
+struct Seqs {
+    got: Arc<Mutex<Vec<u64>>>,
+    unsub: evbus::Unsubscriber<EvilEnv>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Seqs {
+    fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    /// Closes the subscription and returns everything it received.
+    fn finish(self) -> Vec<u64> {
+        self.unsub.unsubscribe();
+        self.thread.join().unwrap();
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     let mut sub = bus
         .subscribe_with(
             Filter::pattern("adv.>").unwrap(),
@@ -105,12 +124,12 @@ fn collect(bus: &Bus<EvilEnv>) -> (Arc<Mutex<Vec<u64>>>, evbus::Unsubscriber<Evi
     let unsub = sub.unsubscriber();
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         while let Ok(e) = sub.recv() {
             sink.lock().unwrap().push(e.payload().seq);
         }
     });
-    (got, unsub)
+    Seqs { got, unsub, thread }
 }
 
 /// A payload whose `Serialize` panics, one whose `Serialize` fails, and one
@@ -125,8 +144,8 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
         .expect("exporter");
     let bus_b = Bus::<EvilEnv>::new();
     // Two local subscribers: the import's publish clones for one of them.
-    let (got1, unsub1) = collect(&bus_b);
-    let (got2, unsub2) = collect(&bus_b);
+    let got1 = collect(&bus_b);
+    let got2 = collect(&bus_b);
     let b = Bridge::connect(
         &scope.url,
         &bus_b,
@@ -197,7 +216,7 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     // publish panicked are terminated and reported, and the thread goes on.
     let want = fine.len();
     wait_until("the fine events", Duration::from_secs(30), || {
-        got1.lock().unwrap().len() >= want && got2.lock().unwrap().len() >= want
+        got1.len() >= want && got2.len() >= want
     })
     .await;
     wait_until("the panics reported", Duration::from_secs(30), || {
@@ -215,10 +234,7 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     assert_eq!(panicked, 3);
     b.shutdown(Duration::from_secs(10)).await;
     a.shutdown(Duration::from_secs(10)).await;
-    unsub1.unsubscribe();
-    unsub2.unsubscribe();
-    for got in [&got1, &got2] {
-        let got = got.lock().unwrap();
+    for got in [got1.finish(), got2.finish()] {
         // Each fine event once; a subscriber the panicking publish reached
         // before the clone panicked may also hold that event.
         let fine_seen: Vec<u64> = got.iter().copied().filter(|s| fine.contains(s)).collect();
@@ -235,7 +251,7 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
     let scope = Scope::new("clonepanic");
     let bus_a = Bus::<EvilEnv>::new();
     // A local subscriber besides the export's: the publish clones.
-    let (local, unsub) = collect(&bus_a);
+    let local = collect(&bus_a);
     let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
         .await
         .expect("exporter");
@@ -257,8 +273,7 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
     assert_eq!(s.acked, s.received, "{s:?}");
     assert_eq!(s.failed, 0, "{s:?}");
     a.shutdown(Duration::from_secs(10)).await;
-    unsub.unsubscribe();
-    let got = local.lock().unwrap().clone();
+    let got = local.finish();
     let fine: Vec<u64> = got.iter().copied().filter(|&s| s != 5).collect();
     assert_eq!(fine, (0..10).filter(|&s| s != 5).collect::<Vec<_>>());
 }

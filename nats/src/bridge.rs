@@ -45,8 +45,11 @@ use crate::{
 /// on a full lossless export ring is released and later publishes no
 /// longer reach the bridge. Publishes already in flight may or may not
 /// be stored by the server (a later importer sees each at most once);
-/// nothing is retried. An import delivery blocked on a lossless local
-/// subscriber ends when that publish returns.
+/// nothing is retried. The import delivers nothing more locally: a
+/// delivery blocked on a lossless local subscriber ends when that publish
+/// returns (and is acknowledged); what the pulls had queued stays
+/// unacknowledged, for the server to redeliver to the next run after
+/// [`ack_wait`](BridgeConfig::ack_wait).
 pub struct Bridge<T> {
     shared: Arc<Shared>,
     client: async_nats::Client,

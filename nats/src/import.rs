@@ -29,6 +29,7 @@ use crate::{
     export::ORIGIN_HEADER,
     state::{Shared, bump, raised, set},
     subject,
+    sync::Ordering,
 };
 
 /// A pulled message on its way to the delivery thread.
@@ -159,6 +160,14 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
     let mut publisher = bus.publisher();
     drop(bus);
     while let Some(Item { msg, what }) = rx.blocking_recv() {
+        // The bridge was dropped (or its shutdown gave up): deliver nothing
+        // more. What the pulls had queued stays unacknowledged, and the
+        // server redelivers it to the next run after `ack_wait`. Relaxed: a
+        // stop flag; a stale read delivers (and acknowledges) one more
+        // message, which is harmless.
+        if shared.closed.load(Ordering::Relaxed) {
+            return;
+        }
         let kind = match what {
             What::OwnOrigin => {
                 bump(&shared.import.own_origin);

@@ -466,3 +466,143 @@ async fn a_server_down_for_many_ack_timeouts_loses_nothing() {
     assert_eq!(set, (0..N).collect::<HashSet<_>>(), "every event");
     assert_eq!(seqs.len(), N as usize, "no duplicate delivered locally");
 }
+
+/// `shutdown` with a timeout while the server hangs (SIGSTOP), with
+/// publishes in flight, events in the ring and an importer: it returns
+/// (abandoning what is not acknowledged, as documented) instead of waiting
+/// on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_while_the_server_hangs() {
+    let server = own_server();
+    let url = server.url();
+    let stream = unique("SHUTHANG");
+    let bus = Bus::<Env>::new();
+    let a = Bridge::connect(
+        &url,
+        &bus,
+        evbus::nats::BridgeConfig::new(&stream)
+            .export("sh.>")
+            .import("sh-self", "other.>")
+            .max_in_flight(4)
+            .ack_timeout(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(10)),
+    )
+    .await
+    .expect("bridge");
+    server.pause().expect("SIGSTOP");
+    for i in 0..20 {
+        bus.publish_to("sh.a", event("sh.a", "t", i)).unwrap();
+    }
+    wait_until("publishes in flight", Duration::from_secs(30), || {
+        a.stats().export.received >= 4
+    })
+    .await;
+    // The bound is a hang detector, not a measurement: shutdown's own
+    // timeout is 300 ms.
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        a.shutdown(Duration::from_millis(300)),
+    )
+    .await
+    .expect("shutdown returns while the server hangs");
+    assert_eq!(stats.state, BridgeState::Closed, "{stats:?}");
+    assert!(stats.export.acked < 20, "{stats:?}");
+    server.resume().expect("SIGCONT");
+}
+
+/// The importing bridge is dropped while its delivery thread is blocked on
+/// a stalled lossless local subscriber: the drop returns; once the
+/// subscriber reads again the thread ends; the next run with the same
+/// durable name receives what the dropped one did not acknowledge
+/// (at-least-once), and no run delivers an event twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_an_importer_blocked_on_a_stalled_subscriber() {
+    const N: u64 = 50;
+    let scope = Scope::new("dropimport");
+    let bus_a = Bus::<Env>::new();
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("di.>"))
+        .await
+        .expect("exporter");
+    for i in 0..N {
+        bus_a.publish_to("di.a", event("di.a", "a", i)).unwrap();
+    }
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+
+    let bus_b = Bus::<Env>::new();
+    let mut stalled = bus_b
+        .subscribe_with(
+            Filter::pattern("di.>").unwrap(),
+            SubscribeOptions::new()
+                .capacity(2)
+                .overflow(Overflow::Block(Duration::MAX)),
+        )
+        .unwrap();
+    let config = || {
+        scope
+            .config()
+            .import("di-durable", "di.>")
+            .ack_wait(Duration::from_millis(500))
+            .pull_batch(8)
+    };
+    let b = Bridge::connect(&scope.url, &bus_b, config())
+        .await
+        .expect("importer");
+    // The ring holds 2, a third publish blocks the delivery thread.
+    wait_until(
+        "the delivery thread to block",
+        Duration::from_secs(30),
+        || {
+            let s = b.stats().import;
+            s.delivered == 2 && s.received > 3
+        },
+    )
+    .await;
+    drop(b);
+    // Read what the stalled subscriber holds, and the one blocked publish.
+    let first = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&first);
+    let reader = std::thread::spawn(move || {
+        while let Ok(e) = stalled.recv() {
+            sink.lock().unwrap().push(e.payload().seq);
+        }
+    });
+    // The next run, same durable: it gets what was not acknowledged.
+    let bus_c = Bus::<Env>::new();
+    let second = Collector::new(&bus_c, "di.>");
+    let c = Bridge::connect(&scope.url, &bus_c, config())
+        .await
+        .expect("second run");
+    wait_until(
+        "the second run to cover the rest",
+        Duration::from_secs(30),
+        || {
+            let all: HashSet<u64> = first
+                .lock()
+                .unwrap()
+                .iter()
+                .copied()
+                .chain(second.snapshot().iter().map(|e| e.payload().seq))
+                .collect();
+            all.len() as u64 == N
+        },
+    )
+    .await;
+    c.shutdown(Duration::from_secs(10)).await;
+    a.shutdown(Duration::from_secs(10)).await;
+    // The first run's bus closes: its reader ends.
+    bus_b.shutdown();
+    tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let first = first.lock().unwrap().clone();
+    let second: Vec<u64> = second.snapshot().iter().map(|e| e.payload().seq).collect();
+    for (name, run) in [("first", &first), ("second", &second)] {
+        let set: HashSet<u64> = run.iter().copied().collect();
+        assert_eq!(set.len(), run.len(), "{name} run: no duplicate: {run:?}");
+    }
+    let all: HashSet<u64> = first.iter().chain(&second).copied().collect();
+    assert_eq!(all, (0..N).collect::<HashSet<_>>(), "at-least-once");
+    // The dropped bridge delivered nothing after the drop but the publish
+    // that was blocked: the ring's 2 and that one.
+    assert!(first.len() <= 3, "{first:?}");
+}

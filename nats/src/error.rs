@@ -248,7 +248,8 @@ pub enum ImportError {
         /// Why.
         error: SubjectError,
     },
-    /// The payload is not an envelope of the bridge's payload type.
+    /// The payload is not an envelope of the bridge's payload type (or the
+    /// payload's `Deserialize` panicked; the panic is contained).
     Decode {
         /// The stream sequence number.
         stream_seq: u64,

@@ -101,7 +101,24 @@ pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
                 set(&shared.import.pending, info.pending);
             }
             shared.refresh();
-            let what = decode(&msg, &prefix, &origin, stream_seq);
+            // A `Deserialize` impl that panics must not end this pull (its
+            // consumer would stop silently): the message is rejected as
+            // undecodable instead.
+            let what = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // AssertUnwindSafe: `decode` only reads the message and
+                // builds a new value, dropped if it unwinds.
+                decode(&msg, &prefix, &origin, stream_seq)
+            }))
+            .unwrap_or_else(|panic| {
+                What::Reject(ImportError::Decode {
+                    stream_seq,
+                    subject: msg.subject.to_string(),
+                    reason: format!(
+                        "deserialize panicked: {}",
+                        crate::export::panic_message(&*panic)
+                    ),
+                })
+            });
             // Waits while the delivery thread is behind: back-pressure.
             let send = tokio::select! {
                 () = raised(&mut stop) => return,

@@ -28,12 +28,29 @@ enum Mode {
     SerializePanics,
     SerializeFails,
     ClonePanics,
+    DeserializePanics,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct Evil {
     seq: u64,
     mode: Mode,
+}
+
+impl<'de> Deserialize<'de> for Evil {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            seq: u64,
+            mode: Mode,
+        }
+        let Raw { seq, mode } = Raw::deserialize(d)?;
+        assert!(
+            mode != Mode::DeserializePanics,
+            "deserialize of event {seq} panics"
+        );
+        Ok(Evil { seq, mode })
+    }
 }
 
 impl Clone for Evil {
@@ -55,7 +72,7 @@ impl Serialize for Evil {
         match self.mode {
             Mode::SerializePanics => panic!("serialize of event {} panics", self.seq),
             Mode::SerializeFails => Err(S::Error::custom("this payload refuses to serialize")),
-            Mode::Fine | Mode::ClonePanics => {
+            Mode::Fine | Mode::ClonePanics | Mode::DeserializePanics => {
                 use serde::ser::SerializeStruct;
                 let mut st = s.serialize_struct("Evil", 2)?;
                 st.serialize_field("seq", &self.seq)?;
@@ -132,9 +149,10 @@ fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     Seqs { got, unsub, thread }
 }
 
-/// A payload whose `Serialize` panics, one whose `Serialize` fails, and one
-/// whose `Clone` panics in the importer's local publish: each is counted and
-/// reported as a typed error, and every other event still flows, once.
+/// A payload whose `Serialize` panics, one whose `Serialize` fails, one
+/// whose `Deserialize` panics in the importer, and one whose `Clone` panics
+/// in the importer's local publish: each is counted and reported as a typed
+/// error, and every other event still flows, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     let scope = Scope::new("evil");
@@ -162,6 +180,8 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
         Mode::Fine,
         Mode::ClonePanics,
         Mode::Fine,
+        Mode::DeserializePanics,
+        Mode::Fine,
     ];
     // Three rounds, so the export and import keep going after each failure.
     let mut fine = Vec::new();
@@ -182,8 +202,8 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
         .expect("the exporter resolves every event, the failing ones too");
     let sa = a.stats().export;
     assert_eq!(sa.received, seq, "{sa:?}");
-    // 3 serialize panics + 3 serialize errors; the clone-panicking payload
-    // serializes fine.
+    // 3 serialize panics + 3 serialize errors; the clone- and
+    // deserialize-panicking payloads serialize fine.
     assert_eq!(sa.failed, 6, "{sa:?}");
     assert_eq!(sa.acked, seq - 6, "{sa:?}");
     let errors = a.take_errors();
@@ -212,26 +232,35 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
         "{encode:?}"
     );
 
-    // The importer: 12 fine events to both subscribers; 3 whose local
-    // publish panicked are terminated and reported, and the thread goes on.
+    // The importer: 15 fine events to both subscribers; 3 whose local
+    // publish panicked and 3 whose decoding panicked are terminated and
+    // reported, and the pull and the delivery thread go on.
     let want = fine.len();
     wait_until("the fine events", Duration::from_secs(30), || {
         got1.len() >= want && got2.len() >= want
     })
     .await;
     wait_until("the panics reported", Duration::from_secs(30), || {
-        b.stats().import.rejected >= 3
+        b.stats().import.rejected >= 6
     })
     .await;
     let sb = b.stats().import;
     assert_eq!(sb.delivered, want as u64, "{sb:?}");
-    assert_eq!(sb.rejected, 3, "{sb:?}");
-    let panicked = b
-        .take_errors()
-        .into_iter()
+    assert_eq!(sb.rejected, 6, "{sb:?}");
+    let errors = b.take_errors();
+    let panicked = errors
+        .iter()
         .filter(|e| matches!(e, BridgeError::Import(ImportError::Panicked { .. })))
         .count();
-    assert_eq!(panicked, 3);
+    assert_eq!(panicked, 3, "{errors:?}");
+    let undecodable = errors
+        .iter()
+        .filter(|e| {
+            matches!(e, BridgeError::Import(ImportError::Decode { reason, .. })
+                if reason.contains("deserialize panicked"))
+        })
+        .count();
+    assert_eq!(undecodable, 3, "{errors:?}");
     b.shutdown(Duration::from_secs(10)).await;
     a.shutdown(Duration::from_secs(10)).await;
     for got in [got1.finish(), got2.finish()] {

@@ -129,7 +129,9 @@ impl fmt::Debug for Shared {
 /// gone. To finish cleanly, call [`wait_idle`](Self::wait_idle) and then
 /// [`flush`](Self::flush) before dropping. Tasks run on the runtime the
 /// deliverer was built with; shutting that runtime down cancels them
-/// (their attempts so far are in the journal, the rest are not made).
+/// (their finished attempts are in the journal; an attempt in progress is
+/// cut off unrecorded, and the rest are not made), after which the journal
+/// thread closes the journal.
 #[derive(Clone, Debug)]
 pub struct Webhooks {
     shared: Arc<Shared>,

@@ -128,10 +128,16 @@ impl fmt::Debug for Shared {
 /// and the journal thread closes the journal once the last of them is
 /// gone. To finish cleanly, call [`wait_idle`](Self::wait_idle) and then
 /// [`flush`](Self::flush) before dropping. Tasks run on the runtime the
-/// deliverer was built with; shutting that runtime down cancels them
-/// (their finished attempts are in the journal; an attempt in progress is
-/// cut off unrecorded, and the rest are not made), after which the journal
-/// thread closes the journal.
+/// deliverer was built with; shutting that runtime down cancels them:
+/// their finished attempts are in the journal, an attempt in progress is
+/// cut off unrecorded, the rest are not made, and each such event is
+/// dead-lettered with an error that starts with `cancelled` (so
+/// [`replay_dead_letters`](Self::replay_dead_letters) can send it later;
+/// a receiver may then see a `webhook-id` again, if the cut-off request
+/// reached it). Events sent after that runtime is gone are dead-lettered
+/// the same way, and [`wait_idle`](Self::wait_idle) does not wait for
+/// them. The journal thread closes the journal once the last task is
+/// gone.
 #[derive(Clone, Debug)]
 pub struct Webhooks {
     shared: Arc<Shared>,
@@ -469,16 +475,20 @@ impl Webhooks {
         // thread; `wait_idle` orders on the decrements.
         self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
         st.counters.outstanding.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::clone(&self.shared);
-        let st = Arc::clone(st);
+        // The guard moves into the task's future: it is dropped when the
+        // task ends, and also when the runtime drops the future without
+        // running it to the end (shut down, or gone before it started).
+        let mut accepted = Accepted {
+            shared: Arc::clone(&self.shared),
+            st: Arc::clone(st),
+            job: job.clone(),
+            attempts: 0,
+            done: false,
+        };
         self.shared.runtime.spawn(async move {
-            run(&shared, &st, job, permit).await;
-            st.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
-            // Release: pairs with the Acquire load in `wait_idle`, so a
-            // caller that sees 0 also sees this delivery's counters.
-            if shared.outstanding.fetch_sub(1, Ordering::Release) == 1 {
-                shared.idle.notify_waiters();
-            }
+            let a = &mut accepted;
+            run(&a.shared, &a.st, job, permit, &mut a.attempts).await;
+            a.done = true;
         });
         true
     }
@@ -682,6 +692,45 @@ impl Webhooks {
     }
 }
 
+/// One accepted event's hold on the deliverer, owned by its task. When it
+/// drops, the event is no longer outstanding; if its task did not finish
+/// (the runtime cancelled it), the event is dead-lettered as cancelled,
+/// so it is neither lost silently nor waited for forever by `wait_idle`.
+struct Accepted {
+    shared: Arc<Shared>,
+    st: Arc<EndpointState>,
+    job: Job,
+    /// Attempts journaled so far.
+    attempts: u32,
+    done: bool,
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        if !self.done {
+            let why = if std::thread::panicking() {
+                "cancelled: the delivery task panicked"
+            } else {
+                "cancelled: the deliverer's runtime shut down"
+            };
+            write_dead_letter(
+                &self.shared,
+                &self.st,
+                &self.job,
+                self.attempts,
+                why.to_owned(),
+            );
+            Counters::bump(&self.st.counters.dead);
+        }
+        self.st.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `wait_idle`, so a caller
+        // that sees 0 also sees this delivery's counters.
+        if self.shared.outstanding.fetch_sub(1, Ordering::Release) == 1 {
+            self.shared.idle.notify_waiters();
+        }
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -826,7 +875,13 @@ async fn request(shared: &Shared, st: &EndpointState, job: &Job) -> Outcome {
     }
 }
 
-async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemaphorePermit) {
+async fn run(
+    shared: &Shared,
+    st: &EndpointState,
+    job: Job,
+    _queue: OwnedSemaphorePermit,
+    journaled: &mut u32,
+) {
     let clock = &shared.clock;
     let policy = st.ep.retry;
     let mut attempt = 0u32;
@@ -920,6 +975,7 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
             job.correlation,
             job.tenant.as_deref(),
         );
+        *journaled = attempt;
         // Counters move after the records are queued for the journal, so
         // whoever sees a counter and then flushes finds the records.
         if ok {

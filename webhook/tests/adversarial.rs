@@ -522,8 +522,9 @@ async fn dropping_the_deliverer_mid_delivery_finishes_what_was_accepted() {
 
 /// The deliverer's runtime is shut down while every delivery waits on a
 /// slow receiver (on another runtime): the tasks are cancelled, as
-/// documented; the journal thread then closes the journal, which holds no
-/// attempt for the cancelled requests. Nothing panics or hangs.
+/// documented; each event is dead-lettered as cancelled, and the journal
+/// thread then closes the journal, which holds no attempt for the cut-off
+/// requests. Nothing panics or hangs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_the_deliverers_runtime_mid_delivery_cancels_cleanly() {
     const N: u64 = 5;
@@ -568,7 +569,75 @@ async fn shutting_down_the_deliverers_runtime_mid_delivery_cancels_cleanly() {
     journal_released(dir.path()).await;
     let attempts = read_attempts(dir.path(), &AttemptQuery::default()).unwrap();
     assert!(attempts.is_empty(), "{attempts:?}");
+    // Each cancelled event is a dead letter, for a later replay.
+    let dead = evbus_webhook::read_dead_letters(dir.path(), None).unwrap();
+    assert_eq!(dead.len() as u64, N, "{dead:?}");
+    assert!(
+        dead.iter()
+            .all(|d| d.error.starts_with("cancelled") && d.attempts == 0),
+        "{dead:?}"
+    );
     // The receiver, released now, answers into closed connections.
     open.send_replace(true);
     assert_eq!(gate.receiver.duplicates(), 0);
+}
+
+/// Events sent after the deliverer's runtime is gone cannot run: they are
+/// dead-lettered as cancelled (in the journal, the counters and the
+/// alerts), and `wait_idle` returns instead of waiting for them forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_after_the_runtime_is_gone_dead_letters_and_wait_idle_returns() {
+    let secret = Secret::generate();
+    let srv = serve("gone", &secret).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let journal =
+        Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    let webhooks = Webhooks::builder(journal)
+        .clock(Arc::new(evbus_webhook::ManualClock::new()))
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap();
+    webhooks
+        .register(
+            Endpoint::builder("gone", &srv.url())
+                .secret(secret)
+                .topic(Pattern::parse("gone.>").unwrap())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
+    let mut alerts = webhooks.alerts();
+    for n in 0..3 {
+        webhooks
+            .send(&Envelope::on("gone.x", serde_json::json!({ "n": n })).unwrap())
+            .unwrap();
+    }
+    // The bound is a hang detector: `wait_idle` must not wait for tasks
+    // that can never run.
+    tokio::time::timeout(Duration::from_secs(30), webhooks.wait_idle())
+        .await
+        .expect("wait_idle returns");
+    let s = &webhooks.stats().endpoints[0];
+    assert_eq!(s.outstanding, 0, "{s:?}");
+    assert_eq!(s.delivery_dead_letter_total, 3, "{s:?}");
+    let dead = webhooks.dead_letters(Some("gone")).await.unwrap();
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d.error.contains("cancelled")),
+        "{dead:?}"
+    );
+    let mut n = 0;
+    while let Ok(a) = alerts.try_recv() {
+        if matches!(a, evbus_webhook::Alert::DeadLettered { .. }) {
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3);
+    assert!(srv.hook.hits().is_empty());
 }

@@ -39,6 +39,17 @@ use crate::{
 /// acknowledged is then retried by nobody: the importer's messages are
 /// redelivered to the next run, the exporter's unsent events are lost with
 /// the process, as a crash would lose them).
+///
+/// Dropping never waits on the server, even one that hangs: the export
+/// subscription goes with the export task, so a local publisher blocked
+/// on a full lossless export ring is released and later publishes no
+/// longer reach the bridge. Publishes already in flight may or may not
+/// be stored by the server (a later importer sees each at most once);
+/// nothing is retried. The import delivers nothing more locally: a
+/// delivery blocked on a lossless local subscriber ends when that publish
+/// returns (and is acknowledged); what the pulls had queued stays
+/// unacknowledged, for the server to redeliver to the next run after
+/// [`ack_wait`](BridgeConfig::ack_wait).
 pub struct Bridge<T> {
     shared: Arc<Shared>,
     client: async_nats::Client,

@@ -183,7 +183,9 @@ pub enum ExportError {
         /// The server's limit.
         max: usize,
     },
-    /// The envelope's payload could not be encoded.
+    /// The envelope's payload could not be encoded: its `Serialize`
+    /// returned an error or panicked (the panic is contained; the export
+    /// goes on with the next event).
     Encode {
         /// The envelope.
         id: EventId,
@@ -246,7 +248,8 @@ pub enum ImportError {
         /// Why.
         error: SubjectError,
     },
-    /// The payload is not an envelope of the bridge's payload type.
+    /// The payload is not an envelope of the bridge's payload type (or the
+    /// payload's `Deserialize` panicked; the panic is contained).
     Decode {
         /// The stream sequence number.
         stream_seq: u64,
@@ -263,6 +266,18 @@ pub enum ImportError {
         subject_topic: String,
         /// The envelope's topic.
         envelope_topic: String,
+    },
+    /// The local publish panicked (the payload's `Clone` or an event's
+    /// `Drop`): the local subscribers it reached have the event, the
+    /// others count it as dropped; the message is terminated, not
+    /// redelivered (a redelivery would panic again).
+    Panicked {
+        /// The stream sequence number.
+        stream_seq: u64,
+        /// The envelope.
+        id: EventId,
+        /// The panic's message.
+        reason: String,
     },
 }
 
@@ -285,6 +300,14 @@ impl fmt::Display for ImportError {
             } => write!(
                 f,
                 "message {stream_seq}: subject names topic {subject_topic:?}, envelope says {envelope_topic:?}"
+            ),
+            Self::Panicked {
+                stream_seq,
+                id,
+                reason,
+            } => write!(
+                f,
+                "message {stream_seq} (event {id}): the local publish panicked: {reason}"
             ),
         }
     }

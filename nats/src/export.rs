@@ -113,10 +113,29 @@ pub(crate) fn encode<T: Serialize>(
     let subject = subjects
         .subject(env.topic())
         .map_err(|error| ExportError::Subject { id, error })?;
-    let payload = serde_json::to_vec(env).map_err(|e| ExportError::Encode {
-        id,
-        reason: e.to_string(),
-    })?;
+    // A `Serialize` impl that panics must not end the export task (every
+    // later event would be lost silently): the panic is contained and
+    // reported as an encoding failure of this one event.
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // AssertUnwindSafe: the closure only reads the envelope and builds
+        // a new buffer, dropped if it unwinds.
+        serde_json::to_vec(env)
+    }));
+    let payload = match encoded {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(e)) => {
+            return Err(ExportError::Encode {
+                id,
+                reason: e.to_string(),
+            });
+        }
+        Err(panic) => {
+            return Err(ExportError::Encode {
+                id,
+                reason: format!("serialize panicked: {}", panic_message(&*panic)),
+            });
+        }
+    };
     let id_text = id.to_string();
     // "NATS/1.0\r\n", each "Name: value\r\n", then "\r\n".
     let header_len = 10
@@ -142,6 +161,18 @@ pub(crate) fn encode<T: Serialize>(
         payload: Bytes::from(payload),
         attempts: 0,
     })
+}
+
+/// The text of a panic's payload (a `&str` or `String` message), or a
+/// placeholder.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
 }
 
 /// The export task's parts.

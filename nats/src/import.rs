@@ -29,6 +29,7 @@ use crate::{
     export::ORIGIN_HEADER,
     state::{Shared, bump, raised, set},
     subject,
+    sync::Ordering,
 };
 
 /// A pulled message on its way to the delivery thread.
@@ -100,7 +101,24 @@ pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
                 set(&shared.import.pending, info.pending);
             }
             shared.refresh();
-            let what = decode(&msg, &prefix, &origin, stream_seq);
+            // A `Deserialize` impl that panics must not end this pull (its
+            // consumer would stop silently): the message is rejected as
+            // undecodable instead.
+            let what = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // AssertUnwindSafe: `decode` only reads the message and
+                // builds a new value, dropped if it unwinds.
+                decode(&msg, &prefix, &origin, stream_seq)
+            }))
+            .unwrap_or_else(|panic| {
+                What::Reject(ImportError::Decode {
+                    stream_seq,
+                    subject: msg.subject.to_string(),
+                    reason: format!(
+                        "deserialize panicked: {}",
+                        crate::export::panic_message(&*panic)
+                    ),
+                })
+            });
             // Waits while the delivery thread is behind: back-pressure.
             let send = tokio::select! {
                 () = raised(&mut stop) => return,
@@ -159,6 +177,14 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
     let mut publisher = bus.publisher();
     drop(bus);
     while let Some(Item { msg, what }) = rx.blocking_recv() {
+        // The bridge was dropped (or its shutdown gave up): deliver nothing
+        // more. What the pulls had queued stays unacknowledged, and the
+        // server redelivers it to the next run after `ack_wait`. Relaxed: a
+        // stop flag; a stale read delivers (and acknowledges) one more
+        // message, which is harmless.
+        if shared.closed.load(Ordering::Relaxed) {
+            return;
+        }
         let kind = match what {
             What::OwnOrigin => {
                 bump(&shared.import.own_origin);
@@ -183,16 +209,37 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(id, now);
                     let topic = env.topic().to_owned();
-                    match publisher.publish_to(&topic, env) {
-                        Ok(_) => {
+                    // A panic in user code during the publish (the
+                    // payload's `Clone`, an event's `Drop`) must not end
+                    // this thread, which would stop every import silently:
+                    // the bus settles its own state before the panic
+                    // reaches us (rings the publish missed count as
+                    // drops), and the message is terminated and reported,
+                    // as a redelivery would panic again.
+                    let published = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        // AssertUnwindSafe: the publisher is consistent
+                        // after a contained panic (see above).
+                        publisher.publish_to(&topic, env)
+                    }));
+                    match published {
+                        Err(panic) => {
+                            bump(&shared.import.rejected);
+                            shared.report(BridgeError::Import(ImportError::Panicked {
+                                stream_seq: msg.info().map_or(0, |i| i.stream_sequence),
+                                id,
+                                reason: crate::export::panic_message(&*panic),
+                            }));
+                            AckKind::Term
+                        }
+                        Ok(Ok(_)) => {
                             seen.insert(id, now);
                             bump(&shared.import.delivered);
                             AckKind::Ack
                         }
                         // The bus is gone: leave the message unacknowledged,
                         // for the next run to receive.
-                        Err(PublishError::Closed(_)) => return,
-                        Err(_) => {
+                        Ok(Err(PublishError::Closed(_))) => return,
+                        Ok(Err(_)) => {
                             // A topic the envelope's own validation let
                             // through cannot fail here; terminate rather
                             // than loop on it.

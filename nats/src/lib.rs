@@ -73,6 +73,20 @@
 //! publish order unless a publish is retried (a retry can land after
 //! publishes that were in flight with it; `max_in_flight(1)` removes that).
 //!
+//! # Payloads that fail
+//!
+//! A payload whose `Serialize` returns an error or panics is not exported:
+//! it counts in [`ExportStats::failed`] and is reported as
+//! [`ExportError::Encode`]; the export goes on with the next event. On the
+//! importing side, a `Deserialize` that fails or panics rejects the message
+//! ([`ImportError::Decode`]), and a local publish that panics (the
+//! payload's `Clone`, when the bus clones for several subscribers) is
+//! reported as [`ImportError::Panicked`]; both count in
+//! [`ImportStats::rejected`] and terminate the message on the server (a
+//! redelivery would fail again). Panics are contained with `catch_unwind`;
+//! the panic hook still prints them. A `Clone` that panics on the
+//! exporting side panics in the local publisher, as the bus documents.
+//!
 //! # Wire format
 //!
 //! The message body is the envelope as JSON (its serde form: one flat

@@ -106,6 +106,41 @@ impl NatsServer {
         self.kill();
     }
 
+    /// Freezes the server (SIGSTOP): its connections stay open but it
+    /// answers nothing, as a server that hangs. [`resume`](NatsServer::resume)
+    /// undoes it; [`kill`](NatsServer::kill) and drop work on a frozen
+    /// server.
+    ///
+    /// # Errors
+    ///
+    /// The `kill` command failed or the server is not running.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Resumes a server [`pause`](NatsServer::pause)d (SIGCONT).
+    ///
+    /// # Errors
+    ///
+    /// As [`pause`](NatsServer::pause).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let Some(child) = &self.child else {
+            return Err(io::Error::other("the server is not running"));
+        };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill {signal} failed: {status}")))
+        }
+    }
+
     /// Starts the server again on the same port and store (after
     /// [`kill`](NatsServer::kill) or [`stop`](NatsServer::stop); kills it
     /// first if it runs).

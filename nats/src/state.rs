@@ -77,7 +77,8 @@ pub struct ImportStats {
     /// skipped.
     pub own_origin: u64,
     /// Messages that are not envelopes of this bridge (bad subject or
-    /// payload): terminated on the server and reported.
+    /// payload), or whose local publish panicked (the payload's `Clone`):
+    /// terminated on the server and reported.
     pub rejected: u64,
     /// Acknowledgements that failed to send (the server redelivers them).
     pub ack_errors: u64,

@@ -95,6 +95,9 @@ struct Shared {
     alerts: broadcast::Sender<Alert>,
     runtime: Handle,
     outstanding: crate::sync::AtomicU64,
+    /// Events `send` refused because their payload did not serialize
+    /// (an error or a panic).
+    serialize_errors: crate::sync::AtomicU64,
     idle: tokio::sync::Notify,
     dedupe_window: usize,
 }
@@ -125,8 +128,16 @@ impl fmt::Debug for Shared {
 /// and the journal thread closes the journal once the last of them is
 /// gone. To finish cleanly, call [`wait_idle`](Self::wait_idle) and then
 /// [`flush`](Self::flush) before dropping. Tasks run on the runtime the
-/// deliverer was built with; shutting that runtime down cancels them
-/// (their attempts so far are in the journal, the rest are not made).
+/// deliverer was built with; shutting that runtime down cancels them:
+/// their finished attempts are in the journal, an attempt in progress is
+/// cut off unrecorded, the rest are not made, and each such event is
+/// dead-lettered with an error that starts with `cancelled` (so
+/// [`replay_dead_letters`](Self::replay_dead_letters) can send it later;
+/// a receiver may then see a `webhook-id` again, if the cut-off request
+/// reached it). Events sent after that runtime is gone are dead-lettered
+/// the same way, and [`wait_idle`](Self::wait_idle) does not wait for
+/// them. The journal thread closes the journal once the last task is
+/// gone.
 #[derive(Clone, Debug)]
 pub struct Webhooks {
     shared: Arc<Shared>,
@@ -211,6 +222,7 @@ impl WebhooksBuilder {
                 alerts,
                 runtime,
                 outstanding: crate::sync::AtomicU64::new(0),
+                serialize_errors: crate::sync::AtomicU64::new(0),
                 idle: tokio::sync::Notify::new(),
                 dedupe_window: self.dedupe_window,
             }),
@@ -355,6 +367,15 @@ impl Webhooks {
     /// `correlation_id`, `tenant`, `tags` and `data` (the payload).
     ///
     /// Never waits: a full endpoint queue dead-letters the event there.
+    /// It may be called from anywhere, a receiver's handler or an alert
+    /// hook included: it takes no lock that a delivery holds across a
+    /// request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when the payload's `Serialize` fails or panics
+    /// (the panic is contained; see
+    /// [`serialize_errors`](Self::serialize_errors)).
     pub fn send<T: Serialize>(&self, envelope: &Envelope<T>) -> Result<SendReport, Error> {
         let mut report = SendReport::default();
         let targets: Vec<Arc<EndpointState>> = {
@@ -368,16 +389,35 @@ impl Webhooks {
         if targets.is_empty() {
             return Ok(report);
         }
-        let body = serde_json::to_vec(&Body {
-            kind: envelope.topic(),
-            id: envelope.id(),
-            time: envelope.time(),
-            correlation_id: envelope.correlation_id(),
-            tenant: envelope.tenant(),
-            tags: envelope.tags().collect(),
-            data: envelope.payload(),
-        })
-        .map_err(|e| Error::Serialize(e.to_string()))?;
+        // A payload whose `Serialize` panics is refused like one whose
+        // `Serialize` fails: the panic is contained here, so a forwarding
+        // thread (or any caller) goes on with the next event.
+        let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // AssertUnwindSafe: the closure only reads the envelope and
+            // builds a new buffer, dropped if it unwinds; nothing of the
+            // deliverer is touched yet.
+            serde_json::to_vec(&Body {
+                kind: envelope.topic(),
+                id: envelope.id(),
+                time: envelope.time(),
+                correlation_id: envelope.correlation_id(),
+                tenant: envelope.tenant(),
+                tags: envelope.tags().collect(),
+                data: envelope.payload(),
+            })
+        }));
+        let body = match encoded {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return Err(self.serialize_error(e.to_string())),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                return Err(self.serialize_error(format!("serialize panicked: {why}")));
+            }
+        };
         let job = Job {
             event_id: envelope.id(),
             correlation: envelope.correlation_id(),
@@ -410,6 +450,21 @@ impl Webhooks {
         Ok(report)
     }
 
+    fn serialize_error(&self, why: String) -> Error {
+        // Relaxed: a statistic.
+        self.shared.serialize_errors.fetch_add(1, Ordering::Relaxed);
+        Error::Serialize(why)
+    }
+
+    /// Events [`send`](Self::send) (or [`forward`](Self::forward)) refused
+    /// because their payload did not serialize: its `Serialize` returned an
+    /// error or panicked. Such an event goes to no endpoint and is not
+    /// journaled (there is no body to keep); `send` returns
+    /// [`Error::Serialize`] for it.
+    pub fn serialize_errors(&self) -> u64 {
+        self.shared.serialize_errors.load(Ordering::Relaxed)
+    }
+
     fn enqueue(&self, st: &Arc<EndpointState>, job: Job) -> bool {
         let Ok(permit) = Arc::clone(&st.queue).try_acquire_owned() else {
             self.dead_letter(st, &job, 0, "queue full".to_owned());
@@ -420,16 +475,20 @@ impl Webhooks {
         // thread; `wait_idle` orders on the decrements.
         self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
         st.counters.outstanding.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::clone(&self.shared);
-        let st = Arc::clone(st);
+        // The guard moves into the task's future: it is dropped when the
+        // task ends, and also when the runtime drops the future without
+        // running it to the end (shut down, or gone before it started).
+        let mut accepted = Accepted {
+            shared: Arc::clone(&self.shared),
+            st: Arc::clone(st),
+            job: job.clone(),
+            attempts: 0,
+            done: false,
+        };
         self.shared.runtime.spawn(async move {
-            run(&shared, &st, job, permit).await;
-            st.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
-            // Release: pairs with the Acquire load in `wait_idle`, so a
-            // caller that sees 0 also sees this delivery's counters.
-            if shared.outstanding.fetch_sub(1, Ordering::Release) == 1 {
-                shared.idle.notify_waiters();
-            }
+            let a = &mut accepted;
+            run(&a.shared, &a.st, job, permit, &mut a.attempts).await;
+            a.done = true;
         });
         true
     }
@@ -600,6 +659,13 @@ impl Webhooks {
     /// deliverer falls behind the bus: for a lossless forward, subscribe
     /// with `Overflow::Block` (as the journal's recorder does). A lag
     /// reported by a lossy subscription is skipped over.
+    ///
+    /// An envelope whose payload does not serialize (its `Serialize`
+    /// returns an error or panics) is skipped, counted in
+    /// [`serialize_errors`](Self::serialize_errors), and not in the
+    /// thread's result; the thread goes on with the next one. A payload
+    /// whose `Clone` panics never reaches this thread: the bus clones in
+    /// the publisher, where the panic surfaces (see the bus's docs).
     pub fn forward<T>(
         &self,
         mut sub: evbus_core::Subscription<Envelope<T>>,
@@ -623,6 +689,45 @@ impl Webhooks {
                 }
             }
         })
+    }
+}
+
+/// One accepted event's hold on the deliverer, owned by its task. When it
+/// drops, the event is no longer outstanding; if its task did not finish
+/// (the runtime cancelled it), the event is dead-lettered as cancelled,
+/// so it is neither lost silently nor waited for forever by `wait_idle`.
+struct Accepted {
+    shared: Arc<Shared>,
+    st: Arc<EndpointState>,
+    job: Job,
+    /// Attempts journaled so far.
+    attempts: u32,
+    done: bool,
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        if !self.done {
+            let why = if std::thread::panicking() {
+                "cancelled: the delivery task panicked"
+            } else {
+                "cancelled: the deliverer's runtime shut down"
+            };
+            write_dead_letter(
+                &self.shared,
+                &self.st,
+                &self.job,
+                self.attempts,
+                why.to_owned(),
+            );
+            Counters::bump(&self.st.counters.dead);
+        }
+        self.st.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `wait_idle`, so a caller
+        // that sees 0 also sees this delivery's counters.
+        if self.shared.outstanding.fetch_sub(1, Ordering::Release) == 1 {
+            self.shared.idle.notify_waiters();
+        }
     }
 }
 
@@ -770,7 +875,13 @@ async fn request(shared: &Shared, st: &EndpointState, job: &Job) -> Outcome {
     }
 }
 
-async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemaphorePermit) {
+async fn run(
+    shared: &Shared,
+    st: &EndpointState,
+    job: Job,
+    _queue: OwnedSemaphorePermit,
+    journaled: &mut u32,
+) {
     let clock = &shared.clock;
     let policy = st.ep.retry;
     let mut attempt = 0u32;
@@ -864,6 +975,7 @@ async fn run(shared: &Shared, st: &EndpointState, job: Job, _queue: OwnedSemapho
             job.correlation,
             job.tenant.as_deref(),
         );
+        *journaled = attempt;
         // Counters move after the records are queued for the journal, so
         // whoever sees a counter and then flushes finds the records.
         if ok {

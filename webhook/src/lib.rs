@@ -72,7 +72,11 @@
 //! every attempt and every replay, so receivers deduplicate by it.
 //!
 //! The body is JSON: `type` (the topic), `id`, `time` (ns since the
-//! epoch), `correlation_id`, `tenant`, `tags`, `data` (the payload).
+//! epoch), `correlation_id`, `tenant`, `tags`, `data` (the payload). A
+//! payload whose `Serialize` fails or panics is refused by
+//! [`Webhooks::send`] with [`Error::Serialize`] (the panic is contained)
+//! and counted in [`Webhooks::serialize_errors`]; [`Webhooks::forward`]
+//! skips it and goes on.
 //!
 //! # Time
 //!

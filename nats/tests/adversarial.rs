@@ -1,0 +1,637 @@
+//! Adversarial paths: payloads whose `Serialize` or `Clone` panics or
+//! fails, a bridge dropped while its server hangs with publishes in flight,
+//! and a server that stays away for many ack timeouts.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use evbus::{
+    Bus, Envelope, Filter, Overflow, SubscribeOptions,
+    nats::{Bridge, BridgeError, BridgeState, ExportError, ImportError},
+};
+use serde::{Deserialize, Serialize, Serializer, ser::Error as _};
+use support::*;
+
+/// What a payload does when it is serialized or cloned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Mode {
+    Fine,
+    SerializePanics,
+    SerializeFails,
+    ClonePanics,
+    DeserializePanics,
+}
+
+#[derive(Debug)]
+struct Evil {
+    seq: u64,
+    mode: Mode,
+}
+
+impl<'de> Deserialize<'de> for Evil {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            seq: u64,
+            mode: Mode,
+        }
+        let Raw { seq, mode } = Raw::deserialize(d)?;
+        assert!(
+            mode != Mode::DeserializePanics,
+            "deserialize of event {seq} panics"
+        );
+        Ok(Evil { seq, mode })
+    }
+}
+
+impl Clone for Evil {
+    fn clone(&self) -> Self {
+        assert!(
+            self.mode != Mode::ClonePanics,
+            "clone of event {} panics",
+            self.seq
+        );
+        Evil {
+            seq: self.seq,
+            mode: self.mode,
+        }
+    }
+}
+
+impl Serialize for Evil {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.mode {
+            Mode::SerializePanics => panic!("serialize of event {} panics", self.seq),
+            Mode::SerializeFails => Err(S::Error::custom("this payload refuses to serialize")),
+            Mode::Fine | Mode::ClonePanics | Mode::DeserializePanics => {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct("Evil", 2)?;
+                st.serialize_field("seq", &self.seq)?;
+                st.serialize_field("mode", &self.mode)?;
+                st.end()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EvilKind;
+
+impl evbus::EventKind for EvilKind {
+    const ALL: &'static [Self] = &[EvilKind];
+    fn topic(self) -> &'static str {
+        "adv.x"
+    }
+    fn index(self) -> usize {
+        0
+    }
+}
+
+impl evbus::Event for Evil {
+    type Kind = EvilKind;
+    fn kind(&self) -> EvilKind {
+        EvilKind
+    }
+}
+
+type EvilEnv = Envelope<Evil>;
+
+fn evil(seq: u64, mode: Mode) -> EvilEnv {
+    Envelope::on("adv.x", Evil { seq, mode }).unwrap()
+}
+
+/// Collects the `seq` of every `Evil` a subscription receives, on a thread.
+struct Seqs {
+    got: Arc<Mutex<Vec<u64>>>,
+    unsub: evbus::Unsubscriber<EvilEnv>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Seqs {
+    fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    /// Closes the subscription and returns everything it received.
+    fn finish(self) -> Vec<u64> {
+        self.unsub.unsubscribe();
+        self.thread.join().unwrap();
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn collect(bus: &Bus<EvilEnv>) -> Seqs {
+    let mut sub = bus
+        .subscribe_with(
+            Filter::pattern("adv.>").unwrap(),
+            SubscribeOptions::new()
+                .capacity(1024)
+                .overflow(Overflow::Block(Duration::MAX)),
+        )
+        .unwrap();
+    let unsub = sub.unsubscriber();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    let thread = std::thread::spawn(move || {
+        while let Ok(e) = sub.recv() {
+            sink.lock().unwrap().push(e.payload().seq);
+        }
+    });
+    Seqs { got, unsub, thread }
+}
+
+/// A payload whose `Serialize` panics, one whose `Serialize` fails, one
+/// whose `Deserialize` panics in the importer, and one whose `Clone` panics
+/// in the importer's local publish: each is counted and reported as a typed
+/// error, and every other event still flows, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
+    let scope = Scope::new("evil");
+    let bus_a = Bus::<EvilEnv>::new();
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
+        .await
+        .expect("exporter");
+    let bus_b = Bus::<EvilEnv>::new();
+    // Two local subscribers: the import's publish clones for one of them.
+    let got1 = collect(&bus_b);
+    let got2 = collect(&bus_b);
+    let b = Bridge::connect(
+        &scope.url,
+        &bus_b,
+        scope.config().import("evil-importer", "adv.>"),
+    )
+    .await
+    .expect("importer");
+
+    let modes = [
+        Mode::Fine,
+        Mode::SerializePanics,
+        Mode::Fine,
+        Mode::SerializeFails,
+        Mode::Fine,
+        Mode::ClonePanics,
+        Mode::Fine,
+        Mode::DeserializePanics,
+        Mode::Fine,
+    ];
+    // Three rounds, so the export and import keep going after each failure.
+    let mut fine = Vec::new();
+    let mut seq = 0;
+    for _ in 0..3 {
+        for mode in modes {
+            // One subscriber on bus A (the export's): the publish moves the
+            // event into its ring and clones nothing.
+            bus_a.publish_to("adv.x", evil(seq, mode)).unwrap();
+            if mode == Mode::Fine {
+                fine.push(seq);
+            }
+            seq += 1;
+        }
+    }
+    a.flush(Duration::from_secs(30))
+        .await
+        .expect("the exporter resolves every event, the failing ones too");
+    let sa = a.stats().export;
+    assert_eq!(sa.received, seq, "{sa:?}");
+    // 3 serialize panics + 3 serialize errors; the clone- and
+    // deserialize-panicking payloads serialize fine.
+    assert_eq!(sa.failed, 6, "{sa:?}");
+    assert_eq!(sa.acked, seq - 6, "{sa:?}");
+    let errors = a.take_errors();
+    let encode: Vec<&str> = errors
+        .iter()
+        .filter_map(|e| match e {
+            BridgeError::Export(ExportError::Encode { reason, .. }) => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(encode.len(), 6, "{errors:?}");
+    assert_eq!(
+        encode
+            .iter()
+            .filter(|r| r.contains("serialize panicked"))
+            .count(),
+        3,
+        "{encode:?}"
+    );
+    assert_eq!(
+        encode
+            .iter()
+            .filter(|r| r.contains("refuses to serialize"))
+            .count(),
+        3,
+        "{encode:?}"
+    );
+
+    // The importer: 15 fine events to both subscribers; 3 whose local
+    // publish panicked and 3 whose decoding panicked are terminated and
+    // reported, and the pull and the delivery thread go on.
+    let want = fine.len();
+    wait_until("the fine events", Duration::from_secs(30), || {
+        got1.len() >= want && got2.len() >= want
+    })
+    .await;
+    wait_until("the panics reported", Duration::from_secs(30), || {
+        b.stats().import.rejected >= 6
+    })
+    .await;
+    let sb = b.stats().import;
+    assert_eq!(sb.delivered, want as u64, "{sb:?}");
+    assert_eq!(sb.rejected, 6, "{sb:?}");
+    let errors = b.take_errors();
+    let panicked = errors
+        .iter()
+        .filter(|e| matches!(e, BridgeError::Import(ImportError::Panicked { .. })))
+        .count();
+    assert_eq!(panicked, 3, "{errors:?}");
+    let undecodable = errors
+        .iter()
+        .filter(|e| {
+            matches!(e, BridgeError::Import(ImportError::Decode { reason, .. })
+                if reason.contains("deserialize panicked"))
+        })
+        .count();
+    assert_eq!(undecodable, 3, "{errors:?}");
+    b.shutdown(Duration::from_secs(10)).await;
+    a.shutdown(Duration::from_secs(10)).await;
+    for got in [got1.finish(), got2.finish()] {
+        // Each fine event once; a subscriber the panicking publish reached
+        // before the clone panicked may also hold that event.
+        let fine_seen: Vec<u64> = got.iter().copied().filter(|s| fine.contains(s)).collect();
+        assert_eq!(fine_seen, fine, "each fine event once, in order");
+        assert!(got.len() <= want + 3);
+    }
+}
+
+/// A payload whose `Clone` panics on the exporting side: the panic reaches
+/// the local publisher (the bus counts the rings it missed as drops), and
+/// the bridge exports every later event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
+    let scope = Scope::new("clonepanic");
+    let bus_a = Bus::<EvilEnv>::new();
+    // A local subscriber besides the export's: the publish clones.
+    let local = collect(&bus_a);
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
+        .await
+        .expect("exporter");
+    for seq in 0..5 {
+        bus_a.publish_to("adv.x", evil(seq, Mode::Fine)).unwrap();
+    }
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        bus_a.publish_to("adv.x", evil(5, Mode::ClonePanics))
+    }));
+    assert!(panicked.is_err(), "the clone panic reaches the publisher");
+    for seq in 6..10 {
+        bus_a.publish_to("adv.x", evil(seq, Mode::Fine)).unwrap();
+    }
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+    let s = a.stats().export;
+    // The event with the panicking clone reached the export ring or not
+    // (the bus counts it as a drop there); every other event was exported.
+    assert!(s.received == 9 || s.received == 10, "{s:?}");
+    assert_eq!(s.acked, s.received, "{s:?}");
+    assert_eq!(s.failed, 0, "{s:?}");
+    a.shutdown(Duration::from_secs(10)).await;
+    let got = local.finish();
+    let fine: Vec<u64> = got.iter().copied().filter(|&s| s != 5).collect();
+    assert_eq!(fine, (0..10).filter(|&s| s != 5).collect::<Vec<_>>());
+}
+
+/// The bridge is dropped while the server hangs (SIGSTOP) with publishes
+/// in flight, the export ring full and a local publisher blocked on it: the
+/// drop returns, the blocked publisher is released, nothing panics, and the
+/// stream later holds only events that were published, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_bridge_while_the_server_hangs() {
+    let server = own_server();
+    let url = server.url();
+    let stream = unique("DROPHANG");
+    let bus = Bus::<Env>::new();
+    const IN_FLIGHT: usize = 4;
+    const CAP: usize = 8;
+    let a = Bridge::connect(
+        &url,
+        &bus,
+        evbus::nats::BridgeConfig::new(&stream)
+            .export("dh.>")
+            .import("dh-self", "back.>")
+            .export_capacity(CAP)
+            .max_in_flight(IN_FLIGHT)
+            .ack_timeout(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(10)),
+    )
+    .await
+    .expect("bridge");
+    for i in 0..10 {
+        bus.publish_to("dh.a", event("dh.a", "t", i)).unwrap();
+    }
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+    assert_eq!(a.stats().export.acked, 10);
+
+    server.pause().expect("SIGSTOP");
+    // A lossless publisher fills what is in flight and the ring, then
+    // blocks.
+    let published = Arc::new(AtomicU64::new(10));
+    let count = Arc::clone(&published);
+    let publisher_bus = bus.clone();
+    let publisher = std::thread::spawn(move || {
+        for i in 10..1000 {
+            if publisher_bus
+                .publish_to("dh.a", event("dh.a", "t", i))
+                .is_err()
+            {
+                break;
+            }
+            count.store(i + 1, Ordering::Relaxed);
+        }
+    });
+    wait_until(
+        "the publisher to block on a full ring",
+        Duration::from_secs(30),
+        || {
+            // The ring is full and nothing more is taken: the first
+            // `IN_FLIGHT` after the pause are in flight (or between retry
+            // rounds).
+            let s = a.stats().export;
+            s.backlog == CAP as u64 && s.received == 10 + IN_FLIGHT as u64
+        },
+    )
+    .await;
+    assert!(!publisher.is_finished());
+    drop(a);
+    // The export subscription went with the bridge: the publisher runs on
+    // to its end.
+    wait_until("the publisher to finish", Duration::from_secs(30), || {
+        publisher.is_finished()
+    })
+    .await;
+    publisher.join().expect("the publisher did not panic");
+    let total = published.load(Ordering::Relaxed);
+    assert_eq!(total, 1000);
+    server.resume().expect("SIGCONT");
+
+    // What the stream holds: the 10 acknowledged, plus any of those in
+    // flight that the server took before the drop; nothing twice, nothing
+    // never published.
+    let bus_c = Bus::<Env>::new();
+    let late = Collector::new(&bus_c, "dh.>");
+    let c = Bridge::connect(
+        &url,
+        &bus_c,
+        evbus::nats::BridgeConfig::new(&stream).import("dh-late", "dh.>"),
+    )
+    .await
+    .expect("late importer");
+    wait_until("the acknowledged events", Duration::from_secs(30), || {
+        late.len() >= 10
+    })
+    .await;
+    // Let the importer go through everything the server holds.
+    wait_until("the importer to drain", Duration::from_secs(30), || {
+        let s = c.stats().import;
+        s.pending == 0 && s.acked == s.received
+    })
+    .await;
+    c.shutdown(Duration::from_secs(10)).await;
+    let seqs: Vec<u64> = late.snapshot().iter().map(|e| e.payload().seq).collect();
+    let set: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(set.len(), seqs.len(), "no duplicate: {seqs:?}");
+    assert!(
+        (0..10).all(|s| set.contains(&s)),
+        "every acknowledged event"
+    );
+    assert!(
+        seqs.len() <= 10 + IN_FLIGHT,
+        "at most the in-flight publishes besides: {seqs:?}"
+    );
+    drop(bus);
+}
+
+/// The server stays away for many ack timeouts (the bridge's own
+/// `ack_timeout`): publishes are retried round after round, nothing is given
+/// up, and after the restart every event is stored and imported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_for_many_ack_timeouts_loses_nothing() {
+    const N: u64 = 200;
+    const IN_FLIGHT: usize = 16;
+    let mut server = own_server();
+    let url = server.url();
+    let stream = unique("LONGDOWN");
+    let bus_a = Bus::<Env>::new();
+    let a = Bridge::connect(
+        &url,
+        &bus_a,
+        evbus::nats::BridgeConfig::new(&stream)
+            .export("ld.>")
+            .max_in_flight(IN_FLIGHT)
+            .ack_timeout(Duration::from_millis(100))
+            .retry_backoff(Duration::from_millis(5)),
+    )
+    .await
+    .expect("exporter");
+    let bus_b = Bus::<Env>::new();
+    let live = Collector::new(&bus_b, "ld.>");
+    let b = Bridge::connect(
+        &url,
+        &bus_b,
+        evbus::nats::BridgeConfig::new(&stream).import("ld-live", "ld.>"),
+    )
+    .await
+    .expect("importer");
+
+    for i in 0..N / 2 {
+        bus_a.publish_to("ld.a", event("ld.a", "a", i)).unwrap();
+    }
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+    assert_eq!(a.stats().export.acked, N / 2);
+
+    server.stop();
+    wait_until("Reconnecting", Duration::from_secs(30), || {
+        a.state() == BridgeState::Reconnecting
+    })
+    .await;
+    for i in N / 2..N {
+        bus_a.publish_to("ld.a", event("ld.a", "a", i)).unwrap();
+    }
+    // Five full rounds of ack timeouts while the server is away: each round
+    // retries every publish in flight.
+    wait_until("five rounds of retries", Duration::from_secs(60), || {
+        a.stats().export.retried >= 5 * IN_FLIGHT as u64
+    })
+    .await;
+    let s = a.stats();
+    assert_eq!(s.state, BridgeState::Reconnecting, "{s:?}");
+    assert_eq!(s.export.failed, 0, "nothing given up: {s:?}");
+    assert_eq!(s.export.acked, N / 2, "{s:?}");
+    assert!(a.take_errors().is_empty());
+
+    server.restart().expect("restart");
+    a.flush(Duration::from_secs(60))
+        .await
+        .expect("flush after the restart");
+    wait_until("every event imported", Duration::from_secs(60), || {
+        live.len() >= N as usize
+    })
+    .await;
+    let s = a.stats();
+    assert_eq!(s.export.acked, N, "{s:?}");
+    assert_eq!(s.export.failed, 0, "{s:?}");
+    assert_eq!(s.export.sent, N + s.export.retried, "{s:?}");
+    assert!(s.export.retried >= 5 * IN_FLIGHT as u64, "{s:?}");
+    b.shutdown(Duration::from_secs(10)).await;
+    a.shutdown(Duration::from_secs(10)).await;
+    let seqs: Vec<u64> = live.snapshot().iter().map(|e| e.payload().seq).collect();
+    let set: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(set, (0..N).collect::<HashSet<_>>(), "every event");
+    assert_eq!(seqs.len(), N as usize, "no duplicate delivered locally");
+}
+
+/// `shutdown` with a timeout while the server hangs (SIGSTOP), with
+/// publishes in flight, events in the ring and an importer: it returns
+/// (abandoning what is not acknowledged, as documented) instead of waiting
+/// on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_while_the_server_hangs() {
+    let server = own_server();
+    let url = server.url();
+    let stream = unique("SHUTHANG");
+    let bus = Bus::<Env>::new();
+    let a = Bridge::connect(
+        &url,
+        &bus,
+        evbus::nats::BridgeConfig::new(&stream)
+            .export("sh.>")
+            .import("sh-self", "other.>")
+            .max_in_flight(4)
+            .ack_timeout(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(10)),
+    )
+    .await
+    .expect("bridge");
+    server.pause().expect("SIGSTOP");
+    for i in 0..20 {
+        bus.publish_to("sh.a", event("sh.a", "t", i)).unwrap();
+    }
+    wait_until("publishes in flight", Duration::from_secs(30), || {
+        a.stats().export.received >= 4
+    })
+    .await;
+    // The bound is a hang detector, not a measurement: shutdown's own
+    // timeout is 300 ms.
+    let stats = tokio::time::timeout(
+        Duration::from_secs(30),
+        a.shutdown(Duration::from_millis(300)),
+    )
+    .await
+    .expect("shutdown returns while the server hangs");
+    assert_eq!(stats.state, BridgeState::Closed, "{stats:?}");
+    assert!(stats.export.acked < 20, "{stats:?}");
+    server.resume().expect("SIGCONT");
+}
+
+/// The importing bridge is dropped while its delivery thread is blocked on
+/// a stalled lossless local subscriber: the drop returns; once the
+/// subscriber reads again the thread ends; the next run with the same
+/// durable name receives what the dropped one did not acknowledge
+/// (at-least-once), and no run delivers an event twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_an_importer_blocked_on_a_stalled_subscriber() {
+    const N: u64 = 50;
+    let scope = Scope::new("dropimport");
+    let bus_a = Bus::<Env>::new();
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("di.>"))
+        .await
+        .expect("exporter");
+    for i in 0..N {
+        bus_a.publish_to("di.a", event("di.a", "a", i)).unwrap();
+    }
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+
+    let bus_b = Bus::<Env>::new();
+    let mut stalled = bus_b
+        .subscribe_with(
+            Filter::pattern("di.>").unwrap(),
+            SubscribeOptions::new()
+                .capacity(2)
+                .overflow(Overflow::Block(Duration::MAX)),
+        )
+        .unwrap();
+    let config = || {
+        scope
+            .config()
+            .import("di-durable", "di.>")
+            .ack_wait(Duration::from_millis(500))
+            .pull_batch(8)
+    };
+    let b = Bridge::connect(&scope.url, &bus_b, config())
+        .await
+        .expect("importer");
+    // The ring holds 2, a third publish blocks the delivery thread.
+    wait_until(
+        "the delivery thread to block",
+        Duration::from_secs(30),
+        || {
+            let s = b.stats().import;
+            s.delivered == 2 && s.received > 3
+        },
+    )
+    .await;
+    drop(b);
+    // Read what the stalled subscriber holds, and the one blocked publish.
+    let first = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&first);
+    let reader = std::thread::spawn(move || {
+        while let Ok(e) = stalled.recv() {
+            sink.lock().unwrap().push(e.payload().seq);
+        }
+    });
+    // The next run, same durable: it gets what was not acknowledged.
+    let bus_c = Bus::<Env>::new();
+    let second = Collector::new(&bus_c, "di.>");
+    let c = Bridge::connect(&scope.url, &bus_c, config())
+        .await
+        .expect("second run");
+    wait_until(
+        "the second run to cover the rest",
+        Duration::from_secs(30),
+        || {
+            let all: HashSet<u64> = first
+                .lock()
+                .unwrap()
+                .iter()
+                .copied()
+                .chain(second.snapshot().iter().map(|e| e.payload().seq))
+                .collect();
+            all.len() as u64 == N
+        },
+    )
+    .await;
+    c.shutdown(Duration::from_secs(10)).await;
+    a.shutdown(Duration::from_secs(10)).await;
+    // The first run's bus closes: its reader ends.
+    bus_b.shutdown();
+    tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let first = first.lock().unwrap().clone();
+    let second: Vec<u64> = second.snapshot().iter().map(|e| e.payload().seq).collect();
+    for (name, run) in [("first", &first), ("second", &second)] {
+        let set: HashSet<u64> = run.iter().copied().collect();
+        assert_eq!(set.len(), run.len(), "{name} run: no duplicate: {run:?}");
+    }
+    let all: HashSet<u64> = first.iter().chain(&second).copied().collect();
+    assert_eq!(all, (0..N).collect::<HashSet<_>>(), "at-least-once");
+    // The dropped bridge delivered nothing after the drop but the publish
+    // that was blocked: the ring's 2 and that one.
+    assert!(first.len() <= 3, "{first:?}");
+}

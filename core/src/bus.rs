@@ -31,7 +31,7 @@ use crate::{
     publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
     ring::{Epoch, LanePool, Ring, Totals},
-    shared::{Counters, Retired, Shared, sub_stats},
+    shared::{Counters, Retired, Shared, Unfolded, sub_stats},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
     sync::{
@@ -225,6 +225,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 retired: Mutex::new(Retired::default()),
                 lanes: LanePool::default(),
                 totals: Arc::new(Totals::default()),
+                unfolded: Mutex::new(Unfolded::default()),
                 epoch: Arc::new(Epoch::default()),
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
@@ -472,6 +473,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// Counters are read one by one, so a snapshot taken while events flow
     /// is not one instant; when the bus is quiet it is exact.
     pub fn snapshot(&self) -> BusSnapshot {
+        // Subscriptions that left count in the totals from here on.
+        self.shared.fold_unfolded();
         let registry = self.shared.registry.load();
         let mut subscriptions: Vec<SubscriptionStats> = registry.subs().map(sub_stats).collect();
         // The registry keeps them by id in no order: list them in id order.

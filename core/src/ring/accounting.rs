@@ -17,7 +17,7 @@ use crate::sync::{
 #[cfg(feature = "tracing")]
 use crate::trace::TraceInfo;
 
-/// Set in `dropped` and `overwritten` once [`Ring::fold`] has added them to
+/// Set in `dropped` and `overwritten` once [`fold_rings`] has added them to
 /// the bus totals. An increment that finds it set adds itself to the
 /// [`Totals`] directly, so a drop racing an unsubscribe is counted exactly
 /// once: the flag and the count share one atomic, so every increment is
@@ -45,7 +45,7 @@ pub(super) struct Cold {
     pub(super) lanes: LaneCounts,
     /// Largest queue length seen by the consumer, or `cap` once full.
     pub(super) high_water: AtomicUsize,
-    /// Producers inside `force_push` (see [`Ring::fold`]).
+    /// Producers inside `force_push` (see [`Ring::finish_fold`]).
     pub(super) evicting: AtomicUsize,
     /// Feature `tracing`: 0 while no loss was seen since the receiver last
     /// found the ring empty; else the loss count, the episode's first loss
@@ -66,6 +66,21 @@ pub(super) struct Hooks {
     /// The subscription's identity in tracing events.
     #[cfg(feature = "tracing")]
     trace: TraceInfo,
+}
+
+/// Folds every ring of `rings` (each closed, and folded only here) into
+/// the bus totals, with one heavy barrier for all of them (step 8).
+pub(crate) fn fold_rings<T>(rings: &[crate::sync::Arc<Ring<T>>]) {
+    if rings.is_empty() {
+        return;
+    }
+    for ring in rings {
+        ring.begin_fold();
+    }
+    crate::barrier::heavy();
+    for ring in rings {
+        ring.finish_fold();
+    }
 }
 
 /// Point-in-time counters of one ring.
@@ -171,14 +186,22 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Adds this ring's counters to the bus totals, once, when it leaves the
-    /// registry. Later losses go to the totals directly (see [`FOLDED`]).
+    /// The first half of the fold ([`fold_rings`]), which adds this ring's
+    /// counters to the bus totals, once, after it left the registry: step
+    /// 8's announcement. The caller runs the heavy barrier, then
+    /// [`Ring::finish_fold`].
     ///
-    /// Call only after [`Ring::close`]: then no new claim can land. A
-    /// `DropOldest` eviction moves `tail` and counts its overwrite in two
-    /// steps, so the fold first waits for evictions in flight (step 7).
-    pub(crate) fn fold(&self) {
+    /// Call only after [`Ring::close`]: then no new claim can land.
+    pub(super) fn begin_fold(&self) {
         debug_assert!(self.is_closed(), "fold before close");
+        self.cold.lanes.begin_fold();
+    }
+
+    /// The rest of the fold, after [`Ring::begin_fold`] and a heavy barrier.
+    /// A `DropOldest` eviction moves `tail` and counts its overwrite in two
+    /// steps, so it first waits for evictions in flight (step 7). Later
+    /// losses go to the totals directly (see [`FOLDED`] and step 8).
+    pub(super) fn finish_fold(&self) {
         // SeqCst: pairs with the fence after a producer announces an
         // eviction: it sees the close, or we see its announcement.
         fence(Ordering::SeqCst);
@@ -193,12 +216,17 @@ impl<T> Ring<T> {
         let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
         let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
         debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
-        let lane_drops = self.cold.lanes.fold();
+        let lane_drops = self.cold.lanes.finish_fold();
         let c = self.counters_with(dropped, lane_drops, overwritten);
         self.totals
             .delivered
             .fetch_add(c.delivered, Ordering::Relaxed);
         self.totals.dropped.fetch_add(c.dropped, Ordering::Relaxed);
+    }
+
+    /// The bytes of this ring's buffer.
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.cap * std::mem::size_of::<super::Slot<T>>()
     }
 
     /// Counts a drop for an event that a publish cut short by a panic in

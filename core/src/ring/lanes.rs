@@ -17,7 +17,7 @@
 //!   it (AcqRel RMW on the pool's bitmap) and [`LanePool::give_back`]
 //!   releases it (Release RMW), so the next owner's first load of a cell
 //!   sees the previous owner's last store: every cell only grows.
-//! - *Fold.* When the ring leaves the registry ([`Ring::fold`](super::Ring::fold),
+//! - *Fold.* When the ring leaves the registry ([`fold_rings`](super::fold_rings),
 //!   after its close) its drops move into the bus totals once. A drop that
 //!   raced the close (the publisher saw the ring open and full) may still
 //!   land after the fold has read its cell, and must then go to the totals
@@ -26,6 +26,9 @@
 //!     `state`;
 //!   - the folder stores `state = FOLDING`, runs a *heavy* barrier, reads
 //!     every cell into `folded_at`, then stores `state = FOLDED` (Release).
+//!     A heavy barrier is a system call (about 10 to 20 µs on this VM), so
+//!     the bus folds the rings that left in batches, one barrier each
+//!     (`Shared::remove_sub`).
 //!
 //!   Together the barriers order like two `fence(SeqCst)` (`barrier.rs`):
 //!   either the folder reads the new value, or the publisher sees the fold.
@@ -167,14 +170,20 @@ impl LaneCounts {
         }
     }
 
-    /// Reads every cell for the fold, once, and returns their sum: the lane
-    /// drops the fold adds to the totals. Later drops go there themselves.
-    pub(super) fn fold(&self) -> u64 {
-        // Relaxed: ordered by the heavy barrier below.
+    /// The first half of the fold: announces it. The caller then runs the
+    /// heavy barrier (one for any number of rings, see
+    /// [`fold_rings`](super::fold_rings)) and [`LaneCounts::finish_fold`].
+    pub(super) fn begin_fold(&self) {
+        // Relaxed: ordered by the heavy barrier the caller runs next, which
+        // pairs with the light barrier in `count`.
         let was = self.state.swap(FOLDING, Ordering::Relaxed);
         debug_assert_eq!(was, OPEN, "lanes folded twice");
-        // Pairs with the light barrier in `count`.
-        barrier::heavy();
+    }
+
+    /// The second half, after the heavy barrier: reads every cell, once, and
+    /// returns their sum, the lane drops the fold adds to the totals. Later
+    /// drops go there themselves.
+    pub(super) fn finish_fold(&self) -> u64 {
         let mut sum = 0;
         for (cell, at) in self.cells.iter().zip(&self.folded_at) {
             // Relaxed: ordered by the barrier pair; published by the
@@ -228,7 +237,7 @@ mod loom_tests {
             };
             let closed = ring.close();
             ring.wake_closed(closed);
-            ring.fold();
+            crate::ring::fold_rings(std::slice::from_ref(&ring));
             let push = publisher.join().unwrap();
             let expected = u64::from(push == Push::Dropped);
             assert_eq!(totals.dropped.load(Ordering::Relaxed), expected);

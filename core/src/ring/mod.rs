@@ -71,7 +71,9 @@
 //!    that finds no producer waiting pays one load of `wanted`, and no
 //!    fence.
 //! 7. *Fold.* When a subscription leaves the registry its counters are
-//!    added to the bus totals once (with the lane drops of step 8). A `DropOldest` eviction announces itself
+//!    added to the bus totals once (with the lane drops of step 8; the bus
+//!    folds rings in batches, `fold_rings`). A `DropOldest` eviction
+//!    announces itself
 //!    in `evicting`, `fence(SeqCst)`, and re-checks for a close; the folder
 //!    closes, `fence(SeqCst)`, and waits for `evicting == 0`. Later losses
 //!    (`DropNewest`, `Block` timeouts) find the `FOLDED` flag in their
@@ -116,16 +118,16 @@ use crate::{
     },
 };
 
-pub(crate) use self::{
-    accounting::Totals,
-    lanes::{Lane, LanePool},
-    push::Tail,
-    solo::{Epoch, SoloGuard},
-};
 use self::{
     accounting::{Cold, Hooks},
     park::{Space, SpaceWait, Waiter},
     solo::Solo,
+};
+pub(crate) use self::{
+    accounting::{Totals, fold_rings},
+    lanes::{Lane, LanePool},
+    push::Tail,
+    solo::{Epoch, SoloGuard},
 };
 
 /// The largest ring capacity evbus accepts, in events. A ring is also
@@ -249,7 +251,7 @@ pub(crate) struct Ring<T> {
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
     cold: CachePadded<Cold>,
-    /// Where drops after [`Ring::fold`] are counted.
+    /// Where drops after the fold ([`fold_rings`]) are counted.
     totals: Arc<Totals>,
     /// Where the consumer sleeps.
     consumer: Waiter,

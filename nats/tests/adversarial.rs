@@ -46,14 +46,17 @@ impl Seqs {
     }
 }
 
+/// A ring of `capacity` whose publishers wait (without a bound) rather
+/// than drop.
+fn lossless(capacity: usize) -> SubscribeOptions {
+    SubscribeOptions::new()
+        .capacity(capacity)
+        .overflow(Overflow::Block(Duration::MAX))
+}
+
 fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     let mut sub = bus
-        .subscribe_with(
-            Filter::pattern("adv.>").unwrap(),
-            SubscribeOptions::new()
-                .capacity(1024)
-                .overflow(Overflow::Block(Duration::MAX)),
-        )
+        .subscribe_with(Filter::pattern("adv.>").unwrap(), lossless(1024))
         .unwrap();
     let unsub = sub.unsubscriber();
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -89,22 +92,17 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     .await
     .expect("importer");
 
-    let modes = [
-        Mode::Fine,
+    let modes = Mode::interleaved(&[
         Mode::SerializePanics,
-        Mode::Fine,
         Mode::SerializeFails,
-        Mode::Fine,
         Mode::ClonePanics,
-        Mode::Fine,
         Mode::DeserializePanics,
-        Mode::Fine,
-    ];
+    ]);
     // Three rounds, so the export and import keep going after each failure.
     let mut fine = Vec::new();
     let mut seq = 0;
     for _ in 0..3 {
-        for mode in modes {
+        for &mode in &modes {
             // One subscriber on bus A (the export's): the publish moves the
             // event into its ring and clones nothing.
             bus_a
@@ -485,12 +483,7 @@ async fn dropping_an_importer_blocked_on_a_stalled_subscriber() {
 
     let bus_b = Bus::<Env>::new();
     let mut stalled = bus_b
-        .subscribe_with(
-            Filter::pattern("di.>").unwrap(),
-            SubscribeOptions::new()
-                .capacity(2)
-                .overflow(Overflow::Block(Duration::MAX)),
-        )
+        .subscribe_with(Filter::pattern("di.>").unwrap(), lossless(2))
         .unwrap();
     let config = || {
         scope

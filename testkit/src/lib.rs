@@ -30,6 +30,20 @@ pub enum Mode {
     DeserializePanics,
 }
 
+impl Mode {
+    /// `bad`'s modes in order, each between two [`Mode::Fine`]: a run that
+    /// shows that what follows each failure still goes through. For
+    /// `[SerializePanics, ClonePanics]`: `[Fine, SerializePanics, Fine,
+    /// ClonePanics, Fine]`.
+    pub fn interleaved(bad: &[Mode]) -> Vec<Mode> {
+        let mut modes = vec![Mode::Fine];
+        for &mode in bad {
+            modes.extend([mode, Mode::Fine]);
+        }
+        modes
+    }
+}
+
 /// A hostile payload: an event numbered `seq` that misbehaves as `mode`
 /// says. It serializes as `{"seq": .., "mode": ..}`.
 #[derive(Debug)]

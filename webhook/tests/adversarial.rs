@@ -62,6 +62,15 @@ fn register(webhooks: &Webhooks, name: &str, url: &str, secret: Secret, pattern:
         .unwrap();
 }
 
+/// Sends `Evil { seq, mode }` directly; `send` must refuse it as
+/// unserializable: returns why.
+fn refusal(webhooks: &Webhooks, seq: u64, mode: Mode) -> String {
+    match webhooks.send(&Evil::envelope(seq, mode)) {
+        Err(Error::Serialize(why)) => why,
+        other => panic!("not refused as unserializable: {other:?}"),
+    }
+}
+
 /// An envelope on `topic` holding `{"n": n}`.
 fn numbered(topic: &str, n: &impl Serialize) -> Envelope<serde_json::Value> {
     Envelope::on(topic, serde_json::json!({ "n": n })).unwrap()
@@ -110,22 +119,10 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     register(&f.webhooks, "adv", &srv.url(), secret, "adv.>");
 
     // Directly: typed errors.
-    let e = f
-        .webhooks
-        .send(&Evil::envelope(100, Mode::SerializePanics))
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::Serialize(why) if why.contains("serialize panicked")),
-        "{e:?}"
-    );
-    let e = f
-        .webhooks
-        .send(&Evil::envelope(101, Mode::SerializeFails))
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::Serialize(why) if why.contains("refuses to serialize")),
-        "{e:?}"
-    );
+    let why = refusal(&f.webhooks, 100, Mode::SerializePanics);
+    assert!(why.contains("serialize panicked"), "{why}");
+    let why = refusal(&f.webhooks, 101, Mode::SerializeFails);
+    assert!(why.contains("refuses to serialize"), "{why}");
     assert_eq!(f.webhooks.serialize_errors(), 2);
 
     // Through a bus and `forward`, with a second local subscriber so the
@@ -147,20 +144,16 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
         }
         n
     });
-    let modes = [
-        Mode::Fine,
+    let modes = Mode::interleaved(&[
         Mode::SerializePanics,
-        Mode::Fine,
         Mode::SerializeFails,
-        Mode::Fine,
         Mode::ClonePanics,
-        Mode::Fine,
-    ];
+    ]);
     let mut fine = 0u64;
     let mut clone_panics = 0;
     let mut seq = 0;
     for _ in 0..3 {
-        for mode in modes {
+        for &mode in &modes {
             let published =
                 catch_unwind(AssertUnwindSafe(|| bus.publish(Evil::envelope(seq, mode))));
             match mode {

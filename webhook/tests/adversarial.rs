@@ -205,6 +205,17 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     assert_eq!(srv.hook.receiver.duplicates(), 0);
 }
 
+/// Serves `app` on a free local port, on a task of this runtime: its
+/// address and the task.
+async fn serve_hook(app: Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
 /// A request's headers and body.
 type Request = (HeaderMap, Vec<u8>);
 
@@ -292,14 +303,12 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
         webhooks: f.webhooks.clone(),
         pings: AtomicU64::new(0),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hook", post(looping))
-        .with_state(Arc::clone(&state));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, server) = serve_hook(
+        Router::new()
+            .route("/hook", post(looping))
+            .with_state(Arc::clone(&state)),
+    )
+    .await;
     register(
         &f.webhooks,
         "loop",
@@ -405,14 +414,12 @@ async fn gated_server(secret: &Secret) -> (String, Arc<Gate>, tokio::sync::watch
         open: rx,
         arrived: AtomicU64::new(0),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hook", post(gated))
-        .with_state(Arc::clone(&gate));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, _server) = serve_hook(
+        Router::new()
+            .route("/hook", post(gated))
+            .with_state(Arc::clone(&gate)),
+    )
+    .await;
     (format!("http://{addr}/hook"), gate, tx)
 }
 

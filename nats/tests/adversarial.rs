@@ -16,98 +16,15 @@ use std::{
 
 use evbus::{
     Bus, Envelope, Filter, Overflow, SubscribeOptions,
-    nats::{Bridge, BridgeError, BridgeState, ExportError, ImportError},
+    nats::{
+        Bridge, BridgeConfig, BridgeError, BridgeState, ExportError, ImportError,
+        server::NatsServer,
+    },
 };
-use serde::{Deserialize, Serialize, Serializer, ser::Error as _};
+use evbus_testkit::{Evil, Mode};
 use support::*;
 
-/// What a payload does when it is serialized or cloned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Mode {
-    Fine,
-    SerializePanics,
-    SerializeFails,
-    ClonePanics,
-    DeserializePanics,
-}
-
-#[derive(Debug)]
-struct Evil {
-    seq: u64,
-    mode: Mode,
-}
-
-impl<'de> Deserialize<'de> for Evil {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw {
-            seq: u64,
-            mode: Mode,
-        }
-        let Raw { seq, mode } = Raw::deserialize(d)?;
-        assert!(
-            mode != Mode::DeserializePanics,
-            "deserialize of event {seq} panics"
-        );
-        Ok(Evil { seq, mode })
-    }
-}
-
-impl Clone for Evil {
-    fn clone(&self) -> Self {
-        assert!(
-            self.mode != Mode::ClonePanics,
-            "clone of event {} panics",
-            self.seq
-        );
-        Evil {
-            seq: self.seq,
-            mode: self.mode,
-        }
-    }
-}
-
-impl Serialize for Evil {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.mode {
-            Mode::SerializePanics => panic!("serialize of event {} panics", self.seq),
-            Mode::SerializeFails => Err(S::Error::custom("this payload refuses to serialize")),
-            Mode::Fine | Mode::ClonePanics | Mode::DeserializePanics => {
-                use serde::ser::SerializeStruct;
-                let mut st = s.serialize_struct("Evil", 2)?;
-                st.serialize_field("seq", &self.seq)?;
-                st.serialize_field("mode", &self.mode)?;
-                st.end()
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct EvilKind;
-
-impl evbus::EventKind for EvilKind {
-    const ALL: &'static [Self] = &[EvilKind];
-    fn topic(self) -> &'static str {
-        "adv.x"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl evbus::Event for Evil {
-    type Kind = EvilKind;
-    fn kind(&self) -> EvilKind {
-        EvilKind
-    }
-}
-
 type EvilEnv = Envelope<Evil>;
-
-fn evil(seq: u64, mode: Mode) -> EvilEnv {
-    Envelope::on("adv.x", Evil { seq, mode }).unwrap()
-}
 
 /// Collects the `seq` of every `Evil` a subscription receives, on a thread.
 struct Seqs {
@@ -129,14 +46,17 @@ impl Seqs {
     }
 }
 
+/// A ring of `capacity` whose publishers wait (without a bound) rather
+/// than drop.
+fn lossless(capacity: usize) -> SubscribeOptions {
+    SubscribeOptions::new()
+        .capacity(capacity)
+        .overflow(Overflow::Block(Duration::MAX))
+}
+
 fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     let mut sub = bus
-        .subscribe_with(
-            Filter::pattern("adv.>").unwrap(),
-            SubscribeOptions::new()
-                .capacity(1024)
-                .overflow(Overflow::Block(Duration::MAX)),
-        )
+        .subscribe_with(Filter::pattern("adv.>").unwrap(), lossless(1024))
         .unwrap();
     let unsub = sub.unsubscriber();
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -172,25 +92,22 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     .await
     .expect("importer");
 
-    let modes = [
-        Mode::Fine,
+    let modes = Mode::interleaved(&[
         Mode::SerializePanics,
-        Mode::Fine,
         Mode::SerializeFails,
-        Mode::Fine,
         Mode::ClonePanics,
-        Mode::Fine,
         Mode::DeserializePanics,
-        Mode::Fine,
-    ];
+    ]);
     // Three rounds, so the export and import keep going after each failure.
     let mut fine = Vec::new();
     let mut seq = 0;
     for _ in 0..3 {
-        for mode in modes {
+        for &mode in &modes {
             // One subscriber on bus A (the export's): the publish moves the
             // event into its ring and clones nothing.
-            bus_a.publish_to("adv.x", evil(seq, mode)).unwrap();
+            bus_a
+                .publish_to("adv.x", Evil::envelope(seq, mode))
+                .unwrap();
             if mode == Mode::Fine {
                 fine.push(seq);
             }
@@ -285,14 +202,18 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
         .await
         .expect("exporter");
     for seq in 0..5 {
-        bus_a.publish_to("adv.x", evil(seq, Mode::Fine)).unwrap();
+        bus_a
+            .publish_to("adv.x", Evil::envelope(seq, Mode::Fine))
+            .unwrap();
     }
     let panicked = catch_unwind(AssertUnwindSafe(|| {
-        bus_a.publish_to("adv.x", evil(5, Mode::ClonePanics))
+        bus_a.publish_to("adv.x", Evil::envelope(5, Mode::ClonePanics))
     }));
     assert!(panicked.is_err(), "the clone panic reaches the publisher");
     for seq in 6..10 {
-        bus_a.publish_to("adv.x", evil(seq, Mode::Fine)).unwrap();
+        bus_a
+            .publish_to("adv.x", Evil::envelope(seq, Mode::Fine))
+            .unwrap();
     }
     a.flush(Duration::from_secs(30)).await.expect("flush");
     let s = a.stats().export;
@@ -307,28 +228,60 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
     assert_eq!(fine, (0..10).filter(|&s| s != 5).collect::<Vec<_>>());
 }
 
+/// A server this test starts and may kill, its URL, and a stream name
+/// unique to this call, made from `name`.
+fn own_stream(name: &str) -> (NatsServer, String, String) {
+    let server = own_server();
+    let url = server.url();
+    (server, url, unique(name))
+}
+
+/// A config on `stream` that exports `pattern`, with at most `in_flight`
+/// publishes unacknowledged, each retried after `ack_timeout_ms` and a
+/// backoff of `backoff_ms`.
+fn retrying(
+    stream: &str,
+    pattern: &str,
+    in_flight: usize,
+    ack_timeout_ms: u64,
+    backoff_ms: u64,
+) -> BridgeConfig {
+    BridgeConfig::new(stream)
+        .export(pattern)
+        .max_in_flight(in_flight)
+        .ack_timeout(Duration::from_millis(ack_timeout_ms))
+        .retry_backoff(Duration::from_millis(backoff_ms))
+}
+
+/// An importer of `pattern` from `stream` (durable `durable`) into `bus`.
+async fn importer(
+    url: &str,
+    bus: &Bus<Env>,
+    stream: &str,
+    durable: &str,
+    pattern: &str,
+) -> Bridge<PeerEvent> {
+    Bridge::connect(url, bus, BridgeConfig::new(stream).import(durable, pattern))
+        .await
+        .unwrap_or_else(|e| panic!("importer {durable}: {e:?}"))
+}
+
 /// The bridge is dropped while the server hangs (SIGSTOP) with publishes
 /// in flight, the export ring full and a local publisher blocked on it: the
 /// drop returns, the blocked publisher is released, nothing panics, and the
 /// stream later holds only events that were published, each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_bridge_while_the_server_hangs() {
-    let server = own_server();
-    let url = server.url();
-    let stream = unique("DROPHANG");
+    let (server, url, stream) = own_stream("DROPHANG");
     let bus = Bus::<Env>::new();
     const IN_FLIGHT: usize = 4;
     const CAP: usize = 8;
     let a = Bridge::connect(
         &url,
         &bus,
-        evbus::nats::BridgeConfig::new(&stream)
-            .export("dh.>")
+        retrying(&stream, "dh.>", IN_FLIGHT, 200, 10)
             .import("dh-self", "back.>")
-            .export_capacity(CAP)
-            .max_in_flight(IN_FLIGHT)
-            .ack_timeout(Duration::from_millis(200))
-            .retry_backoff(Duration::from_millis(10)),
+            .export_capacity(CAP),
     )
     .await
     .expect("bridge");
@@ -385,13 +338,7 @@ async fn dropping_the_bridge_while_the_server_hangs() {
     // never published.
     let bus_c = Bus::<Env>::new();
     let late = Collector::new(&bus_c, "dh.>");
-    let c = Bridge::connect(
-        &url,
-        &bus_c,
-        evbus::nats::BridgeConfig::new(&stream).import("dh-late", "dh.>"),
-    )
-    .await
-    .expect("late importer");
+    let c = importer(&url, &bus_c, &stream, "dh-late", "dh.>").await;
     wait_until("the acknowledged events", Duration::from_secs(30), || {
         late.len() >= 10
     })
@@ -424,30 +371,14 @@ async fn dropping_the_bridge_while_the_server_hangs() {
 async fn a_server_down_for_many_ack_timeouts_loses_nothing() {
     const N: u64 = 200;
     const IN_FLIGHT: usize = 16;
-    let mut server = own_server();
-    let url = server.url();
-    let stream = unique("LONGDOWN");
+    let (mut server, url, stream) = own_stream("LONGDOWN");
     let bus_a = Bus::<Env>::new();
-    let a = Bridge::connect(
-        &url,
-        &bus_a,
-        evbus::nats::BridgeConfig::new(&stream)
-            .export("ld.>")
-            .max_in_flight(IN_FLIGHT)
-            .ack_timeout(Duration::from_millis(100))
-            .retry_backoff(Duration::from_millis(5)),
-    )
-    .await
-    .expect("exporter");
+    let a = Bridge::connect(&url, &bus_a, retrying(&stream, "ld.>", IN_FLIGHT, 100, 5))
+        .await
+        .expect("exporter");
     let bus_b = Bus::<Env>::new();
     let live = Collector::new(&bus_b, "ld.>");
-    let b = Bridge::connect(
-        &url,
-        &bus_b,
-        evbus::nats::BridgeConfig::new(&stream).import("ld-live", "ld.>"),
-    )
-    .await
-    .expect("importer");
+    let b = importer(&url, &bus_b, &stream, "ld-live", "ld.>").await;
 
     for i in 0..N / 2 {
         bus_a.publish_to("ld.a", event("ld.a", "a", i)).unwrap();
@@ -502,19 +433,12 @@ async fn a_server_down_for_many_ack_timeouts_loses_nothing() {
 /// on the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_returns_while_the_server_hangs() {
-    let server = own_server();
-    let url = server.url();
-    let stream = unique("SHUTHANG");
+    let (server, url, stream) = own_stream("SHUTHANG");
     let bus = Bus::<Env>::new();
     let a = Bridge::connect(
         &url,
         &bus,
-        evbus::nats::BridgeConfig::new(&stream)
-            .export("sh.>")
-            .import("sh-self", "other.>")
-            .max_in_flight(4)
-            .ack_timeout(Duration::from_millis(200))
-            .retry_backoff(Duration::from_millis(10)),
+        retrying(&stream, "sh.>", 4, 200, 10).import("sh-self", "other.>"),
     )
     .await
     .expect("bridge");
@@ -559,12 +483,7 @@ async fn dropping_an_importer_blocked_on_a_stalled_subscriber() {
 
     let bus_b = Bus::<Env>::new();
     let mut stalled = bus_b
-        .subscribe_with(
-            Filter::pattern("di.>").unwrap(),
-            SubscribeOptions::new()
-                .capacity(2)
-                .overflow(Overflow::Block(Duration::MAX)),
-        )
+        .subscribe_with(Filter::pattern("di.>").unwrap(), lossless(2))
         .unwrap();
     let config = || {
         scope

@@ -24,73 +24,11 @@ use axum::{
 use common::{fixture, serve};
 use evbus_core::{Bus, Envelope, Filter, Overflow, Pattern, SubscribeOptions};
 use evbus_journal::{Journal, JournalOptions, SyncPolicy};
+use evbus_testkit::{Evil, EvilKind, Mode};
 use evbus_webhook::{
     AttemptQuery, Endpoint, Error, Receiver, Secret, Verifier, Webhooks, read_attempts,
 };
-use serde::{Deserialize, Serialize, Serializer, ser::Error as _};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Mode {
-    Fine,
-    SerializePanics,
-    SerializeFails,
-    ClonePanics,
-}
-
-#[derive(Debug)]
-struct Evil {
-    seq: u64,
-    mode: Mode,
-}
-
-impl Clone for Evil {
-    fn clone(&self) -> Self {
-        assert!(
-            self.mode != Mode::ClonePanics,
-            "clone of event {} panics",
-            self.seq
-        );
-        Evil {
-            seq: self.seq,
-            mode: self.mode,
-        }
-    }
-}
-
-impl Serialize for Evil {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.mode {
-            Mode::SerializePanics => panic!("serialize of event {} panics", self.seq),
-            Mode::SerializeFails => Err(S::Error::custom("this payload refuses to serialize")),
-            Mode::Fine | Mode::ClonePanics => {
-                use serde::ser::SerializeStruct;
-                let mut st = s.serialize_struct("Evil", 1)?;
-                st.serialize_field("seq", &self.seq)?;
-                st.end()
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct EvilKind;
-
-impl evbus_core::EventKind for EvilKind {
-    const ALL: &'static [Self] = &[EvilKind];
-    fn topic(self) -> &'static str {
-        "adv.x"
-    }
-    fn index(self) -> usize {
-        0
-    }
-}
-
-impl evbus_core::Event for Evil {
-    type Kind = EvilKind;
-    fn kind(&self) -> EvilKind {
-        EvilKind
-    }
-}
+use serde::Serialize;
 
 /// A JSON payload that is an evbus event (topics are given per envelope).
 #[derive(Debug, Clone, Serialize)]
@@ -104,14 +42,58 @@ impl evbus_core::Event for Json {
     }
 }
 
-fn evil(seq: u64, mode: Mode) -> Envelope<Evil> {
-    Envelope::on("adv.x", Evil { seq, mode }).unwrap()
-}
-
 fn lossless() -> SubscribeOptions {
     SubscribeOptions::new()
         .capacity(64)
         .overflow(Overflow::Block(Duration::MAX))
+}
+
+/// Registers the endpoint `name` at `url`, signed with `secret`, for the
+/// topics `pattern` matches.
+fn register(webhooks: &Webhooks, name: &str, url: &str, secret: Secret, pattern: &str) {
+    webhooks
+        .register(
+            Endpoint::builder(name, url)
+                .secret(secret)
+                .topic(Pattern::parse(pattern).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+}
+
+/// Sends `Evil { seq, mode }` directly; `send` must refuse it as
+/// unserializable: returns why.
+fn refusal(webhooks: &Webhooks, seq: u64, mode: Mode) -> String {
+    match webhooks.send(&Evil::envelope(seq, mode)) {
+        Err(Error::Serialize(why)) => why,
+        other => panic!("not refused as unserializable: {other:?}"),
+    }
+}
+
+/// An envelope on `topic` holding `{"n": n}`.
+fn numbered(topic: &str, n: &impl Serialize) -> Envelope<serde_json::Value> {
+    Envelope::on(topic, serde_json::json!({ "n": n })).unwrap()
+}
+
+/// A deliverer (journal in a new temporary directory, manual clock) whose
+/// tasks run on a runtime of its own, with one worker, which the caller
+/// may shut down.
+fn on_own_runtime() -> (tempfile::TempDir, tokio::runtime::Runtime, Webhooks) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let journal =
+        Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
+    let webhooks = Webhooks::builder(journal)
+        .clock(Arc::new(evbus_webhook::ManualClock::new()))
+        .runtime(rt.handle().clone())
+        .build()
+        .unwrap();
+    (dir, rt, webhooks)
 }
 
 /// Polls `cond` every 10 ms (real time, bounded: 30 s).
@@ -134,33 +116,13 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     let f = fixture();
     let secret = Secret::generate();
     let srv = serve("adv", &secret).await;
-    f.webhooks
-        .register(
-            Endpoint::builder("adv", &srv.url())
-                .secret(secret)
-                .topic(Pattern::parse("adv.>").unwrap())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    register(&f.webhooks, "adv", &srv.url(), secret, "adv.>");
 
     // Directly: typed errors.
-    let e = f
-        .webhooks
-        .send(&evil(100, Mode::SerializePanics))
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::Serialize(why) if why.contains("serialize panicked")),
-        "{e:?}"
-    );
-    let e = f
-        .webhooks
-        .send(&evil(101, Mode::SerializeFails))
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::Serialize(why) if why.contains("refuses to serialize")),
-        "{e:?}"
-    );
+    let why = refusal(&f.webhooks, 100, Mode::SerializePanics);
+    assert!(why.contains("serialize panicked"), "{why}");
+    let why = refusal(&f.webhooks, 101, Mode::SerializeFails);
+    assert!(why.contains("refuses to serialize"), "{why}");
     assert_eq!(f.webhooks.serialize_errors(), 2);
 
     // Through a bus and `forward`, with a second local subscriber so the
@@ -182,21 +144,18 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
         }
         n
     });
-    let modes = [
-        Mode::Fine,
+    let modes = Mode::interleaved(&[
         Mode::SerializePanics,
-        Mode::Fine,
         Mode::SerializeFails,
-        Mode::Fine,
         Mode::ClonePanics,
-        Mode::Fine,
-    ];
+    ]);
     let mut fine = 0u64;
     let mut clone_panics = 0;
     let mut seq = 0;
     for _ in 0..3 {
-        for mode in modes {
-            let published = catch_unwind(AssertUnwindSafe(|| bus.publish(evil(seq, mode))));
+        for &mode in &modes {
+            let published =
+                catch_unwind(AssertUnwindSafe(|| bus.publish(Evil::envelope(seq, mode))));
             match mode {
                 Mode::ClonePanics => {
                     assert!(published.is_err(), "the clone panic reaches the publisher");
@@ -246,6 +205,17 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     assert_eq!(srv.hook.receiver.duplicates(), 0);
 }
 
+/// Serves `app` on a free local port, on a task of this runtime: its
+/// address and the task.
+async fn serve_hook(app: Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
 /// A request's headers and body.
 type Request = (HeaderMap, Vec<u8>);
 
@@ -284,10 +254,7 @@ async fn looping(State(l): State<Arc<Loop>>, headers: HeaderMap, body: Bytes) ->
         .await
         .unwrap()
         .unwrap();
-        let r = l
-            .webhooks
-            .send(&Envelope::on("loop.direct", serde_json::json!({ "n": n })).unwrap())
-            .unwrap();
+        let r = l.webhooks.send(&numbered("loop.direct", &n)).unwrap();
         assert_eq!(r.queued, 1);
         let _ = l.webhooks.stats();
     }
@@ -320,9 +287,7 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
         let webhooks = f.webhooks.clone();
         Receiver::new("loop", Verifier::new(secret.clone())).on_alert(move |_| {
             let n = alerts.fetch_add(1, Ordering::Relaxed);
-            webhooks
-                .send(&Envelope::on("loop.alert", serde_json::json!({ "n": n })).unwrap())
-                .unwrap();
+            webhooks.send(&numbered("loop.alert", &n)).unwrap();
             if !reentered.swap(true, Ordering::Relaxed) {
                 let (h, b) = bad.lock().unwrap().clone().unwrap();
                 let again = this.get().unwrap().receive(&h, &b);
@@ -338,23 +303,19 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
         webhooks: f.webhooks.clone(),
         pings: AtomicU64::new(0),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hook", post(looping))
-        .with_state(Arc::clone(&state));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    f.webhooks
-        .register(
-            Endpoint::builder("loop", &format!("http://{addr}/hook"))
-                .secret(secret.clone())
-                .topic(Pattern::parse("loop.>").unwrap())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let (addr, server) = serve_hook(
+        Router::new()
+            .route("/hook", post(looping))
+            .with_state(Arc::clone(&state)),
+    )
+    .await;
+    register(
+        &f.webhooks,
+        "loop",
+        &format!("http://{addr}/hook"),
+        secret.clone(),
+        "loop.>",
+    );
     let forwarder = f.webhooks.forward(
         bus.subscribe_with(
             Filter::pattern("loop.>").unwrap(),
@@ -453,14 +414,12 @@ async fn gated_server(secret: &Secret) -> (String, Arc<Gate>, tokio::sync::watch
         open: rx,
         arrived: AtomicU64::new(0),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hook", post(gated))
-        .with_state(Arc::clone(&gate));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, _server) = serve_hook(
+        Router::new()
+            .route("/hook", post(gated))
+            .with_state(Arc::clone(&gate)),
+    )
+    .await;
     (format!("http://{addr}/hook"), gate, tx)
 }
 
@@ -484,20 +443,9 @@ async fn dropping_the_deliverer_mid_delivery_finishes_what_was_accepted() {
     let f = fixture();
     let secret = Secret::generate();
     let (url, gate, open) = gated_server(&secret).await;
-    f.webhooks
-        .register(
-            Endpoint::builder("slow", &url)
-                .secret(secret)
-                .topic(Pattern::parse("slow.>").unwrap())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    register(&f.webhooks, "slow", &url, secret, "slow.>");
     for n in 0..N {
-        let r = f
-            .webhooks
-            .send(&Envelope::on("slow.x", serde_json::json!({ "n": n })).unwrap())
-            .unwrap();
+        let r = f.webhooks.send(&numbered("slow.x", &n)).unwrap();
         assert_eq!(r.queued, 1);
     }
     eventually("every request at the receiver", || {
@@ -530,33 +478,10 @@ async fn shutting_down_the_deliverers_runtime_mid_delivery_cancels_cleanly() {
     const N: u64 = 5;
     let secret = Secret::generate();
     let (url, gate, open) = gated_server(&secret).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let journal =
-        Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
-    let clock = evbus_webhook::ManualClock::new();
-    let webhooks = Webhooks::builder(journal)
-        .clock(Arc::new(clock))
-        .runtime(rt.handle().clone())
-        .build()
-        .unwrap();
-    webhooks
-        .register(
-            Endpoint::builder("slow", &url)
-                .secret(secret)
-                .topic(Pattern::parse("slow.>").unwrap())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let (dir, rt, webhooks) = on_own_runtime();
+    register(&webhooks, "slow", &url, secret, "slow.>");
     for n in 0..N {
-        webhooks
-            .send(&Envelope::on("slow.x", serde_json::json!({ "n": n })).unwrap())
-            .unwrap();
+        webhooks.send(&numbered("slow.x", &n)).unwrap();
     }
     eventually("every request at the receiver", || {
         gate.arrived.load(Ordering::Relaxed) >= N
@@ -589,34 +514,12 @@ async fn shutting_down_the_deliverers_runtime_mid_delivery_cancels_cleanly() {
 async fn sending_after_the_runtime_is_gone_dead_letters_and_wait_idle_returns() {
     let secret = Secret::generate();
     let srv = serve("gone", &secret).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let journal =
-        Journal::create(dir.path(), JournalOptions::new().sync(SyncPolicy::Never)).unwrap();
-    let webhooks = Webhooks::builder(journal)
-        .clock(Arc::new(evbus_webhook::ManualClock::new()))
-        .runtime(rt.handle().clone())
-        .build()
-        .unwrap();
-    webhooks
-        .register(
-            Endpoint::builder("gone", &srv.url())
-                .secret(secret)
-                .topic(Pattern::parse("gone.>").unwrap())
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let (_dir, rt, webhooks) = on_own_runtime();
+    register(&webhooks, "gone", &srv.url(), secret, "gone.>");
     tokio::task::spawn_blocking(move || drop(rt)).await.unwrap();
     let mut alerts = webhooks.alerts();
     for n in 0..3 {
-        webhooks
-            .send(&Envelope::on("gone.x", serde_json::json!({ "n": n })).unwrap())
-            .unwrap();
+        webhooks.send(&numbered("gone.x", &n)).unwrap();
     }
     // The bound is a hang detector: `wait_idle` must not wait for tasks
     // that can never run.

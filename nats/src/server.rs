@@ -114,8 +114,14 @@ impl NatsServer {
     /// # Errors
     ///
     /// The `kill` command failed or the server is not running.
+    ///
+    /// Returns once the process is stopped (its state in `/proc` is `T`,
+    /// on Linux), not only signalled: a server that ran on a little while
+    /// after `kill` returned could still acknowledge what the caller
+    /// publishes next.
     pub fn pause(&self) -> io::Result<()> {
-        self.signal("-STOP")
+        self.signal("-STOP")?;
+        self.await_state(true)
     }
 
     /// Resumes a server [`pause`](NatsServer::pause)d (SIGCONT).
@@ -124,7 +130,40 @@ impl NatsServer {
     ///
     /// As [`pause`](NatsServer::pause).
     pub fn resume(&self) -> io::Result<()> {
-        self.signal("-CONT")
+        self.signal("-CONT")?;
+        self.await_state(false)
+    }
+
+    /// Waits until the process is stopped (`stopped`) or running again, as
+    /// `/proc/<pid>/stat` says; at most 10 s, then an error. Where `/proc`
+    /// cannot be read (not Linux), returns at once.
+    fn await_state(&self, stopped: bool) -> io::Result<()> {
+        let Some(child) = &self.child else {
+            return Err(io::Error::other("the server is not running"));
+        };
+        let stat = format!("/proc/{}/stat", child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let Ok(text) = std::fs::read_to_string(&stat) else {
+                return Ok(());
+            };
+            // The state follows the command name, which is in parentheses
+            // and may itself hold spaces.
+            let state = text
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            let is_stopped = matches!(state, Some("T" | "t"));
+            if is_stopped == stopped {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "the server did not {} within 10 s (state {state:?})",
+                    if stopped { "stop" } else { "resume" }
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn signal(&self, signal: &str) -> io::Result<()> {

@@ -65,6 +65,25 @@ fn subscribe<T: Item>(
     Ok(EvbusRx { subs })
 }
 
+/// The two halves of a peer: `subscribers` subscriptions on `bus`, and
+/// `publisher` (either mode) with the bus handle that keeps it open.
+fn halves<T: Item, M: DeliveryMode>(
+    bus: Bus<Msg<T>>,
+    publisher: Publisher<Msg<T>, M>,
+    subscribers: usize,
+    capacity: usize,
+    lossless: bool,
+) -> Result<(EvbusTx<T, M>, EvbusRx<T>), NotPossible> {
+    let rx = subscribe(&bus, subscribers, capacity, lossless)?;
+    Ok((
+        EvbusTx {
+            publisher,
+            _bus: bus,
+        },
+        rx,
+    ))
+}
+
 /// The cell text for a refused subscription.
 pub fn not_possible(e: SubscribeError) -> NotPossible {
     NotPossible(match e {
@@ -87,12 +106,8 @@ impl<T: Item> Peer<T> for EvbusPeer<T> {
         lossless: bool,
     ) -> Result<(Self::Tx, Self::Rx), NotPossible> {
         let bus = Bus::new();
-        let rx = subscribe(&bus, subscribers, capacity, lossless)?;
-        let tx = EvbusTx {
-            publisher: bus.publisher(),
-            _bus: bus,
-        };
-        Ok((tx, rx))
+        let publisher = bus.publisher();
+        halves(bus, publisher, subscribers, capacity, lossless)
     }
 }
 
@@ -108,14 +123,7 @@ impl<T: Item> Peer<T> for EvbusSoloPeer<T> {
         lossless: bool,
     ) -> Result<(Self::Tx, Self::Rx), NotPossible> {
         let (bus, publisher) = Bus::single_producer().expect("valid kind table");
-        let rx = subscribe(&bus, subscribers, capacity, lossless)?;
-        Ok((
-            EvbusTx {
-                publisher,
-                _bus: bus,
-            },
-            rx,
-        ))
+        halves(bus, publisher, subscribers, capacity, lossless)
     }
 }
 

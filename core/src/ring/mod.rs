@@ -512,14 +512,8 @@ mod loom_tests {
                     }
                 })
             };
-            assert_eq!(
-                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
-                Push::Accepted
-            );
-            assert_eq!(
-                ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED),
-                Push::Accepted
-            );
+            assert_eq!(ring.push_alone(1), Push::Accepted);
+            assert_eq!(ring.push_alone(2), Push::Accepted);
             consumer.join().unwrap();
         });
     }

@@ -381,7 +381,7 @@ mod loom_tests {
     use super::*;
     use crate::{
         policy::Overflow,
-        ring::{Lane, PopError, Push, Tail, Totals},
+        ring::{PopError, Push, Totals},
         sync::Arc,
     };
 
@@ -436,14 +436,8 @@ mod loom_tests {
                 let ring = Arc::clone(&ring);
                 loom::thread::spawn(move || receive(&ring, 2))
             };
-            assert_eq!(
-                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
-                Push::Accepted
-            );
-            assert_eq!(
-                ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED),
-                Push::Accepted
-            );
+            assert_eq!(ring.push_alone(1), Push::Accepted);
+            assert_eq!(ring.push_alone(2), Push::Accepted);
             assert_eq!(consumer.join().unwrap(), [1, 2]);
             assert_eq!(ring.counters().dropped, 0);
         });
@@ -462,13 +456,10 @@ mod loom_tests {
     fn close_wakes_parked_block_producer() {
         loom::model(|| {
             let ring = block_ring(1);
-            assert_eq!(
-                ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
-                Push::Accepted
-            );
+            assert_eq!(ring.push_alone(1), Push::Accepted);
             let producer = {
                 let ring = Arc::clone(&ring);
-                loom::thread::spawn(move || ring.push_with(|| 2, Tail(&[], 0), Lane::SHARED))
+                loom::thread::spawn(move || ring.push_alone(2))
             };
             let closed = ring.close();
             assert!(closed.first);
@@ -487,7 +478,7 @@ mod tests {
     use super::*;
     use crate::{
         policy::Overflow,
-        ring::{Lane, Push, Tail, Totals},
+        ring::{Push, Tail, Totals},
         sync::Arc,
     };
 
@@ -532,10 +523,7 @@ mod tests {
             let ring = Arc::clone(&ring);
             std::thread::spawn(move || {
                 for v in 0..total {
-                    assert_eq!(
-                        ring.push_with(|| v, Tail(&[], 0), Lane::SHARED),
-                        Push::Accepted
-                    );
+                    assert_eq!(ring.push_alone(v), Push::Accepted);
                 }
             })
         };
@@ -580,10 +568,7 @@ mod tests {
             Arc::new(Totals::default()),
         )
         .unwrap();
-        assert_eq!(
-            ring.push_with(|| 1, Tail(&[], 0), Lane::SHARED),
-            Push::Accepted
-        );
+        assert_eq!(ring.push_alone(1), Push::Accepted);
         let lane = crate::ring::LanePool::default().take();
         for _ in 0..3 {
             assert_eq!(ring.push_with(|| 2, Tail(&[], 0), lane), Push::Dropped);

@@ -265,6 +265,13 @@ impl<T> Ring<T> {
         }
     }
 
+    /// Test builds: a push of `v` alone (no route around it), counting any
+    /// refusal in the shared counter.
+    #[cfg(test)]
+    pub(crate) fn push_alone(&self, v: T) -> Push {
+        self.push_with(|| v, Tail(&[], 0), Lane::SHARED)
+    }
+
     /// Refuses a push into a full ring, counted in `lane`.
     #[cold]
     fn drop_newest(&self, lane: Lane) -> Push {

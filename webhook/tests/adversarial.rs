@@ -21,7 +21,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use common::{fixture, serve};
+use common::{eventually, fixture, serve};
 use evbus_core::{Bus, Envelope, Filter, Overflow, Pattern, SubscribeOptions};
 use evbus_journal::{Journal, JournalOptions, SyncPolicy};
 use evbus_testkit::{Evil, EvilKind, Mode};
@@ -94,17 +94,6 @@ fn on_own_runtime() -> (tempfile::TempDir, tokio::runtime::Runtime, Webhooks) {
         .build()
         .unwrap();
     (dir, rt, webhooks)
-}
-
-/// Polls `cond` every 10 ms (real time, bounded: 30 s).
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
 }
 
 /// `send` refuses a payload whose `Serialize` panics or fails with a typed

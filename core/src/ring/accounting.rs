@@ -41,7 +41,8 @@ pub(super) struct Cold {
     /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
     /// only on the full path.
     pub(super) overwritten: AtomicU64,
-    /// `DropNewest` refusals counted by publishers with a lane (step 8).
+    /// Refusals (`DropNewest`, or a `Block` timeout) counted by publishers
+    /// with a lane (step 8).
     pub(super) lanes: LaneCounts,
     /// Largest queue length seen by the consumer, or `cap` once full.
     pub(super) high_water: AtomicUsize,
@@ -157,7 +158,8 @@ impl<T> Ring<T> {
         self.trace_loss();
     }
 
-    /// Counts a `DropNewest` refusal by the publisher that owns `lane`: in
+    /// Counts a refusal (`DropNewest`, or a `Block` timeout) by the
+    /// publisher that owns `lane`: in
     /// its lane's cell, with plain stores (step 8), or in the shared
     /// counter without a lane. A lane drop does not raise the high-water
     /// mark: the counters derive it (the ring was full).

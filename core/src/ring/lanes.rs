@@ -3,7 +3,8 @@
 //! A `DropNewest` ring that is full refuses every publish, so its drop
 //! counter is written once per publish per full ring. A shared counter would
 //! make that a locked read-modify-write (about as dear as the rest of the
-//! refusal together). Instead each [`Publisher`](crate::Publisher) handle
+//! refusal together). A `Block` ring that times out counts the same way.
+//! Instead each [`Publisher`](crate::Publisher) handle
 //! takes a *lane* from its bus ([`LanePool`], [`LANES`] of them), and every
 //! ring keeps one drop cell per lane ([`LaneCounts`]). Only the lane's owner
 //! writes its cell, so a drop is a load and a store; readers sum the cells.

@@ -256,3 +256,15 @@ impl Fixture {
         panic!("never reached: {what}");
     }
 }
+
+/// Polls `cond` every 10 ms until it holds (real time, bounded at 30 s: a
+/// hang detector, not a measurement).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}

@@ -199,3 +199,67 @@ fn solo_receiver_wakes_when_clone_panics() {
         assert_eq!(receiver.join().unwrap(), Ok(7));
     });
 }
+
+/// Model 9b: a drain (`drain_with`) after a publish returned sees it, takes
+/// every accepted event once, and keeps each publisher's order, while
+/// another publisher claims slots of the same small ring.
+///
+/// Depends on: `Ring::pop_each_multi` keeping `head` in a local (only the
+/// consumer moves `head` of a ring without evictions) and handing a slot it
+/// finds unwritten to `try_pop_multi`, which waits out a claim in flight
+/// (step 5a). Weakened (the drain stops at the first unwritten slot,
+/// answering `Empty` without reading `tail`), loom finds the other
+/// publisher's claim in flight at `head` hiding this thread's own event.
+#[test]
+fn drain_sees_every_returned_publish() {
+    loom::model(|| {
+        let bus = bus();
+        let mut sub = subscribe(&bus, 2, Overflow::DropNewest);
+        let payloads: Vec<_> = (1..=4).map(Arc::new).collect();
+        let other = {
+            let bus = bus.clone();
+            let (a1, a2) = (Ev(payloads[0].clone()), Ev(payloads[1].clone()));
+            thread::spawn(move || {
+                let mut publisher = bus.publisher();
+                let first = publisher.publish(a1).unwrap().accepted;
+                let second = publisher.publish(a2).unwrap().accepted;
+                [first, second]
+            })
+        };
+        let mut publisher = bus.publisher();
+        let mut got = Vec::new();
+        let b1 = publisher.publish(Ev(payloads[2].clone())).unwrap().accepted;
+        sub.drain_with(|e| got.push(e.id()));
+        if b1 == 1 {
+            assert!(
+                got.contains(&3),
+                "own accepted publish not drained: {got:?}"
+            );
+        }
+        let b2 = publisher.publish(Ev(payloads[3].clone())).unwrap().accepted;
+        let [a1, a2] = other.join().unwrap();
+        sub.drain_with(|e| got.push(e.id()));
+        let mut accepted: Vec<u64> = [(1, a1), (2, a2), (3, b1), (4, b2)]
+            .into_iter()
+            .filter(|&(_, n)| n == 1)
+            .map(|(id, _)| id)
+            .collect();
+        let order = |x: u64, y: u64| {
+            let at = |id| got.iter().position(|&g| g == id);
+            if let (Some(i), Some(j)) = (at(x), at(y)) {
+                assert!(i < j, "{x} published before {y}, drained after: {got:?}");
+            }
+        };
+        order(1, 2);
+        order(3, 4);
+        got.sort_unstable();
+        accepted.sort_unstable();
+        assert_eq!(got, accepted, "drained exactly the accepted events");
+        drop(publisher);
+        drop(sub);
+        drop(bus);
+        for p in &payloads {
+            assert_eq!(Arc::strong_count(p), 1, "every event dropped once");
+        }
+    });
+}

@@ -388,7 +388,7 @@ impl<T> Ring<T> {
     pub(super) unsafe fn stamp_sent(&self, s: &Sampler, pos: usize) {
         if s.samples(self.count(pos)) {
             // SAFETY: forwarded from the caller's contract.
-            unsafe { s.write(pos & (self.mark_bit - 1), s.now()) };
+            unsafe { s.write(pos & self.index_mask, s.now()) };
         }
     }
 
@@ -420,7 +420,7 @@ impl<T> Ring<T> {
             // SAFETY: forwarded from the caller's contract; a sampled
             // position's send time was written by its producer
             // (`stamp_sent`) before the stamp the caller saw.
-            .then(|| unsafe { s.read(head & (self.mark_bit - 1)) })
+            .then(|| unsafe { s.read(head & self.index_mask) })
     }
 }
 

@@ -242,6 +242,12 @@ pub(crate) struct Ring<T> {
     mark_bit: usize,
     park_bit: usize,
     one_lap: usize,
+    /// `mark_bit - 1`: the index bits of a position. Kept, not derived, as
+    /// is `pos_mask`: each is one operand on the hot path instead of two or
+    /// three instructions (`benches/callgrind.sh`).
+    index_mask: usize,
+    /// `!(mark_bit | park_bit)`: a `tail` without its flags.
+    pos_mask: usize,
     /// `log2(one_lap)`, so counting laps is a shift, not a division.
     lap_shift: u32,
     policy: Overflow,
@@ -318,6 +324,8 @@ impl<T> Ring<T> {
             mark_bit,
             park_bit: mark_bit << 1,
             one_lap: mark_bit << 2,
+            index_mask: mark_bit - 1,
+            pos_mask: !(mark_bit | (mark_bit << 1)),
             lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             mode: Mode::Multi,
@@ -379,7 +387,7 @@ impl<T> Ring<T> {
     /// `tail` without its flag bits.
     #[inline]
     fn pos(&self, tail: usize) -> usize {
-        tail & !(self.mark_bit | self.park_bit)
+        tail & self.pos_mask
     }
 
     /// The position after `pos`.
@@ -393,7 +401,7 @@ impl<T> Ring<T> {
     fn layout(&self) -> Layout {
         Layout {
             cap: self.cap,
-            mask: self.mark_bit - 1,
+            mask: self.index_mask,
             one_lap: self.one_lap,
         }
     }
@@ -402,16 +410,41 @@ impl<T> Ring<T> {
     #[inline]
     fn count(&self, pos: usize) -> u64 {
         let laps = (pos >> self.lap_shift) as u64;
-        laps * self.cap as u64 + (pos & (self.mark_bit - 1)) as u64
+        laps * self.cap as u64 + (pos & self.index_mask) as u64
+    }
+
+    /// The slot of `pos`, and its buffer index for [`Ring::after`].
+    #[inline(always)]
+    fn place(&self, pos: usize) -> (&Slot<T>, usize) {
+        let index = pos & self.index_mask;
+        (self.slot_at(index), index)
+    }
+
+    /// The position after `pos`, whose buffer index is `index`: `next`
+    /// without masking `pos` again.
+    #[inline(always)]
+    fn after(&self, pos: usize, index: usize) -> usize {
+        if index + 1 < self.cap {
+            pos + 1
+        } else {
+            self.layout().next(pos)
+        }
     }
 
     #[inline]
     fn slot(&self, pos: usize) -> &Slot<T> {
-        let index = pos & (self.mark_bit - 1);
+        self.slot_at(pos & self.index_mask)
+    }
+
+    /// The slot at buffer index `index`, which must come from a position
+    /// masked with `index_mask`.
+    #[inline(always)]
+    fn slot_at(&self, index: usize) -> &Slot<T> {
         debug_assert!(index < self.cap, "index {index} out of {}", self.cap);
-        // SAFETY: every position is made by `next` from 0 (or is one of
-        // those plus flag bits, which the mask removes), and `next` wraps the
-        // index to 0 at `cap`; so `index < cap == buffer.len()`.
+        // SAFETY: `index` is a position masked with `index_mask` (the
+        // callers' contract); every position is made by `next` from 0 (or is
+        // one of those plus flag bits, which the mask removes), and `next`
+        // wraps the index to 0 at `cap`; so `index < cap == buffer.len()`.
         unsafe { self.buffer.get_unchecked(index) }
     }
 

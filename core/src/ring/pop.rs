@@ -52,21 +52,59 @@ impl<T> Ring<T> {
 
     /// `pop_each` for multi-producer rings.
     ///
+    /// Without evictions (every policy but `DropOldest`) only this consumer
+    /// writes `head`, so the loop keeps it in a local instead of loading it
+    /// again per value; a slot not yet written goes to `try_pop_multi`,
+    /// which answers or waits as step 5a says.
+    ///
     /// # Safety
     ///
     /// - As [`Ring::try_pop`].
     #[inline(always)]
     unsafe fn pop_each_multi(&self, max: usize, mut f: impl FnMut(T)) -> (usize, Option<PopError>) {
         let mut taken = 0;
-        while taken < max {
-            // SAFETY: the caller's contract, passed on.
-            match unsafe { self.try_pop_multi() } {
-                Ok(v) => {
-                    taken += 1;
-                    f(v);
+        if self.policy == Overflow::DropOldest {
+            while taken < max {
+                // SAFETY: the caller's contract, passed on.
+                match unsafe { self.try_pop_multi() } {
+                    Ok(v) => {
+                        taken += 1;
+                        f(v);
+                    }
+                    Err(e) => return (taken, Some(e)),
                 }
-                Err(e) => return (taken, Some(e)),
             }
+            return (taken, None);
+        }
+        // Relaxed: our own last store, or the initial value (no producer
+        // writes `head` of these rings).
+        let mut head = self.head.load(Ordering::Relaxed);
+        while taken < max {
+            let (slot, index) = self.place(head);
+            // Acquire: pairs with the producer's Release stamp store (step 2).
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let value = if head.wrapping_add(1) == stamp {
+                let new_head = self.after(head, index);
+                // Release: as in `try_pop_multi`.
+                self.head.store(new_head, Ordering::Release);
+                // SAFETY: `stamp == head + 1` (Acquire), and only we move
+                // `head`.
+                let value = unsafe { self.take(slot, head) };
+                head = new_head;
+                value
+            } else {
+                // SAFETY: the caller's contract, passed on.
+                match unsafe { self.try_pop_multi() } {
+                    Ok(v) => {
+                        // Relaxed: the store `try_pop_multi` just made.
+                        head = self.head.load(Ordering::Relaxed);
+                        v
+                    }
+                    Err(e) => return (taken, Some(e)),
+                }
+            };
+            taken += 1;
+            f(value);
         }
         (taken, None)
     }

@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{Push, Ring, SpaceWait, lanes::Lane};
+use super::{Push, Ring, Slot, SpaceWait, lanes::Lane};
 use crate::{
     policy::Overflow,
     sync::{
@@ -82,13 +82,15 @@ impl<T> Ring<T> {
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit == 0 {
             let pos = self.pos(tail);
-            let slot = self.slot(pos);
+            // Masked before the stamp load: the compiler must reload the
+            // ring's fields after an atomic access, not this local.
+            let (slot, index) = self.place(pos);
             // Acquire: as in `push_contended`.
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == pos {
                 let v = make();
-                return match self.claim(tail, pos) {
-                    Ok(()) => self.fill(pos, v, tail, rest),
+                return match self.claim(tail, self.after(pos, index)) {
+                    Ok(()) => self.fill(slot, pos, v, tail, rest),
                     Err(current) => self.push_contended::<F>(current, Some(v), None, rest, lane),
                 };
             }
@@ -103,24 +105,24 @@ impl<T> Ring<T> {
         self.push_contended(tail, None, Some(make), rest, lane)
     }
 
-    /// Claims `pos`, the position in `tail`, with a CAS (step 1); on failure
-    /// returns the current `tail`.
+    /// Moves `tail`, which a producer read as `tail`, on to `next`, the
+    /// position after it: the claim of step 1. On failure returns the
+    /// current `tail`.
     #[inline(always)]
-    fn claim(&self, tail: usize, pos: usize) -> Result<(), usize> {
+    fn claim(&self, tail: usize, next: usize) -> Result<(), usize> {
         // Relaxed success: the slot is handed over by the stamp (step 2),
         // not by `tail`. Clearing the park bit here is what obliges us to
         // wake the consumer (step 4).
         self.tail
-            .compare_exchange_weak(tail, self.next(pos), Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange_weak(tail, next, Ordering::Relaxed, Ordering::Relaxed)
             .map(drop)
     }
 
-    /// Writes `v` into the slot at `pos`, which a claim from `tail` made
-    /// ours, publishes it (step 2), and wakes the consumer if the claim
+    /// Writes `v` into `slot`, the slot at `pos`, which a claim from `tail`
+    /// made ours, publishes it (step 2), and wakes the consumer if the claim
     /// cleared the park bit (step 4).
     #[inline(always)]
-    fn fill(&self, pos: usize, v: T, tail: usize, rest: Tail<'_, T>) -> Push {
-        let slot = self.slot(pos);
+    fn fill(&self, slot: &Slot<T>, pos: usize, v: T, tail: usize, rest: Tail<'_, T>) -> Push {
         // SAFETY: the claim made us the only producer at `pos`, and the
         // caller saw `stamp == pos` (Acquire): the consumer is done with the
         // slot's previous value.
@@ -155,7 +157,7 @@ impl<T> Ring<T> {
                 return refuse(value, rest, Push::Closed);
             }
             let pos = self.pos(tail);
-            let slot = self.slot(pos);
+            let (slot, index) = self.place(pos);
             // Acquire: pairs with the consumer's Release stamp store in
             // `try_pop` (step 3), so its read of the old value happens
             // before our write below.
@@ -165,8 +167,8 @@ impl<T> Ring<T> {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
                 };
-                match self.claim(tail, pos) {
-                    Ok(()) => return self.fill(pos, v, tail, rest),
+                match self.claim(tail, self.after(pos, index)) {
+                    Ok(()) => return self.fill(slot, pos, v, tail, rest),
                     Err(current) => {
                         value = Some(v);
                         tail = current;

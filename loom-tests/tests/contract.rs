@@ -210,6 +210,10 @@ fn solo_receiver_wakes_when_clone_panics() {
 /// (step 5a). Weakened (the drain stops at the first unwritten slot,
 /// answering `Empty` without reading `tail`), loom finds the other
 /// publisher's claim in flight at `head` hiding this thread's own event.
+///
+/// Also the model of the producers' shared `head_seen` (step 3): with its
+/// load or its store made Relaxed, or the consumer's `head` store, loom
+/// finds a producer writing the slot the drain is reading.
 #[test]
 fn drain_sees_every_returned_publish() {
     loom::model(|| {

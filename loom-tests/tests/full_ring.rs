@@ -15,9 +15,11 @@ use loom::{sync::Arc, thread};
 /// no payload leaks (a dropped event is dropped exactly once by the bus).
 ///
 /// Depends on: the claim CAS on `tail` (step 1: one producer per position);
-/// the stamp Release/Acquire pairs of steps 2 and 3 (the second producer
-/// writes the slot only after the consumer's read of the first value); the
-/// full-path `fence(SeqCst)` + `head` load deciding "full" only when it is.
+/// the stamp Release/Acquire pair of step 2 and the `head` pair of step 3
+/// (the second producer writes the slot only after the consumer's read of
+/// the first value; with the producers' `head` load made Relaxed, loom
+/// finds the two accesses to the slot concurrent); `room` deciding "full"
+/// only when it is.
 #[test]
 fn two_producers_full_ring() {
     loom::model(|| {

@@ -13,9 +13,10 @@
 //! `mark_bit = (cap + 1).next_power_of_two()`, `park_bit = 2 * mark_bit` and
 //! `one_lap = 4 * mark_bit`. Only `tail` ever carries the two flag bits.
 //!
-//! Each slot's `stamp` says what the slot holds: `stamp == pos` means it is
-//! free for the producer at `pos`; `stamp == pos + 1` means the value written
-//! at `pos` is ready for the consumer.
+//! Each slot's `stamp` says what the slot holds: `stamp == pos + 1` means the
+//! value written at `pos` is ready for the consumer. In a `DropOldest` ring,
+//! `stamp == pos` means the slot is free for the producer at `pos`; every
+//! other ring says that with `head` instead (step 3).
 //!
 //! # Synchronization protocol
 //!
@@ -24,9 +25,22 @@
 //!    (park bit), so both are observed in `tail`'s modification order.
 //! 2. *Publish a slot.* The producer writes the value, then stores the stamp
 //!    with `Release`; the consumer loads it with `Acquire`.
-//! 3. *Free a slot.* The consumer reads the value, then stores
-//!    `stamp = pos + one_lap` with `Release`; producers load it with
-//!    `Acquire` before they overwrite the slot.
+//! 3. *Free a slot.* The consumer reads the value, then moves `head` past
+//!    it with a `Release` store. A producer has room at `pos` while `pos` is
+//!    less than a lap ahead of `head` (positions order as integers), which
+//!    it checks with an `Acquire` load before it claims: first of
+//!    `head_seen`, the last `head` a producer loaded, shared by all of them
+//!    on a line only they write (stored with `Release`, so the consumer's
+//!    read still happens before the write, transitively), then, only when
+//!    that copy says full, of `head` itself. So the consumer never writes a
+//!    slot: a slot's line travels one way, producer to consumer, as in an
+//!    SPSC ring such as rtrb, instead of back and forth for every event
+//!    between a polling consumer and the producer writing the next slot of
+//!    the same line. `DropOldest` rings keep Vyukov's stamps, because an
+//!    eviction and the consumer compete for the oldest slot with a CAS on
+//!    `head` *before* reading it: their consumer (or evictor) stores
+//!    `stamp = pos + one_lap` with `Release` after the read, and producers
+//!    load the stamp with `Acquire`.
 //! 4. *Park without a lost wake-up.* The consumer parks only after setting
 //!    the park bit with a CAS whose expected value says "empty". A producer's
 //!    claim CAS reads the bit (RMWs on one location are totally ordered, so
@@ -146,8 +160,9 @@ pub const MAX_RING_BYTES: usize = 1 << 30;
 
 /// One slot of the buffer.
 struct Slot<T> {
-    /// `pos` when free for the producer at `pos`, `pos + 1` when the value
-    /// written at `pos` is ready.
+    /// `pos + 1` when the value written at `pos` is ready; in a
+    /// `DropOldest` ring, `pos` when free for the producer at `pos` (step
+    /// 3).
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -237,6 +252,11 @@ pub(crate) struct Ring<T> {
     tail: CachePadded<AtomicUsize>,
     /// Consumer position `{ lap, 0, 0, index }`.
     head: CachePadded<AtomicUsize>,
+    /// A `head` that a producer loaded, for the others (step 3): never
+    /// ahead of `head`. Rings without evictions only. On a line of its own
+    /// that only producers write, so reading it costs them no transfer
+    /// from the consumer.
+    head_seen: CachePadded<AtomicUsize>,
     buffer: Box<[Slot<T>]>,
     cap: usize,
     mark_bit: usize,
@@ -319,6 +339,7 @@ impl<T> Ring<T> {
         Ok(Self {
             tail: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
+            head_seen: CachePadded::new(AtomicUsize::new(0)),
             buffer: buffer.into_boxed_slice(),
             cap,
             mark_bit,

@@ -181,7 +181,7 @@ impl<T> Ring<T> {
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
             // Relaxed: only decides whether to yield; the caller looks again.
-            if self.slot(head).stamp.load(Ordering::Relaxed) == head {
+            if self.slot(head).stamp.load(Ordering::Relaxed) != head.wrapping_add(1) {
                 // Not ready and not empty: a claim is being written (step
                 // 5a). That takes a few instructions unless its thread was
                 // preempted; give it the CPU instead of polling it.

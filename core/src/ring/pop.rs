@@ -85,11 +85,9 @@ impl<T> Ring<T> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             let value = if head.wrapping_add(1) == stamp {
                 let new_head = self.after(head, index);
-                // Release: as in `try_pop_multi`.
-                self.head.store(new_head, Ordering::Release);
                 // SAFETY: `stamp == head + 1` (Acquire), and only we move
-                // `head`.
-                let value = unsafe { self.take(slot, head) };
+                // `head` of a ring without evictions.
+                let value = unsafe { self.take_moving_head(slot, head, new_head) };
                 head = new_head;
                 value
             } else {
@@ -126,29 +124,28 @@ impl<T> Ring<T> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             if head.wrapping_add(1) == stamp {
                 let new_head = self.next(head);
-                if self.policy == Overflow::DropOldest {
-                    // AcqRel: competes with `force_push` for the slot.
-                    if let Err(actual) = self.head.compare_exchange_weak(
-                        head,
-                        new_head,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    ) {
-                        head = actual;
-                        continue;
-                    }
-                } else {
-                    // Release: pairs with the SeqCst `head` loads of `len`
-                    // and the counters. Producers of these rings never read
-                    // `head`: they learn of freed slots from the stamps
-                    // (step 3), and a `Block` wait re-checks a stamp.
-                    self.head.store(new_head, Ordering::Release);
+                if self.policy != Overflow::DropOldest {
+                    // SAFETY: `stamp == head + 1` (Acquire), and only we move
+                    // `head` of a ring without evictions.
+                    return Ok(unsafe { self.take_moving_head(slot, head, new_head) });
                 }
-                // SAFETY: `stamp == head + 1` (Acquire), and we own `head`
-                // (sole consumer, or the CAS).
-                let value = unsafe { self.take(slot, head) };
-                return Ok(value);
-            } else if stamp == head {
+                // AcqRel: competes with `force_push` for the slot.
+                if let Err(actual) = self.head.compare_exchange_weak(
+                    head,
+                    new_head,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    head = actual;
+                    continue;
+                }
+                // SAFETY: `stamp == head + 1` (Acquire), and the CAS made the
+                // slot ours.
+                return Ok(unsafe { self.take(slot, head) });
+            } else if stamp == head || self.policy != Overflow::DropOldest {
+                // Not written: a ring without evictions leaves a slot's
+                // stamp at what its last producer wrote, a lap ago (or at
+                // its first position's, never written).
                 if let Some(err) = self.unwritten(head, &backoff) {
                     return Err(err);
                 }
@@ -160,14 +157,44 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Reads the value at `head` and frees its slot (step 3).
+    /// Reads the value at `head` of a ring without evictions and frees its
+    /// slot by moving `head` on to `new_head` (step 3): its producers learn
+    /// of the room from `head`, and the slot's line is never written here.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`]: the caller is the only consumer.
+    /// - The ring's policy is not `DropOldest`; `slot` is the slot of
+    ///   `head`, whose stamp the caller saw equal to `head + 1` with Acquire
+    ///   (the value is written); `new_head` is the position after `head`.
+    #[inline(always)]
+    unsafe fn take_moving_head(&self, slot: &Slot<T>, head: usize, new_head: usize) -> T {
+        // SAFETY: the value is written, and ours until `head` moves (the
+        // caller's contract).
+        let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+        // SAFETY: as for the value just above; the `head` store frees the
+        // slot.
+        unsafe {
+            self.sample_received(head, || {
+                // Release: pairs with the producers' Acquire `head` load in
+                // `room` (step 3): our read happens before their next write;
+                // and with the SeqCst `head` loads of `len` and the counters.
+                self.head.store(new_head, Ordering::Release);
+                self.freed();
+            });
+        }
+        value
+    }
+
+    /// Reads the value at `head` of a `DropOldest` ring and frees its slot
+    /// by its stamp (step 3).
     ///
     /// # Safety
     ///
     /// - As [`Ring::try_pop`]: the caller is the only consumer.
     /// - `slot` is the slot of `head`, whose stamp the caller saw equal to
     ///   `head + 1` with Acquire (the value is written), and the caller owns
-    ///   `head` (it moved `head` past it, alone or by winning the CAS).
+    ///   `head` (it won the CAS that moved `head` past it).
     #[inline(always)]
     unsafe fn take(&self, slot: &Slot<T>, head: usize) -> T {
         // SAFETY: the value is written and ours (the caller's contract).
@@ -175,19 +202,24 @@ impl<T> Ring<T> {
         // SAFETY: as for the value just above; `free` frees the slot.
         unsafe {
             self.sample_received(head, || {
-                // Release: pairs with the producers' Acquire stamp load
-                // (step 3): our read happens before their next write.
+                // Release: pairs with the producers' Acquire stamp load in
+                // `room` (step 3): our read happens before their next write.
                 slot.stamp
                     .store(head.wrapping_add(self.one_lap), Ordering::Release);
-                if let Overflow::Block(_) = self.policy {
-                    // Step 6, as soon as the slot is free and before any
-                    // user code (a latency recorder) runs: a panic there
-                    // must not leave a parked producer asleep with room.
-                    self.notify_space();
-                }
+                self.freed();
             });
         }
         value
+    }
+
+    /// Step 6, as soon as a slot is free and before any user code (a
+    /// latency recorder) runs: a panic there must not leave a parked
+    /// producer asleep with room.
+    #[inline(always)]
+    fn freed(&self) {
+        if let Overflow::Block(_) = self.policy {
+            self.notify_space();
+        }
     }
 
     /// What a consumer that found the slot at `head` unwritten answers

@@ -30,6 +30,17 @@ impl<T> Tail<'_, T> {
     }
 }
 
+/// What a producer found at the slot it would claim ([`Ring::room`]).
+enum Room {
+    /// Free for it.
+    Free,
+    /// Full: the slot holds the value of a lap ago. With what to re-check
+    /// it by ([`Ring::still_full`]).
+    Full(usize),
+    /// Its `tail` was stale: load it again.
+    Stale,
+}
+
 /// Runs `f`, user code that a push runs after it made its value (a waker,
 /// the `Drop` of a value evicted or refused); if it panics, counts a drop on
 /// each ring of `rest` (the rest of the publish's route, which it will not
@@ -82,27 +93,95 @@ impl<T> Ring<T> {
         let tail = self.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit == 0 {
             let pos = self.pos(tail);
-            // Masked before the stamp load: the compiler must reload the
+            // Masked before the room check: the compiler must reload the
             // ring's fields after an atomic access, not this local.
             let (slot, index) = self.place(pos);
-            // Acquire: as in `push_contended`.
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == pos {
-                let v = make();
-                return match self.claim(tail, self.after(pos, index)) {
-                    Ok(()) => self.fill(slot, pos, v, tail, rest),
-                    Err(current) => self.push_contended::<F>(current, Some(v), None, rest, lane),
-                };
-            }
-            // Full, as in `push_contended`: `DropNewest` refuses at once.
-            if matches!(self.policy, Overflow::DropNewest)
-                && stamp.wrapping_add(self.one_lap) == pos + 1
-            {
-                self.count_refusal(lane);
-                return Push::Dropped;
+            match self.room(pos, slot) {
+                Room::Free => {
+                    let v = make();
+                    return match self.claim(tail, self.after(pos, index)) {
+                        Ok(()) => self.fill(slot, pos, v, tail, rest),
+                        Err(current) => {
+                            self.push_contended::<F>(current, Some(v), None, rest, lane)
+                        }
+                    };
+                }
+                // Full, as in `push_contended`: `DropNewest` refuses at once.
+                Room::Full(_) if matches!(self.policy, Overflow::DropNewest) => {
+                    self.count_refusal(lane);
+                    return Push::Dropped;
+                }
+                Room::Full(_) | Room::Stale => {}
             }
         }
         self.push_contended(tail, None, Some(make), rest, lane)
+    }
+
+    /// Whether the slot at `pos` (which is `slot`) is free for a producer
+    /// that read `tail` at `pos`: the linearization point of a drop when
+    /// full.
+    ///
+    /// A `DropOldest` ring answers from the slot's stamp, which its consumer
+    /// and evictions store to free a slot (step 3). Every other ring answers
+    /// from `head`: its consumer frees a slot by moving `head` and never
+    /// writes a slot, so a slot's line travels one way, producer to
+    /// consumer. Producers share the last `head` one of them loaded in
+    /// `head_seen`, and load `head` itself only when that copy says full.
+    #[inline(always)]
+    fn room(&self, pos: usize, slot: &Slot<T>) -> Room {
+        if self.policy == Overflow::DropOldest {
+            // Acquire: pairs with the consumer's (or an evictor's) Release
+            // stamp store (step 3), so its read of the old value happens
+            // before our write.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            return if stamp == pos {
+                Room::Free
+            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
+                // The value written one lap ago, not yet received.
+                Room::Full(stamp)
+            } else {
+                Room::Stale
+            };
+        }
+        // Acquire: pairs with the Release store below, made by the producer
+        // that loaded this `head` with Acquire; so the consumer's read of
+        // the slot's old value happens before our write (transitively).
+        let seen = self.head_seen.load(Ordering::Acquire);
+        // Positions order as integers (lap above index), so `pos` has room
+        // while it is less than a lap ahead of a `head` at or behind the
+        // real one.
+        if pos.wrapping_sub(seen) < self.one_lap {
+            return Room::Free;
+        }
+        // Acquire: pairs with the consumer's Release `head` store, made
+        // after it read the value (step 3).
+        let head = self.head.load(Ordering::Acquire);
+        let ahead = pos.wrapping_sub(head);
+        if ahead < self.one_lap {
+            // Release: pairs with the Acquire load above, in the producers
+            // that trust this copy.
+            self.head_seen.store(head, Ordering::Release);
+            Room::Free
+        } else if ahead == self.one_lap {
+            // The consumer is a lap behind `pos`: full.
+            Room::Full(head)
+        } else {
+            // `pos` came from a stale `tail`, behind `head`.
+            Room::Stale
+        }
+    }
+
+    /// Whether the ring is still full as `room` found it, with `witness`
+    /// from its `Room::Full`: the same stamp at `pos`, or the same `head`.
+    /// Relaxed: run after the heavy barrier of step 6, which orders it.
+    #[inline]
+    fn still_full(&self, slot: &Slot<T>, witness: usize) -> bool {
+        let now = if self.policy == Overflow::DropOldest {
+            slot.stamp.load(Ordering::Relaxed)
+        } else {
+            self.head.load(Ordering::Relaxed)
+        };
+        now == witness
     }
 
     /// Moves `tail`, which a producer read as `tail`, on to `next`, the
@@ -158,11 +237,8 @@ impl<T> Ring<T> {
             }
             let pos = self.pos(tail);
             let (slot, index) = self.place(pos);
-            // Acquire: pairs with the consumer's Release stamp store in
-            // `try_pop` (step 3), so its read of the old value happens
-            // before our write below.
-            let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == pos {
+            let room = self.room(pos, slot);
+            if let Room::Free = room {
                 let v = match value.take() {
                     Some(v) => v,
                     None => (make.take().expect("make runs once"))(),
@@ -175,26 +251,26 @@ impl<T> Ring<T> {
                         backoff.spin();
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap) == pos + 1 {
+            } else if let Room::Full(witness) = room {
                 // The slot still holds the value written one lap ago, not yet
-                // received: the ring was full when we loaded the stamp, which
-                // is the linearization point of a drop. `DropNewest` needs no
+                // received: the ring was full when `room` looked, which is
+                // the linearization point of a drop. `DropNewest` needs no
                 // more: it drops without a fence.
                 match self.policy {
                     Overflow::DropNewest => return refuse(value, rest, self.drop_newest(lane)),
                     Overflow::Block(timeout) => {
-                        // No fence and no `head` load here: a wait that
-                        // started on a stale stamp spins one round and
-                        // retries, and a park re-checks the slot after the
-                        // heavy barrier (step 6), which is what orders it.
+                        // No fence here: a wait that started on a stale
+                        // `head` spins one round and retries, and a park
+                        // re-checks after the heavy barrier (step 6), which
+                        // is what orders it.
                         let wait = space.get_or_insert_with(SpaceWait::new);
                         wait.start(timeout);
-                        // Still full and open: the slot at `pos` holds the
-                        // value of a lap ago. Relaxed: run after the barrier
-                        // of step 6, which orders it; the retry below loads
-                        // the stamp again with Acquire before any write.
+                        // Still full and open. Relaxed: run after the
+                        // barrier of step 6, which orders it; the retry below
+                        // checks the room again with Acquire before any
+                        // write.
                         let full = || {
-                            slot.stamp.load(Ordering::Relaxed) == stamp
+                            self.still_full(slot, witness)
                                 && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
                         };
                         if !self.wait_for_space(wait, full) {
@@ -207,7 +283,7 @@ impl<T> Ring<T> {
                     Overflow::DropOldest => {}
                 }
                 // An eviction acts on the oldest slot, so it checks that the
-                // consumer has not moved on since the stamp load.
+                // consumer has not moved on since `room` loaded the stamp.
                 // SeqCst: orders the stamp load above before the head load
                 // below (as in crossbeam's array channel); pairs with the
                 // consumer's Release head store.

@@ -168,8 +168,8 @@ impl<V: Hash + Eq + Clone> Holders<V> {
 
 /// One trie node: the patterns sharing a prefix of segments.
 struct Node<V> {
-    /// Children for literal segments.
-    literals: HashTrie<StdArc<str>, StdArc<Node<V>>>,
+    /// Children for literal segments (texts inline, as in the literal map).
+    literals: HashTrie<Text, StdArc<Node<V>>>,
     /// Child for a `*` segment.
     star: Option<StdArc<Node<V>>>,
     /// Values whose pattern ends exactly at this node, with how many times
@@ -226,11 +226,10 @@ impl<V: Hash + Eq + Clone> Node<V> {
                 StdArc::make_mut(child).insert(segments, value);
             }
             Some(PatternSegment::Literal(literal)) => {
-                if !self.literals.contains_key(literal) {
-                    self.literals
-                        .insert(StdArc::from(literal), StdArc::default());
+                if !self.literals.contains_key(literal.as_bytes()) {
+                    self.literals.insert(Text::new(literal), StdArc::default());
                 }
-                if let Some(child) = self.literals.get_mut(literal) {
+                if let Some(child) = self.literals.get_mut(literal.as_bytes()) {
                     StdArc::make_mut(child).insert(segments, value);
                 }
             }
@@ -259,13 +258,13 @@ impl<V: Hash + Eq + Clone> Node<V> {
                 removed
             }
             Some(PatternSegment::Literal(literal)) => {
-                let Some(child) = self.literals.get_mut(literal) else {
+                let Some(child) = self.literals.get_mut(literal.as_bytes()) else {
                     return false;
                 };
                 let child = StdArc::make_mut(child);
                 let removed = child.remove(segments, value);
                 if removed && child.is_empty() {
-                    self.literals.remove(literal);
+                    self.literals.remove(literal.as_bytes());
                 }
                 removed
             }
@@ -383,7 +382,7 @@ impl<V> PatternIndex<V> {
                 Some((segment, next)) => (segment, Some(next)),
                 None => (rest, None),
             };
-            if let Some(child) = node.literals.get(segment) {
+            if let Some(child) = node.literals.get(segment.as_bytes()) {
                 stack.push((child, next));
             }
             if let Some(child) = node.star.as_deref() {

@@ -11,8 +11,8 @@
 //! each covering `32^level` ids; each node is one `Arc<[_; 32]>`, held by
 //! its parent (the root, by the map). The tree grows a level when an id
 //! beyond its reach arrives. An update copies the nodes on the id's path
-//! (`O(log32 max id)`, at most 13 of 32 slots), changing them in place where
-//! no clone shares them. A remove that empties a node removes it from its
+//! (`O(log32 max id)` nodes of 32 slots, at most 13), changing them in place
+//! where no clone shares them. A remove that empties a node removes it from its
 //! parent, up to the root, so a map holds only nodes with a live entry
 //! below them: memory follows the live entries, whatever ids came and went.
 //! Iteration is in id order.

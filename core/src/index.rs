@@ -1,17 +1,36 @@
-//! A trie of subscription patterns, resolving which patterns match a topic.
+//! A multimap of subscription patterns, resolving which patterns match a
+//! topic.
 //!
 //! [`PatternIndex`] is consulted when subscriptions change (to rebuild the
-//! per-topic routing), not on every publish. A lookup walks the topic's
-//! segments through the trie, so its cost depends on the number of segments
-//! and on how many wildcard branches exist, not on the number of patterns.
+//! per-topic routing) and to resolve a topic that was never interned, not
+//! on every publish. It keeps two structures:
+//!
+//! - literal patterns (no `*`, no `>`), which match one topic each, their
+//!   own text, in one flat map from that text to its values: a lookup is
+//!   one hash and one map walk;
+//! - wildcard patterns in a trie by segment, which a lookup walks along the
+//!   topic's segments, so its cost depends on the number of segments and
+//!   on how many wildcard branches exist, not on the number of patterns.
 //!
 //! The index is persistent: it lives in every registry snapshot, and a
-//! clone shares all of it. An insert or a remove copies the trie nodes on
-//! its pattern's path (each `Arc::make_mut`), and in each of them the path
-//! of one [`HashTrie`] (the literal children, or the values), so it costs
-//! `O(segments × log32 n)`, however many patterns share a node.
+//! clone shares all of it. An insert or a remove copies one path of a
+//! [`HashTrie`] for a literal pattern (`O(log16 n)`), or, for a wildcard,
+//! the trie nodes on its path (each `Arc::make_mut`) and in each of them
+//! the path of one `HashTrie` (the literal children, or the values), so
+//! `O(segments × log16 n)`, however many patterns share a node.
+//!
+//! What such a copy costs at scale is the reference counts in the slots it
+//! copies, each on a cache line of its own (keys are hashed, so a node's
+//! neighbours are spread over the whole map): the literal map holds short
+//! texts inline ([`Text`]) and one value without a count ([`Holders`]),
+//! so copying one of its leaf slots touches no other line.
 
 use smallvec::SmallVec;
+
+use std::{
+    borrow::Borrow,
+    hash::{Hash, Hasher},
+};
 
 use crate::{
     persist::HashTrie,
@@ -19,10 +38,138 @@ use crate::{
     topic::{Pattern, PatternSegment},
 };
 
+/// The longest text held inline by [`Text`].
+const INLINE: usize = 22;
+
+/// A literal pattern's text as a key of the literal map: inline up to
+/// [`INLINE`] bytes, so that copying it is a copy of 24 bytes, else shared.
+/// Hashes and compares as its bytes, so the map is searched with a topic's
+/// `as_bytes()`.
+#[derive(Clone)]
+enum Text {
+    Inline(u8, [u8; INLINE]),
+    Shared(StdArc<str>),
+}
+
+impl Text {
+    fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE => {
+                let mut inline = [0; INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Text::Inline(len, inline)
+            }
+            _ => Text::Shared(StdArc::from(text)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Inline(len, bytes) => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Text::Shared(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl Borrow<[u8]> for Text {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+// As `[u8]`'s, which `Borrow` requires.
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Text {}
+
+/// The values of one literal pattern, with how many times each was
+/// inserted: one inline (the common case: copying it counts nothing), or a
+/// map once there are several (behind an `Arc`, so that the literal map's
+/// slots stay small: a node of them stays one small allocation).
+#[derive(Clone)]
+enum Holders<V> {
+    One(V, u32),
+    /// Never fewer than two values.
+    Many(StdArc<HashTrie<V, u32>>),
+}
+
+impl<V> Holders<V> {
+    /// Calls `f` once per insertion of each value.
+    fn for_each(&self, f: &mut impl FnMut(&V)) {
+        match self {
+            Holders::One(value, count) => {
+                for _ in 0..*count {
+                    f(value);
+                }
+            }
+            Holders::Many(values) => {
+                for (value, &count) in values.iter() {
+                    for _ in 0..count {
+                        f(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<V: Hash + Eq + Clone> Holders<V> {
+    fn add(&mut self, value: V) {
+        match self {
+            Holders::One(one, count) if *one == value => *count += 1,
+            Holders::One(one, count) => {
+                let mut values = HashTrie::default();
+                values.insert(one.clone(), *count);
+                values.insert(value, 1);
+                *self = Holders::Many(StdArc::new(values));
+            }
+            Holders::Many(values) => add_one(StdArc::make_mut(values), value),
+        }
+    }
+
+    /// Removes one insertion of `value`; returns whether there was one and
+    /// whether none is left.
+    fn remove(&mut self, value: &V) -> (bool, bool) {
+        match self {
+            Holders::One(one, count) if one == value => {
+                *count -= 1;
+                (true, *count == 0)
+            }
+            Holders::One(..) => (false, false),
+            Holders::Many(values) => {
+                let values = StdArc::make_mut(values);
+                let removed = remove_one(values, value);
+                let last = match values.len() {
+                    1 => values
+                        .iter()
+                        .next()
+                        .map(|(one, &count)| (one.clone(), count)),
+                    _ => None,
+                };
+                if let Some((one, count)) = last {
+                    *self = Holders::One(one, count);
+                }
+                (removed, false)
+            }
+        }
+    }
+}
+
 /// One trie node: the patterns sharing a prefix of segments.
 struct Node<V> {
-    /// Children for literal segments.
-    literals: HashTrie<StdArc<str>, StdArc<Node<V>>>,
+    /// Children for literal segments (texts inline, as in the literal map).
+    literals: HashTrie<Text, StdArc<Node<V>>>,
     /// Child for a `*` segment.
     star: Option<StdArc<Node<V>>>,
     /// Values whose pattern ends exactly at this node, with how many times
@@ -56,7 +203,7 @@ impl<V> Default for Node<V> {
     }
 }
 
-impl<V: std::hash::Hash + Eq + Clone> Node<V> {
+impl<V: Hash + Eq + Clone> Node<V> {
     fn is_empty(&self) -> bool {
         self.literals.is_empty()
             && self.star.is_none()
@@ -79,11 +226,10 @@ impl<V: std::hash::Hash + Eq + Clone> Node<V> {
                 StdArc::make_mut(child).insert(segments, value);
             }
             Some(PatternSegment::Literal(literal)) => {
-                if !self.literals.contains_key(literal) {
-                    self.literals
-                        .insert(StdArc::from(literal), StdArc::default());
+                if !self.literals.contains_key(literal.as_bytes()) {
+                    self.literals.insert(Text::new(literal), StdArc::default());
                 }
-                if let Some(child) = self.literals.get_mut(literal) {
+                if let Some(child) = self.literals.get_mut(literal.as_bytes()) {
                     StdArc::make_mut(child).insert(segments, value);
                 }
             }
@@ -112,13 +258,13 @@ impl<V: std::hash::Hash + Eq + Clone> Node<V> {
                 removed
             }
             Some(PatternSegment::Literal(literal)) => {
-                let Some(child) = self.literals.get_mut(literal) else {
+                let Some(child) = self.literals.get_mut(literal.as_bytes()) else {
                     return false;
                 };
                 let child = StdArc::make_mut(child);
                 let removed = child.remove(segments, value);
                 if removed && child.is_empty() {
-                    self.literals.remove(literal);
+                    self.literals.remove(literal.as_bytes());
                 }
                 removed
             }
@@ -127,7 +273,7 @@ impl<V: std::hash::Hash + Eq + Clone> Node<V> {
 }
 
 /// Adds one occurrence of `value` to the counted set `values`.
-fn add_one<V: std::hash::Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value: V) {
+fn add_one<V: Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value: V) {
     match values.get_mut(&value) {
         Some(count) => *count += 1,
         None => {
@@ -137,7 +283,7 @@ fn add_one<V: std::hash::Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value
 }
 
 /// Removes one occurrence of `value` from the counted set `values`.
-fn remove_one<V: std::hash::Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value: &V) -> bool {
+fn remove_one<V: Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value: &V) -> bool {
     match values.get(value).copied() {
         None => false,
         Some(1) => values.remove(value).is_some(),
@@ -157,6 +303,9 @@ fn remove_one<V: std::hash::Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, va
 /// insertion is reported separately by [`for_each_match`](Self::for_each_match)
 /// and undone by one [`remove`](Self::remove).
 pub(crate) struct PatternIndex<V> {
+    /// The literal patterns, by text.
+    literals: HashTrie<Text, Holders<V>>,
+    /// The wildcard patterns.
     root: Node<V>,
     len: usize,
 }
@@ -164,6 +313,7 @@ pub(crate) struct PatternIndex<V> {
 impl<V> Clone for PatternIndex<V> {
     fn clone(&self) -> Self {
         PatternIndex {
+            literals: self.literals.clone(),
             root: self.root.clone(),
             len: self.len,
         }
@@ -180,6 +330,7 @@ impl<V> PatternIndex<V> {
     /// An empty index.
     pub(crate) fn new() -> Self {
         PatternIndex {
+            literals: HashTrie::default(),
             root: Node::default(),
             len: 0,
         }
@@ -204,8 +355,11 @@ impl<V> PatternIndex<V> {
     /// invalid topic gives unspecified matches but never a panic.
     pub(crate) fn for_each_match(&self, topic: &str, mut f: impl FnMut(&V))
     where
-        V: std::hash::Hash + Eq,
+        V: Hash + Eq,
     {
+        if let Some(holders) = self.literals.get(topic.as_bytes()) {
+            holders.for_each(&mut f);
+        }
         let mut each = |values: &HashTrie<V, u32>| {
             for (value, &count) in values.iter() {
                 for _ in 0..count {
@@ -228,7 +382,7 @@ impl<V> PatternIndex<V> {
                 Some((segment, next)) => (segment, Some(next)),
                 None => (rest, None),
             };
-            if let Some(child) = node.literals.get(segment) {
+            if let Some(child) = node.literals.get(segment.as_bytes()) {
                 stack.push((child, next));
             }
             if let Some(child) = node.star.as_deref() {
@@ -238,17 +392,48 @@ impl<V> PatternIndex<V> {
     }
 }
 
-impl<V: std::hash::Hash + Eq + Clone> PatternIndex<V> {
+impl<V: Hash + Eq + Clone> PatternIndex<V> {
     /// Adds `value` under `pattern`.
     pub(crate) fn insert(&mut self, pattern: &Pattern, value: V) {
-        self.root.insert(pattern.segments(), value);
+        if pattern.is_literal() {
+            let text = pattern.as_str().as_bytes();
+            match self.literals.get_mut(text) {
+                Some(holders) => holders.add(value),
+                None => {
+                    self.literals
+                        .insert(Text::new(pattern.as_str()), Holders::One(value, 1));
+                }
+            }
+        } else {
+            self.root.insert(pattern.segments(), value);
+        }
         self.len += 1;
     }
 
     /// Removes one occurrence of `value` under `pattern`, pruning trie nodes
     /// left empty. Returns whether an occurrence was found.
     pub(crate) fn remove(&mut self, pattern: &Pattern, value: &V) -> bool {
-        let removed = self.root.remove(pattern.segments(), value);
+        let removed = if pattern.is_literal() {
+            let text = pattern.as_str().as_bytes();
+            // Looked up first: a miss copies nothing.
+            let found = match self.literals.get(text) {
+                Some(Holders::One(one, _)) => one == value,
+                Some(Holders::Many(values)) => values.contains_key(value),
+                None => false,
+            };
+            match self.literals.get_mut(text).filter(|_| found) {
+                Some(holders) => {
+                    let (removed, empty) = holders.remove(value);
+                    if empty {
+                        self.literals.remove(text);
+                    }
+                    removed
+                }
+                None => false,
+            }
+        } else {
+            self.root.remove(pattern.segments(), value)
+        };
         if removed {
             self.len -= 1;
         }
@@ -327,6 +512,43 @@ mod tests {
         }
         assert!(index.is_empty());
         assert!(index.root.is_empty());
+        assert!(index.literals.is_empty());
+    }
+
+    #[test]
+    fn literal_texts_short_and_long() {
+        let long = "orders.europe.created.version2";
+        assert!(long.len() > INLINE);
+        let exact = "a".repeat(INLINE);
+        assert!(matches!(Text::new(&exact), Text::Inline(..)));
+        assert!(matches!(Text::new(long), Text::Shared(_)));
+        assert!(Text::new(long) == Text::new(long));
+        assert!(Text::new("a.b") != Text::new("a.c"));
+        let mut index = PatternIndex::new();
+        index.insert(&p(long), 1);
+        index.insert(&p(&exact), 2);
+        index.insert(&p("a.b"), 3);
+        index.insert(&p("a.b"), 4);
+        index.insert(&p("a.b"), 3);
+        assert_eq!(matches(&index, long), [1]);
+        assert_eq!(matches(&index, &exact), [2]);
+        assert_eq!(matches(&index, "a.b"), [3, 3, 4]);
+        assert_eq!(matches(&index, "orders.europe.created"), [0u32; 0]);
+        // A value that a literal does not hold is not removed.
+        assert!(!index.remove(&p("a.b"), &5));
+        assert!(!index.remove(&p(long), &2));
+        assert!(index.remove(&p("a.b"), &3));
+        assert_eq!(matches(&index, "a.b"), [3, 4]);
+        assert!(index.remove(&p("a.b"), &4));
+        assert!(matches!(
+            index.literals.get("a.b".as_bytes()),
+            Some(Holders::One(3, 1))
+        ));
+        for (s, v) in [(long, 1), (exact.as_str(), 2), ("a.b", 3)] {
+            assert!(index.remove(&p(s), &v), "{s}");
+        }
+        assert!(index.is_empty());
+        assert!(index.literals.is_empty());
     }
 
     #[test]
@@ -368,7 +590,21 @@ mod tests {
         fn matches_brute_force(
             ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 12 } else { 40 }),
             topics in prop::collection::vec(topic_strategy(SEGMENTS), 1..8),
+            long in any::<bool>(),
         ) {
+            // Segment `c` made long, so that literal texts are both inline
+            // and shared.
+            let lengthen = |s: String| {
+                if long { s.replace('c', "c_segment_long_enough") } else { s }
+            };
+            let ops: Vec<Op> = ops
+                .into_iter()
+                .map(|op| match op {
+                    Op::Insert(s, v) => Op::Insert(lengthen(s), v),
+                    Op::Remove(s, v) => Op::Remove(lengthen(s), v),
+                })
+                .collect();
+            let topics: Vec<String> = topics.into_iter().map(lengthen).collect();
             let mut index: PatternIndex<(String, u8)> = PatternIndex::new();
             let mut model: Vec<(Pattern, u8)> = Vec::new();
             for op in ops {
@@ -405,6 +641,7 @@ mod tests {
             }
             if model.is_empty() {
                 prop_assert!(index.root.is_empty());
+                prop_assert!(index.literals.is_empty());
             }
         }
     }

@@ -18,12 +18,15 @@
 //! shares with its predecessor everything the update did not touch, so
 //! making one costs what the update changes, not the registry's size:
 //!
-//! - subscribe or unsubscribe: the subscription's entry (`O(log n)`), its
-//!   patterns in the index (`O(segments × log n)` each), and the routes of
-//!   the interned topics it matches, each rebuilt (`O(route length)`), the
-//!   others shared. A literal pattern finds its topic with one lookup; a
-//!   wildcard is tested against each interned topic (matching a new
-//!   pattern is the work a subscribe is for), without copying any;
+//! - subscribe or unsubscribe: the subscription's entry (`O(log32 id)`,
+//!   in an [`IdMap`] whose newest leaf is the one a new id lands in), its
+//!   patterns in the index (`O(log16 n)` for a literal pattern, in the
+//!   index's literal map, `O(segments × log16 n)` for a wildcard), and the
+//!   routes of the interned topics it matches, each rebuilt
+//!   (`O(route length)`), the others shared. A literal pattern finds its
+//!   topic with one lookup; a wildcard is tested against each interned
+//!   topic (matching a new pattern is the work a subscribe is for), without
+//!   copying any;
 //! - interning a topic: its route, resolved through the index, and one
 //!   entry in the name map and the route vector.
 
@@ -31,7 +34,7 @@ use smallvec::SmallVec;
 
 use crate::{
     index::PatternIndex,
-    persist::{HashTrie, PVec},
+    persist::{HashTrie, IdMap, PVec},
     ring::Ring,
     sync::{Arc, StdArc},
     topic::Pattern,
@@ -72,9 +75,10 @@ pub(crate) struct Registry<E> {
     /// carries the mode in its type, `DeliveryMode::SOLO`; each ring, in
     /// its `Mode`.)
     pub(crate) solo: bool,
-    /// Live subscriptions by id (an `Arc` each, so that copying a trie node
-    /// costs one count per entry).
-    subs: HashTrie<u64, StdArc<SubEntry<E>>>,
+    /// Live subscriptions by id (an `Arc` each, so that copying a node
+    /// costs one count per entry; ids come in order, so the entries a new
+    /// subscription's leaf copies are the newest ones, still in cache).
+    subs: IdMap<StdArc<SubEntry<E>>>,
     /// Subscription ids by pattern, for resolving a topic.
     index: PatternIndex<u64>,
     /// Interned topic name to its id (an index into `routes`).
@@ -101,7 +105,7 @@ impl<E> Registry<E> {
         Self {
             closed: false,
             solo: false,
-            subs: HashTrie::default(),
+            subs: IdMap::default(),
             index: PatternIndex::new(),
             topics: HashTrie::default(),
             routes: PVec::default(),
@@ -135,9 +139,9 @@ impl<E> Registry<E> {
         self.topics.get(name).copied()
     }
 
-    /// The live subscriptions, in no particular order.
+    /// The live subscriptions, by id.
     pub(crate) fn subs(&self) -> impl Iterator<Item = &SubEntry<E>> {
-        self.subs.iter().map(|(_, entry)| &**entry)
+        self.subs.iter().map(|entry| &**entry)
     }
 
     /// The number of live subscriptions.
@@ -159,7 +163,7 @@ impl<E> Registry<E> {
         ids.dedup();
         let mut rings: SmallVec<[&Arc<Ring<E>>; 8]> = ids
             .iter()
-            .filter_map(|id| self.subs.get(id))
+            .filter_map(|&id| self.subs.get(id))
             .map(|e| &e.ring)
             .collect();
         // Stable: equal priorities stay in subscription order.
@@ -244,9 +248,9 @@ impl<E> Registry<E> {
     /// A successor without subscription `id`, and its entry; `None` if the
     /// registry does not hold it.
     pub(crate) fn without_sub(&self, id: u64) -> Option<(Self, SubEntry<E>)> {
-        let entry = SubEntry::clone(self.subs.get(&id)?);
+        let entry = SubEntry::clone(self.subs.get(id)?);
         let mut next = self.clone();
-        next.subs.remove(&id);
+        next.subs.remove(id);
         for pattern in entry.patterns.iter() {
             next.index.remove(pattern, &id);
         }

@@ -34,6 +34,7 @@ use crate::{
     state::{Shared, bump, raised, set},
     subject,
     sync::Ordering,
+    unwind,
 };
 
 /// The header naming the bridge that exported a message.
@@ -132,7 +133,7 @@ pub(crate) fn encode<T: Serialize>(
         Err(panic) => {
             return Err(ExportError::Encode {
                 id,
-                reason: format!("serialize panicked: {}", panic_message(&*panic)),
+                reason: format!("serialize panicked: {}", unwind::panic_message(&*panic)),
             });
         }
     };
@@ -161,18 +162,6 @@ pub(crate) fn encode<T: Serialize>(
         payload: Bytes::from(payload),
         attempts: 0,
     })
-}
-
-/// The text of a panic's payload (a `&str` or `String` message), or a
-/// placeholder.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
 }
 
 /// The export task's parts.

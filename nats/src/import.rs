@@ -30,6 +30,7 @@ use crate::{
     state::{Shared, bump, raised, set},
     subject,
     sync::Ordering,
+    unwind,
 };
 
 /// A pulled message on its way to the delivery thread.
@@ -113,10 +114,7 @@ pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
                 What::Reject(ImportError::Decode {
                     stream_seq,
                     subject: msg.subject.to_string(),
-                    reason: format!(
-                        "deserialize panicked: {}",
-                        crate::export::panic_message(&*panic)
-                    ),
+                    reason: format!("deserialize panicked: {}", unwind::panic_message(&*panic)),
                 })
             });
             // Waits while the delivery thread is behind: back-pressure.
@@ -227,7 +225,7 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                             shared.report(BridgeError::Import(ImportError::Panicked {
                                 stream_seq: msg.info().map_or(0, |i| i.stream_sequence),
                                 id,
-                                reason: crate::export::panic_message(&*panic),
+                                reason: unwind::panic_message(&*panic),
                             }));
                             AckKind::Term
                         }

@@ -110,6 +110,7 @@ mod setup;
 mod state;
 pub mod subject;
 mod sync;
+mod unwind;
 
 pub use crate::{
     bridge::Bridge,

@@ -373,7 +373,10 @@ fn drop_event<T>(shared: &Shared, env: Envelope<T>) {
     let id = env.id();
     if let Err(reason) = unwind::drop_contained(env) {
         // Reported before counted: who sees the count sees the error.
-        shared.report(BridgeError::Export(ExportError::DropPanicked { id, reason }));
+        shared.report(BridgeError::Export(ExportError::DropPanicked {
+            id,
+            reason,
+        }));
         bump(&shared.export.drop_panics);
     }
 }

@@ -123,10 +123,7 @@ pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
                 What::Reject(ImportError::Decode {
                     stream_seq,
                     subject: msg.subject.to_string(),
-                    reason: format!(
-                        "deserialize panicked: {}",
-                        unwind::panic_message(&*panic)
-                    ),
+                    reason: format!("deserialize panicked: {}", unwind::panic_message(&*panic)),
                 })
             });
             permit.send(Item { msg, what });

@@ -90,8 +90,10 @@
 //! [`ExportError::DropPanicked`] or [`ImportError::DropPanicked`] and
 //! counted in [`ExportStats::drop_panics`] or [`ImportStats::drop_panics`];
 //! the event is handled as it would be otherwise, and the export and
-//! import go on. Panics are contained with `catch_unwind`;
-//! the panic hook still prints them. A `Clone` that panics on the
+//! import go on. Panics are contained with `catch_unwind`; the process's
+//! panic hook still runs (by default it prints them), as for a panicking
+//! tokio task: the bridge neither installs nor swaps a hook, which is the
+//! application's to set. A `Clone` that panics on the
 //! exporting side panics in the local publisher, as the bus documents.
 //!
 //! # Wire format

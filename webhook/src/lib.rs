@@ -80,6 +80,8 @@
 //! the payload; the forwarding thread drops each envelope after sending it,
 //! and a payload whose `Drop` panics there is counted in
 //! [`Webhooks::drop_panics`] (the panic is contained, the thread goes on).
+//! A contained panic still runs the process's panic hook (by default it
+//! prints), as for a panicking tokio task; this crate sets no hook.
 //!
 //! # Time
 //!

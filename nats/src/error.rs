@@ -199,6 +199,17 @@ pub enum ExportError {
         /// Why.
         error: SubjectError,
     },
+    /// The event's `Drop` panicked in the export task, after the event was
+    /// encoded (or skipped, as one this bridge imported). The panic is
+    /// contained; the event is exported (or skipped) all the same and the
+    /// export goes on with the next event. Counted in
+    /// [`ExportStats::drop_panics`](crate::ExportStats::drop_panics).
+    DropPanicked {
+        /// The envelope.
+        id: EventId,
+        /// The panic's message.
+        reason: String,
+    },
     /// Every attempt failed ([`BridgeConfig::max_retries`](crate::BridgeConfig::max_retries)).
     GaveUp {
         /// The envelope.
@@ -224,6 +235,9 @@ impl fmt::Display for ExportError {
             ),
             Self::Encode { id, reason } => write!(f, "event {id} could not be encoded: {reason}"),
             Self::Subject { id, error } => write!(f, "event {id}: {error}"),
+            Self::DropPanicked { id, reason } => {
+                write!(f, "dropping event {id} panicked: {reason}")
+            }
             Self::GaveUp { id, attempts, last } => {
                 write!(
                     f,
@@ -279,6 +293,21 @@ pub enum ImportError {
         /// The panic's message.
         reason: String,
     },
+    /// An imported event's `Drop` panicked in the bridge, which dropped it
+    /// without publishing it locally: a redelivery it skipped as a
+    /// duplicate, an envelope whose topic does not match its subject, one
+    /// left over when the bus or the bridge closed. The panic is contained
+    /// and the message is handled as it would be otherwise (acknowledged,
+    /// terminated, or left for redelivery); counted in
+    /// [`ImportStats::drop_panics`](crate::ImportStats::drop_panics).
+    DropPanicked {
+        /// The stream sequence number.
+        stream_seq: u64,
+        /// The envelope.
+        id: EventId,
+        /// The panic's message.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ImportError {
@@ -309,6 +338,14 @@ impl fmt::Display for ImportError {
                 f,
                 "message {stream_seq} (event {id}): the local publish panicked: {reason}"
             ),
+            Self::DropPanicked {
+                stream_seq,
+                id,
+                reason,
+            } => write!(
+                f,
+                "message {stream_seq} (event {id}): dropping the event panicked: {reason}"
+            ),
         }
     }
 }
@@ -320,9 +357,10 @@ impl std::error::Error for ImportError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BridgeError {
-    /// An event the exporter could not publish.
+    /// An event the exporter could not publish (or whose `Drop` panicked).
     Export(ExportError),
-    /// A message the importer could not deliver.
+    /// A message the importer could not deliver (or whose event's `Drop`
+    /// panicked).
     Import(ImportError),
 }
 

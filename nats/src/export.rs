@@ -24,7 +24,7 @@ use async_nats::{
     jetstream::{self, context::Publish, publish::PublishAck},
 };
 use bytes::Bytes;
-use evbus_core::{Envelope, EventId, RecvError, Subscription};
+use evbus_core::{Envelope, EventId, RecvError, Subscription, TryRecvError};
 use futures_util::future::poll_fn;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -34,6 +34,7 @@ use crate::{
     state::{Shared, bump, raised, set},
     subject,
     sync::Ordering,
+    unwind,
 };
 
 /// The header naming the bridge that exported a message.
@@ -132,7 +133,7 @@ pub(crate) fn encode<T: Serialize>(
         Err(panic) => {
             return Err(ExportError::Encode {
                 id,
-                reason: format!("serialize panicked: {}", panic_message(&*panic)),
+                reason: format!("serialize panicked: {}", unwind::panic_message(&*panic)),
             });
         }
     };
@@ -161,18 +162,6 @@ pub(crate) fn encode<T: Serialize>(
         payload: Bytes::from(payload),
         attempts: 0,
     })
-}
-
-/// The text of a panic's payload (a `&str` or `String` message), or a
-/// placeholder.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
 }
 
 /// The export task's parts.
@@ -295,25 +284,42 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
             ids.contains(&env.id(), std::time::Instant::now())
         };
         // A dry-run replay must cause no effect outside the process.
-        if imported || env.replay().is_some_and(|m| m.dry_run) {
-            bump(&shared.export.skipped_imported);
-            shared.resolved();
-            return;
-        }
-        if self.max_payload == 0 || self.since_info >= 1024 {
-            self.max_payload = self.client.server_info().max_payload;
-            self.since_info = 0;
-        }
-        self.since_info += 1;
-        match encode(&env, &mut self.subjects, &self.origin, self.max_payload) {
-            Ok(out) => self.send(out, inflight).await,
-            Err(e) => {
-                if matches!(e, ExportError::Oversized { .. }) {
+        let skip = imported || env.replay().is_some_and(|m| m.dry_run);
+        let encoded = if skip {
+            None
+        } else {
+            if self.max_payload == 0 || self.since_info >= 1024 {
+                self.max_payload = self.client.server_info().max_payload;
+                self.since_info = 0;
+            }
+            self.since_info += 1;
+            Some(encode(
+                &env,
+                &mut self.subjects,
+                &self.origin,
+                self.max_payload,
+            ))
+        };
+        // The event is done with: dropped here, before any await, so that
+        // a panicking `Drop` is contained and reported rather than ending
+        // this task (or unwinding out of an abort).
+        drop_event(shared, env);
+        match encoded {
+            None => {
+                bump(&shared.export.skipped_imported);
+                shared.resolved();
+            }
+            Some(Ok(out)) => self.send(out, inflight).await,
+            Some(Err(e)) => {
+                // Reported before counted: who sees the count sees the
+                // error.
+                let oversized = matches!(e, ExportError::Oversized { .. });
+                shared.report(BridgeError::Export(e));
+                if oversized {
                     bump(&shared.export.oversized);
                 } else {
                     bump(&shared.export.failed);
                 }
-                shared.report(BridgeError::Export(e));
                 shared.resolved();
             }
         }
@@ -339,6 +345,39 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
             Err(e) => Box::pin(std::future::ready(Err(e.to_string()))),
         };
         inflight.push_back(InFlight { out, ack });
+    }
+}
+
+/// Whatever stops the task (its end, an abort, a dropped bridge), the
+/// events still in the export ring are dropped here, each drop contained
+/// and reported, not in the subscription's own `Drop`, which would raise a
+/// payload's panic again in the runtime.
+impl<T> Drop for Exporter<T> {
+    fn drop(&mut self) {
+        self.sub.unsubscribe();
+        loop {
+            match self.sub.try_recv() {
+                Ok(env) => drop_event(&self.shared, env),
+                Err(TryRecvError::Lagged(n)) => {
+                    self.shared.export.lost.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Drops an event in the export task; a panic of its `Drop` is contained,
+/// reported and counted.
+fn drop_event<T>(shared: &Shared, env: Envelope<T>) {
+    let id = env.id();
+    if let Err(reason) = unwind::drop_contained(env) {
+        // Reported before counted: who sees the count sees the error.
+        shared.report(BridgeError::Export(ExportError::DropPanicked {
+            id,
+            reason,
+        }));
+        bump(&shared.export.drop_panics);
     }
 }
 

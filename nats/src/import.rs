@@ -30,6 +30,7 @@ use crate::{
     state::{Shared, bump, raised, set},
     subject,
     sync::Ordering,
+    unwind,
 };
 
 /// A pulled message on its way to the delivery thread.
@@ -101,32 +102,31 @@ pub(crate) async fn pull<T: DeserializeOwned + Send + 'static>(
                 set(&shared.import.pending, info.pending);
             }
             shared.refresh();
+            // Waits while the delivery thread is behind: back-pressure. The
+            // slot is reserved before decoding, so no event is held across
+            // this wait (a stop or an abort here drops only the message).
+            let permit = tokio::select! {
+                () = raised(&mut stop) => return,
+                permit = tx.reserve() => permit,
+            };
+            let Ok(permit) = permit else { return };
             // A `Deserialize` impl that panics must not end this pull (its
             // consumer would stop silently): the message is rejected as
             // undecodable instead.
             let what = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // AssertUnwindSafe: `decode` only reads the message and
-                // builds a new value, dropped if it unwinds.
-                decode(&msg, &prefix, &origin, stream_seq)
+                // builds a new value, dropped if it unwinds; what it
+                // reports is complete before any user code runs.
+                decode(&msg, &prefix, &origin, stream_seq, &shared)
             }))
             .unwrap_or_else(|panic| {
                 What::Reject(ImportError::Decode {
                     stream_seq,
                     subject: msg.subject.to_string(),
-                    reason: format!(
-                        "deserialize panicked: {}",
-                        crate::export::panic_message(&*panic)
-                    ),
+                    reason: format!("deserialize panicked: {}", unwind::panic_message(&*panic)),
                 })
             });
-            // Waits while the delivery thread is behind: back-pressure.
-            let send = tokio::select! {
-                () = raised(&mut stop) => return,
-                send = tx.send(Item { msg, what }) => send,
-            };
-            if send.is_err() {
-                return;
-            }
+            permit.send(Item { msg, what });
         }
     }
 }
@@ -136,6 +136,7 @@ fn decode<T: DeserializeOwned>(
     prefix: &str,
     origin: &str,
     stream_seq: u64,
+    shared: &Shared,
 ) -> What<T> {
     let own = msg
         .headers
@@ -152,11 +153,15 @@ fn decode<T: DeserializeOwned>(
     };
     match serde_json::from_slice::<Envelope<T>>(&msg.payload) {
         Ok(env) if env.topic() == topic => What::Deliver(env),
-        Ok(env) => What::Reject(ImportError::TopicMismatch {
-            stream_seq,
-            subject_topic: topic.to_owned(),
-            envelope_topic: env.topic().to_owned(),
-        }),
+        Ok(env) => {
+            let mismatch = ImportError::TopicMismatch {
+                stream_seq,
+                subject_topic: topic.to_owned(),
+                envelope_topic: env.topic().to_owned(),
+            };
+            drop_event(shared, stream_seq, env);
+            What::Reject(mismatch)
+        }
         Err(e) => What::Reject(ImportError::Decode {
             stream_seq,
             subject: subject.to_owned(),
@@ -165,14 +170,35 @@ fn decode<T: DeserializeOwned>(
     }
 }
 
-/// The delivery thread's loop: publish, remember, hand to the ack task.
-/// Returns when the channel closes or the bus shuts down.
+/// The delivery thread: publish, remember, hand to the ack task. Returns
+/// when the channel closes, the bus shuts down or the bridge is dropped;
+/// then the events the pulls queued and it did not deliver are dropped
+/// here (their messages stay unacknowledged, for redelivery), each drop
+/// contained.
 pub(crate) fn deliver<T: Clone + Send + 'static>(
     bus: Bus<Envelope<T>>,
     mut rx: mpsc::Receiver<Item<T>>,
     acks: mpsc::UnboundedSender<Ack>,
-    mut seen: IdWindow,
+    seen: IdWindow,
     shared: Arc<Shared>,
+) {
+    deliver_until_closed(bus, &mut rx, &acks, seen, &shared);
+    // Closed, then drained to the end: a pull that holds a reserved slot
+    // sends at once (it decodes between reserving and sending, and awaits
+    // nothing), so this waits for no pull, and nothing is left for the
+    // channel's own drop.
+    rx.close();
+    while let Some(item) = rx.blocking_recv() {
+        drop_item(&shared, item);
+    }
+}
+
+fn deliver_until_closed<T: Clone + Send + 'static>(
+    bus: Bus<Envelope<T>>,
+    rx: &mut mpsc::Receiver<Item<T>>,
+    acks: &mpsc::UnboundedSender<Ack>,
+    mut seen: IdWindow,
+    shared: &Shared,
 ) {
     let mut publisher = bus.publisher();
     drop(bus);
@@ -183,8 +209,10 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
         // stop flag; a stale read delivers (and acknowledges) one more
         // message, which is harmless.
         if shared.closed.load(Ordering::Relaxed) {
+            drop_item(shared, Item { msg, what });
             return;
         }
+        let stream_seq = || msg.info().map_or(0, |i| i.stream_sequence);
         let kind = match what {
             What::OwnOrigin => {
                 bump(&shared.import.own_origin);
@@ -200,6 +228,7 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                 let now = std::time::Instant::now();
                 let id = env.id();
                 if seen.contains(&id, now) {
+                    drop_event(shared, stream_seq(), env);
                     bump(&shared.import.duplicates);
                     AckKind::Ack
                 } else {
@@ -223,12 +252,12 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                     }));
                     match published {
                         Err(panic) => {
-                            bump(&shared.import.rejected);
                             shared.report(BridgeError::Import(ImportError::Panicked {
-                                stream_seq: msg.info().map_or(0, |i| i.stream_sequence),
+                                stream_seq: stream_seq(),
                                 id,
-                                reason: crate::export::panic_message(&*panic),
+                                reason: unwind::panic_message(&*panic),
                             }));
+                            bump(&shared.import.rejected);
                             AckKind::Term
                         }
                         Ok(Ok(_)) => {
@@ -237,12 +266,17 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
                             AckKind::Ack
                         }
                         // The bus is gone: leave the message unacknowledged,
-                        // for the next run to receive.
-                        Ok(Err(PublishError::Closed(_))) => return,
-                        Ok(Err(_)) => {
+                        // for the next run to receive. The refused event
+                        // comes back in the error, and is dropped here.
+                        Ok(Err(e @ PublishError::Closed(_))) => {
+                            drop_event(shared, stream_seq(), e.into_inner());
+                            return;
+                        }
+                        Ok(Err(e)) => {
                             // A topic the envelope's own validation let
                             // through cannot fail here; terminate rather
                             // than loop on it.
+                            drop_event(shared, stream_seq(), e.into_inner());
                             bump(&shared.import.rejected);
                             AckKind::Term
                         }
@@ -255,6 +289,28 @@ pub(crate) fn deliver<T: Clone + Send + 'static>(
         }
         // The backlog shrank: `Lagging` may be over.
         shared.refresh();
+    }
+}
+
+/// Drops a queued item the delivery thread does not deliver.
+fn drop_item<T>(shared: &Shared, Item { msg, what }: Item<T>) {
+    if let What::Deliver(env) = what {
+        drop_event(shared, msg.info().map_or(0, |i| i.stream_sequence), env);
+    }
+}
+
+/// Drops an imported event the bridge does not publish; a panic of its
+/// `Drop` is contained, reported and counted.
+fn drop_event<T>(shared: &Shared, stream_seq: u64, env: Envelope<T>) {
+    let id = env.id();
+    if let Err(reason) = unwind::drop_contained(env) {
+        // Reported before counted: who sees the count sees the error.
+        shared.report(BridgeError::Import(ImportError::DropPanicked {
+            stream_seq,
+            id,
+            reason,
+        }));
+        bump(&shared.import.drop_panics);
     }
 }
 

@@ -83,8 +83,17 @@
 //! payload's `Clone`, when the bus clones for several subscribers) is
 //! reported as [`ImportError::Panicked`]; both count in
 //! [`ImportStats::rejected`] and terminate the message on the server (a
-//! redelivery would fail again). Panics are contained with `catch_unwind`;
-//! the panic hook still prints them. A `Clone` that panics on the
+//! redelivery would fail again). A payload whose `Drop` panics where the
+//! bridge drops it (the export task, after encoding or skipping an event;
+//! the importer, for a duplicate, a topic mismatch, or an event left over
+//! when the bus or the bridge closes) is reported as
+//! [`ExportError::DropPanicked`] or [`ImportError::DropPanicked`] and
+//! counted in [`ExportStats::drop_panics`] or [`ImportStats::drop_panics`];
+//! the event is handled as it would be otherwise, and the export and
+//! import go on. Panics are contained with `catch_unwind`; the process's
+//! panic hook still runs (by default it prints them), as for a panicking
+//! tokio task: the bridge neither installs nor swaps a hook, which is the
+//! application's to set. A `Clone` that panics on the
 //! exporting side panics in the local publisher, as the bus documents.
 //!
 //! # Wire format
@@ -110,6 +119,7 @@ mod setup;
 mod state;
 pub mod subject;
 mod sync;
+mod unwind;
 
 pub use crate::{
     bridge::Bridge,

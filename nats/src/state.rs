@@ -53,6 +53,11 @@ pub struct ExportStats {
     pub oversized: u64,
     /// Events that failed otherwise (encoding, retries exhausted), reported.
     pub failed: u64,
+    /// Events whose `Drop` panicked in the export task, reported
+    /// ([`ExportError::DropPanicked`](crate::ExportError::DropPanicked)).
+    /// They are counted besides: each one is also acknowledged, skipped or
+    /// failed, as it would be otherwise.
+    pub drop_panics: u64,
     /// Publishes waiting for their acknowledgement now.
     pub in_flight: u64,
     /// Events in the export ring now.
@@ -80,6 +85,11 @@ pub struct ImportStats {
     /// payload), or whose local publish panicked (the payload's `Clone`):
     /// terminated on the server and reported.
     pub rejected: u64,
+    /// Imported events whose `Drop` panicked in the bridge, reported
+    /// ([`ImportError::DropPanicked`](crate::ImportError::DropPanicked)).
+    /// They are counted besides: each message is also a duplicate, a
+    /// rejection, or one left for redelivery.
+    pub drop_panics: u64,
     /// Acknowledgements that failed to send (the server redelivers them).
     pub ack_errors: u64,
     /// Errors of the pull stream (missed heartbeats while the server is
@@ -123,6 +133,7 @@ counters!(ExportCounters {
     lost,
     oversized,
     failed,
+    drop_panics,
     in_flight,
     backlog,
     resolved,
@@ -136,6 +147,7 @@ counters!(ImportCounters {
     duplicates,
     own_origin,
     rejected,
+    drop_panics,
     ack_errors,
     stream_errors,
     pending,
@@ -300,6 +312,7 @@ impl Shared {
                 lost: get(&e.lost),
                 oversized: get(&e.oversized),
                 failed: get(&e.failed),
+                drop_panics: get(&e.drop_panics),
                 in_flight: get(&e.in_flight),
                 backlog: get(&e.backlog),
             },
@@ -311,6 +324,7 @@ impl Shared {
                 duplicates: get(&i.duplicates),
                 own_origin: get(&i.own_origin),
                 rejected: get(&i.rejected),
+                drop_panics: get(&i.drop_panics),
                 ack_errors: get(&i.ack_errors),
                 stream_errors: get(&i.stream_errors),
                 pending: get(&i.pending),

@@ -1,5 +1,5 @@
-//! Adversarial paths: payloads whose `Serialize` or `Clone` panics or
-//! fails, a bridge dropped while its server hangs with publishes in flight,
+//! Adversarial paths: payloads whose `Serialize`, `Clone` or `Drop` panics
+//! or fails, a bridge dropped while its server hangs with publishes in flight,
 //! and a server that stays away for many ack timeouts.
 
 mod support;
@@ -62,7 +62,9 @@ fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&got);
     let thread = std::thread::spawn(move || {
-        while let Ok(e) = sub.recv() {
+        while let Ok(mut e) = sub.recv() {
+            // A `DropPanics` payload must not take this thread down.
+            e.payload_mut().defuse();
             sink.lock().unwrap().push(e.payload().seq);
         }
     });
@@ -226,6 +228,238 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
     let got = local.finish();
     let fine: Vec<u64> = got.iter().copied().filter(|&s| s != 5).collect();
     assert_eq!(fine, (0..10).filter(|&s| s != 5).collect::<Vec<_>>());
+}
+
+/// The errors in `errors` that report a panicking `Drop` (export or
+/// import), with their messages.
+fn drop_panics(errors: &[BridgeError]) -> Vec<String> {
+    errors
+        .iter()
+        .filter_map(|e| match e {
+            BridgeError::Export(ExportError::DropPanicked { reason, .. })
+            | BridgeError::Import(ImportError::DropPanicked { reason, .. }) => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Payloads whose `Drop` panics in the export task, after they are encoded
+/// (the exporting bridge) and when they are skipped as imported (a bridge
+/// that imports and exports the same topics): each panic is contained,
+/// reported as `DropPanicked` and counted in `drop_panics`, the event is
+/// exported (or skipped) all the same, and every later event flows, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_in_the_export_task_is_reported_and_the_export_goes_on() {
+    let scope = Scope::new("dropexport");
+    let bus_a = Bus::<EvilEnv>::new();
+    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
+        .await
+        .expect("exporter");
+    let bus_b = Bus::<EvilEnv>::new();
+    let got = collect(&bus_b);
+    // B exports what A exports: its export task skips (and drops) every
+    // event it imported.
+    let b = Bridge::connect(
+        &scope.url,
+        &bus_b,
+        scope
+            .config()
+            .import("drop-importer", "adv.>")
+            .export("adv.>"),
+    )
+    .await
+    .expect("importer");
+
+    let modes = Mode::interleaved(&[Mode::DropPanics]);
+    let mut seq = 0;
+    for _ in 0..3 {
+        for &mode in &modes {
+            // One subscriber on bus A (the export's): the publish moves
+            // the event into its ring and drops nothing.
+            bus_a
+                .publish_to("adv.x", Evil::envelope(seq, mode))
+                .unwrap();
+            seq += 1;
+        }
+    }
+    let panicking = 3;
+    a.flush(Duration::from_secs(30)).await.expect("flush");
+    let sa = a.stats().export;
+    assert_eq!(sa.received, seq, "{sa:?}");
+    assert_eq!(sa.acked, seq, "exported all the same: {sa:?}");
+    assert_eq!(sa.failed, 0, "{sa:?}");
+    assert_eq!(sa.drop_panics, panicking, "{sa:?}");
+    let reasons = drop_panics(&a.take_errors());
+    assert_eq!(reasons.len(), panicking as usize, "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("drop of event")),
+        "{reasons:?}"
+    );
+
+    wait_until("every event imported", Duration::from_secs(30), || {
+        got.len() >= seq as usize
+    })
+    .await;
+    b.flush(Duration::from_secs(30)).await.expect("flush B");
+    let sb = b.stats();
+    assert_eq!(sb.import.delivered, seq, "{sb:?}");
+    assert_eq!(sb.export.received, seq, "{sb:?}");
+    assert_eq!(sb.export.skipped_imported, seq, "{sb:?}");
+    assert_eq!(sb.export.drop_panics, panicking, "{sb:?}");
+    assert_eq!(sb.export.sent, 0, "{sb:?}");
+    let reasons = drop_panics(&b.take_errors());
+    assert_eq!(reasons.len(), panicking as usize, "{reasons:?}");
+    b.shutdown(Duration::from_secs(10)).await;
+    a.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(
+        got.finish(),
+        (0..seq).collect::<Vec<_>>(),
+        "each once, in order"
+    );
+}
+
+/// Publishes `env` on `subject` of the scope's stream directly, without a
+/// `Nats-Msg-Id`: the server stores every copy.
+async fn publish_raw(js: &async_nats::jetstream::Context, subject: String, env: &EvilEnv) {
+    let body = serde_json::to_vec(env).unwrap();
+    js.publish(subject, body.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// Payloads whose `Drop` panics where the importer drops them: a
+/// redelivered copy skipped as a duplicate (in the delivery thread), an
+/// envelope whose topic is not its subject's (in the pull): each panic is
+/// contained, reported as `DropPanicked` and counted, the message is
+/// handled as any other (acknowledged, or terminated as a mismatch), and
+/// every later message is delivered, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_in_the_import_is_reported_and_the_import_goes_on() {
+    let scope = Scope::new("dropimport");
+    let bus = Bus::<EvilEnv>::new();
+    let got = collect(&bus);
+    let b = Bridge::connect(
+        &scope.url,
+        &bus,
+        scope.config().import("drop-importer", "adv.>"),
+    )
+    .await
+    .expect("importer");
+    let client = async_nats::connect(&scope.url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let on = |topic: &str| format!("{}.{topic}", scope.prefix);
+
+    const ROUNDS: u64 = 3;
+    let mut want = Vec::new();
+    let mut sent = 0u64;
+    for round in 0..ROUNDS {
+        let seq = round * 10;
+        publish_raw(&js, on("adv.x"), &Evil::envelope(seq, Mode::Fine)).await;
+        // The same envelope twice: the second copy is a duplicate, dropped
+        // by the delivery thread.
+        let mut twice = Evil::envelope(seq + 1, Mode::DropPanics);
+        publish_raw(&js, on("adv.x"), &twice).await;
+        publish_raw(&js, on("adv.x"), &twice).await;
+        twice.payload_mut().defuse();
+        // Its subject names another topic: rejected, dropped by the pull.
+        let mut elsewhere = Evil::envelope(seq + 2, Mode::DropPanics);
+        publish_raw(&js, on("adv.y"), &elsewhere).await;
+        elsewhere.payload_mut().defuse();
+        publish_raw(&js, on("adv.x"), &Evil::envelope(seq + 3, Mode::Fine)).await;
+        want.extend([seq, seq + 1, seq + 3]);
+        sent += 5;
+    }
+    wait_until("every message handled", Duration::from_secs(30), || {
+        let s = b.stats().import;
+        s.acked == sent && got.len() >= want.len()
+    })
+    .await;
+    let s = b.stats().import;
+    assert_eq!(s.received, sent, "{s:?}");
+    assert_eq!(s.delivered, 3 * ROUNDS, "{s:?}");
+    assert_eq!(s.duplicates, ROUNDS, "{s:?}");
+    assert_eq!(s.rejected, ROUNDS, "{s:?}");
+    assert_eq!(s.drop_panics, 2 * ROUNDS, "{s:?}");
+    // Nothing lost without being counted.
+    assert_eq!(
+        s.received,
+        s.delivered + s.duplicates + s.rejected + s.own_origin,
+        "{s:?}"
+    );
+    let errors = b.take_errors();
+    let reasons = drop_panics(&errors);
+    assert_eq!(reasons.len(), 2 * ROUNDS as usize, "{errors:?}");
+    let mismatches = errors
+        .iter()
+        .filter(|e| matches!(e, BridgeError::Import(ImportError::TopicMismatch { .. })))
+        .count();
+    assert_eq!(mismatches, ROUNDS as usize, "{errors:?}");
+    b.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(got.finish(), want, "each once, in order");
+}
+
+/// The local bus shuts down under a running importer: the delivery
+/// thread's publish hands the event back and the thread ends, dropping it
+/// and what the pulls had queued; each panicking `Drop` is contained,
+/// reported and counted, nothing is acknowledged, and the next run with
+/// the same durable name receives every message (at-least-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_of_events_the_closed_bus_refused_is_reported() {
+    const N: u64 = 4;
+    let scope = Scope::new("dropclosed");
+    let config = || {
+        scope
+            .config()
+            .import("drop-closed", "adv.>")
+            .ack_wait(Duration::from_millis(500))
+    };
+    let bus = Bus::<EvilEnv>::new();
+    let b = Bridge::connect(&scope.url, &bus, config())
+        .await
+        .expect("importer");
+    bus.shutdown();
+    let client = async_nats::connect(&scope.url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    for seq in 0..N {
+        let mut env = Evil::envelope(seq, Mode::DropPanics);
+        publish_raw(&js, format!("{}.adv.x", scope.prefix), &env).await;
+        env.payload_mut().defuse();
+    }
+    wait_until("the refused event's drop", Duration::from_secs(30), || {
+        b.stats().import.drop_panics >= 1
+    })
+    .await;
+    let s = b.stats().import;
+    assert_eq!(s.delivered, 0, "{s:?}");
+    assert_eq!(s.acked, 0, "{s:?}");
+    let errors = b.take_errors();
+    assert!(
+        errors
+            .iter()
+            .all(|e| matches!(e, BridgeError::Import(ImportError::DropPanicked { .. }))),
+        "{errors:?}"
+    );
+    assert!(!errors.is_empty());
+    let stats = b.shutdown(Duration::from_secs(10)).await;
+    // Every event the thread dropped is counted; none twice.
+    assert!((1..=N).contains(&stats.import.drop_panics), "{stats:?}");
+
+    let bus = Bus::<EvilEnv>::new();
+    let got = collect(&bus);
+    let c = Bridge::connect(&scope.url, &bus, config())
+        .await
+        .expect("second run");
+    wait_until("the second run", Duration::from_secs(30), || {
+        got.len() >= N as usize
+    })
+    .await;
+    c.shutdown(Duration::from_secs(10)).await;
+    // Redeliveries come after the ack wait, behind what was never pulled.
+    let mut seqs = got.finish();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "each once");
 }
 
 /// A server this test starts and may kill, its URL, and a stream name

@@ -2,8 +2,8 @@
 //! the adversarial tests of `evbus-nats` and `evbus-webhook` publish, send
 //! and bridge to check that a panicking or failing user type is contained.
 //!
-//! [`Evil`] is an event whose [`Clone`], [`Serialize`] or [`Deserialize`]
-//! panics or fails on demand, as its [`Mode`] says. It is a dev-dependency
+//! [`Evil`] is an event whose [`Clone`], [`Serialize`], [`Deserialize`] or
+//! [`Drop`] panics or fails on demand, as its [`Mode`] says. It is a dev-dependency
 //! only; nothing here is stable or meant for users.
 
 use evbus_core::{Envelope, Event, EventKind};
@@ -12,8 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::Error as _};
 /// The topic every [`Evil`] is published on (its [`EvilKind`]'s topic).
 pub const TOPIC: &str = "adv.x";
 
-/// What an [`Evil`] payload does when it is cloned, serialized or
-/// deserialized. Apart from what its mode names, every payload behaves.
+/// What an [`Evil`] payload does when it is cloned, serialized,
+/// deserialized or dropped. Apart from what its mode names, every payload behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     /// Clones, serializes and deserializes like any payload.
@@ -28,6 +28,12 @@ pub enum Mode {
     /// Serializes fine, but `Deserialize` of what it wrote panics (after
     /// reading it), as on the importing side of a bridge.
     DeserializePanics,
+    /// `Drop` panics (unless the thread is already unwinding, where a
+    /// second panic would abort the process). Clones, serializes and
+    /// deserializes fine, and its clones and decoded copies drop the same
+    /// way; a test that receives one calls [`Evil::defuse`] before dropping
+    /// it.
+    DropPanics,
 }
 
 impl Mode {
@@ -59,6 +65,22 @@ impl Evil {
     pub fn envelope(seq: u64, mode: Mode) -> Envelope<Evil> {
         Envelope::on(TOPIC, Evil { seq, mode }).expect("TOPIC is a valid topic")
     }
+
+    /// Makes a [`Mode::DropPanics`] payload drop quietly (its mode becomes
+    /// [`Mode::Fine`]); returns the mode it had.
+    pub fn defuse(&mut self) -> Mode {
+        std::mem::replace(&mut self.mode, Mode::Fine)
+    }
+}
+
+impl Drop for Evil {
+    /// Panics if the mode is [`Mode::DropPanics`] and this thread is not
+    /// unwinding already.
+    fn drop(&mut self) {
+        if self.mode == Mode::DropPanics && !std::thread::panicking() {
+            panic!("drop of event {} panics", self.seq);
+        }
+    }
 }
 
 impl Clone for Evil {
@@ -83,7 +105,7 @@ impl Serialize for Evil {
         match self.mode {
             Mode::SerializePanics => panic!("serialize of event {} panics", self.seq),
             Mode::SerializeFails => Err(S::Error::custom("this payload refuses to serialize")),
-            Mode::Fine | Mode::ClonePanics | Mode::DeserializePanics => {
+            Mode::Fine | Mode::ClonePanics | Mode::DeserializePanics | Mode::DropPanics => {
                 use serde::ser::SerializeStruct;
                 let mut st = s.serialize_struct("Evil", 2)?;
                 st.serialize_field("seq", &self.seq)?;

@@ -98,6 +98,8 @@ struct Shared {
     /// Events `send` refused because their payload did not serialize
     /// (an error or a panic).
     serialize_errors: crate::sync::AtomicU64,
+    /// Envelopes whose payload's `Drop` panicked in a forwarding thread.
+    drop_panics: crate::sync::AtomicU64,
     idle: tokio::sync::Notify,
     dedupe_window: usize,
 }
@@ -223,6 +225,7 @@ impl WebhooksBuilder {
                 runtime,
                 outstanding: crate::sync::AtomicU64::new(0),
                 serialize_errors: crate::sync::AtomicU64::new(0),
+                drop_panics: crate::sync::AtomicU64::new(0),
                 idle: tokio::sync::Notify::new(),
                 dedupe_window: self.dedupe_window,
             }),
@@ -465,6 +468,14 @@ impl Webhooks {
         self.shared.serialize_errors.load(Ordering::Relaxed)
     }
 
+    /// Envelopes a [`forward`](Self::forward) thread received whose
+    /// payload's `Drop` panicked when the thread dropped them (after
+    /// sending them). The panic is contained: the thread goes on with the
+    /// next envelope, and what was sent is delivered as any other event.
+    pub fn drop_panics(&self) -> u64 {
+        self.shared.drop_panics.load(Ordering::Relaxed)
+    }
+
     fn enqueue(&self, st: &Arc<EndpointState>, job: Job) -> bool {
         let Ok(permit) = Arc::clone(&st.queue).try_acquire_owned() else {
             self.dead_letter(st, &job, 0, "queue full".to_owned());
@@ -665,7 +676,10 @@ impl Webhooks {
     /// [`serialize_errors`](Self::serialize_errors), and not in the
     /// thread's result; the thread goes on with the next one. A payload
     /// whose `Clone` panics never reaches this thread: the bus clones in
-    /// the publisher, where the panic surfaces (see the bus's docs).
+    /// the publisher, where the panic surfaces (see the bus's docs). A
+    /// payload whose `Drop` panics is sent first (and counts in the
+    /// result); the panic of its drop is contained and counted in
+    /// [`drop_panics`](Self::drop_panics).
     pub fn forward<T>(
         &self,
         mut sub: evbus_core::Subscription<Envelope<T>>,
@@ -682,6 +696,18 @@ impl Webhooks {
                     Ok(env) => {
                         if this.send(&env).is_ok() {
                             n += 1;
+                        }
+                        // A panicking `Drop` must not end this thread,
+                        // which would stop the forward silently.
+                        // AssertUnwindSafe: the closure owns the envelope
+                        // it drops and touches nothing else.
+                        let dropped =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                                drop(env);
+                            }));
+                        if dropped.is_err() {
+                            // Relaxed: a statistic.
+                            this.shared.drop_panics.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Err(evbus_core::RecvError::Lagged(_)) => {}

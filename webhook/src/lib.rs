@@ -76,7 +76,12 @@
 //! payload whose `Serialize` fails or panics is refused by
 //! [`Webhooks::send`] with [`Error::Serialize`] (the panic is contained)
 //! and counted in [`Webhooks::serialize_errors`]; [`Webhooks::forward`]
-//! skips it and goes on.
+//! skips it and goes on. Delivery tasks hold only the encoded body, never
+//! the payload; the forwarding thread drops each envelope after sending it,
+//! and a payload whose `Drop` panics there is counted in
+//! [`Webhooks::drop_panics`] (the panic is contained, the thread goes on).
+//! A contained panic still runs the process's panic hook (by default it
+//! prints), as for a panicking tokio task; this crate sets no hook.
 //!
 //! # Time
 //!

@@ -1,5 +1,5 @@
-//! Adversarial paths: payloads whose `Serialize` or `Clone` panics or
-//! fails, a receiver that calls back into the deliverer and the bus that
+//! Adversarial paths: payloads whose `Serialize`, `Clone` or `Drop` panics
+//! or fails, a receiver that calls back into the deliverer and the bus that
 //! feeds it, and a deliverer dropped (or its runtime shut down) while
 //! deliveries wait on a slow receiver.
 
@@ -191,6 +191,49 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     let stats = f.webhooks.stats();
     assert_eq!(stats.endpoints[0].delivery_success_total, forwarded);
     assert_eq!(srv.hook.receiver.accepted(), forwarded);
+    assert_eq!(srv.hook.receiver.duplicates(), 0);
+}
+
+/// Payloads whose `Drop` panics in the forwarding thread, which drops each
+/// envelope after sending it: the panic is contained and counted in
+/// `drop_panics`, the event is delivered all the same, and the thread goes
+/// on with every later event (before the fix, it ended at the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_in_the_forwarding_thread_is_counted_and_the_forward_goes_on() {
+    let f = fixture();
+    let secret = Secret::generate();
+    let srv = serve("drop", &secret).await;
+    register(&f.webhooks, "drop", &srv.url(), secret, "adv.>");
+    let bus = Bus::<Envelope<Evil>>::new();
+    // The forward's is the only subscription: the publish moves each event
+    // into its ring and drops nothing here.
+    let forwarder = f.webhooks.forward(
+        bus.subscribe_with(Filter::pattern("adv.>").unwrap(), lossless())
+            .unwrap(),
+    );
+    let modes = Mode::interleaved(&[Mode::DropPanics]);
+    let mut seq = 0u64;
+    for _ in 0..3 {
+        for &mode in &modes {
+            bus.publish(Evil::envelope(seq, mode)).unwrap();
+            seq += 1;
+        }
+    }
+    bus.shutdown();
+    let forwarded = tokio::task::spawn_blocking(move || forwarder.join())
+        .await
+        .unwrap()
+        .expect("the forwarding thread did not panic");
+    assert_eq!(forwarded, seq, "every event sent");
+    assert_eq!(f.webhooks.drop_panics(), 3);
+    assert_eq!(f.webhooks.serialize_errors(), 0);
+    f.webhooks.wait_idle().await;
+    srv.hook
+        .wait_for("every event", |h| h.len() as u64 >= seq)
+        .await;
+    let stats = f.webhooks.stats();
+    assert_eq!(stats.endpoints[0].delivery_success_total, seq);
+    assert_eq!(srv.hook.receiver.accepted(), seq);
     assert_eq!(srv.hook.receiver.duplicates(), 0);
 }
 

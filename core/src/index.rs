@@ -578,13 +578,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            // Under Miri each persistent-trie update is slow: fewer cases.
-            cases: if cfg!(miri) { 2 } else { 256 },
-            // No regression files: Miri's isolation forbids file access.
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_strategies::config())]
 
         #[test]
         fn matches_brute_force(

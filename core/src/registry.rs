@@ -373,12 +373,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 2 } else { 256 },
-            // No regression files: Miri's isolation forbids file access.
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_strategies::config())]
 
         /// The registry updated step by step (each subscribe and
         /// unsubscribe rebuilding only the routes it touches) routes every

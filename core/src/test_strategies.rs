@@ -1,6 +1,7 @@
 //! Proptest strategies shared by the topic-routing tests (`index`,
 //! `registry`): patterns and topics over a three-letter alphabet, so that
-//! generated patterns often match generated topics.
+//! generated patterns often match generated topics; and the configuration
+//! of every property test of the persistent structures.
 
 use proptest::prelude::*;
 
@@ -26,4 +27,15 @@ pub(crate) fn pattern_strategy(max_segments: usize) -> impl Strategy<Value = Str
 pub(crate) fn topic_strategy(max_segments: usize) -> impl Strategy<Value = String> {
     let segment = prop_oneof![Just("a"), Just("b"), Just("c")];
     prop::collection::vec(segment, 1..=max_segments).prop_map(|segments| segments.join("."))
+}
+
+/// The configuration of the property tests of the persistent structures:
+/// 256 cases, or 2 under Miri, where each persistent update is slow; no
+/// regression files, since Miri's isolation forbids file access.
+pub(crate) fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 256 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }

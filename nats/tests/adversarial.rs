@@ -54,6 +54,13 @@ fn lossless(capacity: usize) -> SubscribeOptions {
         .overflow(Overflow::Block(Duration::MAX))
 }
 
+/// A bridge that exports `adv.>` from `bus`.
+async fn exporter(scope: &Scope, bus: &Bus<EvilEnv>) -> Bridge<Evil> {
+    Bridge::connect(&scope.url, bus, scope.config().export("adv.>"))
+        .await
+        .expect("exporter")
+}
+
 fn collect(bus: &Bus<EvilEnv>) -> Seqs {
     let mut sub = bus
         .subscribe_with(Filter::pattern("adv.>").unwrap(), lossless(1024))
@@ -79,9 +86,7 @@ fn collect(bus: &Bus<EvilEnv>) -> Seqs {
 async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
     let scope = Scope::new("evil");
     let bus_a = Bus::<EvilEnv>::new();
-    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
-        .await
-        .expect("exporter");
+    let a = exporter(&scope, &bus_a).await;
     let bus_b = Bus::<EvilEnv>::new();
     // Two local subscribers: the import's publish clones for one of them.
     let got1 = collect(&bus_b);
@@ -200,9 +205,7 @@ async fn a_clone_panic_on_the_exporting_bus_stops_nothing() {
     let bus_a = Bus::<EvilEnv>::new();
     // A local subscriber besides the export's: the publish clones.
     let local = collect(&bus_a);
-    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
-        .await
-        .expect("exporter");
+    let a = exporter(&scope, &bus_a).await;
     for seq in 0..5 {
         bus_a
             .publish_to("adv.x", Evil::envelope(seq, Mode::Fine))
@@ -252,9 +255,7 @@ fn drop_panics(errors: &[BridgeError]) -> Vec<String> {
 async fn a_panicking_drop_in_the_export_task_is_reported_and_the_export_goes_on() {
     let scope = Scope::new("dropexport");
     let bus_a = Bus::<EvilEnv>::new();
-    let a = Bridge::connect(&scope.url, &bus_a, scope.config().export("adv.>"))
-        .await
-        .expect("exporter");
+    let a = exporter(&scope, &bus_a).await;
     let bus_b = Bus::<EvilEnv>::new();
     let got = collect(&bus_b);
     // B exports what A exports: its export task skips (and drops) every

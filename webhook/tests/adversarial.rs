@@ -48,6 +48,30 @@ fn lossless() -> SubscribeOptions {
         .overflow(Overflow::Block(Duration::MAX))
 }
 
+/// `webhooks` forwarding what `bus` publishes on `adv.>`, through a
+/// lossless subscription.
+fn forward_adv(webhooks: &Webhooks, bus: &Bus<Envelope<Evil>>) -> std::thread::JoinHandle<u64> {
+    webhooks.forward(
+        bus.subscribe_with(Filter::pattern("adv.>").unwrap(), lossless())
+            .unwrap(),
+    )
+}
+
+/// Shuts `bus` down and returns what its forwarding thread sent.
+async fn shut_and_join<T: Send + 'static>(
+    bus: &Bus<Envelope<T>>,
+    forwarder: std::thread::JoinHandle<u64>,
+) -> u64
+where
+    Envelope<T>: evbus_core::Event,
+{
+    bus.shutdown();
+    tokio::task::spawn_blocking(move || forwarder.join())
+        .await
+        .unwrap()
+        .expect("the forwarding thread did not panic")
+}
+
 /// Registers the endpoint `name` at `url`, signed with `secret`, for the
 /// topics `pattern` matches.
 fn register(webhooks: &Webhooks, name: &str, url: &str, secret: Secret, pattern: &str) {
@@ -117,10 +141,7 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     // Through a bus and `forward`, with a second local subscriber so the
     // bus clones.
     let bus = Bus::<Envelope<Evil>>::new();
-    let forwarder = f.webhooks.forward(
-        bus.subscribe_with(Filter::pattern("adv.>").unwrap(), lossless())
-            .unwrap(),
-    );
+    let forwarder = forward_adv(&f.webhooks, &bus);
     let local = bus
         .subscribe_with(Filter::pattern("adv.>").unwrap(), lossless())
         .unwrap();
@@ -160,11 +181,7 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
             seq += 1;
         }
     }
-    bus.shutdown();
-    let forwarded = tokio::task::spawn_blocking(move || forwarder.join())
-        .await
-        .unwrap()
-        .expect("the forwarding thread did not panic");
+    let forwarded = shut_and_join(&bus, forwarder).await;
     local_unsub.unsubscribe();
     let local_n = tokio::task::spawn_blocking(move || local_thread.join())
         .await
@@ -207,10 +224,7 @@ async fn a_panicking_drop_in_the_forwarding_thread_is_counted_and_the_forward_go
     let bus = Bus::<Envelope<Evil>>::new();
     // The forward's is the only subscription: the publish moves each event
     // into its ring and drops nothing here.
-    let forwarder = f.webhooks.forward(
-        bus.subscribe_with(Filter::pattern("adv.>").unwrap(), lossless())
-            .unwrap(),
-    );
+    let forwarder = forward_adv(&f.webhooks, &bus);
     let modes = Mode::interleaved(&[Mode::DropPanics]);
     let mut seq = 0u64;
     for _ in 0..3 {
@@ -219,11 +233,7 @@ async fn a_panicking_drop_in_the_forwarding_thread_is_counted_and_the_forward_go
             seq += 1;
         }
     }
-    bus.shutdown();
-    let forwarded = tokio::task::spawn_blocking(move || forwarder.join())
-        .await
-        .unwrap()
-        .expect("the forwarding thread did not panic");
+    let forwarded = shut_and_join(&bus, forwarder).await;
     assert_eq!(forwarded, seq, "every event sent");
     assert_eq!(f.webhooks.drop_panics(), 3);
     assert_eq!(f.webhooks.serialize_errors(), 0);
@@ -413,11 +423,7 @@ async fn a_receiver_that_calls_back_into_the_bus_and_deliverer_does_not_deadlock
     assert_eq!(state.pings.load(Ordering::Relaxed), N);
     let s = &f.webhooks.stats().endpoints[0];
     assert_eq!(s.delivery_success_total, want);
-    bus.shutdown();
-    let forwarded = tokio::task::spawn_blocking(move || forwarder.join())
-        .await
-        .unwrap()
-        .unwrap();
+    let forwarded = shut_and_join(&bus, forwarder).await;
     assert_eq!(forwarded, 2 * N);
     server.abort();
 }

@@ -530,11 +530,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 2 } else { 256 },
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_strategies::config())]
 
         /// With a hasher that keeps few bits, keys collide in part and in
         /// full; the trie still agrees with a `BTreeMap`, and every

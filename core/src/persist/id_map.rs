@@ -373,11 +373,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 2 } else { 256 },
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::test_strategies::config())]
 
         /// The map agrees with a `BTreeMap` after every step, including
         /// removes that empty nodes, and every earlier clone keeps its

@@ -54,6 +54,23 @@ fn lossless(capacity: usize) -> SubscribeOptions {
         .overflow(Overflow::Block(Duration::MAX))
 }
 
+/// Publishes one event of each of `modes` on `adv.x`, three rounds, so
+/// that the bridges keep going after each failure. Returns how many it
+/// published, and the sequence numbers of the `Fine` ones.
+fn publish_rounds(bus: &Bus<EvilEnv>, modes: &[Mode]) -> (u64, Vec<u64>) {
+    let (mut seq, mut fine) = (0, Vec::new());
+    for _ in 0..3 {
+        for &mode in modes {
+            bus.publish_to("adv.x", Evil::envelope(seq, mode)).unwrap();
+            if mode == Mode::Fine {
+                fine.push(seq);
+            }
+            seq += 1;
+        }
+    }
+    (seq, fine)
+}
+
 /// A bridge that exports `adv.>` from `bus`.
 async fn exporter(scope: &Scope, bus: &Bus<EvilEnv>) -> Bridge<Evil> {
     Bridge::connect(&scope.url, bus, scope.config().export("adv.>"))
@@ -105,22 +122,9 @@ async fn panicking_and_failing_payloads_are_reported_and_the_rest_flows() {
         Mode::ClonePanics,
         Mode::DeserializePanics,
     ]);
-    // Three rounds, so the export and import keep going after each failure.
-    let mut fine = Vec::new();
-    let mut seq = 0;
-    for _ in 0..3 {
-        for &mode in &modes {
-            // One subscriber on bus A (the export's): the publish moves the
-            // event into its ring and clones nothing.
-            bus_a
-                .publish_to("adv.x", Evil::envelope(seq, mode))
-                .unwrap();
-            if mode == Mode::Fine {
-                fine.push(seq);
-            }
-            seq += 1;
-        }
-    }
+    // One subscriber on bus A (the export's): the publish moves the event
+    // into its ring and clones nothing.
+    let (seq, fine) = publish_rounds(&bus_a, &modes);
     a.flush(Duration::from_secs(30))
         .await
         .expect("the exporter resolves every event, the failing ones too");
@@ -272,17 +276,9 @@ async fn a_panicking_drop_in_the_export_task_is_reported_and_the_export_goes_on(
     .expect("importer");
 
     let modes = Mode::interleaved(&[Mode::DropPanics]);
-    let mut seq = 0;
-    for _ in 0..3 {
-        for &mode in &modes {
-            // One subscriber on bus A (the export's): the publish moves
-            // the event into its ring and drops nothing.
-            bus_a
-                .publish_to("adv.x", Evil::envelope(seq, mode))
-                .unwrap();
-            seq += 1;
-        }
-    }
+    // One subscriber on bus A (the export's): the publish moves the event
+    // into its ring and drops nothing.
+    let (seq, _) = publish_rounds(&bus_a, &modes);
     let panicking = 3;
     a.flush(Duration::from_secs(30)).await.expect("flush");
     let sa = a.stats().export;

@@ -30,9 +30,9 @@
 //!    less than a lap ahead of `head` (positions order as integers), which
 //!    it checks with an `Acquire` load before it claims: first of
 //!    `head_seen`, the last `head` a producer loaded, shared by all of them
-//!    on a line only they write (stored with `Release`, so the consumer's
-//!    read still happens before the write, transitively), then, only when
-//!    that copy says full, of `head` itself. So the consumer never writes a
+//!    on `tail`'s line, which only they write (stored with `Release`, so
+//!    the consumer's read still happens before the write, transitively),
+//!    then, only when that copy says full, of `head` itself. So the consumer never writes a
 //!    slot: a slot's line travels one way, producer to consumer, as in an
 //!    SPSC ring such as rtrb, instead of back and forth for every event
 //!    between a polling consumer and the producer writing the next slot of
@@ -246,17 +246,24 @@ enum Mode {
     Solo(Solo),
 }
 
+/// What producers write: on one line, which the consumer reads only to
+/// tell an empty ring from a claim in flight (step 5a) and to park.
+struct Producers {
+    /// Producer position `{ lap, park, mark, index }`.
+    tail: AtomicUsize,
+    /// A `head` that a producer loaded, for the others (step 3): never
+    /// ahead of `head`. Rings without evictions only. Beside `tail`, which
+    /// a claim writes anyway, so reading it costs no transfer from the
+    /// consumer and no line of its own.
+    head_seen: AtomicUsize,
+}
+
 /// A bounded MPSC ring. See the module docs for the protocol.
 pub(crate) struct Ring<T> {
-    /// Producer position `{ lap, park, mark, index }`.
-    tail: CachePadded<AtomicUsize>,
+    /// The producers' line: `tail` and their copy of `head`.
+    producers: CachePadded<Producers>,
     /// Consumer position `{ lap, 0, 0, index }`.
     head: CachePadded<AtomicUsize>,
-    /// A `head` that a producer loaded, for the others (step 3): never
-    /// ahead of `head`. Rings without evictions only. On a line of its own
-    /// that only producers write, so reading it costs them no transfer
-    /// from the consumer.
-    head_seen: CachePadded<AtomicUsize>,
     buffer: Box<[Slot<T>]>,
     cap: usize,
     mark_bit: usize,
@@ -337,9 +344,11 @@ impl<T> Ring<T> {
         }));
         let mark_bit = (cap + 1).next_power_of_two();
         Ok(Self {
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            producers: CachePadded::new(Producers {
+                tail: AtomicUsize::new(0),
+                head_seen: AtomicUsize::new(0),
+            }),
             head: CachePadded::new(AtomicUsize::new(0)),
-            head_seen: CachePadded::new(AtomicUsize::new(0)),
             buffer: buffer.into_boxed_slice(),
             cap,
             mark_bit,
@@ -392,7 +401,7 @@ impl<T> Ring<T> {
     /// `tail`.
     #[inline]
     fn tail_word(&self, order: Ordering) -> usize {
-        let tail = self.tail.load(order);
+        let tail = self.producers.tail.load(order);
         match &self.mode {
             Mode::Multi => tail,
             Mode::Solo(solo) => solo.tail(order) | (tail & (self.mark_bit | self.park_bit)),
@@ -476,7 +485,10 @@ impl<T> Ring<T> {
     pub(crate) fn close(&self) -> Closed {
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
-        let old = self.tail.fetch_or(self.mark_bit, Ordering::AcqRel);
+        let old = self
+            .producers
+            .tail
+            .fetch_or(self.mark_bit, Ordering::AcqRel);
         if let Mode::Solo(solo) = &self.mode {
             let (first, parked) = self.close_solo(solo, old);
             return Closed {
@@ -506,7 +518,7 @@ impl<T> Ring<T> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) & self.mark_bit != 0
+        self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0
     }
 }
 

@@ -178,7 +178,7 @@ impl<T> Ring<T> {
         }
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.producers.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
             // Relaxed: only decides whether to yield; the caller looks again.
             if self.slot(head).stamp.load(Ordering::Relaxed) != head.wrapping_add(1) {
@@ -215,6 +215,7 @@ impl<T> Ring<T> {
         // S3 with the fences); data travels with the stamps.
         tail & self.park_bit != 0
             || self
+                .producers
                 .tail
                 .compare_exchange(
                     tail,
@@ -247,8 +248,10 @@ impl<T> Ring<T> {
     pub(super) fn unpark_bit(&self) {
         // Relaxed: as the CAS in `set_park_bit`, which set the bit: the
         // park protocols order it, and data travels with the stamps.
-        if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
-            self.tail.fetch_and(!self.park_bit, Ordering::Relaxed);
+        if self.producers.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
+            self.producers
+                .tail
+                .fetch_and(!self.park_bit, Ordering::Relaxed);
         }
     }
 

@@ -239,7 +239,7 @@ impl<T> Ring<T> {
         // position travel in one value (step 5). A publish that returned
         // before this receive began wrote `tail` first, so by coherence this
         // load sees its claim, or a later value.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.producers.tail.load(Ordering::Relaxed);
         if self.pos(tail) != head {
             backoff.snooze();
             return None;

@@ -90,7 +90,7 @@ impl<T> Ring<T> {
     ) -> Push {
         // Relaxed: only a hint for the first CAS, which re-reads the latest
         // value in `tail`'s modification order if the hint is stale.
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.producers.tail.load(Ordering::Relaxed);
         if tail & self.mark_bit == 0 {
             let pos = self.pos(tail);
             // Masked before the room check: the compiler must reload the
@@ -146,7 +146,7 @@ impl<T> Ring<T> {
         // Acquire: pairs with the Release store below, made by the producer
         // that loaded this `head` with Acquire; so the consumer's read of
         // the slot's old value happens before our write (transitively).
-        let seen = self.head_seen.load(Ordering::Acquire);
+        let seen = self.producers.head_seen.load(Ordering::Acquire);
         // Positions order as integers (lap above index), so `pos` has room
         // while it is less than a lap ahead of a `head` at or behind the
         // real one.
@@ -160,7 +160,7 @@ impl<T> Ring<T> {
         if ahead < self.one_lap {
             // Release: pairs with the Acquire load above, in the producers
             // that trust this copy.
-            self.head_seen.store(head, Ordering::Release);
+            self.producers.head_seen.store(head, Ordering::Release);
             Room::Free
         } else if ahead == self.one_lap {
             // The consumer is a lap behind `pos`: full.
@@ -192,7 +192,8 @@ impl<T> Ring<T> {
         // Relaxed success: the slot is handed over by the stamp (step 2),
         // not by `tail`. Clearing the park bit here is what obliges us to
         // wake the consumer (step 4).
-        self.tail
+        self.producers
+            .tail
             .compare_exchange_weak(tail, next, Ordering::Relaxed, Ordering::Relaxed)
             .map(drop)
     }
@@ -271,13 +272,13 @@ impl<T> Ring<T> {
                         // write.
                         let full = || {
                             self.still_full(slot, witness)
-                                && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
+                                && self.producers.tail.load(Ordering::Relaxed) & self.mark_bit == 0
                         };
                         if !self.wait_for_space(wait, full) {
                             return refuse(value, rest, self.drop_newest(lane));
                         }
                         // Relaxed: a hint for the retry, as at the start.
-                        tail = self.tail.load(Ordering::Relaxed);
+                        tail = self.producers.tail.load(Ordering::Relaxed);
                         continue;
                     }
                     Overflow::DropOldest => {}
@@ -302,11 +303,12 @@ impl<T> Ring<T> {
                     fence(Ordering::SeqCst);
                     // A close hands `v` back, to be dropped (user code)
                     // only once out of the window.
-                    let outcome = if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
-                        Err(v)
-                    } else {
-                        Ok(self.force_push(tail, v))
-                    };
+                    let outcome =
+                        if self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+                            Err(v)
+                        } else {
+                            Ok(self.force_push(tail, v))
+                        };
                     // Release: pairs with the Acquire load in `fold`, so
                     // the fold sees this eviction's counts.
                     self.cold.evicting.fetch_sub(1, Ordering::Release);
@@ -334,11 +336,11 @@ impl<T> Ring<T> {
                 // between its `head` and stamp stores; yield to it after a
                 // few rounds instead of burning the time slice.
                 backoff.snooze();
-                tail = self.tail.load(Ordering::Relaxed);
+                tail = self.producers.tail.load(Ordering::Relaxed);
             } else {
                 // Another producer claimed `pos` and we read a stale tail.
                 backoff.snooze();
-                tail = self.tail.load(Ordering::Relaxed);
+                tail = self.producers.tail.load(Ordering::Relaxed);
             }
         }
     }
@@ -388,7 +390,7 @@ impl<T> Ring<T> {
         loop {
             let new_tail = new_pos | (cur & self.mark_bit);
             // Relaxed: as in `push_with`, the slot is handed over by its stamp.
-            match self.tail.compare_exchange_weak(
+            match self.producers.tail.compare_exchange_weak(
                 cur,
                 new_tail,
                 Ordering::Relaxed,

@@ -259,7 +259,7 @@ impl<T> Ring<T> {
         lane: Lane,
     ) -> Push {
         // Relaxed: a late mark is caught by the epoch handshake (S2).
-        if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+        if self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
             return Push::Closed;
         }
         let Mode::Solo(solo) = &self.mode else {
@@ -360,7 +360,7 @@ impl<T> Ring<T> {
                     // consumer's reads happen before our write.
                     let full = || {
                         self.head.load(Ordering::Relaxed).wrapping_add(self.one_lap) == pos
-                            && self.tail.load(Ordering::Relaxed) & self.mark_bit == 0
+                            && self.producers.tail.load(Ordering::Relaxed) & self.mark_bit == 0
                     };
                     let in_time = self.park_producer(wait.deadline(), full);
                     guard.resume();
@@ -369,7 +369,7 @@ impl<T> Ring<T> {
             };
             // Relaxed: as the check in `push_solo`; after `resume`, a close
             // this load misses waits for the publish (S2).
-            if self.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
+            if self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
                 return Some(Push::Closed);
             }
             // Acquire: as in `push_solo` (S1).
@@ -392,7 +392,7 @@ impl<T> Ring<T> {
     #[inline]
     pub(crate) fn settle_solo(&self, panic: &mut FirstPanic) {
         // Relaxed: ordered by the barrier in `SoloGuard::pushed` (S3).
-        if self.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
+        if self.producers.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
             panic.run(|| self.wake_solo());
         }
     }
@@ -400,7 +400,10 @@ impl<T> Ring<T> {
     #[cold]
     fn wake_solo(&self) {
         // Relaxed: the waiter mutex orders the notification (step 4).
-        let old = self.tail.fetch_and(!self.park_bit, Ordering::Relaxed);
+        let old = self
+            .producers
+            .tail
+            .fetch_and(!self.park_bit, Ordering::Relaxed);
         if old & self.park_bit != 0 {
             self.wake(&self.consumer);
         }
@@ -434,7 +437,7 @@ impl<T> Ring<T> {
             // every close returns with the ring settled (S4).
             let backoff = Backoff::new();
             // Acquire: pairs with that closer's AcqRel `fetch_or`.
-            while self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
+            while self.producers.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
                 backoff.snooze();
             }
             return (false, false);
@@ -446,7 +449,10 @@ impl<T> Ring<T> {
         // it reads (the waiter mutex orders the wake, step 4); it makes this
         // RMW, like the mark `fetch_or` in `close`, see every earlier
         // Release RMW on `tail` (other closers' marks).
-        let old = self.tail.fetch_or(self.final_bit(), Ordering::AcqRel);
+        let old = self
+            .producers
+            .tail
+            .fetch_or(self.final_bit(), Ordering::AcqRel);
         (true, old & self.park_bit != 0)
     }
 
@@ -520,7 +526,7 @@ impl<T> Ring<T> {
         let mut stamp = slot.stamp.load(Ordering::Acquire);
         if stamp != head.wrapping_add(1) {
             // Acquire: pairs with the closer's final `fetch_or` (S2).
-            if self.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
+            if self.producers.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
                 self.found_empty();
                 return Err(PopError::Empty);
             }
@@ -568,7 +574,7 @@ impl<T> Ring<T> {
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
-        let tail = self.tail.load(Ordering::Relaxed);
+        let tail = self.producers.tail.load(Ordering::Relaxed);
         // Acquire: as in `try_pop_solo`.
         if tail & self.final_bit() != 0
             || slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1)

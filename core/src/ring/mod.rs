@@ -32,11 +32,11 @@
 //!    `head_seen`, the last `head` a producer loaded, shared by all of them
 //!    on `tail`'s line, which only they write (stored with `Release`, so
 //!    the consumer's read still happens before the write, transitively),
-//!    then, only when that copy says full, of `head` itself. So the consumer never writes a
-//!    slot: a slot's line travels one way, producer to consumer, as in an
-//!    SPSC ring such as rtrb, instead of back and forth for every event
-//!    between a polling consumer and the producer writing the next slot of
-//!    the same line. `DropOldest` rings keep Vyukov's stamps, because an
+//!    then, only when that copy says full, of `head` itself. So the
+//!    consumer never writes a slot: a slot's line travels one way, producer
+//!    to consumer, as in an SPSC ring such as rtrb, instead of back and
+//!    forth for every event between a polling consumer and the producer
+//!    writing the next slot of the same line. `DropOldest` rings keep Vyukov's stamps, because an
 //!    eviction and the consumer compete for the oldest slot with a CAS on
 //!    `head` *before* reading it: their consumer (or evictor) stores
 //!    `stamp = pos + one_lap` with `Release` after the read, and producers

@@ -1,7 +1,9 @@
 //! The peers of the user scenarios (issue 14): evbus (multi-producer and
 //! single-producer), `tokio::sync::broadcast`, a crossbeam-channel fan-out,
-//! the `disruptor` crate, the `bus` crate and an `rtrb` fan-out (one SPSC
-//! ring per subscriber: the floor of a per-subscriber ring design).
+//! the `disruptor` crate, the `bus` crate, an `rtrb` fan-out (one SPSC
+//! ring per subscriber: the floor of a per-subscriber ring design) and an
+//! `ArrayQueue` fan-out (one multi-producer queue per subscriber: the floor
+//! of a per-subscriber ring that many producers may write).
 //!
 //! Each peer, one file each under `peers/`, is used the way its own docs
 //! recommend, and says what its lossless publish and its refusal mean in
@@ -14,14 +16,17 @@
 //! it for one [`PeerKind`] with static dispatch, so no figure pays for a
 //! virtual call.
 
+mod array_queue;
 mod bus;
 mod crossbeam;
 mod disruptor;
 mod ours;
+mod queue_fanout;
 mod rtrb;
 mod tokio;
 
 pub use self::{
+    array_queue::ArrayQueuePeer,
     bus::BusPeer,
     crossbeam::CrossbeamPeer,
     disruptor::DisruptorPeer,
@@ -106,11 +111,13 @@ pub enum PeerKind {
     Bus,
     /// [`RtrbPeer`].
     Rtrb,
+    /// [`ArrayQueuePeer`].
+    ArrayQueue,
 }
 
 impl PeerKind {
     /// Every peer, in column order.
-    pub const ALL: [PeerKind; 7] = [
+    pub const ALL: [PeerKind; 8] = [
         PeerKind::Evbus,
         PeerKind::EvbusSolo,
         PeerKind::Tokio,
@@ -118,6 +125,7 @@ impl PeerKind {
         PeerKind::Disruptor,
         PeerKind::Bus,
         PeerKind::Rtrb,
+        PeerKind::ArrayQueue,
     ];
 
     /// The peer's column heading.
@@ -142,6 +150,7 @@ impl PeerKind {
             PeerKind::Disruptor => of::<DisruptorPeer<u64>>(),
             PeerKind::Bus => of::<BusPeer<u64>>(),
             PeerKind::Rtrb => of::<RtrbPeer<u64>>(),
+            PeerKind::ArrayQueue => of::<ArrayQueuePeer<u64>>(),
         }
     }
 }
@@ -166,6 +175,7 @@ pub fn dispatch<T: Item, J: Job<T>>(kind: PeerKind, job: &mut J) -> J::Out {
         PeerKind::Disruptor => job.run::<DisruptorPeer<T>>(),
         PeerKind::Bus => job.run::<BusPeer<T>>(),
         PeerKind::Rtrb => job.run::<RtrbPeer<T>>(),
+        PeerKind::ArrayQueue => job.run::<ArrayQueuePeer<T>>(),
     }
 }
 

@@ -19,7 +19,7 @@ use evbus_core::{Bus, Filter, SubscribeOptions};
 
 use super::{
     median,
-    user_table::{Cell, UserRow, empty_cells, index},
+    user_table::{Cell, Cells, UserRow, empty_cells, index},
 };
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -162,8 +162,8 @@ fn crossbeam(budget: Duration) -> Scaling {
 }
 
 pub(crate) fn subscribe_scale(budget: Duration, rows: &mut Vec<UserRow>) {
-    let mut built_rows: Vec<[Cell; 7]> = SIZES.iter().map(|_| empty_cells()).collect();
-    let mut churn_rows: Vec<[Cell; 7]> = SIZES.iter().map(|_| empty_cells()).collect();
+    let mut built_rows: Vec<Cells> = SIZES.iter().map(|_| empty_cells()).collect();
+    let mut churn_rows: Vec<Cells> = SIZES.iter().map(|_| empty_cells()).collect();
     let mut notes = Vec::new();
     for (kind, run) in [
         (PeerKind::Evbus, evbus as fn(Duration) -> Scaling),

@@ -37,7 +37,7 @@ impl Cell {
 pub(crate) struct UserRow {
     pub(crate) scenario: String,
     pub(crate) unit: &'static str,
-    pub(crate) cells: [Cell; 7],
+    pub(crate) cells: Cells,
     pub(crate) note: String,
 }
 
@@ -56,17 +56,21 @@ pub(crate) fn index(kind: PeerKind) -> usize {
         .expect("every kind is in ALL")
 }
 
+/// A cell per peer, in [`PeerKind::ALL`]'s order.
+pub(crate) type Cells = [Cell; PeerKind::ALL.len()];
+
 /// A row with every cell "–", to fill in by [`index`].
-pub(crate) fn empty_cells() -> [Cell; 7] {
+pub(crate) fn empty_cells() -> Cells {
     std::array::from_fn(|_| Cell::none())
 }
 
 /// The ratio columns: evbus ÷ each of these peers.
-const RATIO_TO: [(PeerKind, &str); 4] = [
+const RATIO_TO: [(PeerKind, &str); 5] = [
     (PeerKind::Tokio, "tokio"),
     (PeerKind::Crossbeam, "crossbeam"),
     (PeerKind::Disruptor, "disruptor"),
     (PeerKind::Rtrb, "rtrb"),
+    (PeerKind::ArrayQueue, "ArrayQueue"),
 ];
 
 /// Runs `job` for every peer, interleaved round by round (evbus, single
@@ -76,7 +80,7 @@ const RATIO_TO: [(PeerKind, &str); 4] = [
 pub(crate) fn run_all<T: Item, J: Job<T, Out = Result<Vec<f64>, NotPossible>>>(
     rounds: usize,
     job: &mut J,
-) -> Vec<[Cell; 7]> {
+) -> Vec<Cells> {
     let mut got: Vec<Result<Vec<Vec<f64>>, NotPossible>> =
         PeerKind::ALL.iter().map(|_| Ok(Vec::new())).collect();
     for _ in 0..rounds {

@@ -509,6 +509,39 @@ fn high_water() {
     assert_eq!(s.stats().high_water, 5);
 }
 
+/// The mark keeps the longest backlog a receiver met even when no stats
+/// were read during it (the receiver's own sample, which looks ahead of
+/// `head` before it reads the producers' position), across laps of rings
+/// whose capacity is and is not a power of two, by `try_recv` and by
+/// `drain_with`.
+#[test]
+fn high_water_sampled_by_the_receiver() {
+    for cap in [1usize, 2, 3, 5, 8] {
+        let bus = Bus::<Event>::new();
+        let mut s = sub(&bus, ">", cap, Overflow::DropNewest);
+        let mut longest = 0;
+        let mut seq = 0;
+        // Bursts that grow, shrink and grow again, over several laps.
+        for (round, burst) in [1usize, 3, 2, 5, 1, 4, 8, 2, 6, 3].into_iter().enumerate() {
+            let burst = burst.min(cap);
+            for _ in 0..burst {
+                bus.publish(ev(Kind::Placed, seq)).unwrap();
+                seq += 1;
+            }
+            let taken = if round % 2 == 0 {
+                drain(&mut s).len()
+            } else {
+                s.drain_with(drop)
+            };
+            assert_eq!(taken, burst, "cap {cap}, round {round}");
+            longest = longest.max(burst);
+            let st = s.stats();
+            assert_eq!(st.queued, 0);
+            assert_eq!(st.high_water, longest, "cap {cap}, round {round}");
+        }
+    }
+}
+
 // --- concurrency ---------------------------------------------------------
 
 #[test]

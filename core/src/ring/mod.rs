@@ -226,6 +226,21 @@ impl Layout {
             (pos & !(self.one_lap - 1)).wrapping_add(self.one_lap)
         }
     }
+
+    /// The position `k` places after `pos`, for `k < cap`: `next` applied
+    /// `k` times.
+    #[inline]
+    fn ahead(self, pos: usize, k: usize) -> usize {
+        debug_assert!(k < self.cap, "at most a lap ahead");
+        let index = (pos & self.mask) + k;
+        if index < self.cap {
+            pos + k
+        } else {
+            (pos & !(self.one_lap - 1))
+                .wrapping_add(self.one_lap)
+                .wrapping_add(index - self.cap)
+        }
+    }
 }
 
 /// Who produces into a ring.
@@ -545,6 +560,31 @@ impl<T> std::fmt::Debug for Ring<T> {
             .field("len", &self.len())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Layout::ahead` is `next` applied `k` times, across lap boundaries,
+    /// for capacities that are and are not powers of two.
+    #[test]
+    fn ahead_is_next_repeated() {
+        for cap in [1, 2, 3, 5, 8, 13] {
+            let ring =
+                Ring::<u64>::new(cap, Overflow::DropNewest, Arc::new(Totals::default())).unwrap();
+            let layout = ring.layout();
+            let mut pos = 0;
+            for _ in 0..3 * cap {
+                let mut stepped = pos;
+                for k in 0..cap {
+                    assert_eq!(layout.ahead(pos, k), stepped, "cap {cap}, pos {pos}, k {k}");
+                    stepped = layout.next(stepped);
+                }
+                pos = layout.next(pos);
+            }
+        }
     }
 }
 

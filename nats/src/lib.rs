@@ -61,8 +61,9 @@
 //! # Delivery guarantee
 //!
 //! At-least-once from a local publish to JetStream (for a lossless export,
-//! while the process lives: events in the export ring die with the
-//! process), and at-least-once from JetStream to the importing bus. Within
+//! while the bridge runs: events in the export ring die with the process;
+//! those given up when the bridge is dropped, or its shutdown times out,
+//! are counted in [`ExportStats::abandoned`]), and at-least-once from JetStream to the importing bus. Within
 //! the server's duplicate window, a republished envelope id is stored once;
 //! within the importer's dedupe window, a redelivered one is published
 //! locally once. A redelivery to a *new* process (the importer crashed
@@ -130,7 +131,7 @@ pub use crate::{
     },
     export::{MSG_ID_HEADER, ORIGIN_HEADER},
     setup::ensure_stream,
-    state::{BridgeState, BridgeStats, ExportStats, ImportStats},
+    state::{BridgeState, BridgeStats, ExportStats, ImportStats, StatsHandle},
 };
 /// The NATS client crate the bridge uses, for connection options and raw
 /// access.

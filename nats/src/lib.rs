@@ -23,7 +23,8 @@
 //!   [`SetupError::Conflict`] that lists every field that disagrees.
 //! - **State.** [`Bridge::state`], [`Bridge::watch_state`] and
 //!   [`Bridge::stats`] report connected / reconnecting / lagging and the
-//!   counters ([`BridgeStats`], serde).
+//!   counters ([`BridgeStats`], serde; Prometheus text with
+//!   [`BridgeStats::to_prometheus_text`]).
 //!
 //! # Example
 //!
@@ -115,6 +116,7 @@ mod export;
 mod import;
 #[doc(hidden)]
 pub mod peer;
+mod prometheus;
 pub mod server;
 mod setup;
 mod state;
@@ -130,6 +132,7 @@ pub use crate::{
         SubjectError,
     },
     export::{MSG_ID_HEADER, ORIGIN_HEADER},
+    prometheus::CONTENT_TYPE,
     setup::ensure_stream,
     state::{BridgeState, BridgeStats, ExportStats, ImportStats, StatsHandle},
 };

@@ -328,6 +328,10 @@ async fn abandoned_when_the_server_is_gone(stop: Stop) {
     assert_eq!(e.abandoned, AFTER, "{e:?}");
     assert_eq!(accounted(&e), BEFORE + AFTER, "{e:?}");
     assert_eq!((e.in_flight, e.backlog), (0, 0), "{e:?}");
+    // The same count in the Prometheus text.
+    let text = stats.to_prometheus_text("ab");
+    let line = format!("evbus_nats_export_abandoned_total{{bridge=\"ab\"}} {AFTER}");
+    assert!(text.lines().any(|l| l == line), "{text}");
 }
 
 /// A dropped bridge counts what it gives up.

@@ -297,16 +297,24 @@ mod tests {
     /// included), and two bridges share the families.
     #[test]
     fn every_counter_is_rendered_and_parses() {
-        let mut a = BridgeStats::default();
-        a.state = BridgeState::Reconnecting;
-        a.connects = 2;
-        a.disconnects = 1;
-        a.export.acked = 7;
-        a.export.abandoned = 3;
-        a.export.drop_panics = 1;
-        a.export.backlog = 5;
-        a.import.delivered = 4;
-        a.import.pending = 9;
+        let mut a = BridgeStats {
+            state: BridgeState::Reconnecting,
+            connects: 2,
+            disconnects: 1,
+            ..BridgeStats::default()
+        };
+        a.export = ExportStats {
+            acked: 7,
+            abandoned: 3,
+            drop_panics: 1,
+            backlog: 5,
+            ..ExportStats::default()
+        };
+        a.import = ImportStats {
+            delivered: 4,
+            pending: 9,
+            ..ImportStats::default()
+        };
         let b = BridgeStats::default();
         let nasty = "a\"b\\c";
         let text = BridgeStats::prometheus_text(&[("one", &a), (nasty, &b)]);

@@ -206,7 +206,8 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
     assert_eq!((stats.serialize_errors, stats.drop_panics), (2 + 6, 0));
     let text = stats.to_prometheus_text();
     assert!(
-        text.lines().any(|l| l == "evbus_webhook_serialize_errors_total 8"),
+        text.lines()
+            .any(|l| l == "evbus_webhook_serialize_errors_total 8"),
         "{text}"
     );
     f.webhooks.wait_idle().await;
@@ -250,7 +251,8 @@ async fn a_panicking_drop_in_the_forwarding_thread_is_counted_and_the_forward_go
     assert_eq!((stats.drop_panics, stats.serialize_errors), (3, 0));
     let text = stats.to_prometheus_text();
     assert!(
-        text.lines().any(|l| l == "evbus_webhook_drop_panics_total 3"),
+        text.lines()
+            .any(|l| l == "evbus_webhook_drop_panics_total 3"),
         "{text}"
     );
     assert!(

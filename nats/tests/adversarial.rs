@@ -605,6 +605,37 @@ async fn dropping_the_bridge_while_the_server_hangs() {
     drop(bus);
 }
 
+/// Payloads whose `Drop` panics, given up when the bridge is dropped while
+/// the server hangs: some were taken (in flight or waiting for a retry),
+/// the rest wait in the ring. Each is counted in `abandoned`, and each
+/// panicking drop once in `drop_panics`, wherever the bridge dropped it
+/// (after encoding, or when the ending task drained the ring).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_payloads_whose_drop_panics_count_in_both_counters() {
+    let (server, url, stream) = own_stream("DROPABANDON");
+    let bus = Bus::<EvilEnv>::new();
+    let a = Bridge::connect(&url, &bus, retrying(&stream, "adv.>", 2, 200, 10))
+        .await
+        .expect("bridge");
+    server.pause().expect("SIGSTOP");
+    // The export's is the only subscription: the publish moves each event
+    // into its ring and drops nothing here.
+    let (seq, _) = publish_rounds(&bus, &Mode::interleaved(&[Mode::DropPanics]));
+    wait_until("publishes in flight", Duration::from_secs(30), || {
+        a.stats().export.received >= 2
+    })
+    .await;
+    let handle = a.stats_handle();
+    drop(a);
+    tokio::time::timeout(Duration::from_secs(30), handle.export_ended())
+        .await
+        .expect("the export task ends after the drop");
+    let e = handle.stats().export;
+    assert_eq!((e.acked, e.abandoned), (0, seq), "{e:?}");
+    assert_eq!(e.drop_panics, 3, "{e:?}");
+    server.resume().expect("SIGCONT");
+}
+
 /// The server stays away for many ack timeouts (the bridge's own
 /// `ack_timeout`): publishes are retried round after round, nothing is given
 /// up, and after the restart every event is stored and imported once.

@@ -24,7 +24,7 @@ use crate::{
     export::{Exporter, SubjectMap},
     import,
     setup::ensure_stream,
-    state::{BridgeState, BridgeStats, Shared},
+    state::{BridgeState, BridgeStats, Shared, StatsHandle},
     subject,
     sync::Ordering,
 };
@@ -37,8 +37,10 @@ use crate::{
 /// [`shutdown`](Bridge::shutdown) stops it after exporting what the export
 /// ring holds; dropping it stops every task at once (what is not yet
 /// acknowledged is then retried by nobody: the importer's messages are
-/// redelivered to the next run, the exporter's unsent events are lost with
-/// the process, as a crash would lose them).
+/// redelivered to the next run; the exporter's unacknowledged events are
+/// given up, as a crash would lose them, and counted in
+/// [`ExportStats::abandoned`](crate::ExportStats::abandoned), which a
+/// [`stats_handle`](Bridge::stats_handle) taken before the drop reads).
 ///
 /// Dropping never waits on the server, even one that hangs: the export
 /// subscription goes with the export task, so a local publisher blocked
@@ -213,6 +215,8 @@ where
             let task =
                 tokio::spawn(exporter.run(bridge.stop.subscribe(), bridge.abort.subscribe()));
             bridge.export = Some((task, unsub));
+        } else {
+            shared.export_ended.send_replace(true);
         }
         if !config.import.is_empty() {
             let mut consumers = Vec::new();
@@ -287,6 +291,15 @@ impl<T> Bridge<T> {
         stats
     }
 
+    /// A handle on the counters that outlives the bridge: after dropping
+    /// it, [`StatsHandle::export_ended`] says when the export task has
+    /// counted what it gave up ([`ExportStats::abandoned`](crate::ExportStats::abandoned)).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Takes the errors reported since the last call (at most the last 256):
     /// events the exporter could not publish, messages the importer
     /// rejected.
@@ -330,7 +343,8 @@ impl<T> Bridge<T> {
     }
 
     /// Stops the bridge: the export ring is closed, what it holds is
-    /// exported and acknowledged (for at most `timeout`, then abandoned),
+    /// exported and acknowledged (for at most `timeout`, then abandoned and
+    /// counted in [`ExportStats::abandoned`](crate::ExportStats::abandoned)),
     /// the pulls stop, and what was delivered locally is acknowledged.
     /// Returns the final counters.
     pub async fn shutdown(mut self, timeout: Duration) -> BridgeStats {

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 
 use crate::{
     error::{BridgeError, ExportError, SubjectError},
-    state::{Shared, bump, raised, set},
+    state::{Shared, bump, get, raised, set},
     subject,
     sync::Ordering,
     unwind,
@@ -203,7 +203,7 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
             set(&self.shared.export.backlog, self.sub.len() as u64);
             self.shared.refresh();
             // Wake `flush` waiters when idle, else every 64 resolutions.
-            let resolved = crate::state::get(&self.shared.export.resolved);
+            let resolved = get(&self.shared.export.resolved);
             if resolved != published && (inflight.is_empty() || resolved - published >= 64) {
                 self.shared.publish_progress();
                 published = resolved;
@@ -348,22 +348,40 @@ impl<T: Serialize + Clone + Send + 'static> Exporter<T> {
     }
 }
 
-/// Whatever stops the task (its end, an abort, a dropped bridge), the
-/// events still in the export ring are dropped here, each drop contained
-/// and reported, not in the subscription's own `Drop`, which would raise a
-/// payload's panic again in the runtime.
+/// Whatever stops the task (its end, an abort, a dropped bridge), what it
+/// gives up is counted here, in `abandoned`: the events it took and did
+/// not resolve (in flight, waiting to be sent again, or being sent), and
+/// the events still in the export ring. Those are dropped here, each drop
+/// contained and reported, not in the subscription's own `Drop`, which
+/// would raise a payload's panic again in the runtime.
 impl<T> Drop for Exporter<T> {
     fn drop(&mut self) {
+        let shared = &*self.shared;
+        let e = &shared.export;
+        // Every event taken is counted in `received` before the task's
+        // first await, and in `resolved` once acknowledged, skipped or
+        // reported; only this task writes either, and this is its last
+        // act, so the difference is exact.
+        let unresolved = get(&e.received).saturating_sub(get(&e.resolved));
+        e.abandoned.fetch_add(unresolved, Ordering::Relaxed);
         self.sub.unsubscribe();
         loop {
             match self.sub.try_recv() {
-                Ok(env) => drop_event(&self.shared, env),
-                Err(TryRecvError::Lagged(n)) => {
-                    self.shared.export.lost.fetch_add(n, Ordering::Relaxed);
+                Ok(env) => {
+                    drop_event(shared, env);
+                    bump(&e.abandoned);
                 }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Lagged(n)) => {
+                    e.lost.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        set(&e.in_flight, 0);
+        set(&e.backlog, 0);
+        shared.refresh();
+        // Raised last: who waits on it reads the final counts.
+        shared.export_ended.send_replace(true);
     }
 }
 

@@ -23,7 +23,8 @@
 //!   [`SetupError::Conflict`] that lists every field that disagrees.
 //! - **State.** [`Bridge::state`], [`Bridge::watch_state`] and
 //!   [`Bridge::stats`] report connected / reconnecting / lagging and the
-//!   counters ([`BridgeStats`], serde).
+//!   counters ([`BridgeStats`], serde; Prometheus text with
+//!   [`BridgeStats::to_prometheus_text`]).
 //!
 //! # Example
 //!
@@ -61,8 +62,9 @@
 //! # Delivery guarantee
 //!
 //! At-least-once from a local publish to JetStream (for a lossless export,
-//! while the process lives: events in the export ring die with the
-//! process), and at-least-once from JetStream to the importing bus. Within
+//! while the bridge runs: events in the export ring die with the process;
+//! those given up when the bridge is dropped, or its shutdown times out,
+//! are counted in [`ExportStats::abandoned`]), and at-least-once from JetStream to the importing bus. Within
 //! the server's duplicate window, a republished envelope id is stored once;
 //! within the importer's dedupe window, a redelivered one is published
 //! locally once. A redelivery to a *new* process (the importer crashed
@@ -114,6 +116,7 @@ mod export;
 mod import;
 #[doc(hidden)]
 pub mod peer;
+mod prometheus;
 pub mod server;
 mod setup;
 mod state;
@@ -129,8 +132,9 @@ pub use crate::{
         SubjectError,
     },
     export::{MSG_ID_HEADER, ORIGIN_HEADER},
+    prometheus::CONTENT_TYPE,
     setup::ensure_stream,
-    state::{BridgeState, BridgeStats, ExportStats, ImportStats},
+    state::{BridgeState, BridgeStats, ExportStats, ImportStats, StatsHandle},
 };
 /// The NATS client crate the bridge uses, for connection options and raw
 /// access.

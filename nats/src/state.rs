@@ -31,7 +31,17 @@ pub enum BridgeState {
 }
 
 /// The exporter's counters.
+///
+/// Once the export task has ended (after [`Bridge::shutdown`](crate::Bridge::shutdown)
+/// returns, or [`StatsHandle::export_ended`] resolves after the bridge was
+/// dropped), every event that entered the export ring is counted exactly
+/// once in one of `acked`, `skipped_imported`, `oversized`, `failed`,
+/// `lost` and `abandoned`: no event leaves uncounted.
+///
+/// More counters may be added in later versions (`#[non_exhaustive]`):
+/// read the fields, or start from `ExportStats::default()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct ExportStats {
     /// Events taken from the export subscription.
     pub received: u64,
@@ -58,6 +68,13 @@ pub struct ExportStats {
     /// They are counted besides: each one is also acknowledged, skipped or
     /// failed, as it would be otherwise.
     pub drop_panics: u64,
+    /// Events given up when the export task ended before they were
+    /// resolved: a bridge dropped, or a [`shutdown`](crate::Bridge::shutdown)
+    /// whose timeout ran out. They are the events still in the export
+    /// ring, waiting to be sent again, or in flight; one of those in flight
+    /// may still have been stored by the server (its acknowledgement was
+    /// not awaited). Counted when the export task ends.
+    pub abandoned: u64,
     /// Publishes waiting for their acknowledgement now.
     pub in_flight: u64,
     /// Events in the export ring now.
@@ -65,7 +82,10 @@ pub struct ExportStats {
 }
 
 /// The importers' counters (all durable consumers together).
+///
+/// More counters may be added in later versions (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct ImportStats {
     /// Messages pulled from the server, redeliveries included.
     pub received: u64,
@@ -100,7 +120,10 @@ pub struct ImportStats {
 }
 
 /// A snapshot of a bridge's state and counters.
+///
+/// More fields may be added in later versions (`#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct BridgeStats {
     /// The state when the snapshot was taken.
     pub state: BridgeState,
@@ -134,6 +157,7 @@ counters!(ExportCounters {
     oversized,
     failed,
     drop_panics,
+    abandoned,
     in_flight,
     backlog,
     resolved,
@@ -189,6 +213,9 @@ pub(crate) struct Shared {
     /// Bumped (in batches) as `export.resolved` grows, for `flush` to wait
     /// on.
     pub(crate) progress: watch::Sender<u64>,
+    /// Raised once the export task has ended and counted what it gave up
+    /// (or at the start, for a bridge that exports nothing).
+    pub(crate) export_ended: watch::Sender<bool>,
     pub(crate) lag_threshold: u64,
 }
 
@@ -207,6 +234,7 @@ impl Shared {
             state: watch::Sender::new(BridgeState::Connecting),
             last_state: AtomicU8::new(BridgeState::Connecting as u8),
             progress: watch::Sender::new(0),
+            export_ended: watch::Sender::new(false),
             lag_threshold,
         }
     }
@@ -313,6 +341,7 @@ impl Shared {
                 oversized: get(&e.oversized),
                 failed: get(&e.failed),
                 drop_panics: get(&e.drop_panics),
+                abandoned: get(&e.abandoned),
                 in_flight: get(&e.in_flight),
                 backlog: get(&e.backlog),
             },
@@ -330,6 +359,52 @@ impl Shared {
                 pending: get(&i.pending),
             },
         }
+    }
+}
+
+/// A bridge's counters, readable while it runs and after it was dropped.
+///
+/// Made by [`Bridge::stats_handle`](crate::Bridge::stats_handle). Dropping
+/// a [`Bridge`](crate::Bridge) stops its tasks without waiting for them;
+/// the export task counts what it gives up
+/// ([`ExportStats::abandoned`]) as it ends, and
+/// [`export_ended`](StatsHandle::export_ended) says when that is done.
+#[derive(Clone)]
+pub struct StatsHandle {
+    pub(crate) shared: std::sync::Arc<Shared>,
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl StatsHandle {
+    /// A snapshot of the counters. While the bridge runs, `export.backlog`
+    /// is as the export task last saw it (see
+    /// [`Bridge::stats`](crate::Bridge::stats) for the ring's length now).
+    pub fn stats(&self) -> BridgeStats {
+        self.shared.snapshot()
+    }
+
+    /// Whether the export task has ended, with every event counted (at
+    /// once true for a bridge that exports nothing).
+    pub fn is_export_ended(&self) -> bool {
+        *self.shared.export_ended.borrow()
+    }
+
+    /// Resolves once the export task has ended and counted every event
+    /// it gave up: after that, [`stats`](StatsHandle::stats) holds the
+    /// final export counters. At once for a bridge that exports nothing.
+    /// The task ends after [`Bridge::shutdown`](crate::Bridge::shutdown),
+    /// or soon after the bridge is dropped, on the bridge's runtime (or
+    /// when that runtime shuts down).
+    pub async fn export_ended(&self) {
+        let mut ended = self.shared.export_ended.subscribe();
+        raised(&mut ended).await;
     }
 }
 

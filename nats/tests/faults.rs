@@ -254,3 +254,136 @@ async fn a_stalled_subscriber_does_not_make_the_bridge_drop() {
     })
     .await;
 }
+
+/// Every outcome an event that entered the export ring can have, once the
+/// export task has ended: each is counted in exactly one of these.
+fn accounted(e: &evbus::nats::ExportStats) -> u64 {
+    e.acked + e.skipped_imported + e.oversized + e.failed + e.lost + e.abandoned
+}
+
+/// How a test stops the exporting bridge while the server is away.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// Dropped: the export task is aborted.
+    Drop,
+    /// Shut down with a timeout that runs out.
+    ShutdownTimesOut,
+}
+
+/// The server dies with events in flight, waiting for a retry and in the
+/// export ring; the bridge is then stopped without them. Each is counted
+/// in `abandoned`: `acked + abandoned` is every event published.
+async fn abandoned_when_the_server_is_gone(stop: Stop) {
+    const BEFORE: u64 = 20;
+    const AFTER: u64 = 50;
+    let mut server = own_server();
+    let bus = Bus::<Env>::new();
+    let bridge = Bridge::connect(
+        &server.url(),
+        &bus,
+        BridgeConfig::new(&unique("ABANDON"))
+            .export("ab.>")
+            .export_capacity(1024)
+            .max_in_flight(4)
+            .ack_timeout(Duration::from_millis(200))
+            .retry_backoff(Duration::from_millis(10)),
+    )
+    .await
+    .expect("exporter");
+    let handle = bridge.stats_handle();
+    let publish = |range: std::ops::Range<u64>| {
+        for i in range {
+            bus.publish_to("ab.x", event("ab.x", "a", i)).unwrap();
+        }
+    };
+    publish(0..BEFORE);
+    bridge
+        .flush(Duration::from_secs(60))
+        .await
+        .expect("flush while the server runs");
+    server.kill();
+    // Nothing published from here on can be acknowledged.
+    publish(BEFORE..BEFORE + AFTER);
+    wait_until("publishes in flight", Duration::from_secs(30), || {
+        bridge.stats().export.sent >= BEFORE + 4
+    })
+    .await;
+    let stats = match stop {
+        Stop::Drop => {
+            drop(bridge);
+            tokio::time::timeout(Duration::from_secs(30), handle.export_ended())
+                .await
+                .expect("the export task ends after the drop");
+            handle.stats()
+        }
+        Stop::ShutdownTimesOut => {
+            let stats = bridge.shutdown(Duration::from_millis(100)).await;
+            assert!(handle.is_export_ended());
+            assert_eq!(stats.export, handle.stats().export);
+            stats
+        }
+    };
+    let e = stats.export;
+    assert_eq!(e.acked, BEFORE, "{e:?}");
+    assert_eq!(e.abandoned, AFTER, "{e:?}");
+    assert_eq!(accounted(&e), BEFORE + AFTER, "{e:?}");
+    assert_eq!((e.in_flight, e.backlog), (0, 0), "{e:?}");
+    // The same count in the Prometheus text.
+    let text = stats.to_prometheus_text("ab");
+    let line = format!("evbus_nats_export_abandoned_total{{bridge=\"ab\"}} {AFTER}");
+    assert!(text.lines().any(|l| l == line), "{text}");
+}
+
+/// A dropped bridge counts what it gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_bridge_counts_what_it_abandons() {
+    abandoned_when_the_server_is_gone(Stop::Drop).await;
+}
+
+/// A shutdown whose timeout runs out counts what it gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_that_times_out_counts_what_it_abandons() {
+    abandoned_when_the_server_is_gone(Stop::ShutdownTimesOut).await;
+}
+
+/// The server runs, but the bridge is dropped right after a burst it cannot
+/// have exported yet: whatever the split, `acked + abandoned` is the burst,
+/// and the server stored at least the acknowledged ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_dropped_mid_burst_counts_every_event() {
+    const N: u64 = 2000;
+    let scope = Scope::new("burst");
+    let bus = Bus::<Env>::new();
+    let bridge = Bridge::connect(
+        &scope.url,
+        &bus,
+        scope.config().export("bu.>").export_capacity(4096),
+    )
+    .await
+    .expect("exporter");
+    let handle = bridge.stats_handle();
+    for i in 0..N {
+        bus.publish_to("bu.x", event("bu.x", "a", i)).unwrap();
+    }
+    drop(bridge);
+    tokio::time::timeout(Duration::from_secs(30), handle.export_ended())
+        .await
+        .expect("the export task ends after the drop");
+    let e = handle.stats().export;
+    assert_eq!(accounted(&e), N, "{e:?}");
+    assert_eq!(e.acked + e.abandoned, N, "{e:?}");
+    assert_eq!((e.in_flight, e.backlog), (0, 0), "{e:?}");
+    // The server has every acknowledged event (and perhaps some abandoned
+    // in flight): an importer reads at least `acked` of them.
+    let bus_b = Bus::<Env>::new();
+    let got = Collector::new(&bus_b, "bu.>");
+    let importer = Bridge::connect(&scope.url, &bus_b, scope.config().import("check", "bu.>"))
+        .await
+        .expect("importer");
+    wait_until("the acknowledged events", Duration::from_secs(60), || {
+        got.len() as u64 >= e.acked
+    })
+    .await;
+    importer.shutdown(Duration::from_secs(10)).await;
+    assert!(got.len() as u64 <= N);
+}

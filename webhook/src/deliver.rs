@@ -603,7 +603,9 @@ impl Webhooks {
         self.shared.alerts.subscribe()
     }
 
-    /// Every endpoint's figures now.
+    /// Every endpoint's figures now, with
+    /// [`serialize_errors`](Self::serialize_errors) and
+    /// [`drop_panics`](Self::drop_panics).
     pub fn stats(&self) -> Stats {
         let now = self.shared.clock.now();
         let mut endpoints: Vec<EndpointStats> = self
@@ -649,7 +651,11 @@ impl Webhooks {
             })
             .unwrap_or_default();
         endpoints.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
-        Stats { endpoints }
+        Stats {
+            endpoints,
+            serialize_errors: self.serialize_errors(),
+            drop_panics: self.drop_panics(),
+        }
     }
 
     /// Milliseconds on the injected clock since the deliverer was built

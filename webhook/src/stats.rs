@@ -251,11 +251,23 @@ pub struct EndpointStats {
     pub delivery_latency: LatencySummary,
 }
 
-/// Every endpoint's figures.
+/// Every endpoint's figures, and the deliverer's own counters.
+///
+/// More fields may be added in later versions (`#[non_exhaustive]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// One entry per endpoint, by name.
     pub endpoints: Vec<EndpointStats>,
+    /// Events [`send`](crate::Webhooks::send) refused because their
+    /// payload did not serialize, as
+    /// [`Webhooks::serialize_errors`](crate::Webhooks::serialize_errors).
+    #[serde(default)]
+    pub serialize_errors: u64,
+    /// Envelopes whose payload's `Drop` panicked in a forwarding thread,
+    /// as [`Webhooks::drop_panics`](crate::Webhooks::drop_panics).
+    #[serde(default)]
+    pub drop_panics: u64,
 }
 
 fn escape(out: &mut String, v: &str) {
@@ -278,9 +290,29 @@ impl Stats {
     /// Prometheus text exposition (0.0.4), one series per endpoint (label
     /// `endpoint`): the counters as `evbus_webhook_<name>`, the breaker as
     /// `evbus_webhook_breaker_open` (1 when open or half-open), and the two
-    /// latencies as summaries in seconds. Serve it as [`CONTENT_TYPE`].
+    /// latencies as summaries in seconds; the deliverer's own counters,
+    /// without labels, as `evbus_webhook_serialize_errors_total` and
+    /// `evbus_webhook_drop_panics_total`. Serve it as [`CONTENT_TYPE`].
     pub fn to_prometheus_text(&self) -> String {
         let mut out = String::new();
+        let totals = [
+            (
+                "serialize_errors_total",
+                "Events refused because their payload did not serialize.",
+                self.serialize_errors,
+            ),
+            (
+                "drop_panics_total",
+                "Envelopes whose payload's Drop panicked in a forwarding thread.",
+                self.drop_panics,
+            ),
+        ];
+        for (name, help, v) in totals {
+            let _ = writeln!(
+                out,
+                "# HELP evbus_webhook_{name} {help}\n# TYPE evbus_webhook_{name} counter\nevbus_webhook_{name} {v}"
+            );
+        }
         type Get = fn(&EndpointStats) -> u64;
         let counters: [(&str, &str, &str, Get); 7] = [
             (

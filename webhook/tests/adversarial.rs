@@ -201,6 +201,15 @@ async fn panicking_and_failing_payloads_are_refused_counted_and_skipped() {
         "local {local_n} of {others}"
     );
     assert_eq!(f.webhooks.serialize_errors(), 2 + 6);
+    // The same count in the stats and in their Prometheus text.
+    let stats = f.webhooks.stats();
+    assert_eq!((stats.serialize_errors, stats.drop_panics), (2 + 6, 0));
+    let text = stats.to_prometheus_text();
+    assert!(
+        text.lines()
+            .any(|l| l == "evbus_webhook_serialize_errors_total 8"),
+        "{text}"
+    );
     f.webhooks.wait_idle().await;
     srv.hook
         .wait_for("every forwarded event", |h| h.len() as u64 >= forwarded)
@@ -237,6 +246,19 @@ async fn a_panicking_drop_in_the_forwarding_thread_is_counted_and_the_forward_go
     assert_eq!(forwarded, seq, "every event sent");
     assert_eq!(f.webhooks.drop_panics(), 3);
     assert_eq!(f.webhooks.serialize_errors(), 0);
+    // The same count in the stats and in their Prometheus text.
+    let stats = f.webhooks.stats();
+    assert_eq!((stats.drop_panics, stats.serialize_errors), (3, 0));
+    let text = stats.to_prometheus_text();
+    assert!(
+        text.lines()
+            .any(|l| l == "evbus_webhook_drop_panics_total 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE evbus_webhook_drop_panics_total counter\n"),
+        "{text}"
+    );
     f.webhooks.wait_idle().await;
     srv.hook
         .wait_for("every event", |h| h.len() as u64 >= seq)

@@ -106,14 +106,15 @@ impl ReplaySink {
         let e = &stats.export;
         if !ui.quiet {
             eprintln!(
-                "nats {} stream {}: sent {}, acknowledged {}, retried {}, duplicates dropped by the server {}, failed {}",
+                "nats {} stream {}: sent {}, acknowledged {}, retried {}, duplicates dropped by the server {}, failed {}, abandoned at shutdown {}",
                 self.url,
                 self.stream,
                 e.sent,
                 e.acked,
                 e.retried,
                 e.deduplicated,
-                e.failed + e.oversized + e.lost
+                e.failed + e.oversized + e.lost,
+                e.abandoned
             );
         }
         if let Err(timeout) = flushed {
@@ -124,7 +125,9 @@ impl ReplaySink {
             ))
             .hint("check the server's health (nats server check); a replay again is safe: the server drops ids it already stored within its duplicate window"));
         }
-        let failed = e.failed + e.oversized + e.lost;
+        // Abandoned: given up when the shutdown ran out of time, so not
+        // stored either.
+        let failed = e.failed + e.oversized + e.lost + e.abandoned;
         if failed > 0 {
             return Err(CliError::failure(format!(
                 "{failed} envelopes were not stored in {}",

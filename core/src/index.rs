@@ -16,8 +16,10 @@
 //! clone shares all of it. An insert or a remove copies one path of the
 //! [`OrdTree`] for a literal pattern (one leaf and `O(log n)` branches), or,
 //! for a wildcard, the trie nodes on its path (each `Arc::make_mut`) and in
-//! each of them the path of one [`HashTrie`] (the literal children, or the
-//! values), so `O(segments × log16 n)`, however many patterns share a node.
+//! each of them the path of one [`OrdTree`] (the literal children, by
+//! text, so that patterns like `load.1.*`, `load.2.*`, … share a path as
+//! literal patterns do) or [`HashTrie`] (the values), so
+//! `O(segments × log n)`, however many patterns share a node.
 //!
 //! What such a copy costs at scale is the reference counts in the slots it
 //! copies, each on a cache line of its own, and the cold lines it reads.
@@ -184,8 +186,9 @@ impl<V: Hash + Eq + Clone> Holders<V> {
 
 /// One trie node: the patterns sharing a prefix of segments.
 struct Node<V> {
-    /// Children for literal segments (texts inline, as in the literal map).
-    literals: HashTrie<Text, StdArc<Node<V>>>,
+    /// Children for literal segments, by text (inline, as in the literal
+    /// map).
+    literals: OrdTree<Text, StdArc<Node<V>>>,
     /// Child for a `*` segment.
     star: Option<StdArc<Node<V>>>,
     /// Values whose pattern ends exactly at this node, with how many times
@@ -211,7 +214,7 @@ impl<V> Clone for Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Node {
-            literals: HashTrie::default(),
+            literals: OrdTree::default(),
             star: None,
             exact: HashTrie::default(),
             tail: HashTrie::default(),

@@ -6,7 +6,9 @@
 //! registry costs. Beside the wall-clock times, the note gives the
 //! subscribing thread's CPU time (from `/proc/thread-self/schedstat`),
 //! which other work on the machine inflates less: with two cores, the
-//! publisher thread and anything else running share the subscriber's.
+//! publisher thread and anything else running share the subscriber's. (The
+//! kernel updates that figure at scheduler ticks, so below about 10 ms it
+//! is coarse.)
 
 use std::{
     sync::{

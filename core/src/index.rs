@@ -6,24 +6,29 @@
 //! on every publish. It keeps two structures:
 //!
 //! - literal patterns (no `*`, no `>`), which match one topic each, their
-//!   own text, in one flat map from that text to its values: a lookup is
-//!   one hash and one map walk;
+//!   own text, in one flat map from that text to its values, in text
+//!   order (an [`OrdTree`]): a lookup is one walk down a B+ tree;
 //! - wildcard patterns in a trie by segment, which a lookup walks along the
 //!   topic's segments, so its cost depends on the number of segments and
 //!   on how many wildcard branches exist, not on the number of patterns.
 //!
 //! The index is persistent: it lives in every registry snapshot, and a
-//! clone shares all of it. An insert or a remove copies one path of a
-//! [`HashTrie`] for a literal pattern (`O(log16 n)`), or, for a wildcard,
-//! the trie nodes on its path (each `Arc::make_mut`) and in each of them
-//! the path of one `HashTrie` (the literal children, or the values), so
-//! `O(segments × log16 n)`, however many patterns share a node.
+//! clone shares all of it. An insert or a remove copies one path of the
+//! [`OrdTree`] for a literal pattern (one leaf and `O(log n)` branches), or,
+//! for a wildcard, the trie nodes on its path (each `Arc::make_mut`) and in
+//! each of them the path of one [`OrdTree`] (the literal children, by
+//! text, so that patterns like `load.1.*`, `load.2.*`, … share a path as
+//! literal patterns do) or [`HashTrie`] (the values), so
+//! `O(segments × log n)`, however many patterns share a node.
 //!
 //! What such a copy costs at scale is the reference counts in the slots it
-//! copies, each on a cache line of its own (keys are hashed, so a node's
-//! neighbours are spread over the whole map): the literal map holds short
-//! texts inline ([`Text`]) and one value without a count ([`Holders`]),
-//! so copying one of its leaf slots touches no other line.
+//! copies, each on a cache line of its own, and the cold lines it reads.
+//! The literal map holds texts of up to [`INLINE`] bytes inline ([`Text`])
+//! and one value without a count ([`Holders`]), so copying one of its
+//! leaves copies plain data; only its branches hold counts, and few; and
+//! patterns named in sequence (`sub.t100`, `sub.t101`, …) land next to
+//! each other, so a subscribe copies the path the previous one copied,
+//! still in cache.
 
 use smallvec::SmallVec;
 
@@ -33,7 +38,7 @@ use std::{
 };
 
 use crate::{
-    persist::HashTrie,
+    persist::{HashTrie, OrdTree},
     sync::StdArc,
     topic::{Pattern, PatternSegment},
 };
@@ -92,6 +97,19 @@ impl PartialEq for Text {
 }
 
 impl Eq for Text {}
+
+// As `[u8]`'s, which `Borrow` requires of a key of the literal map.
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// The values of one literal pattern, with how many times each was
 /// inserted: one inline (the common case: copying it counts nothing), or a
@@ -168,8 +186,9 @@ impl<V: Hash + Eq + Clone> Holders<V> {
 
 /// One trie node: the patterns sharing a prefix of segments.
 struct Node<V> {
-    /// Children for literal segments (texts inline, as in the literal map).
-    literals: HashTrie<Text, StdArc<Node<V>>>,
+    /// Children for literal segments, by text (inline, as in the literal
+    /// map).
+    literals: OrdTree<Text, StdArc<Node<V>>>,
     /// Child for a `*` segment.
     star: Option<StdArc<Node<V>>>,
     /// Values whose pattern ends exactly at this node, with how many times
@@ -195,7 +214,7 @@ impl<V> Clone for Node<V> {
 impl<V> Default for Node<V> {
     fn default() -> Self {
         Node {
-            literals: HashTrie::default(),
+            literals: OrdTree::default(),
             star: None,
             exact: HashTrie::default(),
             tail: HashTrie::default(),
@@ -304,7 +323,7 @@ fn remove_one<V: Hash + Eq + Clone>(values: &mut HashTrie<V, u32>, value: &V) ->
 /// and undone by one [`remove`](Self::remove).
 pub(crate) struct PatternIndex<V> {
     /// The literal patterns, by text.
-    literals: HashTrie<Text, Holders<V>>,
+    literals: OrdTree<Text, Holders<V>>,
     /// The wildcard patterns.
     root: Node<V>,
     len: usize,
@@ -330,7 +349,7 @@ impl<V> PatternIndex<V> {
     /// An empty index.
     pub(crate) fn new() -> Self {
         PatternIndex {
-            literals: HashTrie::default(),
+            literals: OrdTree::default(),
             root: Node::default(),
             len: 0,
         }
@@ -396,14 +415,17 @@ impl<V: Hash + Eq + Clone> PatternIndex<V> {
     /// Adds `value` under `pattern`.
     pub(crate) fn insert(&mut self, pattern: &Pattern, value: V) {
         if pattern.is_literal() {
-            let text = pattern.as_str().as_bytes();
-            match self.literals.get_mut(text) {
-                Some(holders) => holders.add(value),
-                None => {
-                    self.literals
-                        .insert(Text::new(pattern.as_str()), Holders::One(value, 1));
-                }
-            }
+            // One walk: added, or merged into the holders already there.
+            self.literals.upsert(
+                Text::new(pattern.as_str()),
+                Holders::One(value, 1),
+                |holders, new| {
+                    if let Holders::One(value, 1) = new {
+                        holders.add(value);
+                    }
+                    None
+                },
+            );
         } else {
             self.root.insert(pattern.segments(), value);
         }

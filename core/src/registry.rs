@@ -20,8 +20,8 @@
 //!
 //! - subscribe or unsubscribe: the subscription's entry (`O(log32 id)`,
 //!   in an [`IdMap`] whose newest leaf is the one a new id lands in), its
-//!   patterns in the index (`O(log16 n)` for a literal pattern, in the
-//!   index's literal map, `O(segments × log16 n)` for a wildcard), and the
+//!   patterns in the index (`O(log n)` for a literal pattern, in the
+//!   index's literal map, `O(segments × log n)` for a wildcard), and the
 //!   routes of the interned topics it matches, each rebuilt
 //!   (`O(route length)`), the others shared. A literal pattern finds its
 //!   topic with one lookup; a wildcard is tested against each interned

@@ -3,7 +3,12 @@
 //! thread publishes without pause, and at each size times one subscribe +
 //! unsubscribe. Building stops at a time budget (`--subscribe-budget`), and
 //! the report says how far it got, so a run stays bounded whatever the
-//! registry costs.
+//! registry costs. Beside the wall-clock times, the note gives the
+//! subscribing thread's CPU time (from `/proc/thread-self/schedstat`),
+//! which other work on the machine inflates less: with two cores, the
+//! publisher thread and anything else running share the subscriber's. (The
+//! kernel updates that figure at scheduler ticks, so below about 10 ms it
+//! is coarse.)
 
 use std::{
     sync::{
@@ -30,11 +35,25 @@ const CHURN_TRIALS: usize = 9;
 /// and the median subscribe + unsubscribe there; `None` past the budget.
 struct Scaling {
     built: Vec<Option<Duration>>,
+    /// The subscribing thread's CPU time for the same builds (`None` where
+    /// unknown).
+    built_cpu: Vec<Option<Duration>>,
     churn: Vec<Option<Duration>>,
     /// Subscriptions made when the budget ran out.
     reached: usize,
     /// Publishes the other thread made meanwhile.
     publishes: u64,
+}
+
+/// This thread's time on a CPU so far (`None` where unknown).
+fn thread_cpu() -> Option<Duration> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
 }
 
 /// Runs `add(i)` up to each size within `budget`, and `churn_once(i)` at
@@ -60,9 +79,11 @@ fn scale(
         n
     });
     let mut built = Vec::new();
+    let mut built_cpu = Vec::new();
     let mut churn = Vec::new();
     running.wait();
     let start = Instant::now();
+    let cpu = thread_cpu();
     let mut made = 0;
     'sizes: for size in SIZES {
         while made < size {
@@ -73,6 +94,11 @@ fn scale(
             }
         }
         built.push(Some(start.elapsed()));
+        built_cpu.push(
+            thread_cpu()
+                .zip(cpu)
+                .map(|(now, then)| now.saturating_sub(then)),
+        );
         let trials: Vec<f64> = (0..CHURN_TRIALS)
             .map(|t| {
                 let one = Instant::now();
@@ -85,9 +111,11 @@ fn scale(
     stop.store(true, Ordering::Relaxed);
     let publishes = publisher.join().expect("publisher thread");
     built.resize(SIZES.len(), None);
+    built_cpu.resize(SIZES.len(), None);
     churn.resize(SIZES.len(), None);
     Scaling {
         built,
+        built_cpu,
         churn,
         reached: made,
         publishes,
@@ -165,6 +193,7 @@ pub(crate) fn subscribe_scale(budget: Duration, rows: &mut Vec<UserRow>) {
     let mut built_rows: Vec<Cells> = SIZES.iter().map(|_| empty_cells()).collect();
     let mut churn_rows: Vec<Cells> = SIZES.iter().map(|_| empty_cells()).collect();
     let mut notes = Vec::new();
+    let mut cpu_notes = Vec::new();
     for (kind, run) in [
         (PeerKind::Evbus, evbus as fn(Duration) -> Scaling),
         (PeerKind::Tokio, tokio),
@@ -187,6 +216,20 @@ pub(crate) fn subscribe_scale(budget: Duration, rows: &mut Vec<UserRow>) {
             };
         }
         notes.push(format!("{} {}", kind.name(), s.publishes));
+        let cpu: Vec<String> = s
+            .built_cpu
+            .iter()
+            .zip(SIZES)
+            .filter_map(|(cpu, size)| {
+                Some(format!(
+                    "{size}: {:.1} ms",
+                    cpu.as_ref()?.as_secs_f64() * 1e3
+                ))
+            })
+            .collect();
+        if !cpu.is_empty() {
+            cpu_notes.push(format!("{} {}", kind.name(), cpu.join(", ")));
+        }
     }
     let fixed = "not possible: consumers are fixed when it is built";
     for cells in built_rows.iter_mut().chain(churn_rows.iter_mut()) {
@@ -201,9 +244,10 @@ pub(crate) fn subscribe_scale(budget: Duration, rows: &mut Vec<UserRow>) {
             cells: built_rows[size_at].clone(),
             note: if size_at == 0 {
                 format!(
-                    "evbus: distinct exact topics `sub.t{{i}}`, capacity 1; tokio: `Sender::subscribe`; crossbeam: push a `bounded(1)` sender under the write lock; each peer stops at a {} s budget (`--subscribe-budget`); publishes meanwhile: {}",
+                    "evbus: distinct exact topics `sub.t{{i}}`, capacity 1; tokio: `Sender::subscribe`; crossbeam: push a `bounded(1)` sender under the write lock; each peer stops at a {} s budget (`--subscribe-budget`); publishes meanwhile: {}; CPU time of the subscribing thread: {}",
                     budget.as_secs(),
-                    notes.join(", ")
+                    notes.join(", "),
+                    cpu_notes.join("; ")
                 )
             } else {
                 "as above".into()

@@ -146,6 +146,13 @@ impl<E: Event> Bus<E> {
     /// (a full `Block` ring makes the publisher wait, as on any bus), not
     /// [`Overflow::DropOldest`].
     ///
+    /// When one thread does all the publishing, prefer this mode, above all
+    /// for a receiver on another core that keeps up with it. A
+    /// multi-producer delivery claims its slot with a CAS on the ring's
+    /// tail, which such a receiver reads each time it finds the ring empty,
+    /// so the line travels between the two cores once per event; here the
+    /// producer's position is its own (`BENCHMARKS.md`, scenario 9).
+    ///
     /// # Errors
     ///
     /// As [`Bus::try_new`].

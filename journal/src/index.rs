@@ -693,9 +693,14 @@ impl ActiveIndex {
     }
 
     /// Waits until the sidecar of the last sealed segment is written.
+    ///
+    /// Joins with the lock held, so that every caller returns only once
+    /// that sidecar is written, not only the one that took the handle (an
+    /// in-process query may wait while the writer rolls; the sealer thread
+    /// never takes this lock).
     pub(crate) fn wait_sealed(&self) {
-        let handle = self.sealer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
+        let mut sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = sealer.take() {
             let _ = h.join();
         }
     }

@@ -202,7 +202,9 @@ impl Journal {
     /// Runs `query` over this journal: the segments that exist now, up to
     /// what the writer has committed when the iterator reaches the last of
     /// them (so records appended while iterating may be included; segments
-    /// started later are not). Indexes missing or stale on disk are rebuilt
+    /// started later are not). It first waits for the index of the segment
+    /// sealed last, which a roll writes on a thread of its own (a few
+    /// milliseconds at most); indexes missing or stale on disk are rebuilt
     /// and written back.
     ///
     /// # Errors
@@ -322,6 +324,9 @@ impl QueryIter {
     }
 
     fn in_process(shared: Arc<Shared>, query: &Query) -> Result<QueryIter> {
+        // The last roll seals its segment's index on a thread of its own;
+        // wait for that sidecar rather than rebuild the index by a scan.
+        shared.index.wait_sealed();
         let segments = list_segments(&shared.dir)?;
         Ok(QueryIter::new(
             shared.dir.clone(),

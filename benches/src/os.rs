@@ -1,11 +1,24 @@
-//! What the oversubscribed-core scenarios need from the OS (Linux): pinning
-//! a thread to cores, counting the process's context switches
-//! (`getrusage(RUSAGE_SELF)`), and counting futex system calls through the
-//! `syscalls:sys_enter_futex` tracepoint (`perf_event_open`, the counter
-//! `perf stat -e syscalls:sys_enter_futex` reads). Elsewhere, or where the
-//! kernel refuses, each says so instead of a figure.
+//! What the scenarios need from the OS (Linux): pinning a thread to cores,
+//! counting the process's context switches (`getrusage(RUSAGE_SELF)`),
+//! counting futex system calls through the `syscalls:sys_enter_futex`
+//! tracepoint (`perf_event_open`, the counter `perf stat -e
+//! syscalls:sys_enter_futex` reads), and a thread's CPU time. Elsewhere, or
+//! where the kernel refuses, each says so instead of a figure.
 
-use std::io;
+use std::{io, time::Duration};
+
+/// The calling thread's time on a CPU so far, from
+/// `/proc/thread-self/schedstat` (`None` where unknown). The kernel updates
+/// it at scheduler ticks, so it is coarse below about 10 ms.
+pub fn thread_cpu() -> Option<Duration> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
+}
 
 /// Pins the calling thread to `cores` (`sched_setaffinity`).
 ///

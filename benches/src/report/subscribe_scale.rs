@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Msg, peers::PeerKind};
+use crate::{Msg, os::thread_cpu, peers::PeerKind};
 use evbus_core::{Bus, Filter, SubscribeOptions};
 
 use super::{
@@ -43,17 +43,6 @@ struct Scaling {
     reached: usize,
     /// Publishes the other thread made meanwhile.
     publishes: u64,
-}
-
-/// This thread's time on a CPU so far (`None` where unknown).
-fn thread_cpu() -> Option<Duration> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-        .map(Duration::from_nanos)
 }
 
 /// Runs `add(i)` up to each size within `budget`, and `churn_once(i)` at

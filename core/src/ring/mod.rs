@@ -36,11 +36,11 @@
 //!    consumer never writes a slot: a slot's line travels one way, producer
 //!    to consumer, as in an SPSC ring such as rtrb, instead of back and
 //!    forth for every event between a polling consumer and the producer
-//!    writing the next slot of the same line. `DropOldest` rings keep Vyukov's stamps, because an
-//!    eviction and the consumer compete for the oldest slot with a CAS on
-//!    `head` *before* reading it: their consumer (or evictor) stores
-//!    `stamp = pos + one_lap` with `Release` after the read, and producers
-//!    load the stamp with `Acquire`.
+//!    writing the next slot of the same line. `DropOldest` rings keep
+//!    Vyukov's stamps, because an eviction and the consumer compete for the
+//!    oldest slot with a CAS on `head` *before* reading it: their consumer
+//!    (or evictor) stores `stamp = pos + one_lap` with `Release` after the
+//!    read, and producers load the stamp with `Acquire`.
 //! 4. *Park without a lost wake-up.* The consumer parks only after setting
 //!    the park bit with a CAS whose expected value says "empty". A producer's
 //!    claim CAS reads the bit (RMWs on one location are totally ordered, so

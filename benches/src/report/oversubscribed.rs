@@ -11,6 +11,18 @@
 //! calls (the `syscalls:sys_enter_futex` tracepoint through
 //! `perf_event_open`, inherited by the workload's threads; "n/a" where the
 //! kernel refuses).
+//!
+//! Both peers are measured over the same window, and end the stream the
+//! same way: the window opens before the bus (or the channels) is built
+//! and closes after every thread is joined, and the stream ends when the
+//! last publisher thread drops its handle (evbus: its `Publisher` or
+//! `SoloPublisher`, the bus's last producer-side handle once the
+//! workload's own `Bus` is dropped; crossbeam: its `Sender`s), not from the
+//! measuring thread after it joined the publishers. Closing from the
+//! measuring thread made evbus's receiver finish its ring, park, be woken
+//! by `Bus::shutdown` and be waited for in `join`: up to three futex calls
+//! in 14a that crossbeam's receiver, disconnected by its publisher on the
+//! same core, never made.
 
 use std::{
     sync::{Arc, Barrier},
@@ -142,6 +154,8 @@ fn evbus(
             .map(|s| receive_all(s, cores.to_vec()))
             .collect();
         let tx = spawn_publishers(publishers, cores, || {
+            // Each thread owns its handle and drops it when its work is
+            // done, as each crossbeam publisher drops its senders.
             let mut solo = solo_publisher.take();
             let mut multi = bus.publisher();
             move || {
@@ -156,9 +170,12 @@ fn evbus(
                 dropped
             }
         });
+        // As crossbeam's `drop(senders)`: from here the publishers' handles
+        // are the bus's last producer-side handles, and the last of them to
+        // go (at the end of its thread) shuts the bus down; receivers drain
+        // what is buffered, then see the shutdown.
+        drop(bus);
         let dropped: u64 = tx.into_iter().map(|h| h.join().expect("publisher")).sum();
-        // Receivers drain what is buffered, then see the shutdown.
-        bus.shutdown();
         let got: u64 = rx.into_iter().map(|h| h.join().expect("receiver")).sum();
         let expected = (publishers * per_publisher * receivers) as u64;
         Ok((expected - got.min(expected)).max(dropped))

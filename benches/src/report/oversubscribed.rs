@@ -228,6 +228,11 @@ fn crossbeam(
     })
 }
 
+/// The mean of `figures` (not empty).
+fn mean(figures: Vec<f64>) -> f64 {
+    figures.iter().sum::<f64>() / figures.len() as f64
+}
+
 /// The three rows of one workload: time, context switches, futex calls.
 fn push_rows(
     rows: &mut Vec<UserRow>,
@@ -235,7 +240,9 @@ fn push_rows(
     runs: &[(PeerKind, Vec<Result<Cost, NotPossible>>)],
     note: &str,
 ) {
-    let cell = |runs: &Vec<Result<Cost, NotPossible>>, pick: fn(&Cost) -> Option<f64>| {
+    let cell = |runs: &Vec<Result<Cost, NotPossible>>,
+                pick: fn(&Cost) -> Option<f64>,
+                summary: fn(Vec<f64>) -> f64| {
         let mut figures = Vec::new();
         for run in runs {
             match run {
@@ -249,7 +256,7 @@ fn push_rows(
         if figures.is_empty() {
             Cell::none()
         } else {
-            Cell::Value(median(figures))
+            Cell::Value(summary(figures))
         }
     };
     let lost: Vec<String> = runs
@@ -268,29 +275,36 @@ fn push_rows(
     } else {
         format!("LOST over all rounds: {}", lost.join(", "))
     };
-    for (what, unit, pick, how) in [
+    // Times are medians. Counts are means: a handful of calls, each of which
+    // depends on which thread reaches the core first (a park and its wake,
+    // a `join` that waits), so the median of a few small integers swings
+    // the ratio from 0.6 to 2.5 between runs of the same build.
+    for (what, unit, pick, summary, how) in [
         (
             "time",
             "ms",
             (|c: &Cost| Some(c.ms)) as fn(&Cost) -> Option<f64>,
-            format!("{note}; {lost}"),
+            median as fn(Vec<f64>) -> f64,
+            format!("{note}; time the median; {lost}"),
         ),
         (
             "context switches",
             "switches",
             |c: &Cost| c.switches.map(|v| v as f64),
-            "getrusage(RUSAGE_SELF) ru_nvcsw + ru_nivcsw, whole process".to_owned(),
+            mean,
+            "getrusage(RUSAGE_SELF) ru_nvcsw + ru_nivcsw, whole process; the mean".to_owned(),
         ),
         (
             "futex calls",
             "calls",
             |c: &Cost| c.futex.map(|v| v as f64),
-            "perf_event_open on the syscalls:sys_enter_futex tracepoint, inherited by the workload's threads".to_owned(),
+            mean,
+            "perf_event_open on the syscalls:sys_enter_futex tracepoint, inherited by the workload's threads; the mean".to_owned(),
         ),
     ] {
         let mut cells = empty_cells();
         for (kind, r) in runs {
-            cells[index(*kind)] = cell(r, pick);
+            cells[index(*kind)] = cell(r, pick, summary);
         }
         rows.push(UserRow {
             scenario: format!("14{label}, {what}"),
@@ -302,7 +316,9 @@ fn push_rows(
 }
 
 pub(crate) fn oversubscribed(cfg: &Config, rows: &mut Vec<UserRow>) {
-    let rounds = cfg.rounds.min(3);
+    // A round takes tens of milliseconds: four per round of the run (20 by
+    // default), so that the means of the counts settle (see `push_rows`).
+    let rounds = 4 * cfg.rounds;
     // (a) one publisher, one Block subscription, one core.
     let n = cfg.pinned_events;
     let (mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -320,7 +336,7 @@ pub(crate) fn oversubscribed(cfg: &Config, rows: &mut Vec<UserRow>) {
             (PeerKind::Crossbeam, c),
         ],
         &format!(
-            "{n} events, capacity {CAPACITY}; evbus `Overflow::Block`, crossbeam `bounded` + `send`; median of {rounds}"
+            "{n} events, capacity {CAPACITY}; evbus `Overflow::Block`, crossbeam `bounded` + `send`; {rounds} rounds"
         ),
     );
     // (b) 4 publishers, 8 receivers, on one core and on two.
@@ -350,7 +366,7 @@ pub(crate) fn oversubscribed(cfg: &Config, rows: &mut Vec<UserRow>) {
                 (PeerKind::Crossbeam, c),
             ],
             &format!(
-                "4 x {per} events, each to 8 receivers ({} deliveries), capacity {CAPACITY}; median of {rounds}",
+                "4 x {per} events, each to 8 receivers ({} deliveries), capacity {CAPACITY}; {rounds} rounds",
                 4 * per * 8
             ),
         );

@@ -18,22 +18,37 @@ use crate::{
     unwind::FirstPanic,
 };
 
-impl PublishReport {
+/// The outcomes of one publish's pushes, as it goes: two counters that
+/// stay in registers. Counting into the [`PublishReport`] itself kept them
+/// in the caller's return slot, a load and a store per ring whose chain
+/// (each increment waits for the store before it) set the pace of a publish
+/// to many full rings (`benches/callgrind.sh`, `full4`).
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    accepted: u32,
+    dropped: u32,
+}
+
+impl Tally {
     /// Adds one ring's outcome.
-    #[inline]
-    pub(crate) fn record(&mut self, push: Push) {
+    #[inline(always)]
+    fn add(&mut self, push: Push) {
         match push {
-            Push::Accepted => {
-                self.matched += 1;
-                self.accepted += 1;
-            }
-            Push::Dropped => {
-                self.matched += 1;
-                self.dropped += 1;
-            }
+            Push::Accepted => self.accepted += 1,
+            Push::Dropped => self.dropped += 1,
             // A ring closed by unsubscribe or shutdown after this publish
             // loaded the registry: it no longer counts as a subscriber.
             Push::Closed => {}
+        }
+    }
+
+    /// The report: every ring that accepted or dropped was matched.
+    #[inline(always)]
+    fn report(self) -> PublishReport {
+        PublishReport {
+            matched: self.accepted + self.dropped,
+            accepted: self.accepted,
+            dropped: self.dropped,
         }
     }
 }
@@ -150,9 +165,9 @@ impl<E> Drop for Unreached<'_, E> {
 /// last, which takes the original. Refusals count in `lane`.
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
-    let mut report = PublishReport::default();
+    let mut tally = Tally::default();
     let Some((last, rest)) = route.split_last() else {
-        return report;
+        return tally.report();
     };
     for (at, ring) in rest.iter().enumerate() {
         let make = || {
@@ -161,10 +176,10 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishRep
             unreached.disarm();
             value
         };
-        report.record(ring.push_with(make, Tail(route, at + 1), lane));
+        tally.add(ring.push_with(make, Tail(route, at + 1), lane));
     }
-    report.record(last.push_with(move || event, Tail(route, route.len()), lane));
-    report
+    tally.add(last.push_with(move || event, Tail(route, route.len()), lane));
+    tally.report()
 }
 
 /// Delivers `event` to each ring of `route` as the single producer.
@@ -181,9 +196,9 @@ unsafe fn deliver_solo<E: Clone>(
     event: E,
     lane: Lane,
 ) -> PublishReport {
-    let mut report = PublishReport::default();
+    let mut tally = Tally::default();
     let Some((last, rest)) = route.split_last() else {
-        return report;
+        return tally.report();
     };
     let guard = SoloGuard::begin(epoch, route);
     for (at, ring) in rest.iter().enumerate() {
@@ -201,10 +216,10 @@ unsafe fn deliver_solo<E: Clone>(
             value
         };
         // SAFETY: the caller's contract, and `guard` is held.
-        report.record(unsafe { ring.push_solo(make, &guard, lane) });
+        tally.add(unsafe { ring.push_solo(make, &guard, lane) });
     }
     // SAFETY: as above.
-    report.record(unsafe { last.push_solo(move || event, &guard, lane) });
+    tally.add(unsafe { last.push_solo(move || event, &guard, lane) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs
@@ -216,7 +231,7 @@ unsafe fn deliver_solo<E: Clone>(
     }
     drop(guard);
     panic.resume();
-    report
+    tally.report()
 }
 
 /// A single-producer publish cut short by a panicking `E::clone`: counts the

@@ -18,37 +18,45 @@ use crate::{
     unwind::FirstPanic,
 };
 
-/// The outcomes of one publish's pushes, as it goes: two counters that
-/// stay in registers. Counting into the [`PublishReport`] itself kept them
-/// in the caller's return slot, a load and a store per ring whose chain
-/// (each increment waits for the store before it) set the pace of a publish
-/// to many full rings (`benches/callgrind.sh`, `full4`).
+/// The outcomes of one publish's pushes, as it goes: the accepted count in
+/// the low half of one word and the dropped count in the high half, so the
+/// tally takes one register. Counting into the [`PublishReport`] itself kept
+/// the counts in the caller's return slot, a load and a store per ring whose
+/// chain (each increment waits for the last store) set the pace of a
+/// publish to many full rings; two counters of their own were spilled to the
+/// stack (`benches/callgrind.sh`, `full4`). A route has at most `u32::MAX`
+/// rings (a report counts in `u32`), so neither half overflows.
 #[derive(Clone, Copy, Default)]
-struct Tally {
-    accepted: u32,
-    dropped: u32,
-}
+struct Tally(u64);
 
 impl Tally {
+    const ACCEPTED: u64 = 1;
+    const DROPPED: u64 = 1 << 32;
+
     /// Adds one ring's outcome.
     #[inline(always)]
     fn add(&mut self, push: Push) {
-        match push {
-            Push::Accepted => self.accepted += 1,
-            Push::Dropped => self.dropped += 1,
+        self.0 += match push {
+            Push::Accepted => Self::ACCEPTED,
+            Push::Dropped => Self::DROPPED,
             // A ring closed by unsubscribe or shutdown after this publish
             // loaded the registry: it no longer counts as a subscriber.
-            Push::Closed => {}
-        }
+            Push::Closed => 0,
+        };
     }
 
     /// The report: every ring that accepted or dropped was matched.
     #[inline(always)]
     fn report(self) -> PublishReport {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "each half holds a count of at most u32::MAX"
+        )]
+        let (accepted, dropped) = (self.0 as u32, (self.0 >> 32) as u32);
         PublishReport {
-            matched: self.accepted + self.dropped,
-            accepted: self.accepted,
-            dropped: self.dropped,
+            matched: accepted + dropped,
+            accepted,
+            dropped,
         }
     }
 }
@@ -166,19 +174,24 @@ impl<E> Drop for Unreached<'_, E> {
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut tally = Tally::default();
-    let Some((last, rest)) = route.split_last() else {
-        return tally.report();
-    };
-    for (at, ring) in rest.iter().enumerate() {
+    // `from` is the route from `ring` on, `rest` the route after it: the
+    // rings that a panic in user code at or after `ring` leaves unreached.
+    let mut from = route;
+    while let Some((ring, rest)) = from.split_first() {
+        if rest.is_empty() {
+            // The last ring takes the event itself.
+            tally.add(ring.push_with(move || event, Tail(rest), lane));
+            break;
+        }
         let make = || {
-            let unreached = Unreached(Tail(route, at));
+            let unreached = Unreached(Tail(from));
             let value = event.clone();
             unreached.disarm();
             value
         };
-        tally.add(ring.push_with(make, Tail(route, at + 1), lane));
+        tally.add(ring.push_with(make, Tail(rest), lane));
+        from = rest;
     }
-    tally.add(last.push_with(move || event, Tail(route, route.len()), lane));
     tally.report()
 }
 
@@ -197,17 +210,24 @@ unsafe fn deliver_solo<E: Clone>(
     lane: Lane,
 ) -> PublishReport {
     let mut tally = Tally::default();
-    let Some((last, rest)) = route.split_last() else {
+    if route.is_empty() {
         return tally.report();
-    };
+    }
     let guard = SoloGuard::begin(epoch, route);
-    for (at, ring) in rest.iter().enumerate() {
+    // As in `deliver`: `from` is the route from `ring` on.
+    let mut from = route;
+    while let Some((ring, rest)) = from.split_first() {
+        if rest.is_empty() {
+            // SAFETY: the caller's contract, and `guard` is held.
+            tally.add(unsafe { ring.push_solo(move || event, &guard, lane) });
+            break;
+        }
         // A panicking clone leaves this ring and the rest unreached; and the
         // rings already served may have a receiver parked (S3), so it
         // settles them all.
         let make = || {
             let cut_short = SoloCutShort {
-                _unreached: Unreached(Tail(route, at)),
+                _unreached: Unreached(Tail(from)),
                 route,
                 guard: &guard,
             };
@@ -217,9 +237,8 @@ unsafe fn deliver_solo<E: Clone>(
         };
         // SAFETY: the caller's contract, and `guard` is held.
         tally.add(unsafe { ring.push_solo(make, &guard, lane) });
+        from = rest;
     }
-    // SAFETY: as above.
-    tally.add(unsafe { last.push_solo(move || event, &guard, lane) });
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or
     // closed ring costs one spurious wake, and tracking who accepted costs

@@ -461,8 +461,14 @@ impl<T> Ring<T> {
     /// The slot of `pos`, and its buffer index for [`Ring::after`].
     #[inline(always)]
     fn place(&self, pos: usize) -> (&Slot<T>, usize) {
-        let index = pos & self.index_mask;
+        let index = self.index(pos);
         (self.slot_at(index), index)
+    }
+
+    /// The buffer index of `pos`.
+    #[inline(always)]
+    fn index(&self, pos: usize) -> usize {
+        pos & self.index_mask
     }
 
     /// The position after `pos`, whose buffer index is `index`: `next`

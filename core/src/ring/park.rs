@@ -574,7 +574,7 @@ mod tests {
         assert_eq!(ring.push_alone(1), Push::Accepted);
         let lane = crate::ring::LanePool::default().take();
         for _ in 0..3 {
-            assert_eq!(ring.push_with(|| 2, Tail(&[], 0), lane), Push::Dropped);
+            assert_eq!(ring.push_with(|| 2, Tail(&[]), lane), Push::Dropped);
         }
         assert_eq!(ring.space.parks.load(Ordering::Relaxed), 0);
         let c = ring.counters();

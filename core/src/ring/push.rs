@@ -16,15 +16,17 @@ use crate::{
 };
 
 /// The rings of a publish's route from a position on: what it will not
-/// reach if user code cuts it short there. A route and a position, sliced
-/// only on that cold path, so a push carries it in two registers.
-pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>], pub(crate) usize);
+/// reach if user code cuts it short there. The slice that the delivery loop
+/// walks anyway, so a push carries it in two registers: a route and a
+/// position would be three words, passed through memory, and stored on
+/// every round of the loop (`benches/callgrind.sh`).
+pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>]);
 
 impl<T> Tail<'_, T> {
     /// Counts a drop on each ring of the tail.
     #[cold]
     pub(crate) fn count_unreached(&self) {
-        for ring in self.0.get(self.1..).unwrap_or_default() {
+        for ring in self.0 {
             ring.count_unreached();
         }
     }
@@ -94,10 +96,12 @@ impl<T> Ring<T> {
         if tail & self.mark_bit == 0 {
             let pos = self.pos(tail);
             // Masked before the room check: the compiler must reload the
-            // ring's fields after an atomic access, not this local.
-            let (slot, index) = self.place(pos);
-            match self.room(pos, slot) {
+            // ring's fields after an atomic access, not this local. The
+            // slot's address only after it: a full ring does not need it.
+            let index = self.index(pos);
+            match self.room(pos, index) {
                 Room::Free => {
+                    let slot = self.slot_at(index);
                     let v = make();
                     return match self.claim(tail, self.after(pos, index)) {
                         Ok(()) => self.fill(slot, pos, v, tail, rest),
@@ -117,9 +121,9 @@ impl<T> Ring<T> {
         self.push_contended(tail, None, Some(make), rest, lane)
     }
 
-    /// Whether the slot at `pos` (which is `slot`) is free for a producer
-    /// that read `tail` at `pos`: the linearization point of a drop when
-    /// full.
+    /// Whether the slot at `pos` (buffer index `index`) is free for a
+    /// producer that read `tail` at `pos`: the linearization point of a drop
+    /// when full.
     ///
     /// A `DropOldest` ring answers from the slot's stamp, which its consumer
     /// and evictions store to free a slot (step 3). Every other ring answers
@@ -128,8 +132,9 @@ impl<T> Ring<T> {
     /// consumer. Producers share the last `head` one of them loaded in
     /// `head_seen`, and load `head` itself only when that copy says full.
     #[inline(always)]
-    fn room(&self, pos: usize, slot: &Slot<T>) -> Room {
+    fn room(&self, pos: usize, index: usize) -> Room {
         if self.policy == Overflow::DropOldest {
+            let slot = self.slot_at(index);
             // Acquire: pairs with the consumer's (or an evictor's) Release
             // stamp store (step 3), so its read of the old value happens
             // before our write.
@@ -238,7 +243,7 @@ impl<T> Ring<T> {
             }
             let pos = self.pos(tail);
             let (slot, index) = self.place(pos);
-            let room = self.room(pos, slot);
+            let room = self.room(pos, index);
             if let Room::Free = room {
                 let v = match value.take() {
                     Some(v) => v,
@@ -349,7 +354,7 @@ impl<T> Ring<T> {
     /// refusal in the shared counter.
     #[cfg(test)]
     pub(crate) fn push_alone(&self, v: T) -> Push {
-        self.push_with(|| v, Tail(&[], 0), Lane::SHARED)
+        self.push_with(|| v, Tail(&[]), Lane::SHARED)
     }
 
     /// Refuses a push into a full ring, counted in `lane`.

@@ -3,7 +3,9 @@
 # VM; wall times do not). Runs the fixed workloads of
 # src/bin/callgrind_workload.rs (k4, k0) and src/bin/callgrind_scenarios.rs
 # (lossless, full4) under callgrind and compares instructions per publish
-# with callgrind-baseline.txt. Fails if any rises more than 10 %.
+# with callgrind-baseline.txt. Fails if any rises more than 10 %. Also
+# prints lossless and full4 as a ratio to the same workloads on the rtrb
+# fan-out floor of bench-report (information, not a bar).
 #
 #   benches/callgrind.sh           compare against the baseline
 #   benches/callgrind.sh --update  rewrite the baseline (commit it on purpose,
@@ -28,6 +30,19 @@ for mode in "${modes[@]}"; do
   collected=$(grep -oE 'Collected : [0-9]+' <<<"$out" | grep -oE '[0-9]+$')
   now[$mode]=$(awk -v c="$collected" -v n="$publishes" 'BEGIN { printf "%.1f", c / n }')
 done
+declare -A floor
+for mode in lossless full4; do
+  out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    --toggle-collect="*${measured[$mode]}_floor*" "$target/release/callgrind_scenarios" "$mode-floor" 2>&1)
+  collected=$(grep -oE 'Collected : [0-9]+' <<<"$out" | grep -oE '[0-9]+$')
+  floor[$mode]=$(awk -v c="$collected" -v n="$publishes" 'BEGIN { printf "%.1f", c / n }')
+done
+report_floors() {
+  for mode in lossless full4; do
+    awk -v m="$mode" -v c="${now[$mode]}" -v f="${floor[$mode]}" \
+      'BEGIN { printf "callgrind %s: %.2f x the rtrb floor (%s instructions/publish)\n", m, c / f, f }'
+  done
+}
 if [[ "${1:-}" == "--update" ]]; then
   {
     echo "# instructions per publish, valgrind --tool=callgrind, benches/callgrind.sh"
@@ -35,6 +50,7 @@ if [[ "${1:-}" == "--update" ]]; then
     for mode in "${modes[@]}"; do echo "$mode ${now[$mode]}"; done
   } >"$baseline"
   cat "$baseline"
+  report_floors
   exit 0
 fi
 for mode in "${modes[@]}"; do
@@ -43,4 +59,5 @@ for mode in "${modes[@]}"; do
   echo "callgrind $mode: ${now[$mode]} instructions/publish (baseline $base, ratio ${verdict})"
   [[ "$verdict" == *FAIL ]] && status=1
 done
+report_floors
 exit $status

@@ -10,13 +10,24 @@
 //! subscriptions of capacity 16, filled before the measured part and never
 //! drained: the cost of refusing. Measure `run_full`.
 //!
-//! `benches/callgrind.sh` runs both, with `--toggle-collect` on the
+//! `callgrind_scenarios lossless-floor` and `full4-floor`: the same two
+//! workloads on the rtrb fan-out of `bench-report` (one `rtrb` SPSC ring per
+//! subscriber, nothing else), the floor that scenarios `9.` and `10.`
+//! compare evbus with. Measure `run_lossless_floor` and `run_full_floor`.
+//! Its wall time moves by up to 2 × between builds of the same code (code
+//! layout); its instruction count does not, so these give a ratio to the
+//! floor that repeats.
+//!
+//! `benches/callgrind.sh` runs them all, with `--toggle-collect` on the
 //! function named. A binary apart from `callgrind_workload`, so that these
 //! workloads cannot change how the committed `k4`/`k0` loops inline.
 
 use std::{hint::black_box, time::Duration};
 
-use evbus_benches::{BenchKind, Msg};
+use evbus_benches::{
+    BenchKind, Msg,
+    peers::{Peer, PeerRx, PeerTx, RtrbPeer},
+};
 use evbus_core::{Bus, Filter, Overflow, Publisher, SubscribeOptions, Subscription};
 
 const PUBLISHES: usize = 1_000_000;
@@ -63,6 +74,32 @@ fn run_full(publisher: &mut Publisher<Msg<u64>>) -> usize {
     dropped
 }
 
+/// `run_lossless` on the rtrb floor: the events drained.
+#[inline(never)]
+fn run_lossless_floor<Tx: PeerTx<u64>, Rx: PeerRx>(tx: &mut Tx, rx: &mut Rx) -> usize {
+    let mut delivered = 0;
+    let mut published = 0;
+    while published < PUBLISHES {
+        for i in 0..BURST {
+            let lost = tx.send(black_box(i as u64));
+            debug_assert_eq!(lost, 0);
+        }
+        published += BURST;
+        delivered += rx.drain();
+    }
+    delivered
+}
+
+/// `run_full` on the rtrb floor: the refusals.
+#[inline(never)]
+fn run_full_floor<Tx: PeerTx<u64>>(tx: &mut Tx) -> usize {
+    let mut dropped = 0;
+    for i in 0..PUBLISHES {
+        dropped += tx.try_send(black_box(i as u64));
+    }
+    dropped
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let bus = Bus::<Msg<u64>>::new();
@@ -92,8 +129,29 @@ fn main() {
             assert!(subs.iter().all(|s| s.len() == 16));
             println!("full4: {PUBLISHES} publishes, {dropped} refusals");
         }
+        "lossless-floor" => {
+            let (mut tx, mut rx) = RtrbPeer::<u64>::build(1, 2 * BURST, true).expect("rtrb");
+            let delivered = run_lossless_floor(&mut tx, &mut rx);
+            assert_eq!(delivered, PUBLISHES, "every publish delivered");
+            println!("lossless-floor: {PUBLISHES} publishes, {delivered} deliveries");
+        }
+        "full4-floor" => {
+            let (mut tx, _rx) = RtrbPeer::<u64>::build(4, 16, false).expect("rtrb");
+            for i in 0..16 {
+                assert_eq!(tx.try_send(i), 0, "room for the first 16");
+            }
+            let dropped = run_full_floor(&mut tx);
+            assert_eq!(
+                dropped,
+                4 * PUBLISHES,
+                "every full ring refused every publish"
+            );
+            println!("full4-floor: {PUBLISHES} publishes, {dropped} refusals");
+        }
         other => {
-            eprintln!("usage: callgrind_scenarios lossless|full4 (got {other:?})");
+            eprintln!(
+                "usage: callgrind_scenarios lossless|full4|lossless-floor|full4-floor (got {other:?})"
+            );
             std::process::exit(2);
         }
     }

@@ -24,8 +24,9 @@ use crate::{
 /// the counts in the caller's return slot, a load and a store per ring whose
 /// chain (each increment waits for the last store) set the pace of a
 /// publish to many full rings; two counters of their own were spilled to the
-/// stack (`benches/callgrind.sh`, `full4`). A route has at most `u32::MAX`
-/// rings (a report counts in `u32`), so neither half overflows.
+/// stack (`benches/callgrind.sh`, `full4`). Neither half overflows: a
+/// report counts in `u32` as before, and a route of more than `u32::MAX`
+/// rings would take terabytes (each ring is over a kilobyte).
 #[derive(Clone, Copy, Default)]
 struct Tally(u64);
 

@@ -6,7 +6,7 @@
 
 use super::{
     Ring,
-    lanes::{Lane, LaneCounts},
+    lanes::{FoldedAt, Lane},
 };
 #[cfg(feature = "latency")]
 use crate::latency::Sampler;
@@ -31,8 +31,8 @@ pub(crate) struct Totals {
     pub(crate) dropped: AtomicU64,
 }
 
-/// Counters written only off the fast path, kept away from `head` and
-/// `tail` so they never share a line with them.
+/// Counters written only off the fast path, on the ring's cold line (see
+/// [`Ring`]'s layout), away from `head`, `tail` and the configuration.
 #[derive(Debug, Default)]
 pub(super) struct Cold {
     /// Events refused because the ring was full (`DropNewest`, or a `Block`
@@ -41,18 +41,10 @@ pub(super) struct Cold {
     /// Events evicted by `DropOldest`, plus the [`FOLDED`] flag. Written
     /// only on the full path.
     pub(super) overwritten: AtomicU64,
-    /// Refusals (`DropNewest`, or a `Block` timeout) counted by publishers
-    /// with a lane (step 8).
-    pub(super) lanes: LaneCounts,
-    /// Largest queue length seen by the consumer, or `cap` once full.
-    pub(super) high_water: AtomicUsize,
     /// Producers inside `force_push` (see [`Ring::finish_fold`]).
     pub(super) evicting: AtomicUsize,
-    /// Feature `tracing`: 0 while no loss was seen since the receiver last
-    /// found the ring empty; else the loss count, the episode's first loss
-    /// included, when the episode began (never 0; see `trace.rs`).
-    #[cfg(feature = "tracing")]
-    pub(super) dropping: AtomicU64,
+    /// What the fold read from the lane drop cells (step 8).
+    pub(super) folded_at: FoldedAt,
 }
 
 /// What the latency and tracing hooks of a ring need: nothing without the
@@ -167,7 +159,8 @@ impl<T> Ring<T> {
     pub(super) fn count_refusal(&self, lane: Lane) {
         match lane.index() {
             Some(i) => {
-                self.cold.lanes.count(i, &self.totals.dropped);
+                self.lanes
+                    .count(i, &self.totals.dropped, &self.cold.folded_at);
                 #[cfg(feature = "tracing")]
                 self.trace_loss();
             }
@@ -183,8 +176,8 @@ impl<T> Ring<T> {
     #[inline]
     pub(super) fn raise_high_water(&self, len: usize) {
         // Relaxed: a statistic; `fetch_max` keeps it monotonic.
-        if self.cold.high_water.load(Ordering::Relaxed) < len {
-            self.cold.high_water.fetch_max(len, Ordering::Relaxed);
+        if self.high_water.load(Ordering::Relaxed) < len {
+            self.high_water.fetch_max(len, Ordering::Relaxed);
         }
     }
 
@@ -196,7 +189,7 @@ impl<T> Ring<T> {
     /// Call only after [`Ring::close`]: then no new claim can land.
     pub(super) fn begin_fold(&self) {
         debug_assert!(self.is_closed(), "fold before close");
-        self.cold.lanes.begin_fold();
+        self.lanes.begin_fold();
     }
 
     /// The rest of the fold, after [`Ring::begin_fold`] and a heavy barrier.
@@ -218,7 +211,7 @@ impl<T> Ring<T> {
         let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
         let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
         debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
-        let lane_drops = self.cold.lanes.finish_fold();
+        let lane_drops = self.lanes.finish_fold(&self.cold.folded_at);
         let c = self.counters_with(dropped, lane_drops, overwritten);
         self.totals
             .delivered
@@ -344,7 +337,7 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed);
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
-        self.counters_with(dropped, self.cold.lanes.sum(), overwritten)
+        self.counters_with(dropped, self.lanes.sum(), overwritten)
     }
 
     /// The counters, given the shared `dropped` and `overwritten` counters
@@ -376,7 +369,7 @@ impl<T> Ring<T> {
             dropped: dropped + overwritten,
             overwritten,
             queued,
-            high_water: self.cold.high_water.load(Ordering::Relaxed),
+            high_water: self.high_water.load(Ordering::Relaxed),
             closed: tail & self.mark_bit != 0,
         }
     }
@@ -461,9 +454,9 @@ impl<T> Ring<T> {
         // Relaxed: the flag orders nothing; the swap only has to elect one
         // reporter per episode, which any RMW on one location does. The
         // load first keeps an open episode to a plain read.
-        if self.cold.dropping.load(Ordering::Relaxed) == 0 {
+        if self.dropping.load(Ordering::Relaxed) == 0 {
             let base = self.losses();
-            if self.cold.dropping.swap(base, Ordering::Relaxed) == 0 {
+            if self.dropping.swap(base, Ordering::Relaxed) == 0 {
                 crate::trace::drop_started(&self.hooks.trace, self.cap, self.policy);
             }
         }
@@ -474,10 +467,9 @@ impl<T> Ring<T> {
     #[inline]
     pub(super) fn trace_clean(&self) {
         // Relaxed: as in `trace_loss`; the CAS elects one closer.
-        let open = self.cold.dropping.load(Ordering::Relaxed);
+        let open = self.dropping.load(Ordering::Relaxed);
         if open != 0
             && self
-                .cold
                 .dropping
                 .compare_exchange(open, 0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
@@ -493,6 +485,6 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        dropped + overwritten + self.cold.lanes.sum()
+        dropped + overwritten + self.lanes.sum()
     }
 }

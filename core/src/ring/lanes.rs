@@ -26,7 +26,8 @@
 //!   - the publisher stores its cell, runs a *light* barrier, and loads
 //!     `state`;
 //!   - the folder stores `state = FOLDING`, runs a *heavy* barrier, reads
-//!     every cell into `folded_at`, then stores `state = FOLDED` (Release).
+//!     every cell into `folded_at` ([`FoldedAt`], kept apart from the cells
+//!     on the ring's cold line), then stores `state = FOLDED` (Release).
 //!     A heavy barrier is a system call (about 10 to 20 µs on this VM), so
 //!     the bus folds the rings that left in batches, one barrier each
 //!     (`Shared::remove_sub`).
@@ -128,15 +129,21 @@ pub(super) struct LaneCounts {
     cells: [AtomicU64; LANES],
     /// `OPEN`, then `FOLDING`, then `FOLDED` (see the module docs).
     state: AtomicUsize,
-    /// What the fold read from each cell; valid once `state == FOLDED`.
-    folded_at: [AtomicU64; LANES],
 }
+
+/// What the fold read from each cell of a ring's [`LaneCounts`]; valid once
+/// their `state` is `FOLDED`. Apart from the cells, which share the line of
+/// `tail`: only the fold writes it, and only a drop that raced the fold
+/// reads it, so it waits on the ring's cold line.
+#[derive(Debug, Default)]
+pub(super) struct FoldedAt([AtomicU64; LANES]);
 
 impl LaneCounts {
     /// Counts one drop in lane `i`, as its owner. `totals` is where a drop
-    /// that lands after the fold goes.
+    /// that lands after the fold goes, unless `folded_at` (this ring's)
+    /// says that the fold counted it.
     #[inline(always)]
-    pub(super) fn count(&self, i: usize, totals: &AtomicU64) {
+    pub(super) fn count(&self, i: usize, totals: &AtomicU64, folded_at: &FoldedAt) {
         let cell = &self.cells[i];
         // Relaxed: one writer, the lane's owner (handed over by `LanePool`);
         // readers only sum.
@@ -147,7 +154,7 @@ impl LaneCounts {
         barrier::light();
         // Relaxed: ordered by the barrier pair above.
         if self.state.load(Ordering::Relaxed) != OPEN {
-            self.count_late(i, n, totals);
+            self.count_late(i, n, totals, folded_at);
         }
     }
 
@@ -155,7 +162,7 @@ impl LaneCounts {
     /// unless the fold already read it.
     #[cold]
     #[inline(never)]
-    fn count_late(&self, i: usize, n: u64, totals: &AtomicU64) {
+    fn count_late(&self, i: usize, n: u64, totals: &AtomicU64, folded_at: &FoldedAt) {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store of `FOLDED` in `fold`, so
         // `folded_at` below is the fold's. Bounded: the folder is between
@@ -165,7 +172,7 @@ impl LaneCounts {
             backoff.snooze();
         }
         // Relaxed: published by the Acquire above.
-        if self.folded_at[i].load(Ordering::Relaxed) < n {
+        if folded_at.0[i].load(Ordering::Relaxed) < n {
             // Relaxed: an independent total, read only by statistics.
             totals.fetch_add(1, Ordering::Relaxed);
         }
@@ -181,12 +188,12 @@ impl LaneCounts {
         debug_assert_eq!(was, OPEN, "lanes folded twice");
     }
 
-    /// The second half, after the heavy barrier: reads every cell, once, and
-    /// returns their sum, the lane drops the fold adds to the totals. Later
-    /// drops go there themselves.
-    pub(super) fn finish_fold(&self) -> u64 {
+    /// The second half, after the heavy barrier: reads every cell, once,
+    /// into `folded_at` (this ring's), and returns their sum, the lane drops
+    /// the fold adds to the totals. Later drops go there themselves.
+    pub(super) fn finish_fold(&self, folded_at: &FoldedAt) -> u64 {
         let mut sum = 0;
-        for (cell, at) in self.cells.iter().zip(&self.folded_at) {
+        for (cell, at) in self.cells.iter().zip(&folded_at.0) {
             // Relaxed: ordered by the barrier pair; published by the
             // Release store below.
             let v = cell.load(Ordering::Relaxed);
@@ -260,7 +267,7 @@ mod loom_tests {
             let totals = Arc::new(AtomicU64::new(0));
             let drop_once = |pool: &LanePool, counts: &LaneCounts, totals: &AtomicU64| {
                 let lane = pool.take();
-                counts.count(lane.index().unwrap(), totals);
+                counts.count(lane.index().unwrap(), totals, &FoldedAt::default());
                 pool.give_back(lane);
             };
             let other = {

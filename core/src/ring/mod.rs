@@ -123,6 +123,8 @@ use std::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
+#[cfg(feature = "tracing")]
+use crate::sync::atomic::AtomicU64;
 use crate::{
     error::SubscribeError,
     policy::Overflow,
@@ -134,8 +136,9 @@ use crate::{
 
 use self::{
     accounting::{Cold, Hooks},
+    lanes::LaneCounts,
     park::{Space, SpaceWait, Waiter},
-    solo::Solo,
+    solo::SoloCursor,
 };
 pub(crate) use self::{
     accounting::{Totals, fold_rings},
@@ -244,25 +247,21 @@ impl Layout {
 }
 
 /// Who produces into a ring.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "boxing `Solo` costs the single-producer push a pointer load (see `Solo`)"
-)]
 enum Mode {
     /// Any number of producers, each claiming its slot with a CAS (steps
     /// 1-7).
     Multi,
-    /// One producer, pushing with plain stores (`ring/solo.rs`, S1-S4);
-    /// `tail` then carries only the mark, park and final flags. Inline, not
-    /// boxed: the extra pointer load cost a single-producer publish to four
-    /// rings about 2 % (benches/src/bin/callgrind_solo.rs), so a
-    /// multi-producer ring still reserves, but never initializes, the
-    /// cursor's cache line.
-    Solo(Solo),
+    /// One producer, pushing with plain stores (`ring/solo.rs`, S1-S4),
+    /// with the bus's publish epoch, which closers wait out (S2); `tail`
+    /// then carries only the mark, park and final flags. The producer's
+    /// cursor is the ring's `cursor` field, not part of this variant, so
+    /// that its line also holds the cold counters (see [`Ring`]).
+    Solo(Arc<Epoch>),
 }
 
-/// What producers write: on one line, which the consumer reads only to
-/// tell an empty ring from a claim in flight (step 5a) and to park.
+/// What producers write on every claim: on one line (with the rarer
+/// fields of [`Ring`]'s line 2), which the consumer reads only to tell an
+/// empty ring from a claim in flight (step 5a) and to park.
 struct Producers {
     /// Producer position `{ lap, park, mark, index }`.
     tail: AtomicUsize,
@@ -273,12 +272,45 @@ struct Producers {
     head_seen: AtomicUsize,
 }
 
+/// A zero-sized field that starts a cache line: in a `#[repr(C)]` struct
+/// the field after it is placed at the next multiple of `CachePadded`'s
+/// alignment (128 bytes on x86_64, where the adjacent-line prefetcher pairs
+/// 64-byte lines).
+type LineBreak = [CachePadded<()>; 0];
+
 /// A bounded MPSC ring. See the module docs for the protocol.
+///
+/// # Layout
+///
+/// Four cache lines (of `CachePadded`'s size), each holding the fields that
+/// one side writes, so that no line is written by both sides on a fast
+/// path, and so that the padding of a line holds that side's rarer fields
+/// instead of being wasted: a subscription's ring is 512 bytes on x86_64
+/// instead of 1024, which is what subscribing at scale allocates and
+/// faults in. `#[repr(C)]` keeps the fields in this order; each
+/// [`LineBreak`] starts the next line.
+///
+/// 1. *Configuration*, never written after construction: what every push
+///    and pop reads.
+/// 2. *Producers*: `tail` and `head_seen`, which every multi-producer claim
+///    writes; the lane drop cells (step 8), which producers write on the
+///    full path; and the consumer's waiter, which a parking consumer locks
+///    just before its CAS on `tail` and a waking producer just after its
+///    own.
+/// 3. *Consumer*: `head`, which every pop writes; the `Block` producers'
+///    waiter, whose `wanted` flag every `Block` pop reads right after
+///    storing `head`; the high-water mark, which the consumer raises.
+/// 4. *Single producer and cold counters*: the single producer's cursor,
+///    which it writes on every push (in multi-producer mode unused, but
+///    not a line of its own any more), and the counters that only the full
+///    path, an eviction and the fold write.
+///
+/// A line that outgrows its share (a larger `Waiter` elsewhere than on
+/// Linux, the test-only counters of `Space`) spills into one more line
+/// before the next break: the ring grows, the separation stays.
+#[repr(C)]
 pub(crate) struct Ring<T> {
-    /// The producers' line: `tail` and their copy of `head`.
-    producers: CachePadded<Producers>,
-    /// Consumer position `{ lap, 0, 0, index }`.
-    head: CachePadded<AtomicUsize>,
+    // Line 1: configuration.
     buffer: Box<[Slot<T>]>,
     cap: usize,
     mark_bit: usize,
@@ -290,28 +322,55 @@ pub(crate) struct Ring<T> {
     index_mask: usize,
     /// `!(mark_bit | park_bit)`: a `tail` without its flags.
     pos_mask: usize,
-    /// `log2(one_lap)`, so counting laps is a shift, not a division.
-    lap_shift: u32,
     policy: Overflow,
     /// Who produces: any number of producers, or one (see `ring/solo.rs`).
     mode: Mode,
+    /// `log2(one_lap)`, so counting laps is a shift, not a division.
+    lap_shift: u32,
     /// Delivery order within a publish (higher first); see
     /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
     priority: i32,
-    cold: CachePadded<Cold>,
-    /// Where drops after the fold ([`fold_rings`]) are counted.
-    totals: Arc<Totals>,
-    /// Where the consumer sleeps.
-    consumer: Waiter,
-    /// Where `Block` producers sleep (step 6).
-    space: Space,
     /// What the latency and tracing hooks need (empty without those
     /// features).
-    #[cfg_attr(
-        not(any(feature = "latency", feature = "tracing")),
-        expect(dead_code, reason = "an empty struct without the features")
-    )]
     hooks: Hooks,
+
+    // Line 2: what producers write.
+    _producers_line: LineBreak,
+    /// The producers' position and their copy of `head`.
+    producers: Producers,
+    /// Refusals (`DropNewest`, or a `Block` timeout) counted by publishers
+    /// with a lane (step 8): written on the full path, where a
+    /// multi-producer push has just read `tail`'s line.
+    lanes: LaneCounts,
+    /// Where the consumer sleeps.
+    consumer: Waiter,
+
+    // Line 3: what the consumer writes.
+    _consumer_line: LineBreak,
+    /// Consumer position `{ lap, 0, 0, index }`.
+    head: AtomicUsize,
+    /// Largest queue length seen by the consumer, or `cap` once full.
+    high_water: AtomicUsize,
+    /// Where `Block` producers sleep (step 6).
+    space: Space,
+    /// Feature `tracing`: 0 while no loss was seen since the receiver last
+    /// found the ring empty; else the loss count, the episode's first loss
+    /// included, when the episode began (never 0; see `trace.rs`). Read by
+    /// the consumer whenever it finds the ring empty.
+    #[cfg(feature = "tracing")]
+    dropping: AtomicU64,
+
+    // Line 4: the single producer's, and cold.
+    _cold_line: LineBreak,
+    /// The single producer's position and its copy of `head` (S1), written
+    /// on each of its pushes; unused in multi-producer mode. Inline, not
+    /// boxed: the extra pointer load cost a single-producer publish to four
+    /// rings about 2 % (benches/src/bin/callgrind_solo.rs).
+    cursor: SoloCursor,
+    /// Counters written only off the fast path.
+    cold: Cold,
+    /// Where drops after the fold ([`fold_rings`]) are counted.
+    totals: Arc<Totals>,
 }
 
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
@@ -359,11 +418,6 @@ impl<T> Ring<T> {
         }));
         let mark_bit = (cap + 1).next_power_of_two();
         Ok(Self {
-            producers: CachePadded::new(Producers {
-                tail: AtomicUsize::new(0),
-                head_seen: AtomicUsize::new(0),
-            }),
-            head: CachePadded::new(AtomicUsize::new(0)),
             buffer: buffer.into_boxed_slice(),
             cap,
             mark_bit,
@@ -371,15 +425,28 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             index_mask: mark_bit - 1,
             pos_mask: !(mark_bit | (mark_bit << 1)),
-            lap_shift: (mark_bit << 2).trailing_zeros(),
             policy,
             mode: Mode::Multi,
+            lap_shift: (mark_bit << 2).trailing_zeros(),
             priority: 0,
-            cold: CachePadded::new(Cold::default()),
-            totals,
-            consumer: Waiter::default(),
-            space: Space::default(),
             hooks: Hooks::default(),
+            _producers_line: [],
+            producers: Producers {
+                tail: AtomicUsize::new(0),
+                head_seen: AtomicUsize::new(0),
+            },
+            lanes: LaneCounts::default(),
+            consumer: Waiter::default(),
+            _consumer_line: [],
+            head: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
+            space: Space::default(),
+            #[cfg(feature = "tracing")]
+            dropping: AtomicU64::new(0),
+            _cold_line: [],
+            cursor: SoloCursor::default(),
+            cold: Cold::default(),
+            totals,
         })
     }
 
@@ -419,7 +486,7 @@ impl<T> Ring<T> {
         let tail = self.producers.tail.load(order);
         match &self.mode {
             Mode::Multi => tail,
-            Mode::Solo(solo) => solo.tail(order) | (tail & (self.mark_bit | self.park_bit)),
+            Mode::Solo(_) => self.cursor.tail(order) | (tail & (self.mark_bit | self.park_bit)),
         }
     }
 
@@ -510,8 +577,8 @@ impl<T> Ring<T> {
             .producers
             .tail
             .fetch_or(self.mark_bit, Ordering::AcqRel);
-        if let Mode::Solo(solo) = &self.mode {
-            let (first, parked) = self.close_solo(solo, old);
+        if let Mode::Solo(epoch) = &self.mode {
+            let (first, parked) = self.close_solo(epoch, old);
             return Closed {
                 first,
                 consumer: parked,
@@ -571,7 +638,48 @@ impl<T> std::fmt::Debug for Ring<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::{align_of, offset_of, size_of};
+
     use super::*;
+
+    /// Property: the words that a fast path writes (`tail` by every
+    /// multi-producer claim, `head` by every pop, the single producer's
+    /// cursor by each of its pushes) sit on three different lines, none of
+    /// them the configuration's, which every push and pop reads; and on
+    /// x86_64 Linux the whole ring takes those four lines, 512 bytes (1024
+    /// before the cold fields moved into the lines' padding).
+    #[test]
+    fn layout_keeps_hot_words_apart() {
+        let line = align_of::<CachePadded<()>>();
+        assert_eq!(align_of::<Ring<u64>>(), line);
+        let config = [
+            offset_of!(Ring<u64>, buffer),
+            offset_of!(Ring<u64>, cap),
+            offset_of!(Ring<u64>, index_mask),
+            offset_of!(Ring<u64>, policy),
+            offset_of!(Ring<u64>, mode),
+            offset_of!(Ring<u64>, lap_shift),
+        ]
+        .map(|at| at / line);
+        assert!(
+            config.iter().all(|&l| l == 0),
+            "configuration on line 0: {config:?}"
+        );
+        let tail = offset_of!(Ring<u64>, producers.tail) / line;
+        let head_seen = offset_of!(Ring<u64>, producers.head_seen) / line;
+        let head = offset_of!(Ring<u64>, head) / line;
+        let cursor = offset_of!(Ring<u64>, cursor) / line;
+        assert_eq!(tail, head_seen);
+        let hot = [0, tail, head, cursor];
+        for (i, a) in hot.iter().enumerate() {
+            for b in &hot[i + 1..] {
+                assert_ne!(a, b, "lines of config, tail, head, cursor: {hot:?}");
+            }
+        }
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            assert_eq!(size_of::<Ring<u64>>(), 4 * 128);
+        }
+    }
 
     /// `Layout::ahead` is `next` applied `k` times, across lap boundaries,
     /// for capacities that are and are not powers of two.

@@ -3,7 +3,7 @@
 //! On a bus built with [`Bus::single_producer`](crate::Bus::single_producer)
 //! one [`SoloPublisher`](crate::SoloPublisher) is the only producer of every
 //! ring, as the disruptor's `build_single_producer`. Its position lives in
-//! its `Solo` cursor, which only it writes; `tail` keeps the flags, which the
+//! the ring's [`SoloCursor`], which only it writes; `tail` keeps the flags, which the
 //! consumer (park) and closers (mark, final) set with RMWs as before.
 //!
 //! Slots are written by the producer only, as in an SPSC queue such as
@@ -99,18 +99,12 @@ impl Epoch {
     }
 }
 
-/// The single-producer side of a ring ([`Mode::Solo`]).
-pub(super) struct Solo {
-    /// The producer's side, on its own cache line: written only by the
-    /// producer (statistics read `tail`).
-    cursor: CachePadded<SoloCursor>,
-    /// The bus's publish epoch, which closers wait out (S2).
-    epoch: Arc<Epoch>,
-}
-
-/// The producer's position and its copy of the consumer's.
+/// The single producer's position and its copy of the consumer's
+/// ([`Mode::Solo`]): written only by the producer (statistics read
+/// `tail`), on a line of the ring that no fast path of the consumer's
+/// writes or reads (see [`Ring`]'s layout).
 #[derive(Default)]
-struct SoloCursor {
+pub(super) struct SoloCursor {
     /// The producer's position.
     tail: AtomicUsize,
     /// The consumer's position as the producer last read it (S1); never
@@ -118,11 +112,11 @@ struct SoloCursor {
     head_seen: AtomicUsize,
 }
 
-impl Solo {
+impl SoloCursor {
     /// The producer's position (`Relaxed` for statistics and `Drop`).
     #[inline]
     pub(super) fn tail(&self, order: Ordering) -> usize {
-        self.cursor.tail.load(order)
+        self.tail.load(order)
     }
 }
 
@@ -227,10 +221,7 @@ impl<T> Ring<T> {
     #[must_use]
     pub(crate) fn solo(mut self, epoch: Arc<Epoch>) -> Self {
         debug_assert_ne!(self.policy, Overflow::DropOldest);
-        self.mode = Mode::Solo(Solo {
-            cursor: CachePadded::new(SoloCursor::default()),
-            epoch,
-        });
+        self.mode = Mode::Solo(epoch);
         self
     }
 
@@ -262,16 +253,14 @@ impl<T> Ring<T> {
         if self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0 {
             return Push::Closed;
         }
-        let Mode::Solo(solo) = &self.mode else {
-            debug_assert!(false, "push_solo on a multi-producer ring");
-            // SAFETY: only the `SoloPublisher` of a single-producer bus
-            // pushes this way (the caller's contract), and every ring of
-            // that bus is made in single-producer mode (`Bus::subscribe_with`
-            // refuses to make another). A panicking `unreachable!` here costs
-            // the publish about 2 % (benches/src/bin/callgrind_solo.rs).
-            unsafe { std::hint::unreachable_unchecked() }
-        };
-        let cursor = &*solo.cursor;
+        // Only the `SoloPublisher` of a single-producer bus pushes this way
+        // (the caller's contract), and every ring of that bus is made in
+        // single-producer mode (`Bus::subscribe_with` refuses to make
+        // another). Checked in debug builds only: the cursor is a field of
+        // every ring, so the push needs no `Mode` match (a panicking one
+        // cost the publish about 2 %, benches/src/bin/callgrind_solo.rs).
+        debug_assert!(self.is_solo(), "push_solo on a multi-producer ring");
+        let cursor = &self.cursor;
         // Relaxed: only this producer writes its cursor.
         let pos = cursor.tail.load(Ordering::Relaxed);
         let seen = cursor.head_seen.load(Ordering::Relaxed);
@@ -410,14 +399,14 @@ impl<T> Ring<T> {
     }
 
     /// `close` for single-producer mode, after its `fetch_or` of the mark
-    /// bit returned `old`: waits out a publish in flight, then sets the
-    /// final bit (S2, S4). Returns whether this call closed the ring, and
+    /// bit returned `old`: waits out a publish in flight on `bus_epoch` (the
+    /// ring's), then sets the final bit (S2, S4). Returns whether this call closed the ring, and
     /// whether it found the consumer parked (the caller owes it a wake).
     #[cold]
-    pub(super) fn close_solo(&self, solo: &Solo, old: usize) -> (bool, bool) {
+    pub(super) fn close_solo(&self, bus_epoch: &Epoch, old: usize) -> (bool, bool) {
         let first = old & self.mark_bit == 0;
-        let epoch = &solo.epoch.0;
-        if PUBLISHING.with(|p| p.get()) != solo.epoch.addr() {
+        let epoch = &bus_epoch.0;
+        if PUBLISHING.with(|p| p.get()) != bus_epoch.addr() {
             // Pairs with the producer's light barrier in `SoloGuard::begin`.
             barrier::heavy();
             // Acquire: pairs with the Release epoch store that ends a
@@ -630,10 +619,10 @@ mod loom_tests {
     /// One publish to every ring of `route` (one bus: one epoch), as
     /// `deliver_solo` makes it.
     fn publish_route(route: &[Arc<Ring<u64>>], v: u64) -> Vec<Push> {
-        let Mode::Solo(solo) = &route[0].mode else {
+        let Mode::Solo(epoch) = &route[0].mode else {
             unreachable!("solo rings")
         };
-        let guard = SoloGuard::begin(&solo.epoch, route);
+        let guard = SoloGuard::begin(epoch, route);
         let pushes = route
             .iter()
             // SAFETY: this thread is the only producer and holds the guard.
@@ -651,11 +640,11 @@ mod loom_tests {
 
     /// One publish as `SoloPublisher` makes it, on one ring.
     fn publish(ring: &Arc<Ring<u64>>, v: u64) -> Push {
-        let Mode::Solo(solo) = &ring.mode else {
+        let Mode::Solo(epoch) = &ring.mode else {
             unreachable!("a solo ring")
         };
         let route = [Arc::clone(ring)];
-        let guard = SoloGuard::begin(&solo.epoch, &route);
+        let guard = SoloGuard::begin(epoch, &route);
         // SAFETY: this thread is the only producer and holds the guard.
         let push = unsafe { ring.push_solo(|| v, &guard, Lane::SHARED) };
         guard.pushed();

@@ -159,8 +159,10 @@ impl<T> Ring<T> {
     pub(super) fn count_refusal(&self, lane: Lane) {
         match lane.index() {
             Some(i) => {
-                self.lanes
-                    .count(i, &self.totals.dropped, &self.cold.folded_at);
+                if let Some(n) = self.lanes.count(i) {
+                    self.lanes
+                        .count_late(i, n, &self.totals.dropped, &self.cold.folded_at);
+                }
                 #[cfg(feature = "tracing")]
                 self.trace_loss();
             }

@@ -139,11 +139,12 @@ pub(super) struct LaneCounts {
 pub(super) struct FoldedAt([AtomicU64; LANES]);
 
 impl LaneCounts {
-    /// Counts one drop in lane `i`, as its owner. `totals` is where a drop
-    /// that lands after the fold goes, unless `folded_at` (this ring's)
-    /// says that the fold counted it.
+    /// Counts one drop in lane `i`, as its owner. `Some(n)` when the fold
+    /// has begun: the caller then settles the drop, the lane's `n`th, with
+    /// [`LaneCounts::count_late`].
     #[inline(always)]
-    pub(super) fn count(&self, i: usize, totals: &AtomicU64, folded_at: &FoldedAt) {
+    #[must_use = "a drop that raced the fold must be settled with `count_late`"]
+    pub(super) fn count(&self, i: usize) -> Option<u64> {
         let cell = &self.cells[i];
         // Relaxed: one writer, the lane's owner (handed over by `LanePool`);
         // readers only sum.
@@ -153,16 +154,15 @@ impl LaneCounts {
         // see its `state` store below.
         barrier::light();
         // Relaxed: ordered by the barrier pair above.
-        if self.state.load(Ordering::Relaxed) != OPEN {
-            self.count_late(i, n, totals, folded_at);
-        }
+        (self.state.load(Ordering::Relaxed) != OPEN).then_some(n)
     }
 
-    /// A drop whose publisher saw the fold begin: counts it in `totals`
-    /// unless the fold already read it.
+    /// A drop whose publisher saw the fold begin (the `n`th of lane `i`):
+    /// counts it in `totals` unless the fold already read it, as
+    /// `folded_at` (this ring's) says.
     #[cold]
     #[inline(never)]
-    fn count_late(&self, i: usize, n: u64, totals: &AtomicU64, folded_at: &FoldedAt) {
+    pub(super) fn count_late(&self, i: usize, n: u64, totals: &AtomicU64, folded_at: &FoldedAt) {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store of `FOLDED` in `fold`, so
         // `folded_at` below is the fold's. Bounded: the folder is between
@@ -267,7 +267,10 @@ mod loom_tests {
             let totals = Arc::new(AtomicU64::new(0));
             let drop_once = |pool: &LanePool, counts: &LaneCounts, totals: &AtomicU64| {
                 let lane = pool.take();
-                counts.count(lane.index().unwrap(), totals, &FoldedAt::default());
+                let i = lane.index().unwrap();
+                if let Some(n) = counts.count(i) {
+                    counts.count_late(i, n, totals, &FoldedAt::default());
+                }
                 pool.give_back(lane);
             };
             let other = {

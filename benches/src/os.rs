@@ -73,7 +73,8 @@ pub fn context_switches() -> Option<u64> {
 /// Counts the futex system calls of the calling thread and of every thread
 /// it spawns after [`FutexCounter::start`] (the counter is inherited; a
 /// thread's count is added when it exits, so join them before
-/// [`FutexCounter::read`]).
+/// [`FutexCounter::read`]), or of the calling thread alone
+/// ([`FutexCounter::start_this_thread`]).
 #[derive(Debug)]
 pub struct FutexCounter {
     #[cfg(target_os = "linux")]
@@ -99,9 +100,20 @@ struct PerfEventAttr {
 }
 
 impl FutexCounter {
-    /// Starts counting, or `None` if the kernel has no such tracepoint or
-    /// refuses (no tracefs, `perf_event_paranoid`, a container).
+    /// Starts counting the calling thread and the threads it spawns from
+    /// now on, or `None` if the kernel has no such tracepoint or refuses (no
+    /// tracefs, `perf_event_paranoid`, a container).
     pub fn start() -> Option<Self> {
+        Self::open(true)
+    }
+
+    /// Starts counting the calling thread alone (not the threads it
+    /// spawns); `None` as for [`FutexCounter::start`].
+    pub fn start_this_thread() -> Option<Self> {
+        Self::open(false)
+    }
+
+    fn open(inherit: bool) -> Option<Self> {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::FromRawFd;
@@ -122,15 +134,15 @@ impl FutexCounter {
                 sample_period: 0,
                 sample_type: 0,
                 read_format: 0,
-                flags: INHERIT,
+                flags: if inherit { INHERIT } else { 0 },
                 wakeup_events: 0,
                 bp_type: 0,
                 config1: 0,
             };
             // SAFETY: `attr` is a valid `perf_event_attr` of the size it
             // states, alive across the call; pid 0 and cpu -1 count the
-            // calling thread (and, inherited, its later children) on any
-            // CPU; group -1 is no group.
+            // calling thread (and, with `inherit`, its later children) on
+            // any CPU; group -1 is no group.
             let fd = unsafe {
                 libc::syscall(
                     libc::SYS_perf_event_open,
@@ -151,6 +163,7 @@ impl FutexCounter {
         }
         #[cfg(not(target_os = "linux"))]
         {
+            let _ = inherit;
             None
         }
     }
@@ -205,5 +218,31 @@ mod tests {
             std::thread::spawn(|| std::thread::park_timeout(std::time::Duration::from_millis(5)));
         t.join().expect("joined");
         assert!(counter.read().expect("readable") > before);
+    }
+
+    #[test]
+    fn thread_only_futex_counter_leaves_out_spawned_threads() {
+        let (Some(all), Some(own)) = (FutexCounter::start(), FutexCounter::start_this_thread())
+        else {
+            return;
+        };
+        let (all0, own0) = (all.read().expect("readable"), own.read().expect("readable"));
+        // The spawned thread parks (futex calls of its own) while this one
+        // makes none until the join, which finds the thread gone or waits:
+        // at most one call of this thread's.
+        let t = std::thread::spawn(|| {
+            for _ in 0..3 {
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        t.join().expect("joined");
+        let own_calls = own.read().expect("readable") - own0;
+        let all_calls = all.read().expect("readable") - all0;
+        assert!(own_calls <= 1, "this thread made {own_calls} futex calls");
+        assert!(
+            all_calls >= own_calls + 3,
+            "{all_calls} in all, {own_calls} here"
+        );
     }
 }

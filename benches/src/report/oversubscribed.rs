@@ -7,10 +7,24 @@
 //! work (blocking `send` to each receiver's channel).
 //!
 //! Besides the time, it counts the process's context switches
-//! (`getrusage(RUSAGE_SELF)`: `ru_nvcsw + ru_nivcsw`) and its futex system
-//! calls (the `syscalls:sys_enter_futex` tracepoint through
-//! `perf_event_open`, inherited by the workload's threads; "n/a" where the
-//! kernel refuses).
+//! (`getrusage(RUSAGE_SELF)`: `ru_nvcsw + ru_nivcsw`) and the futex system
+//! calls of the workload's threads (the `syscalls:sys_enter_futex`
+//! tracepoint through `perf_event_open`, inherited by the workload's
+//! threads; "n/a" where the kernel refuses).
+//!
+//! The measuring thread's own calls are counted apart and left out of the
+//! futex row (its note gives their mean per peer): they are its `join`s,
+//! and whether a `join` waits (one futex call) or finds the thread gone
+//! depends on a race between this thread waking up on another core, tens
+//! of microseconds on this machine, and the receiver's teardown on the
+//! pinned core. In 14a that race decided the whole gap between evbus and
+//! crossbeam: the workload threads made the same calls (a barrier wake,
+//! and a receiver that parks before its publisher thread runs, woken by the
+//! first publish), but evbus's receiver takes about 20 µs longer to drop
+//! its `Subscription` (unsubscribing from the registry, freeing the bus)
+//! than crossbeam's takes to drop its `Receiver`, so the measuring thread's
+//! second `join` waited 0.1 to 0.35 times more per window
+//! (`examples/futex_windows.rs` shows the figures).
 //!
 //! Both peers are measured over the same window, and end the stream the
 //! same way: the window opens before the bus (or the channels) is built
@@ -51,7 +65,10 @@ const BLOCK: Duration = Duration::from_secs(30);
 struct Cost {
     ms: f64,
     switches: Option<u64>,
+    /// The workload threads' futex calls.
     futex: Option<u64>,
+    /// The measuring thread's own futex calls (its `join`s).
+    futex_measuring: Option<u64>,
     /// Deliveries that did not arrive.
     lost: u64,
 }
@@ -59,17 +76,23 @@ struct Cost {
 /// Runs `work` (which spawns and joins its threads) under the counters.
 fn measured(work: impl FnOnce() -> Result<u64, NotPossible>) -> Result<Cost, NotPossible> {
     let futex = FutexCounter::start();
+    let own = FutexCounter::start_this_thread();
     let f0 = futex.as_ref().and_then(FutexCounter::read);
+    let o0 = own.as_ref().and_then(FutexCounter::read);
     let s0 = context_switches();
     let start = Instant::now();
     let lost = work()?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let s1 = context_switches();
     let f1 = futex.as_ref().and_then(FutexCounter::read);
+    let o1 = own.as_ref().and_then(FutexCounter::read);
+    let all = f0.zip(f1).map(|(a, b)| b - a);
+    let measuring = o0.zip(o1).map(|(a, b)| b - a);
     Ok(Cost {
         ms,
         switches: s0.zip(s1).map(|(a, b)| b - a),
-        futex: f0.zip(f1).map(|(a, b)| b - a),
+        futex: all.zip(measuring).map(|(a, m)| a.saturating_sub(m)),
+        futex_measuring: measuring,
         lost,
     })
 }
@@ -275,6 +298,18 @@ fn push_rows(
     } else {
         format!("LOST over all rounds: {}", lost.join(", "))
     };
+    let measuring: Vec<String> = runs
+        .iter()
+        .filter_map(|(kind, r)| {
+            let calls: Option<Vec<u64>> = r
+                .iter()
+                .map(|c| c.as_ref().ok().and_then(|c| c.futex_measuring))
+                .collect();
+            let calls = calls.filter(|c| !c.is_empty())?;
+            let mean = calls.iter().sum::<u64>() as f64 / calls.len() as f64;
+            Some(format!("{} {mean:.2}", kind.name()))
+        })
+        .collect();
     // Times are medians. Counts are means: a handful of calls, each of which
     // depends on which thread reaches the core first (a park and its wake,
     // a `join` that waits), so the median of a few small integers swings
@@ -299,7 +334,10 @@ fn push_rows(
             "calls",
             |c: &Cost| c.futex.map(|v| v as f64),
             mean,
-            "perf_event_open on the syscalls:sys_enter_futex tracepoint, inherited by the workload's threads; the mean".to_owned(),
+            format!(
+                "perf_event_open on the syscalls:sys_enter_futex tracepoint, inherited by the workload's threads; the mean; the measuring thread's own calls (its joins, a race with the teardown) left out, their mean: {}",
+                measuring.join(", ")
+            ),
         ),
     ] {
         let mut cells = empty_cells();

@@ -130,13 +130,13 @@ struct Window {
 }
 
 fn evbus(events: usize, solo: bool) -> Window {
-    let (bus, mut solo_publisher) = if solo {
+    let (bus, solo_publisher) = if solo {
         let (bus, p) = Bus::<Msg<u64>>::single_producer().expect("kind table");
         (bus, Some(p))
     } else {
         (Bus::new(), None)
     };
-    let mut sub = bus
+    let sub = bus
         .subscribe_with(
             Filter::kinds(&[BenchKind::Event]).expect("valid topic"),
             SubscribeOptions::new()
@@ -145,44 +145,27 @@ fn evbus(events: usize, solo: bool) -> Window {
         )
         .expect("open bus");
     let rx = thread::spawn(move || {
-        let calls = Phases::start();
-        pin();
-        let mut got = 0u64;
-        while sub.recv().is_ok() {
-            if got == 0 {
-                calls.end(0);
-            }
-            got += 1;
-            RX_GOT.store(got, Relaxed);
-        }
-        stamp(2);
-        calls.end(1);
-        sub.unsubscribe();
-        stamp(3);
-        drop(sub);
-        stamp(4);
-        (got, calls.end(2))
+        receive(
+            sub,
+            |sub| sub.recv().is_ok(),
+            |sub| {
+                sub.unsubscribe();
+            },
+        )
     });
-    let start = Arc::new(Barrier::new(1));
-    let mut multi = bus.publisher();
+    let multi = bus.publisher();
     let tx = thread::spawn(move || {
-        let calls = Phases::start();
-        pin();
-        start.wait();
-        calls.end(0);
-        for i in 0..events {
-            let _ = match &mut solo_publisher {
-                Some(p) => p.publish(Msg(i as u64)),
-                None => multi.publish(Msg(i as u64)),
-            };
-        }
-        LEFT.store(events as u64 - RX_GOT.load(Relaxed), Relaxed);
-        stamp(0);
-        calls.end(1);
-        drop(solo_publisher);
-        drop(multi);
-        stamp(1);
-        calls.end(2)
+        // Fields drop in order: the single producer, then `multi`.
+        publish(
+            (solo_publisher, multi),
+            events,
+            |(solo, multi), i| {
+                let _ = match solo {
+                    Some(p) => p.publish(Msg(i)),
+                    None => multi.publish(Msg(i)),
+                };
+            },
+        )
     });
     drop(bus);
     join(tx, rx)
@@ -190,41 +173,55 @@ fn evbus(events: usize, solo: bool) -> Window {
 
 fn crossbeam(events: usize) -> Window {
     let (s, r) = crossbeam_channel::bounded::<u64>(CAPACITY);
-    let rx = thread::spawn(move || {
-        let calls = Phases::start();
-        pin();
-        let mut got = 0u64;
-        while r.recv().is_ok() {
-            if got == 0 {
-                calls.end(0);
-            }
-            got += 1;
-            RX_GOT.store(got, Relaxed);
-        }
-        stamp(2);
-        calls.end(1);
-        stamp(3);
-        drop(r);
-        stamp(4);
-        (got, calls.end(2))
-    });
-    let start = Arc::new(Barrier::new(1));
-    let tx = thread::spawn(move || {
-        let calls = Phases::start();
-        pin();
-        start.wait();
-        calls.end(0);
-        for i in 0..events {
-            s.send(i as u64).expect("receiver alive");
-        }
-        LEFT.store(events as u64 - RX_GOT.load(Relaxed), Relaxed);
-        stamp(0);
-        calls.end(1);
-        drop(s);
-        stamp(1);
-        calls.end(2)
-    });
+    let rx = thread::spawn(move || receive(r, |r| r.recv().is_ok(), |_| {}));
+    let tx = thread::spawn(move || publish(s, events, |s, i| s.send(i).expect("receiver alive")));
     join(tx, rx)
+}
+
+/// A receiver thread's body: receives with `recv` until the stream ends,
+/// then runs `leave` (an unsubscribe) and drops `rx`, stamping each step.
+/// The events received, and the calls by phase.
+fn receive<R>(
+    mut rx: R,
+    mut recv: impl FnMut(&mut R) -> bool,
+    leave: impl FnOnce(&mut R),
+) -> (u64, [u64; 3]) {
+    let calls = Phases::start();
+    pin();
+    let mut got = 0u64;
+    while recv(&mut rx) {
+        if got == 0 {
+            calls.end(0);
+        }
+        got += 1;
+        RX_GOT.store(got, Relaxed);
+    }
+    stamp(2);
+    calls.end(1);
+    leave(&mut rx);
+    stamp(3);
+    drop(rx);
+    stamp(4);
+    (got, calls.end(2))
+}
+
+/// A publisher thread's body: after a one-party barrier (as the report's
+/// workload), sends `events` with `send`, then drops `tx` (which ends the
+/// stream), stamping each step. The calls by phase.
+fn publish<S>(mut tx: S, events: usize, mut send: impl FnMut(&mut S, u64)) -> [u64; 3] {
+    let calls = Phases::start();
+    pin();
+    Arc::new(Barrier::new(1)).wait();
+    calls.end(0);
+    for i in 0..events {
+        send(&mut tx, i as u64);
+    }
+    LEFT.store(events as u64 - RX_GOT.load(Relaxed), Relaxed);
+    stamp(0);
+    calls.end(1);
+    drop(tx);
+    stamp(1);
+    calls.end(2)
 }
 
 /// Joins the publisher, then the receiver, as the report does.

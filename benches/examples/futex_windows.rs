@@ -156,16 +156,12 @@ fn evbus(events: usize, solo: bool) -> Window {
     let multi = bus.publisher();
     let tx = thread::spawn(move || {
         // Fields drop in order: the single producer, then `multi`.
-        publish(
-            (solo_publisher, multi),
-            events,
-            |(solo, multi), i| {
-                let _ = match solo {
-                    Some(p) => p.publish(Msg(i)),
-                    None => multi.publish(Msg(i)),
-                };
-            },
-        )
+        publish((solo_publisher, multi), events, |(solo, multi), i| {
+            let _ = match solo {
+                Some(p) => p.publish(Msg(i)),
+                None => multi.publish(Msg(i)),
+            };
+        })
     });
     drop(bus);
     join(tx, rx)

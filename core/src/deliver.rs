@@ -26,7 +26,7 @@ use crate::{
 /// publish to many full rings; two counters of their own were spilled to the
 /// stack (`benches/callgrind.sh`, `full4`). Neither half overflows: a
 /// report counts in `u32` as before, and a route of more than `u32::MAX`
-/// rings would take terabytes (each ring is over a kilobyte).
+/// rings would take terabytes (each ring is 512 bytes or more).
 #[derive(Clone, Copy, Default)]
 struct Tally(u64);
 

@@ -231,7 +231,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 publishers: Mutex::new(Vec::new()),
                 retired: Mutex::new(Retired::default()),
                 lanes: LanePool::default(),
-                totals: Arc::new(Totals::default()),
+                totals: Arc::new(Totals::for_bus()),
                 unfolded: Mutex::new(Unfolded::default()),
                 epoch: Arc::new(Epoch::default()),
                 registry: SnapshotCell::new(Arc::new(registry)),
@@ -301,6 +301,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
     /// in the bus's own shared counters.
     #[inline(always)]
     fn publish_inner(&self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
+        // `&self`: any number of threads may publish here at once.
+        self.shared.totals.second_producer();
         let registry = self.shared.registry.load();
         publish(&registry, None, to, event, &self.shared.direct, false)
     }

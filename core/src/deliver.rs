@@ -175,23 +175,25 @@ impl<E> Drop for Unreached<'_, E> {
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut tally = Tally::default();
-    // `from` is the route from `ring` on, `rest` the route after it: the
-    // rings that a panic in user code at or after `ring` leaves unreached.
-    let mut from = route;
-    while let Some((ring, rest)) = from.split_first() {
-        if rest.is_empty() {
+    // `rings` is the route after `ring`: the rings that a panic in user code
+    // at or after `ring` leaves unreached, with `from`, the route from `ring`
+    // on, for a panicking clone.
+    let mut rings = route.iter();
+    loop {
+        let from = rings.clone();
+        let Some(ring) = rings.next() else { break };
+        if rings.len() == 0 {
             // The last ring takes the event itself.
-            tally.add(ring.push_with(move || event, Tail(rest), lane));
+            tally.add(ring.push_with(move || event, Tail::new(rings), lane));
             break;
         }
         let make = || {
-            let unreached = Unreached(Tail(from));
+            let unreached = Unreached(Tail::new(from));
             let value = event.clone();
             unreached.disarm();
             value
         };
-        tally.add(ring.push_with(make, Tail(rest), lane));
-        from = rest;
+        tally.add(ring.push_with(make, Tail::new(rings.clone()), lane));
     }
     tally.report()
 }
@@ -216,9 +218,11 @@ unsafe fn deliver_solo<E: Clone>(
     }
     let guard = SoloGuard::begin(epoch, route);
     // As in `deliver`: `from` is the route from `ring` on.
-    let mut from = route;
-    while let Some((ring, rest)) = from.split_first() {
-        if rest.is_empty() {
+    let mut rings = route.iter();
+    loop {
+        let from = rings.clone();
+        let Some(ring) = rings.next() else { break };
+        if rings.len() == 0 {
             // SAFETY: the caller's contract, and `guard` is held.
             tally.add(unsafe { ring.push_solo(move || event, &guard, lane) });
             break;
@@ -228,7 +232,7 @@ unsafe fn deliver_solo<E: Clone>(
         // settles them all.
         let make = || {
             let cut_short = SoloCutShort {
-                _unreached: Unreached(Tail(from)),
+                _unreached: Unreached(Tail::new(from)),
                 route,
                 guard: &guard,
             };
@@ -238,7 +242,6 @@ unsafe fn deliver_solo<E: Clone>(
         };
         // SAFETY: the caller's contract, and `guard` is held.
         tally.add(unsafe { ring.push_solo(make, &guard, lane) });
-        from = rest;
     }
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or

@@ -80,7 +80,16 @@ pub type SoloPublisher<E> = Publisher<E, SingleProducer>;
 impl<E, M: DeliveryMode> Publisher<E, M> {
     pub(crate) fn new(shared: Arc<Shared<E>>) -> Self {
         let counters = Arc::new(Counters::with_lane(shared.lanes.take()));
-        shared.publishers.lock().push(Arc::clone(&counters));
+        {
+            let mut live = shared.publishers.lock();
+            live.push(Arc::clone(&counters));
+            // Two live: their claims may be in flight at once (step 5a). One
+            // that follows a dropped one does not count: the list's lock
+            // orders the last publish of the one before the first of this.
+            if live.len() > 1 {
+                shared.totals.second_producer();
+            }
+        }
         shared.add_producer();
         Self {
             cache: shared.registry.cache(),

@@ -28,14 +28,14 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::Arc;
 #[cfg(not(evbus_loom))]
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 #[cfg(evbus_loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(evbus_loom)]
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 }
 
 pub(crate) use self::{

@@ -113,6 +113,78 @@ fn linearizable_drain() {
     );
 }
 
+/// With one `Publisher` at a time, a receive answers `Empty` from the slot
+/// alone (step 5a); a close must still come through: after an unsubscribe
+/// or a shutdown on another thread, the receiver takes what was buffered,
+/// then `Disconnected`, never `Empty`. Each round's publisher is a new
+/// handle, made after the last one went (still one at a time).
+#[test]
+fn a_close_ends_the_one_producer_empty_answer() {
+    for round in 0..scaled(200, 4) as u64 {
+        let bus = Bus::<Event>::new();
+        let mut own = sub(&bus, ">", 4, Overflow::DropNewest);
+        let by_shutdown = round % 2 == 0;
+        let closer = {
+            let (bus, unsubscriber) = (bus.clone(), own.unsubscriber());
+            thread::spawn(move || {
+                let mut publisher = bus.publisher();
+                for seq in 0..2 {
+                    publisher.publish(ev(Kind::Placed, seq)).unwrap();
+                }
+                drop(publisher);
+                if by_shutdown {
+                    bus.shutdown();
+                } else {
+                    assert!(unsubscriber.unsubscribe());
+                }
+            })
+        };
+        closer.join().unwrap();
+        let got: Vec<_> = (0..3).map(|_| own.try_recv().map(|e| e.seq)).collect();
+        assert_eq!(
+            got,
+            [Ok(0), Ok(1), Err(TryRecvError::Disconnected)],
+            "round {round}, closed by {}",
+            if by_shutdown {
+                "shutdown"
+            } else {
+                "unsubscribe"
+            }
+        );
+    }
+}
+
+/// A second live `Publisher` ends the one-producer answer for good: with
+/// two handles publishing from two threads, each receive after an own
+/// accepted publish sees it, even while the other's claim at `head` is
+/// being written (loom's model 9b proves it; this runs it for real).
+#[test]
+fn a_second_publisher_brings_back_the_tail_check() {
+    let rounds = scaled(5_000, 4);
+    let handles = on_threads(2, move |t, bus, mut own, barrier| {
+        let mut publisher = bus.publisher();
+        let mut failures = 0;
+        for round in 0..rounds as u64 {
+            barrier.wait();
+            publisher
+                .publish(ev_from(Kind::Placed, t as u32, round))
+                .unwrap();
+            if own.try_recv().is_err() {
+                failures += 1;
+            }
+            barrier.wait();
+            own.try_iter().for_each(drop);
+            barrier.wait();
+        }
+        failures
+    });
+    let failures: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(
+        failures, 0,
+        "receives that missed their own accepted publish"
+    );
+}
+
 /// Under `DropOldest`, with the publisher on another thread, every gap in
 /// the sequence is announced by `Lagged(n)` before the first event after
 /// it, and the lag counts add up to what was lost.

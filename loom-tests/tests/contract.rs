@@ -55,6 +55,48 @@ fn try_recv_sees_every_returned_publish() {
     });
 }
 
+/// Model 9b: as model 9, with two `Publisher` handles instead of the bus
+/// handle, the second made on its own thread while the first may be
+/// publishing.
+///
+/// Depends on: step 5a's one-producer answer: a consumer answers `Empty`
+/// from the stamp alone only while the bus has had one producer at a time,
+/// and a second live `Publisher` clears that flag before its first claim
+/// (`Totals::second_producer`). Weakened (the second `Publisher` leaves the
+/// flag set), loom finds the preempted claim hiding the other thread's
+/// returned publish.
+#[test]
+fn try_recv_sees_every_returned_publish_of_two_publishers() {
+    loom::model(|| {
+        let bus = bus();
+        let mut mine = subscribe(&bus, 2, Overflow::DropNewest);
+        let mut theirs = subscribe(&bus, 2, Overflow::DropNewest);
+        let mut first = bus.publisher();
+        let (p1, p2) = (Arc::new(1), Arc::new(2));
+        let other = {
+            let bus = bus.clone();
+            let event = Ev(p2.clone());
+            thread::spawn(move || {
+                let mut second = bus.publisher();
+                assert_eq!(second.publish(event).unwrap().accepted, 2);
+                let got = theirs.try_recv().map(|e| e.id());
+                (got, theirs)
+            })
+        };
+        assert_eq!(first.publish(Ev(p1.clone())).unwrap().accepted, 2);
+        let got = mine.try_recv().map(|e| e.id());
+        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
+        let (got, theirs) = other.join().unwrap();
+        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
+        drop(theirs);
+        drop(mine);
+        drop(first);
+        drop(bus);
+        assert_eq!(Arc::strong_count(&p1), 1);
+        assert_eq!(Arc::strong_count(&p2), 1);
+    });
+}
+
 /// Model 10: under `DropOldest`, a `Lagged(n)` comes before the first event
 /// after its gap, and the lags add up to what was evicted.
 ///

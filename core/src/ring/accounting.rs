@@ -12,7 +12,7 @@ use super::{
 use crate::latency::Sampler;
 use crate::sync::{
     Backoff,
-    atomic::{AtomicU64, AtomicUsize, Ordering, fence},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence},
 };
 #[cfg(feature = "tracing")]
 use crate::trace::TraceInfo;
@@ -24,11 +24,53 @@ use crate::trace::TraceInfo;
 /// either before the fold (and in it) or after (and in the totals).
 const FOLDED: u64 = 1 << 63;
 
-/// Bus totals of rings that left the registry.
+/// What every ring of a bus shares: the bus totals of rings that left the
+/// registry, and whether the bus has had at most one producer at a time
+/// (step 5a).
 #[derive(Debug, Default)]
 pub(crate) struct Totals {
     pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// True while no two claims can be in flight in one ring at once:
+    /// every push so far came from one `Publisher` (at most one live at a
+    /// time, each publishing through `&mut self`). Cleared for good when a
+    /// second `Publisher` is live or the `Bus` handle publishes (`&self`,
+    /// from any number of threads). `false` by default: a ring made
+    /// without a bus (the tests) may have any number of producers.
+    one_producer: AtomicBool,
+}
+
+impl Totals {
+    /// The totals of a new bus, which has no producer yet.
+    pub(crate) fn for_bus() -> Self {
+        Self {
+            one_producer: AtomicBool::new(true),
+            ..Self::default()
+        }
+    }
+
+    /// Whether every claim so far came from one producer at a time (step
+    /// 5a).
+    #[inline]
+    pub(crate) fn one_producer(&self) -> bool {
+        // Relaxed: the store below is made before the second producer's
+        // first claim, so a receive that began after one of that
+        // producer's publishes returned sees `false`: through whatever
+        // ordered the two, or, when this thread's own claim read that
+        // producer's, through the claim's Release and the consumer's
+        // Acquire fence (step 5a, `Ring::unwritten`).
+        self.one_producer.load(Ordering::Relaxed)
+    }
+
+    /// A second producer may claim from now on: before its first claim.
+    #[inline]
+    pub(crate) fn second_producer(&self) {
+        if self.one_producer() {
+            // Relaxed: see `one_producer`; sequenced before this producer's
+            // first claim. The flag never goes back.
+            self.one_producer.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counters written only off the fast path, on the ring's cold line (see

@@ -238,10 +238,10 @@ mod loom_tests {
             let totals = Arc::new(Totals::default());
             let ring =
                 Arc::new(Ring::<u64>::new(1, Overflow::DropNewest, Arc::clone(&totals)).unwrap());
-            assert_eq!(ring.push_with(|| 0, Tail(&[]), Lane(0)), Push::Accepted);
+            assert_eq!(ring.push_with(|| 0, Tail::none(), Lane(0)), Push::Accepted);
             let publisher = {
                 let ring = Arc::clone(&ring);
-                loom::thread::spawn(move || ring.push_with(|| 1, Tail(&[]), Lane(0)))
+                loom::thread::spawn(move || ring.push_with(|| 1, Tail::none(), Lane(0)))
             };
             let closed = ring.close();
             ring.wake_closed(closed);

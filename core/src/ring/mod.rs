@@ -60,7 +60,11 @@
 //!    consumer waits it out instead of answering `Empty`, so a receive sees
 //!    every publish that returned before it began (linearizable, as
 //!    crossbeam's array channel): a preempted claim at `head` must not hide
-//!    the completed slots behind it.
+//!    the completed slots behind it. On a bus that has had one producer
+//!    at a time (`Totals::one_producer`) no claim can be in flight behind
+//!    the one at `head`, so there the consumer answers `Empty` from the
+//!    stamp and the ring's `closed` flag (set before the mark bit) alone,
+//!    and reads `tail` only once the flag is set.
 //! 6. *Block policy.* A producer that finds a `Block` ring full spins
 //!    (`Backoff`), then yields, each a bounded number of rounds, and only
 //!    then parks. To park it takes the space lock, counts itself in
@@ -130,7 +134,7 @@ use crate::{
     policy::Overflow,
     sync::{
         Arc, UnsafeCell,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -322,6 +326,18 @@ pub(crate) struct Ring<T> {
     index_mask: usize,
     /// `!(mark_bit | park_bit)`: a `tail` without its flags.
     pos_mask: usize,
+    /// `mark_bit | park_bit`: a `tail` with neither flag is its own
+    /// position, so a push's first round tests both flags at once and
+    /// neither masks the position nor tests the park bit after its claim.
+    flag_bits: usize,
+    /// Set by `close` after its mark bit: a consumer that finds the ring
+    /// empty reads it here, on this read-mostly line, instead of `tail`
+    /// (step 5a).
+    closed: AtomicBool,
+    /// Shared with every ring of the bus: where drops after the fold
+    /// ([`fold_rings`]) are counted, and whether the bus has one producer
+    /// (step 5a).
+    totals: Arc<Totals>,
     policy: Overflow,
     /// Who produces: any number of producers, or one (see `ring/solo.rs`).
     mode: Mode,
@@ -369,8 +385,6 @@ pub(crate) struct Ring<T> {
     cursor: SoloCursor,
     /// Counters written only off the fast path.
     cold: Cold,
-    /// Where drops after the fold ([`fold_rings`]) are counted.
-    totals: Arc<Totals>,
 }
 
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
@@ -425,6 +439,9 @@ impl<T> Ring<T> {
             one_lap: mark_bit << 2,
             index_mask: mark_bit - 1,
             pos_mask: !(mark_bit | (mark_bit << 1)),
+            flag_bits: mark_bit | (mark_bit << 1),
+            closed: AtomicBool::new(false),
+            totals,
             policy,
             mode: Mode::Multi,
             lap_shift: (mark_bit << 2).trailing_zeros(),
@@ -446,7 +463,6 @@ impl<T> Ring<T> {
             _cold_line: [],
             cursor: SoloCursor::default(),
             cold: Cold::default(),
-            totals,
         })
     }
 
@@ -571,6 +587,13 @@ impl<T> Ring<T> {
     /// [`Ring::wake_closed`]: a task waker is user code, and an operation
     /// that closes several rings closes them all before it runs any.
     pub(crate) fn close(&self) -> Closed {
+        // Before the mark, which releases it (Relaxed): a consumer that sees
+        // the mark with Acquire (`park`, `is_closed`), another closer's RMW,
+        // and a receive that began after this close returned all see the
+        // flag, and a consumer that sees the flag reads `tail`, whose mark
+        // is what counts (step 5a). Set early, it only sends a receive to
+        // `tail` a little sooner.
+        self.closed.store(true, Ordering::Relaxed);
         // AcqRel: a single RMW decides the one closer; every claim before it
         // is in the value it writes (step 5).
         let old = self
@@ -606,7 +629,10 @@ impl<T> Ring<T> {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.producers.tail.load(Ordering::Relaxed) & self.mark_bit != 0
+        // Acquire: pairs with the mark's `fetch_or` in `close`, so that a
+        // receive after this answer sees the ring's `closed` flag (step 5a)
+        // and answers `Disconnected`, not `Empty`.
+        self.producers.tail.load(Ordering::Acquire) & self.mark_bit != 0
     }
 }
 

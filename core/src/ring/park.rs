@@ -178,7 +178,10 @@ impl<T> Ring<T> {
         }
         let mut guard = self.consumer.lock.lock();
         let head = self.head.load(Ordering::Relaxed);
-        let tail = self.producers.tail.load(Ordering::Relaxed);
+        // Acquire: pairs with the mark's `fetch_or` in `close`: a closed ring
+        // sends the caller back to `try_pop`, which must then see the
+        // ring's `closed` flag (step 5a) and answer `Disconnected`.
+        let tail = self.producers.tail.load(Ordering::Acquire);
         if tail & self.mark_bit != 0 || self.pos(tail) != head {
             // Relaxed: only decides whether to yield; the caller looks again.
             if self.slot(head).stamp.load(Ordering::Relaxed) != head.wrapping_add(1) {
@@ -574,7 +577,7 @@ mod tests {
         assert_eq!(ring.push_alone(1), Push::Accepted);
         let lane = crate::ring::LanePool::default().take();
         for _ in 0..3 {
-            assert_eq!(ring.push_with(|| 2, Tail(&[]), lane), Push::Dropped);
+            assert_eq!(ring.push_with(|| 2, Tail::none(), lane), Push::Dropped);
         }
         assert_eq!(ring.space.parks.load(Ordering::Relaxed), 0);
         let c = ring.counters();

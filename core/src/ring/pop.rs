@@ -6,7 +6,10 @@
 use super::{PopError, Ring, Slot};
 use crate::{
     policy::Overflow,
-    sync::{Backoff, atomic::Ordering},
+    sync::{
+        Backoff,
+        atomic::{Ordering, fence},
+    },
 };
 
 impl<T> Ring<T> {
@@ -233,8 +236,27 @@ impl<T> Ring<T> {
     /// The wait is bounded by the few instructions between a claim and its
     /// stamp store (no user code runs there), and the caller's backoff
     /// yields to a preempted producer.
+    ///
+    /// On a bus that has had one producer at a time, no claim can be in
+    /// flight behind the one at `head`: that producer makes its claims one
+    /// after another, and `head`'s is its latest. So `Empty` needs no look
+    /// at `tail` while the ring is open, and the consumer that keeps up
+    /// with its producer stops taking the line that each claim's CAS must
+    /// then take back (`bench-report`, scenario 9).
     #[inline]
     fn unwritten(&self, head: usize, backoff: &Backoff) -> Option<PopError> {
+        // Acquire: pairs with the Release claim CAS of another producer
+        // that this thread's own claims read (`Ring::claim`): if this
+        // thread's publish followed a second producer's claim, it sees that
+        // producer's `second_producer` store. A compiler fence on x86.
+        fence(Ordering::Acquire);
+        // Relaxed: `closed` is set before the mark bit; one not yet visible
+        // means the close has not returned, and this receive comes before
+        // it. `one_producer`: see its ordering.
+        if self.totals.one_producer() && !self.closed.load(Ordering::Relaxed) {
+            self.found_empty();
+            return Some(PopError::Empty);
+        }
         // Relaxed: the data comes with the stamp, and the mark bit and the
         // position travel in one value (step 5). A publish that returned
         // before this receive began wrote `tail` first, so by coherence this

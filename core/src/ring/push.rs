@@ -16,17 +16,31 @@ use crate::{
 };
 
 /// The rings of a publish's route from a position on: what it will not
-/// reach if user code cuts it short there. The slice that the delivery loop
-/// walks anyway, so a push carries it in two registers: a route and a
-/// position would be three words, passed through memory, and stored on
-/// every round of the loop (`benches/callgrind.sh`).
-pub(crate) struct Tail<'a, T>(pub(crate) &'a [Arc<Ring<T>>]);
+/// reach if user code cuts it short there. The iterator that the delivery
+/// loop walks anyway, so a push carries it in the two registers the loop
+/// keeps (a pointer and an end): a route and a position would be three
+/// words, passed through memory and stored on every round, and a slice
+/// took register moves on every round to keep both its own and the loop's
+/// copy (`benches/callgrind.sh`).
+pub(crate) struct Tail<'a, T>(std::slice::Iter<'a, Arc<Ring<T>>>);
 
-impl<T> Tail<'_, T> {
+impl<'a, T> Tail<'a, T> {
+    /// The rings of `rings`, in order.
+    #[inline(always)]
+    pub(crate) fn new(rings: std::slice::Iter<'a, Arc<Ring<T>>>) -> Self {
+        Self(rings)
+    }
+
+    /// No ring: a push with nothing after it.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self([].iter())
+    }
+
     /// Counts a drop on each ring of the tail.
     #[cold]
     pub(crate) fn count_unreached(&self) {
-        for ring in self.0 {
+        for ring in self.0.clone() {
             ring.count_unreached();
         }
     }
@@ -93,8 +107,11 @@ impl<T> Ring<T> {
         // Relaxed: only a hint for the first CAS, which re-reads the latest
         // value in `tail`'s modification order if the hint is stale.
         let tail = self.producers.tail.load(Ordering::Relaxed);
-        if tail & self.mark_bit == 0 {
-            let pos = self.pos(tail);
+        // Neither flag: the ring is open, no consumer is parked (so the
+        // claim owes no wake-up), and `tail` is its own position. A flag
+        // sends the push to the loop, which handles both.
+        if tail & self.flag_bits == 0 {
+            let pos = tail;
             // Masked before the room check: the compiler must reload the
             // ring's fields after an atomic access, not this local. The
             // slot's address only after it: a full ring does not need it.
@@ -104,7 +121,9 @@ impl<T> Ring<T> {
                     let slot = self.slot_at(index);
                     let v = make();
                     return match self.claim(tail, self.after(pos, index)) {
-                        Ok(()) => self.fill(slot, pos, v, tail, rest),
+                        // The claim succeeded from `tail`, which had no park
+                        // bit: nothing to wake.
+                        Ok(()) => self.publish_slot(slot, pos, v),
                         Err(current) => {
                             self.push_contended::<F>(current, Some(v), None, rest, lane)
                         }
@@ -194,12 +213,15 @@ impl<T> Ring<T> {
     /// current `tail`.
     #[inline(always)]
     fn claim(&self, tail: usize, next: usize) -> Result<(), usize> {
-        // Relaxed success: the slot is handed over by the stamp (step 2),
-        // not by `tail`. Clearing the park bit here is what obliges us to
-        // wake the consumer (step 4).
+        // Release success, though the slot is handed over by the stamp
+        // (step 2), not by `tail`: it carries what this producer did before
+        // its claim, its `second_producer` store among it, to a consumer
+        // whose own later claim reads this one (step 5a's acquire fence).
+        // Free where every locked RMW is a full barrier (x86). Clearing the
+        // park bit here is what obliges us to wake the consumer (step 4).
         self.producers
             .tail
-            .compare_exchange_weak(tail, next, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange_weak(tail, next, Ordering::Release, Ordering::Relaxed)
             .map(drop)
     }
 
@@ -208,6 +230,17 @@ impl<T> Ring<T> {
     /// cleared the park bit (step 4).
     #[inline(always)]
     fn fill(&self, slot: &Slot<T>, pos: usize, v: T, tail: usize, rest: Tail<'_, T>) -> Push {
+        let push = self.publish_slot(slot, pos, v);
+        if tail & self.park_bit != 0 {
+            contained(|| self.wake(&self.consumer), rest);
+        }
+        push
+    }
+
+    /// Writes `v` into `slot`, the slot at `pos`, which a claim made ours,
+    /// and publishes it (step 2).
+    #[inline(always)]
+    fn publish_slot(&self, slot: &Slot<T>, pos: usize, v: T) -> Push {
         // SAFETY: the claim made us the only producer at `pos`, and the
         // caller saw `stamp == pos` (Acquire): the consumer is done with the
         // slot's previous value.
@@ -217,9 +250,6 @@ impl<T> Ring<T> {
         // Release: pairs with the consumer's Acquire load in `try_pop`
         // (step 2).
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-        if tail & self.park_bit != 0 {
-            contained(|| self.wake(&self.consumer), rest);
-        }
         Push::Accepted
     }
 
@@ -354,7 +384,7 @@ impl<T> Ring<T> {
     /// refusal in the shared counter.
     #[cfg(test)]
     pub(crate) fn push_alone(&self, v: T) -> Push {
-        self.push_with(|| v, Tail(&[]), Lane::SHARED)
+        self.push_with(|| v, Tail::none(), Lane::SHARED)
     }
 
     /// Refuses a push into a full ring, counted in `lane`.
@@ -394,11 +424,12 @@ impl<T> Ring<T> {
         let mut cur = tail;
         loop {
             let new_tail = new_pos | (cur & self.mark_bit);
-            // Relaxed: as in `push_with`, the slot is handed over by its stamp.
+            // Release: as the claim in `push_with` (step 5a); the slot is
+            // handed over by its stamp.
             match self.producers.tail.compare_exchange_weak(
                 cur,
                 new_tail,
-                Ordering::Relaxed,
+                Ordering::Release,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break,

@@ -321,23 +321,14 @@ pub(crate) struct Ring<T> {
     park_bit: usize,
     one_lap: usize,
     /// `mark_bit - 1`: the index bits of a position. Kept, not derived, as
-    /// is `pos_mask`: each is one operand on the hot path instead of two or
+    /// is `flag_bits`: each is one operand on the hot path instead of two or
     /// three instructions (`benches/callgrind.sh`).
     index_mask: usize,
-    /// `!(mark_bit | park_bit)`: a `tail` without its flags.
-    pos_mask: usize,
     /// `mark_bit | park_bit`: a `tail` with neither flag is its own
     /// position, so a push's first round tests both flags at once and
     /// neither masks the position nor tests the park bit after its claim.
+    /// (`pos` masks with its complement, off the fast paths.)
     flag_bits: usize,
-    /// Set by `close` after its mark bit: a consumer that finds the ring
-    /// empty reads it here, on this read-mostly line, instead of `tail`
-    /// (step 5a).
-    closed: AtomicBool,
-    /// Shared with every ring of the bus: where drops after the fold
-    /// ([`fold_rings`]) are counted, and whether the bus has one producer
-    /// (step 5a).
-    totals: Arc<Totals>,
     policy: Overflow,
     /// Who produces: any number of producers, or one (see `ring/solo.rs`).
     mode: Mode,
@@ -369,6 +360,9 @@ pub(crate) struct Ring<T> {
     high_water: AtomicUsize,
     /// Where `Block` producers sleep (step 6).
     space: Space,
+    /// Set by `close` before its mark bit: a consumer that finds the ring
+    /// empty reads it here, on its own line, instead of `tail` (step 5a).
+    closed: AtomicBool,
     /// Feature `tracing`: 0 while no loss was seen since the receiver last
     /// found the ring empty; else the loss count, the episode's first loss
     /// included, when the episode began (never 0; see `trace.rs`). Read by
@@ -385,6 +379,11 @@ pub(crate) struct Ring<T> {
     cursor: SoloCursor,
     /// Counters written only off the fast path.
     cold: Cold,
+    /// Shared with every ring of the bus: where drops after the fold
+    /// ([`fold_rings`]) are counted, and whether the bus has one producer
+    /// (step 5a; read by a consumer that finds the ring empty, on this line
+    /// that a multi-producer ring writes only on its full path).
+    totals: Arc<Totals>,
 }
 
 // SAFETY: a `Ring` hands each `T` from exactly one producer to the consumer,
@@ -438,10 +437,7 @@ impl<T> Ring<T> {
             park_bit: mark_bit << 1,
             one_lap: mark_bit << 2,
             index_mask: mark_bit - 1,
-            pos_mask: !(mark_bit | (mark_bit << 1)),
             flag_bits: mark_bit | (mark_bit << 1),
-            closed: AtomicBool::new(false),
-            totals,
             policy,
             mode: Mode::Multi,
             lap_shift: (mark_bit << 2).trailing_zeros(),
@@ -458,11 +454,13 @@ impl<T> Ring<T> {
             head: AtomicUsize::new(0),
             high_water: AtomicUsize::new(0),
             space: Space::default(),
+            closed: AtomicBool::new(false),
             #[cfg(feature = "tracing")]
             dropping: AtomicU64::new(0),
             _cold_line: [],
             cursor: SoloCursor::default(),
             cold: Cold::default(),
+            totals,
         })
     }
 
@@ -515,7 +513,7 @@ impl<T> Ring<T> {
     /// `tail` without its flag bits.
     #[inline]
     fn pos(&self, tail: usize) -> usize {
-        tail & self.pos_mask
+        tail & !self.flag_bits
     }
 
     /// The position after `pos`.

@@ -11,7 +11,9 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use evbus_core::{Bus, Event, Filter, Overflow, SubscribeOptions, TryRecvError};
+use evbus_core::{
+    Bus, Event, Filter, Overflow, PublishReport, Publisher, SubscribeOptions, TryRecvError,
+};
 use evbus_loom_tests::{Ev, Kind, bus, head_start_for_receiver, spawn_receiver, subscribe};
 use loom::{sync::Arc, thread};
 
@@ -28,31 +30,7 @@ use loom::{sync::Arc, thread};
 /// loom finds the preempted claim.
 #[test]
 fn try_recv_sees_every_returned_publish() {
-    loom::model(|| {
-        let bus = bus();
-        let mut mine = subscribe(&bus, 2, Overflow::DropNewest);
-        let mut theirs = subscribe(&bus, 2, Overflow::DropNewest);
-        let (p1, p2) = (Arc::new(1), Arc::new(2));
-        let other = {
-            let bus = bus.clone();
-            let event = Ev(p2.clone());
-            thread::spawn(move || {
-                assert_eq!(bus.publish(event).unwrap().accepted, 2);
-                let got = theirs.try_recv().map(|e| e.id());
-                (got, theirs)
-            })
-        };
-        assert_eq!(bus.publish(Ev(p1.clone())).unwrap().accepted, 2);
-        let got = mine.try_recv().map(|e| e.id());
-        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
-        let (got, theirs) = other.join().unwrap();
-        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
-        drop(theirs);
-        drop(mine);
-        drop(bus);
-        assert_eq!(Arc::strong_count(&p1), 1);
-        assert_eq!(Arc::strong_count(&p2), 1);
-    });
+    loom::model(|| each_sees_its_own_publish(Bus::clone));
 }
 
 /// Model 9b: as model 9, with two `Publisher` handles instead of the bus
@@ -62,39 +40,62 @@ fn try_recv_sees_every_returned_publish() {
 /// Depends on: step 5a's one-producer answer: a consumer answers `Empty`
 /// from the stamp alone only while the bus has had one producer at a time,
 /// and a second live `Publisher` clears that flag before its first claim
-/// (`Totals::second_producer`). Weakened (the second `Publisher` leaves the
-/// flag set), loom finds the preempted claim hiding the other thread's
-/// returned publish.
+/// (`Totals::second_producer`), whose Release claim carries the store to a
+/// consumer whose own claim reads it. Weakened (the second `Publisher`
+/// leaves the flag set), loom finds the preempted claim hiding the other
+/// thread's returned publish.
 #[test]
 fn try_recv_sees_every_returned_publish_of_two_publishers() {
-    loom::model(|| {
-        let bus = bus();
-        let mut mine = subscribe(&bus, 2, Overflow::DropNewest);
-        let mut theirs = subscribe(&bus, 2, Overflow::DropNewest);
-        let mut first = bus.publisher();
-        let (p1, p2) = (Arc::new(1), Arc::new(2));
-        let other = {
-            let bus = bus.clone();
-            let event = Ev(p2.clone());
-            thread::spawn(move || {
-                let mut second = bus.publisher();
-                assert_eq!(second.publish(event).unwrap().accepted, 2);
-                let got = theirs.try_recv().map(|e| e.id());
-                (got, theirs)
-            })
-        };
-        assert_eq!(first.publish(Ev(p1.clone())).unwrap().accepted, 2);
-        let got = mine.try_recv().map(|e| e.id());
-        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
-        let (got, theirs) = other.join().unwrap();
-        assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
-        drop(theirs);
-        drop(mine);
-        drop(first);
-        drop(bus);
-        assert_eq!(Arc::strong_count(&p1), 1);
-        assert_eq!(Arc::strong_count(&p2), 1);
-    });
+    loom::model(|| each_sees_its_own_publish(Bus::publisher));
+}
+
+/// A producer-side handle for models 9 and 9b.
+trait Handle: Send + 'static {
+    fn send(&mut self, event: Ev) -> PublishReport;
+}
+
+impl Handle for Bus<Ev> {
+    fn send(&mut self, event: Ev) -> PublishReport {
+        self.publish(event).unwrap()
+    }
+}
+
+impl Handle for Publisher<Ev> {
+    fn send(&mut self, event: Ev) -> PublishReport {
+        self.publish(event).unwrap()
+    }
+}
+
+/// Models 9 and 9b: two threads each publish to both subscriptions through
+/// a handle that `make` gives them (the other thread's made on that
+/// thread), then `try_recv` on their own; neither may answer `Empty`.
+fn each_sees_its_own_publish<H: Handle>(make: fn(&Bus<Ev>) -> H) {
+    let bus = bus();
+    let mut mine = subscribe(&bus, 2, Overflow::DropNewest);
+    let mut theirs = subscribe(&bus, 2, Overflow::DropNewest);
+    let mut own = make(&bus);
+    let (p1, p2) = (Arc::new(1), Arc::new(2));
+    let other = {
+        let bus = bus.clone();
+        let event = Ev(p2.clone());
+        thread::spawn(move || {
+            let mut handle = make(&bus);
+            assert_eq!(handle.send(event).accepted, 2);
+            let got = theirs.try_recv().map(|e| e.id());
+            (got, theirs)
+        })
+    };
+    assert_eq!(own.send(Ev(p1.clone())).accepted, 2);
+    let got = mine.try_recv().map(|e| e.id());
+    assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
+    let (got, theirs) = other.join().unwrap();
+    assert!(got.is_ok(), "own accepted publish not visible: {got:?}");
+    drop(theirs);
+    drop(mine);
+    drop(own);
+    drop(bus);
+    assert_eq!(Arc::strong_count(&p1), 1);
+    assert_eq!(Arc::strong_count(&p2), 1);
 }
 
 /// Model 10: under `DropOldest`, a `Lagged(n)` comes before the first event

@@ -304,7 +304,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
         // `&self`: any number of threads may publish here at once.
         self.shared.totals.second_producer();
         let registry = self.shared.registry.load();
-        publish(&registry, None, to, event, &self.shared.direct, false)
+        publish(&registry, None, to, event, &self.shared.direct, false, None)
     }
 
     /// Subscribes to a pattern, with default options.

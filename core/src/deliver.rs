@@ -9,6 +9,7 @@
 
 use crate::{
     error::PublishError,
+    full_route::{FullRoute, refusals},
     registry::Registry,
     ring::{Epoch, Lane, Push, Ring, SoloGuard, Tail},
     shared::Counters,
@@ -101,6 +102,10 @@ impl<'a> SoloProducer<'a> {
 ///
 /// A multi-producer publish is refused on a closed or a single-producer
 /// bus, the single producer's only on a closed one: one test either way.
+///
+/// `full` is a multi-producer `Publisher`'s memory of a route it found
+/// full (`full_route.rs`), told of every publish on an interned topic that
+/// dropped.
 #[inline(always)]
 pub(crate) fn publish<E: Clone>(
     registry: &Registry<E>,
@@ -109,6 +114,7 @@ pub(crate) fn publish<E: Clone>(
     event: E,
     counters: &Counters,
     owner: bool,
+    full: Option<&mut FullRoute>,
 ) -> Result<PublishReport, PublishError<E>> {
     let refused = match solo {
         Some(_) => registry.closed,
@@ -117,7 +123,7 @@ pub(crate) fn publish<E: Clone>(
     if refused {
         return Err(registry.refusal(event));
     }
-    let send = |route: &[Arc<Ring<E>>], event: E| {
+    let send = |route: &[Arc<Ring<E>>], event: E, id: Option<u32>| {
         counters.count_publish(owner);
         if route.is_empty() {
             // Counted before the event's `Drop` (user code) runs, here.
@@ -130,6 +136,11 @@ pub(crate) fn publish<E: Clone>(
             Some(solo) => unsafe { deliver_solo(solo.epoch, route, event, counters.lane) },
             None => deliver(route, event, counters.lane),
         };
+        if report.dropped != 0
+            && let (Some(full), Some(id)) = (full, id)
+        {
+            full.saw_full(registry, id, report);
+        }
         // Every ring was closed since the route was made.
         if report.matched == 0 {
             counters.count_unmatched(owner);
@@ -137,9 +148,45 @@ pub(crate) fn publish<E: Clone>(
         report
     };
     let report = match to {
-        To::Id(id) => send(registry.route(id), event),
+        To::Id(id) => send(registry.route(id), event, Some(id)),
         To::Name(topic) => publish_to(registry, topic, event, send)?,
     };
+    Ok(report)
+}
+
+/// [`publish`] on interned topic `id`, through a multi-producer
+/// `Publisher` that remembers that route full (`full_route.rs`): the rings
+/// still full refuse after one look each; the rest, from the first that
+/// is not, get the usual delivery.
+#[inline(never)]
+pub(crate) fn publish_held<E: Clone>(
+    registry: &Registry<E>,
+    id: u32,
+    event: E,
+    counters: &Counters,
+    full: &mut FullRoute,
+) -> Result<PublishReport, PublishError<E>> {
+    if registry.refuses() {
+        return Err(registry.refusal(event));
+    }
+    // Counted before the delivery, as in `publish`; the publisher owns
+    // its counters.
+    counters.count_publish(true);
+    let route = registry.route(id);
+    let refused = full.refuse_held(route, counters.lane);
+    if refused == route.len() && refused != 0 {
+        // No value was made; the event's `Drop` (user code) runs after the
+        // counts, as in a push.
+        drop(event);
+        return Ok(refusals(refused));
+    }
+    let mut report = deliver(&route[refused..], event, counters.lane);
+    let before = refusals(refused);
+    report.matched += before.matched;
+    report.dropped += before.dropped;
+    if report.matched == 0 {
+        counters.count_unmatched(true);
+    }
     Ok(report)
 }
 
@@ -171,7 +218,8 @@ impl<E> Drop for Unreached<'_, E> {
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
-/// last, which takes the original. Refusals count in `lane`.
+/// last, which takes the original. Refusals count in `lane`. Always
+/// inlined: `publish` is the hot caller; `publish_held`, a cold one.
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut tally = Tally::default();
@@ -293,21 +341,21 @@ impl<E> Drop for SoloCutShort<'_, '_, E> {
 }
 
 /// A publish on the name `topic`, delivering with `deliver`: the route of an
-/// interned topic, or one resolved through the pattern index.
+/// interned topic (with its id), or one resolved through the pattern index.
 #[inline]
 fn publish_to<E: Clone>(
     registry: &Registry<E>,
     topic: &str,
     event: E,
-    deliver: impl FnOnce(&[Arc<Ring<E>>], E) -> PublishReport,
+    deliver: impl FnOnce(&[Arc<Ring<E>>], E, Option<u32>) -> PublishReport,
 ) -> Result<PublishReport, PublishError<E>> {
     if let Some(id) = registry.topic_id(topic) {
-        return Ok(deliver(registry.route(id), event));
+        return Ok(deliver(registry.route(id), event, Some(id)));
     }
     if let Err(err) = validate_topic(topic) {
         return Err(PublishError::InvalidTopic(event, err));
     }
     let mut route: smallvec::SmallVec<[Arc<Ring<E>>; 8]> = smallvec::SmallVec::new();
     registry.resolve(topic, |ring| route.push(Arc::clone(ring)));
-    Ok(deliver(&route, event))
+    Ok(deliver(&route, event, None))
 }

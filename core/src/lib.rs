@@ -86,6 +86,7 @@ mod deliver;
 mod envelope;
 mod error;
 mod filter;
+mod full_route;
 mod index;
 mod kind;
 #[cfg(feature = "latency")]

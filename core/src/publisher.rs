@@ -4,8 +4,9 @@
 use std::{fmt, marker::PhantomData};
 
 use crate::{
-    deliver::{SoloProducer, To, publish},
+    deliver::{SoloProducer, To, publish, publish_held},
     error::PublishError,
+    full_route::FullRoute,
     kind::{Event, kind_id},
     registry::Registry,
     shared::{Counters, Shared},
@@ -57,6 +58,9 @@ pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
     shared: Arc<Shared<E>>,
     cache: SnapshotCache<Registry<E>>,
     counters: Arc<Counters>,
+    /// The last route found full, for a multi-producer handle
+    /// (`full_route.rs`).
+    full: FullRoute,
     mode: PhantomData<M>,
 }
 
@@ -95,6 +99,7 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
             cache: shared.registry.cache(),
             shared,
             counters,
+            full: FullRoute::default(),
             mode: PhantomData,
         }
     }
@@ -147,7 +152,17 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
             None
         };
         let registry = self.cache.load();
-        publish(registry, solo, to, event, &self.counters, true)
+        if M::SOLO {
+            return publish(registry, solo, to, event, &self.counters, true, None);
+        }
+        // A route this handle found full twice in a row (`full_route.rs`).
+        if let (Some(held), To::Id(id)) = (self.full.held_topic(registry), to)
+            && held == id
+        {
+            return publish_held(registry, id, event, &self.counters, &mut self.full);
+        }
+        let full = Some(&mut self.full);
+        publish(registry, None, to, event, &self.counters, true, full)
     }
 }
 

@@ -380,6 +380,47 @@ impl<T> Ring<T> {
         }
     }
 
+    /// The `head` at which this ring is full, if it is an open `DropNewest`
+    /// ring and full now: the witness a publisher keeps to refuse its next
+    /// pushes by [`Ring::refuse_while_full`] (`full_route.rs`).
+    ///
+    /// `tail` first: `head` never runs more than a lap behind it, so a
+    /// `head` read after it and a lap behind it is one the ring was full at.
+    pub(crate) fn full_at(&self) -> Option<usize> {
+        if self.policy != Overflow::DropNewest {
+            return None;
+        }
+        // Relaxed: as at the start of `push_with`.
+        let tail = self.producers.tail.load(Ordering::Relaxed);
+        if tail & self.flag_bits != 0 {
+            return None;
+        }
+        // Acquire: as in `room`.
+        let head = self.head.load(Ordering::Acquire);
+        (tail.wrapping_sub(head) == self.one_lap).then_some(head)
+    }
+
+    /// Refuses a push, counted in `lane`, if the ring is still full at
+    /// `witness` (from [`Ring::full_at`]) and open; else returns `false`
+    /// and leaves the push to [`Ring::push_with`].
+    ///
+    /// A `head` still at `witness` means the ring is still full: `tail`
+    /// was a lap ahead of it, and never runs further ahead. That load is
+    /// the drop's linearization point, as `room`'s for a full ring: so a
+    /// refusal costs the consumer's line (`head` and `closed` share it)
+    /// and the drop count, not `tail`, the room check and the policy tests.
+    #[inline(always)]
+    pub(crate) fn refuse_while_full(&self, witness: usize, lane: Lane) -> bool {
+        // Acquire: as in `room`. Relaxed `closed`: set before the mark bit;
+        // a close not yet visible has not returned, and the drop comes
+        // before it.
+        if self.head.load(Ordering::Acquire) != witness || self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.count_refusal(lane);
+        true
+    }
+
     /// Test builds: a push of `v` alone (no route around it), counting any
     /// refusal in the shared counter.
     #[cfg(test)]

@@ -94,7 +94,9 @@ impl<E> Clone for Bus<E> {
 /// the bus down; see the crate docs' "Closing".
 impl<E> Drop for Bus<E> {
     fn drop(&mut self) {
-        self.shared.release_producer();
+        if self.shared.release_producer() {
+            self.shared.close_abandoned(&self.shared.registry.load());
+        }
     }
 }
 

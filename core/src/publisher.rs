@@ -167,11 +167,24 @@ impl<E> Clone for Publisher<E, MultiProducer> {
 }
 
 /// A publisher is a producer-side handle: the last one of those (with the
-/// `Bus` handles) to go shuts the bus down.
+/// `Bus` handles) to go closes the bus.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
-        self.shared.retire_publisher(&self.counters);
-        self.shared.release_producer();
+        if self.shared.release_producer() {
+            // The last one: no snapshot can be taken any more, so its
+            // counters need no retiring. Its cached registry is current:
+            // every update was made through a producer-side handle, and
+            // `release_producer` synchronized with each one's release. A
+            // cache hit costs this thread no arc-swap load, which on a
+            // thread's first use registers it with arc-swap.
+            let registry = self.cache.load();
+            self.shared.close_abandoned(registry);
+        } else {
+            // After the count went down: a snapshot taken in between still
+            // finds these counters in the live list, so they are counted
+            // once either way.
+            self.shared.retire_publisher(&self.counters);
+        }
     }
 }
 

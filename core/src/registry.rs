@@ -144,6 +144,11 @@ impl<E> Registry<E> {
         self.subs.iter().map(|entry| &**entry)
     }
 
+    /// Whether subscription `id` is registered.
+    pub(crate) fn has_sub(&self, id: u64) -> bool {
+        self.subs.get(id).is_some()
+    }
+
     /// The number of live subscriptions.
     pub(crate) fn sub_count(&self) -> usize {
         self.subs.len()

@@ -13,7 +13,10 @@ use crate::{
     ring::PopError,
     shared::{Shared, sub_stats},
     stats::SubscriptionStats,
-    sync::{Arc, Backoff},
+    sync::{
+        Arc, Backoff,
+        atomic::{AtomicUsize, Ordering},
+    },
     unwind::FirstPanic,
 };
 
@@ -45,6 +48,12 @@ pub struct Subscription<E> {
     high_water: usize,
     /// Receives since the queue length was last sampled (see `try_recv`).
     since_sample: u32,
+    /// Non-zero once an [`unsubscribe`](Subscription::unsubscribe) through
+    /// this handle has closed the ring and taken it out of the registry, so
+    /// the drop has neither left to do: a second close costs a heavy barrier
+    /// on a single-producer bus (`Ring::close`), a second removal a registry
+    /// load. (An `AtomicUsize` as a flag: `unsubscribe` takes `&self`.)
+    left: AtomicUsize,
 }
 
 // Spin a little before parking: a publisher on another core usually
@@ -63,6 +72,7 @@ impl<E> Subscription<E> {
             own_head: 0,
             high_water: 0,
             since_sample: 0,
+            left: AtomicUsize::new(0),
         }
     }
 
@@ -342,7 +352,16 @@ impl<E> Subscription<E> {
     /// already closed (by an earlier unsubscribe or by shutdown). Buffered
     /// events can still be received.
     pub fn unsubscribe(&self) -> bool {
-        self.handle.unsubscribe()
+        // Relaxed: a hint for this handle's own later calls; the drop, which
+        // acts on it, holds `&mut self`, so it sees every earlier store.
+        if self.left.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let first = self.handle.unsubscribe();
+        // Relaxed: as above. Only once the ring is closed, settled and out
+        // of the registry: `Unsubscriber::unsubscribe` returned.
+        self.left.store(1, Ordering::Relaxed);
+        first
     }
 
     /// A handle that can close this subscription and read its counters

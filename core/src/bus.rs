@@ -239,6 +239,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
+                #[cfg(all(test, evbus_loom))]
+                abandoned_closed: AtomicUsize::new(0),
             }),
         }
     }

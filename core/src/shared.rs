@@ -85,6 +85,10 @@ pub(crate) struct Shared<E> {
     /// Latency sampling for subscriptions made from now on.
     #[cfg(feature = "latency")]
     pub(crate) latency: Mutex<Option<LatencySampling>>,
+    /// Rings that [`Shared::close_abandoned`] closed, for the models, which
+    /// cannot see the report of a handle's drop.
+    #[cfg(all(test, evbus_loom))]
+    pub(crate) abandoned_closed: AtomicUsize,
 }
 
 impl<E> Shared<E> {
@@ -146,6 +150,10 @@ impl<E> Shared<E> {
         }
         let mut report = ShutdownReport::default();
         let panic = self.close_rings(registry, &mut report);
+        #[cfg(all(test, evbus_loom))]
+        // Relaxed: read after the models join their threads.
+        self.abandoned_closed
+            .fetch_add(report.closed, Ordering::Relaxed);
         #[cfg(feature = "tracing")]
         crate::trace::shut_down(&report);
         panic.resume();

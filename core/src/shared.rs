@@ -7,6 +7,11 @@
 //!   subscribe, unsubscribe and topic interning update it with `rcu`, so two
 //!   concurrent updates never lose each other; shutdown replaces it with a
 //!   closed successor, also with `rcu`.
+//! - The last producer-side handle to go (`producers` reaching zero with
+//!   an AcqRel RMW, which acquires every other handle's updates) closes the
+//!   rings of the registry it reads and leaves the registry as it is: no
+//!   handle that could read it is left, or can be made again. From then on
+//!   an unsubscribe closes its ring and skips the registry.
 //! - Publisher counters are summed under the `publishers` lock, then the
 //!   `retired` lock, in that order everywhere, so a publisher that goes away
 //!   is counted exactly once.

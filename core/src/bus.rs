@@ -94,7 +94,9 @@ impl<E> Clone for Bus<E> {
 /// the bus down; see the crate docs' "Closing".
 impl<E> Drop for Bus<E> {
     fn drop(&mut self) {
-        self.shared.release_producer();
+        if self.shared.release_producer() {
+            self.shared.close_abandoned(&self.shared.registry.load());
+        }
     }
 }
 
@@ -237,6 +239,8 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
+                #[cfg(all(test, evbus_loom))]
+                abandoned_closed: AtomicUsize::new(0),
             }),
         }
     }

@@ -191,11 +191,24 @@ impl<E> Clone for Publisher<E, MultiProducer> {
 }
 
 /// A publisher is a producer-side handle: the last one of those (with the
-/// `Bus` handles) to go shuts the bus down.
+/// `Bus` handles) to go closes the bus.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
-        self.shared.retire_publisher(&self.counters);
-        self.shared.release_producer();
+        if self.shared.release_producer() {
+            // The last one: no snapshot can be taken any more, so its
+            // counters need no retiring. Its cached registry is current:
+            // every update was made through a producer-side handle, and
+            // `release_producer` synchronized with each one's release. A
+            // cache hit costs this thread no arc-swap load, which on a
+            // thread's first use registers it with arc-swap.
+            let registry = self.cache.load();
+            self.shared.close_abandoned(registry);
+        } else {
+            // After the count went down: a snapshot taken in between still
+            // finds these counters in the live list, so they are counted
+            // once either way.
+            self.shared.retire_publisher(&self.counters);
+        }
     }
 }
 
@@ -206,5 +219,114 @@ impl<E, M: DeliveryMode> fmt::Debug for Publisher<E, M> {
         } else {
             "Publisher { .. }"
         })
+    }
+}
+
+#[cfg(all(test, not(evbus_loom)))]
+mod tests {
+    use std::thread;
+
+    use crate::{
+        bus::Bus,
+        error::TryRecvError,
+        kind::{Event, EventKind},
+        sync::atomic::{AtomicUsize as Tally, Ordering},
+    };
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        A,
+        B,
+    }
+
+    impl EventKind for Kind {
+        const ALL: &'static [Self] = &[Kind::A, Kind::B];
+
+        fn topic(self) -> &'static str {
+            match self {
+                Kind::A => "t.a",
+                Kind::B => "t.b",
+            }
+        }
+
+        fn index(self) -> usize {
+            self as usize
+        }
+    }
+
+    /// Counts its drops in `drops`.
+    #[derive(Debug)]
+    struct Ev(Kind, &'static Tally);
+
+    impl Clone for Ev {
+        fn clone(&self) -> Self {
+            Ev(self.0, self.1)
+        }
+    }
+
+    impl Drop for Ev {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Event for Ev {
+        type Kind = Kind;
+
+        fn kind(&self) -> Kind {
+            self.0
+        }
+    }
+
+    /// The last publisher closes the bus from its cached registry: the
+    /// subscriptions made after its cache was filled (through the `Bus`
+    /// handle, on topics it never published to) are closed too, on another
+    /// thread as well.
+    #[test]
+    fn the_last_publisher_closes_subscriptions_made_after_it() {
+        static DROPS: Tally = Tally::new(0);
+        let bus = Bus::<Ev>::new();
+        let mut publisher = bus.publisher();
+        let mut a = bus.subscribe("t.a").unwrap();
+        let mut b = bus.subscribe("t.b").unwrap();
+        publisher.publish(Ev(Kind::A, &DROPS)).unwrap();
+        drop(bus);
+        assert!(!a.is_closed() && !b.is_closed());
+        thread::spawn(move || drop(publisher)).join().unwrap();
+        assert!(a.is_closed() && b.is_closed());
+        assert_eq!(a.try_recv().map(|e| e.0), Ok(Kind::A));
+        assert_eq!(a.try_recv().map(|e| e.0), Err(TryRecvError::Disconnected));
+        assert_eq!(b.try_recv().map(|e| e.0), Err(TryRecvError::Disconnected));
+        // The drop closed them: an unsubscribe now finds them closed.
+        assert!(!a.unsubscribe());
+        drop((a, b));
+        // The one event published, moved into its one ring and received.
+        assert_eq!(DROPS.load(Ordering::Relaxed), 1);
+    }
+
+    /// A subscription that leaves an abandoned bus with events buffered
+    /// drops them at once, each exactly once, and a second unsubscribe
+    /// (here the drop's) changes nothing.
+    #[test]
+    fn leaving_an_abandoned_bus_drops_buffered_events_once() {
+        static DROPS: Tally = Tally::new(0);
+        let bus = Bus::<Ev>::new();
+        let mut publisher = bus.publisher();
+        let sub = bus.subscribe(">").unwrap();
+        let keep = bus.subscribe(">").unwrap();
+        drop(bus);
+        for _ in 0..3 {
+            publisher.publish(Ev(Kind::B, &DROPS)).unwrap();
+        }
+        drop(publisher);
+        // Each publish cloned its event once: one copy in each ring, all
+        // still buffered.
+        assert_eq!(DROPS.load(Ordering::Relaxed), 0);
+        assert!(!sub.unsubscribe());
+        drop(sub);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 3);
+        assert_eq!(keep.len(), 3);
+        drop(keep);
+        assert_eq!(DROPS.load(Ordering::Relaxed), 6);
     }
 }

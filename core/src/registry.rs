@@ -18,7 +18,7 @@
 //! shares with its predecessor everything the update did not touch, so
 //! making one costs what the update changes, not the registry's size:
 //!
-//! - subscribe or unsubscribe: the subscription's entry (`O(log32 id)`,
+//! - subscribe or unsubscribe: the subscription's entry (`O(log8 id)`,
 //!   in an [`IdMap`] whose newest leaf is the one a new id lands in), its
 //!   patterns in the index (`O(log n)` for a literal pattern, in the
 //!   index's literal map, `O(segments × log n)` for a wildcard), and the
@@ -142,6 +142,11 @@ impl<E> Registry<E> {
     /// The live subscriptions, by id.
     pub(crate) fn subs(&self) -> impl Iterator<Item = &SubEntry<E>> {
         self.subs.iter().map(|entry| &**entry)
+    }
+
+    /// Whether subscription `id` is registered.
+    pub(crate) fn has_sub(&self, id: u64) -> bool {
+        self.subs.get(id).is_some()
     }
 
     /// The number of live subscriptions.

@@ -7,17 +7,23 @@
 //!   subscribe, unsubscribe and topic interning update it with `rcu`, so two
 //!   concurrent updates never lose each other; shutdown replaces it with a
 //!   closed successor, also with `rcu`.
+//! - The last producer-side handle to go (`producers` reaching zero with
+//!   an AcqRel RMW, which acquires every other handle's updates) closes the
+//!   rings of the registry it reads and leaves the registry as it is: no
+//!   handle that could read it is left, or can be made again. From then on
+//!   an unsubscribe closes its ring and skips the registry.
 //! - Publisher counters are summed under the `publishers` lock, then the
 //!   `retired` lock, in that order everywhere, so a publisher that goes away
 //!   is counted exactly once.
 
 use crossbeam_utils::CachePadded;
+use smallvec::SmallVec;
 
 #[cfg(feature = "latency")]
 use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
-    ring::{Epoch, Lane, LanePool, Ring, Totals, fold_rings},
+    ring::{Closed, Epoch, Lane, LanePool, Ring, Totals, fold_rings},
     stats::{ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
@@ -84,6 +90,10 @@ pub(crate) struct Shared<E> {
     /// Latency sampling for subscriptions made from now on.
     #[cfg(feature = "latency")]
     pub(crate) latency: Mutex<Option<LatencySampling>>,
+    /// Rings that [`Shared::close_abandoned`] closed, for the models, which
+    /// cannot see the report of a handle's drop.
+    #[cfg(all(test, evbus_loom))]
+    pub(crate) abandoned_closed: AtomicUsize,
 }
 
 impl<E> Shared<E> {
@@ -99,16 +109,59 @@ impl<E> Shared<E> {
         }
     }
 
-    /// Counts a producer-side handle gone; the last one shuts the bus down,
-    /// so receivers drain what is buffered and then get `Disconnected`, as
-    /// with crossbeam-channel and tokio broadcast when the last sender goes.
-    pub(crate) fn release_producer(&self) {
-        // AcqRel: Release makes this handle's publishes happen before the
-        // shutdown that the last handle runs; Acquire, in that last one,
-        // pairs with every other handle's Release (as `Arc`'s drop).
-        if self.producers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shutdown();
+    /// Counts a producer-side handle gone. Returns whether it was the last
+    /// one; its caller then runs [`Shared::close_abandoned`], so receivers
+    /// drain what is buffered and then get `Disconnected`, as with
+    /// crossbeam-channel and tokio broadcast when the last sender goes.
+    #[must_use = "the last producer-side handle owes the bus its close"]
+    pub(crate) fn release_producer(&self) -> bool {
+        // AcqRel: Release makes this handle's publishes, subscribes and
+        // interned topics happen before the close that the last handle
+        // runs; Acquire, in that last one, pairs with every other handle's
+        // Release (as `Arc`'s drop), so the registry it reads holds every
+        // subscription made.
+        self.producers.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Whether every producer-side handle is gone. None can be made again
+    /// (only a `Bus` or a `Publisher` makes one), so nothing can publish,
+    /// subscribe, intern a topic or take a snapshot any more: the registry
+    /// and the bus totals have no reader left.
+    fn abandoned(&self) -> bool {
+        // Relaxed: the count never rises from zero, so a zero is final; a
+        // stale non-zero only makes the caller do work it could skip.
+        self.producers.load(Ordering::Relaxed) == 0
+    }
+
+    /// Closes the bus when its last producer-side handle has gone
+    /// ([`Shared::release_producer`] returned `true`), as
+    /// [`shutdown`](Shared::shutdown) would, and as cheaply as a channel
+    /// whose last sender goes: it closes and wakes every ring of
+    /// `registry`, a current snapshot (the caller's cached one will do: see
+    /// `release_producer`), and stops there.
+    ///
+    /// Nothing can read the registry any more (see [`Shared::abandoned`]),
+    /// so it is not replaced by a closed successor: that would cost an
+    /// arc-swap update, allocations and the debts of every thread, on the
+    /// teardown path of the last publisher, all for nobody. Subscriptions
+    /// that leave later skip the registry for the same reason
+    /// ([`Shared::remove_sub`]). A ring whose unsubscribe races this close
+    /// is closed exactly once all the same: the ring's own close decides.
+    pub(crate) fn close_abandoned(&self, registry: &Registry<E>) {
+        if registry.closed {
+            // `shutdown` ran, and returned before its `Bus` handle went:
+            // every ring is closed and woken.
+            return;
         }
+        let mut report = ShutdownReport::default();
+        let panic = self.close_rings(registry, &mut report);
+        #[cfg(all(test, evbus_loom))]
+        // Relaxed: read after the models join their threads.
+        self.abandoned_closed
+            .fetch_add(report.closed, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        crate::trace::shut_down(&report);
+        panic.resume();
     }
 
     /// [`Bus::shutdown`](crate::Bus::shutdown): closes the registry, then
@@ -130,25 +183,33 @@ impl<E> Shared<E> {
         if old.closed {
             return report;
         }
-        let closes: Vec<_> = old
-            .subs()
-            .map(|entry| {
-                let closed = entry.ring.close();
-                if closed.first {
-                    report.closed += 1;
-                }
-                report.buffered += entry.ring.len();
-                closed
-            })
-            .collect();
-        let mut panic = FirstPanic::new();
-        for (entry, closed) in old.subs().zip(closes) {
-            panic.run(|| entry.ring.wake_closed(closed));
-        }
+        let panic = self.close_rings(&old, &mut report);
         #[cfg(feature = "tracing")]
         crate::trace::shut_down(&report);
         panic.resume();
         report
+    }
+
+    /// Closes every ring of `registry`, then wakes the sleepers of those it
+    /// closed, counting in `report`; returns the first panic of a task
+    /// waker (user code), for the caller to raise again.
+    fn close_rings(&self, registry: &Registry<E>, report: &mut ShutdownReport) -> FirstPanic {
+        // On the stack for the usual handful of subscriptions: an abandoned
+        // bus closes on its last publisher's teardown path.
+        let mut closes: SmallVec<[Closed; 16]> = SmallVec::with_capacity(registry.sub_count());
+        closes.extend(registry.subs().map(|entry| {
+            let closed = entry.ring.close();
+            if closed.first {
+                report.closed += 1;
+            }
+            report.buffered += entry.ring.len();
+            closed
+        }));
+        let mut panic = FirstPanic::new();
+        for (entry, closed) in registry.subs().zip(closes) {
+            panic.run(|| entry.ring.wake_closed(closed));
+        }
+        panic
     }
 
     /// Removes a publisher's counters from the live list and adds them to
@@ -172,7 +233,26 @@ impl<E> Shared<E> {
     /// Removes subscription `id`, which must be closed, from the registry and
     /// folds its counters into the bus totals. Does nothing if it is already
     /// gone.
+    ///
+    /// On an abandoned bus (see [`Shared::abandoned`]) it leaves the
+    /// registry as it is: nothing can read it or the totals any more, and
+    /// the update would be the costliest step of the subscription's
+    /// teardown (an arc-swap update, the registry's nodes, a fold). The
+    /// ring's buffer, which the subscription's drop empties, is then freed
+    /// with the bus, when its last subscription goes. With the `tracing`
+    /// feature it removes all the same, so that every subscription still
+    /// reports `unsubscribed` once.
     pub(crate) fn remove_sub(&self, id: u64) {
+        if !cfg!(feature = "tracing") && self.abandoned() {
+            return;
+        }
+        // A second unsubscribe (an explicit one, then the drop; or an
+        // `Unsubscriber`'s) finds it gone without an update. Ids are never
+        // reused, and an entry is in the registry before its subscription
+        // exists, so an entry found missing stays missing.
+        if !self.registry.load().has_sub(id) {
+            return;
+        }
         let mut removed = None;
         self.registry.rcu(|cur| match cur.without_sub(id) {
             Some((next, entry)) => {

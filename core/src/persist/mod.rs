@@ -12,7 +12,7 @@
 //! 2. [`PVec`]: a radix-32 vector indexed by `u32`, append and set only
 //!    (the topic routes; a lookup among the first 32 is a `Vec`'s, one
 //!    bounds test and one load, and one node per level after those);
-//! 3. [`IdMap`]: a sparse radix-32 map keyed by `u64` (the subscriptions,
+//! 3. [`IdMap`]: a sparse radix-8 map keyed by `u64` (the subscriptions,
 //!    by id): ids handed out in order share leaves, so an update copies
 //!    the newest entries, still in cache, and removes free emptied nodes;
 //! 4. [`OrdTree`]: a B+ tree in key order with entries inline in wide

@@ -209,3 +209,83 @@ fn batched_folds_stay_exact() {
         (told.accepted, told.dropped)
     );
 }
+
+/// A `Publisher` that found every ring of a route full twice in a row
+/// refuses the next publishes after one look at each ring
+/// (`full_route.rs`). Whatever moves under it (a receiver draining, an
+/// unsubscribe, a new subscription, another topic in between), each
+/// publish's report is what the rings' own states say, and every
+/// subscription's `delivered + dropped` is the publishes routed to it.
+#[test]
+fn a_route_remembered_full_follows_every_change() {
+    const CAP: usize = 2;
+    let bus = Bus::<Event>::new();
+    let mut subs: Vec<_> = (0..3)
+        .map(|_| sub(&bus, "orders.placed", CAP, Overflow::DropNewest))
+        .collect();
+    let mut other = sub(&bus, "orders.cancelled", CAP, Overflow::DropNewest);
+    let mut publisher = bus.publisher();
+    let mut seq = 0;
+    // Publishes on the route; `(matched, accepted, dropped)`.
+    let mut placed = |publisher: &mut evbus_core::Publisher<Event>| {
+        seq += 1;
+        let r = publisher.publish(ev(Kind::Placed, seq)).unwrap();
+        (r.matched, r.accepted, r.dropped)
+    };
+    // Fill, then full: from the third full publish on, the route is known.
+    for _ in 0..CAP {
+        assert_eq!(placed(&mut publisher), (3, 3, 0));
+    }
+    for _ in 0..5 {
+        assert_eq!(placed(&mut publisher), (3, 0, 3));
+    }
+    // A receiver takes one: its ring has room for exactly one more.
+    assert_eq!(subs[1].try_recv().unwrap().seq, 1);
+    assert_eq!(placed(&mut publisher), (3, 1, 2));
+    for _ in 0..4 {
+        assert_eq!(placed(&mut publisher), (3, 0, 3));
+    }
+    // Another topic in between does not disturb what is known.
+    for _ in 0..3 {
+        let room = u32::from(other.len() < CAP);
+        let r = publisher.publish(ev(Kind::Cancelled, 0)).unwrap();
+        assert_eq!((r.matched, r.accepted, r.dropped), (1, room, 1 - room));
+    }
+    assert_eq!(placed(&mut publisher), (3, 0, 3));
+    // An unsubscribe: that ring no longer counts.
+    let gone = subs.remove(0);
+    drop(gone);
+    let gone_routed = 13;
+    for _ in 0..4 {
+        assert_eq!(placed(&mut publisher), (2, 0, 2));
+    }
+    // A new subscription takes the next events; the others still refuse.
+    subs.push(sub(&bus, "orders.placed", CAP, Overflow::DropNewest));
+    let new_from = 18;
+    for _ in 0..CAP {
+        assert_eq!(placed(&mut publisher), (3, 1, 2));
+    }
+    for _ in 0..4 {
+        assert_eq!(placed(&mut publisher), (3, 0, 3));
+    }
+    // Draining every ring opens the route again.
+    for s in &mut subs {
+        drain(s);
+    }
+    assert_eq!(placed(&mut publisher), (3, 3, 0));
+    // Every subscription's counts cover exactly what was routed to it.
+    let published = seq;
+    let routed = [published, published, published - new_from + 1];
+    for (s, routed) in subs.iter().zip(routed) {
+        let stats = s.stats();
+        assert_eq!(stats.delivered + stats.dropped, routed, "{stats:?}");
+    }
+    drop(publisher);
+    let totals = bus.snapshot();
+    assert_eq!(
+        totals.dropped + totals.delivered,
+        gone_routed + routed.iter().sum::<u64>() + 3,
+        "{totals:?}"
+    );
+    drop(other);
+}

@@ -3,7 +3,13 @@
 
 use evbus_core::{Overflow, TryRecvError};
 use evbus_loom_tests::{Ev, bus_with_sub, release};
-use loom::{sync::Arc, thread};
+use loom::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+};
 
 /// Model 6: two `Publisher`s publish one event each into a `DropNewest`
 /// ring of capacity 1 while the consumer takes one event concurrently.
@@ -69,6 +75,90 @@ fn two_producers_full_ring() {
         assert_eq!(
             (snap.published, snap.delivered, snap.dropped),
             (2, accepted, dropped)
+        );
+        release(bus, sub, &payloads);
+    });
+}
+
+/// Model 6b: a `Publisher` that remembers its route full (`full_route.rs`)
+/// while the consumer takes one event. Into a ring of capacity 1, three
+/// publishes race the consumer's first pop: the first fills the ring, a
+/// full one is remembered from its second refusal on (the publisher keeps
+/// the `head` it is full at). The fourth comes after the pop (the consumer
+/// says so through a flag).
+///
+/// Property: the fourth is accepted exactly when the ring has room for it
+/// (one of the first three was accepted, and it was popped); the receiver
+/// gets exactly the accepted events, in order; the ring's and the bus's
+/// counts agree with the reports; no payload leaks.
+///
+/// Depends on: `Ring::refuse_while_full` refusing only while `head` is
+/// still at the remembered one, and the consumer's Release `head` store
+/// (step 3). Weakened (the refusal without comparing `head`), loom finds
+/// the fourth refused with room.
+#[test]
+fn remembered_full_route_races_a_pop() {
+    loom::model(|| {
+        let (bus, mut sub) = bus_with_sub(1, Overflow::DropNewest);
+        let payloads: Vec<_> = (1..=4).map(Arc::new).collect();
+        let popped = Arc::new(AtomicBool::new(false));
+        let mut publisher = bus.publisher();
+        let mut events: Vec<_> = payloads.iter().map(|p| Ev(p.clone())).collect();
+        let producer = {
+            let popped = Arc::clone(&popped);
+            thread::spawn(move || {
+                let last = events.pop().unwrap();
+                let mut reports: Vec<_> = events
+                    .into_iter()
+                    .map(|e| publisher.publish(e).expect("bus is open"))
+                    .collect();
+                // Acquire: pairs with the consumer's Release below.
+                while !popped.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                reports.push(publisher.publish(last).expect("bus is open"));
+                (reports, publisher)
+            })
+        };
+        let mut got = loop {
+            match sub.try_recv() {
+                Ok(e) => break vec![e.id()],
+                Err(TryRecvError::Empty) => thread::yield_now(),
+                Err(other) => panic!("open ring returned {other:?}"),
+            }
+        };
+        // Release: the pop happens before the fourth publish.
+        popped.store(true, Ordering::Release);
+        let (reports, publisher) = producer.join().unwrap();
+        while let Ok(e) = sub.try_recv() {
+            got.push(e.id());
+        }
+        let accepted: Vec<u64> = (1..)
+            .zip(&reports)
+            .filter(|(_, r)| r.accepted == 1)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(got, accepted, "reports {reports:?}");
+        let early = accepted.iter().filter(|&&id| id < 4).count();
+        assert_eq!(
+            reports[3].accepted == 1,
+            early == 1,
+            "the fourth publish and the room the pop left: {reports:?}"
+        );
+        let dropped = 4 - accepted.len() as u64;
+        for r in &reports {
+            assert_eq!((r.matched, r.accepted + r.dropped), (1, 1), "{r:?}");
+        }
+        let stats = sub.stats();
+        assert_eq!(
+            (stats.delivered, stats.dropped),
+            (accepted.len() as u64, dropped)
+        );
+        drop(publisher);
+        let snap = bus.snapshot();
+        assert_eq!(
+            (snap.delivered, snap.dropped),
+            (accepted.len() as u64, dropped)
         );
         release(bus, sub, &payloads);
     });

@@ -381,11 +381,9 @@ impl<T> Ring<T> {
     }
 
     /// The `head` at which this ring is full, if it is an open `DropNewest`
-    /// ring and full now: the witness a publisher keeps to refuse its next
-    /// pushes by [`Ring::refuse_while_full`] (`full_route.rs`).
-    ///
-    /// `tail` first: `head` never runs more than a lap behind it, so a
-    /// `head` read after it and a lap behind it is one the ring was full at.
+    /// ring and full now (`tail` a lap ahead of `head`): the witness a
+    /// publisher keeps to refuse its next pushes by
+    /// [`Ring::refuse_while_full`] (`full_route.rs`).
     pub(crate) fn full_at(&self) -> Option<usize> {
         if self.policy != Overflow::DropNewest {
             return None;
@@ -405,7 +403,8 @@ impl<T> Ring<T> {
     /// and leaves the push to [`Ring::push_with`].
     ///
     /// A `head` still at `witness` means the ring is still full: `tail`
-    /// was a lap ahead of it, and never runs further ahead. That load is
+    /// was seen a lap ahead of it, never moves back, and never runs more
+    /// than a lap ahead of `head`. That load is
     /// the drop's linearization point, as `room`'s for a full ring: so a
     /// refusal costs the consumer's line (`head` and `closed` share it)
     /// and the drop count, not `tail`, the room check and the policy tests.

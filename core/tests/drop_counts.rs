@@ -223,7 +223,7 @@ fn a_route_remembered_full_follows_every_change() {
     let mut subs: Vec<_> = (0..3)
         .map(|_| sub(&bus, "orders.placed", CAP, Overflow::DropNewest))
         .collect();
-    let mut other = sub(&bus, "orders.cancelled", CAP, Overflow::DropNewest);
+    let other = sub(&bus, "orders.cancelled", CAP, Overflow::DropNewest);
     let mut publisher = bus.publisher();
     let mut seq = 0;
     // Publishes on the route; `(matched, accepted, dropped)`.

@@ -114,7 +114,7 @@ pub(crate) fn publish<E: Clone>(
     event: E,
     counters: &Counters,
     owner: bool,
-    full: Option<&mut FullRoute>,
+    full: Option<&mut FullRoute<E>>,
 ) -> Result<PublishReport, PublishError<E>> {
     let refused = match solo {
         Some(_) => registry.closed,
@@ -164,7 +164,7 @@ pub(crate) fn publish_held<E: Clone>(
     id: u32,
     event: E,
     counters: &Counters,
-    full: &mut FullRoute,
+    full: &mut FullRoute<E>,
 ) -> Result<PublishReport, PublishError<E>> {
     if registry.refuses() {
         return Err(registry.refusal(event));
@@ -172,14 +172,14 @@ pub(crate) fn publish_held<E: Clone>(
     // Counted before the delivery, as in `publish`; the publisher owns
     // its counters.
     counters.count_publish(true);
-    let route = registry.route(id);
-    let refused = full.refuse_held(route, counters.lane);
-    if refused == route.len() && refused != 0 {
+    let refused = full.refuse_held(counters.lane);
+    if refused == full.len() && refused != 0 {
         // No value was made; the event's `Drop` (user code) runs after the
         // counts, as in a push.
         drop(event);
         return Ok(refusals(refused));
     }
+    let route = registry.route(id);
     let mut report = deliver(&route[refused..], event, counters.lane);
     let before = refusals(refused);
     report.matched += before.matched;

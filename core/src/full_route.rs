@@ -19,7 +19,7 @@
 //! another snapshot forgets the memory ([`FullRoute::check`]): the rings of
 //! a remembered route are the ones whose heads it holds.
 
-use smallvec::SmallVec;
+use std::marker::PhantomData;
 
 use crate::{
     registry::Registry,
@@ -36,24 +36,40 @@ struct Key {
 }
 
 /// What a publisher remembers of the last route it found full.
-#[derive(Default)]
-pub(crate) struct FullRoute {
+pub(crate) struct FullRoute<E> {
     /// The route of the last publish whose every ring refused.
     seen: Option<Key>,
-    /// The route whose rings `heads` describes: seen full twice in a row.
+    /// The route whose rings `rings` describes: seen full twice in a row.
     held: Option<Key>,
-    /// For each ring of `held`, in route order, the `head` it is full at.
-    heads: SmallVec<[usize; 16]>,
+    /// Each ring of `held`, in route order (its address), and the `head`
+    /// it is full at. One array, walked alone: the refusals need neither
+    /// the route nor its lookup.
+    /// A `Vec`, not a `SmallVec`: its length and pointer are one load
+    /// each, with no inline-or-heap test on every publish.
+    rings: Vec<(usize, usize)>,
+    _rings: PhantomData<fn() -> Ring<E>>,
 }
 
-impl FullRoute {
+impl<E> Default for FullRoute<E> {
+    fn default() -> Self {
+        Self {
+            seen: None,
+            held: None,
+            rings: Vec::new(),
+            _rings: PhantomData,
+        }
+    }
+}
+
+impl<E> FullRoute<E> {
     /// The topic of the remembered route, if `registry` (the snapshot this
     /// publish loaded) is the one it belongs to. Run before every publish
     /// through the publisher's cache: a route remembered in another
     /// snapshot is forgotten here, so that a later snapshot at that address
-    /// cannot be mistaken for it.
+    /// cannot be mistaken for it, and the rings whose addresses `rings`
+    /// holds are alive while it answers `Some` (that snapshot holds them).
     #[inline(always)]
-    pub(crate) fn held_topic<E>(&mut self, registry: &Registry<E>) -> Option<u32> {
+    pub(crate) fn held_topic(&mut self, registry: &Registry<E>) -> Option<u32> {
         let key = self.held?;
         if key.registry == std::ptr::from_ref(registry) as usize {
             Some(key.topic)
@@ -63,33 +79,37 @@ impl FullRoute {
         }
     }
 
-    /// Refuses the leading rings of the remembered route, `route`, that are
-    /// still full, and returns how many; forgets the route unless that is
-    /// all of them (a consumer moved, or a ring closed: the next publish
-    /// that finds it full twice remembers it anew).
+    /// How many rings the remembered route has.
+    pub(crate) fn len(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// Refuses the leading rings of the remembered route that are still
+    /// full, and returns how many; forgets the route unless that is all of
+    /// them (a consumer moved, or a ring closed: the next publish that
+    /// finds it full twice remembers it anew). Only after
+    /// [`FullRoute::held_topic`] answered `Some` for this publish's
+    /// snapshot.
     #[inline]
-    pub(crate) fn refuse_held<E>(&mut self, route: &[Arc<Ring<E>>], lane: Lane) -> usize {
-        let refused = route
-            .iter()
-            .zip(&self.heads)
-            .take_while(|(ring, head)| ring.refuse_while_full(**head, lane))
-            .count();
-        if refused != route.len() {
-            self.held = None;
+    pub(crate) fn refuse_held(&mut self, lane: Lane) -> usize {
+        for (i, &(ring, head)) in self.rings.iter().enumerate() {
+            // SAFETY: `ring` is the address of a ring of the remembered
+            // route, whose snapshot `held_topic` just found still cached by
+            // this publisher: that snapshot holds an `Arc` of the ring.
+            let ring = unsafe { &*(ring as *const Ring<E>) };
+            if !ring.refuse_while_full(head, lane) {
+                self.held = None;
+                return i;
+            }
         }
-        refused
+        self.rings.len()
     }
 
     /// A publish on topic `topic` of `registry` found no ring with room
     /// (`report`): if every ring refused, the second time in a row,
     /// remember each ring's full `head`.
     #[cold]
-    pub(crate) fn saw_full<E>(
-        &mut self,
-        registry: &Registry<E>,
-        topic: u32,
-        report: PublishReport,
-    ) {
+    pub(crate) fn saw_full(&mut self, registry: &Registry<E>, topic: u32, report: PublishReport) {
         let route = registry.route(topic);
         if report.accepted != 0 || report.dropped as usize != route.len() {
             return;
@@ -102,10 +122,10 @@ impl FullRoute {
             self.seen = Some(key);
             return;
         }
-        self.heads.clear();
+        self.rings.clear();
         for ring in route {
             match ring.full_at() {
-                Some(head) => self.heads.push(head),
+                Some(head) => self.rings.push((Arc::as_ptr(ring) as usize, head)),
                 None => return,
             }
         }

@@ -60,7 +60,7 @@ pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
     counters: Arc<Counters>,
     /// The last route found full, for a multi-producer handle
     /// (`full_route.rs`).
-    full: FullRoute,
+    full: FullRoute<E>,
     mode: PhantomData<M>,
 }
 

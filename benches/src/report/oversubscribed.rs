@@ -20,11 +20,15 @@
 //! pinned core. In 14a that race decided the whole gap between evbus and
 //! crossbeam: the workload threads made the same calls (a barrier wake,
 //! and a receiver that parks before its publisher thread runs, woken by the
-//! first publish), but evbus's receiver takes about 20 µs longer to drop
+//! first publish), but evbus's receiver took about 20 µs longer to drop
 //! its `Subscription` (unsubscribing from the registry, freeing the bus)
 //! than crossbeam's takes to drop its `Receiver`, so the measuring thread's
-//! second `join` waited 0.1 to 0.35 times more per window
-//! (`examples/futex_windows.rs` shows the figures).
+//! second `join` waited 0.1 to 0.35 times more per window. Since the last
+//! producer's drop closes the rings of its cached registry and an
+//! unsubscribe on an abandoned bus leaves the registry alone (session 11),
+//! the gap is about 6 µs, most of it arc-swap's per-thread registration
+//! when the last handle frees the bus (`examples/futex_windows.rs` shows
+//! the figures).
 //!
 //! Both peers are measured over the same window, and end the stream the
 //! same way: the window opens before the bus (or the channels) is built

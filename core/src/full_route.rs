@@ -19,8 +19,6 @@
 //! another snapshot forgets the memory ([`FullRoute::check`]): the rings of
 //! a remembered route are the ones whose heads it holds.
 
-use std::marker::PhantomData;
-
 use crate::{
     registry::Registry,
     ring::{Lane, Ring},
@@ -41,13 +39,11 @@ pub(crate) struct FullRoute<E> {
     seen: Option<Key>,
     /// The route whose rings `rings` describes: seen full twice in a row.
     held: Option<Key>,
-    /// Each ring of `held`, in route order (its address), and the `head`
-    /// it is full at. One array, walked alone: the refusals need neither
-    /// the route nor its lookup.
-    /// A `Vec`, not a `SmallVec`: its length and pointer are one load
-    /// each, with no inline-or-heap test on every publish.
-    rings: Vec<(usize, usize)>,
-    _rings: PhantomData<fn() -> Ring<E>>,
+    /// Each ring of `held`, in route order, and the `head` it is full at.
+    /// One array, walked alone: the refusals need neither the route nor
+    /// its lookup. A `Vec`, not a `SmallVec`: its length and pointer are
+    /// one load each, with no inline-or-heap test on every publish.
+    rings: Vec<(*const Ring<E>, usize)>,
 }
 
 impl<E> Default for FullRoute<E> {
@@ -56,10 +52,17 @@ impl<E> Default for FullRoute<E> {
             seen: None,
             held: None,
             rings: Vec::new(),
-            _rings: PhantomData,
         }
     }
 }
+
+// SAFETY: the pointers are dereferenced only through `&mut self`
+// (`refuse_held`), while the snapshot that holds their rings is cached by
+// the same publisher (`held_topic`); a `Ring<E>` is `Send + Sync` for
+// `E: Send`, so the memory may move with its publisher.
+unsafe impl<E: Send> Send for FullRoute<E> {}
+// SAFETY: as for `Send`; `&FullRoute` gives no access to the rings.
+unsafe impl<E: Send> Sync for FullRoute<E> {}
 
 impl<E> FullRoute<E> {
     /// The topic of the remembered route, if `registry` (the snapshot this
@@ -93,10 +96,10 @@ impl<E> FullRoute<E> {
     #[inline]
     pub(crate) fn refuse_held(&mut self, lane: Lane) -> usize {
         for (i, &(ring, head)) in self.rings.iter().enumerate() {
-            // SAFETY: `ring` is the address of a ring of the remembered
-            // route, whose snapshot `held_topic` just found still cached by
-            // this publisher: that snapshot holds an `Arc` of the ring.
-            let ring = unsafe { &*(ring as *const Ring<E>) };
+            // SAFETY: `ring` points to a ring of the remembered route, whose
+            // snapshot `held_topic` just found still cached by this
+            // publisher: that snapshot holds an `Arc` of the ring.
+            let ring = unsafe { &*ring };
             if !ring.refuse_while_full(head, lane) {
                 self.held = None;
                 return i;
@@ -125,7 +128,7 @@ impl<E> FullRoute<E> {
         self.rings.clear();
         for ring in route {
             match ring.full_at() {
-                Some(head) => self.rings.push((Arc::as_ptr(ring) as usize, head)),
+                Some(head) => self.rings.push((Arc::as_ptr(ring), head)),
                 None => return,
             }
         }

@@ -80,6 +80,8 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::unnecessary_safety_comment)]
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 
+#[cfg(test)]
+mod abandoned_tests;
 mod barrier;
 mod bus;
 mod deliver;

@@ -58,7 +58,7 @@ pub struct Subscription<E> {
 
 // Spin a little before parking: a publisher on another core usually
 // delivers within this window, and a park costs a futex round trip.
-const SPIN_ROUNDS: u32 = 3;
+pub(crate) const SPIN_ROUNDS: u32 = 3;
 
 // How often a draining receiver samples its queue length for the high-water
 // mark. A full ring sets the mark to its capacity on the publisher side, so
@@ -565,173 +565,11 @@ impl<E> fmt::Debug for TryIter<'_, E> {
     }
 }
 
-/// Models of a subscription leaving a bus whose last producer-side handle
-/// is going at the same moment (`Shared::close_abandoned`). Run with
-/// `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib loom_tests`.
 #[cfg(all(test, evbus_loom))]
-mod loom_tests {
-    // Tallies across the explored executions: bookkeeping of the test, not
-    // part of the modelled protocol, so std's atomics.
-    use std::sync::atomic::{AtomicUsize as Tally, Ordering::Relaxed};
-
-    use loom::thread;
-
-    use super::*;
-    use crate::{
-        bus::Bus,
-        filter::Filter,
-        kind::{Event, EventKind},
-        policy::SubscribeOptions,
-        sync::atomic::Ordering,
-    };
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Kind {
-        A,
-    }
-
-    impl EventKind for Kind {
-        const ALL: &'static [Self] = &[Kind::A];
-
-        fn topic(self) -> &'static str {
-            "t.a"
-        }
-
-        fn index(self) -> usize {
-            0
-        }
-    }
-
-    /// Its payload is a loom `Arc`: a copy leaked or dropped twice fails
-    /// the model.
-    #[derive(Debug, Clone)]
-    struct Ev(Arc<u64>);
-
-    impl Event for Ev {
-        type Kind = Kind;
-
-        fn kind(&self) -> Kind {
-            Kind::A
-        }
-    }
-
-    /// Property: the last producer-side handle going (a `Publisher` drop,
-    /// which closes the bus without replacing its registry) racing
-    /// `unsubscribe` closes the ring exactly once: exactly one of
-    /// `unsubscribe()`'s `true` and the abandoned close's count, and both
-    /// winners occur across the executions. An event whose publish was
-    /// accepted is received, then `Disconnected`; the payload is dropped
-    /// exactly once.
-    ///
-    /// Depends on: `Ring::close`'s one `fetch_or` deciding the closer; the
-    /// AcqRel of `Shared::release_producer`, so the last handle's cached
-    /// registry holds the subscription made through the `Bus` handle that
-    /// went first; `Shared::remove_sub` skipping an abandoned bus without
-    /// leaving the ring open. (Checked by making the last drop close an
-    /// empty registry instead: the drop never wins.)
-    #[test]
-    fn abandoned_close_races_unsubscribe() {
-        static UNSUBSCRIBE_WON: Tally = Tally::new(0);
-        static DROP_WON: Tally = Tally::new(0);
-
-        loom::model(|| {
-            let bus = Bus::<Ev>::new();
-            let sub = bus
-                .subscribe_with(
-                    Filter::pattern("t.>").expect("valid pattern"),
-                    SubscribeOptions::new().capacity(1),
-                )
-                .expect("open bus");
-            let shared = Arc::clone(&sub.handle.shared);
-            let mut publisher = bus.publisher();
-            // From here the publisher is the last producer-side handle.
-            drop(bus);
-            let payload = Arc::new(7);
-
-            let unsubscriber = thread::spawn(move || {
-                let won = sub.unsubscribe();
-                (won, sub)
-            });
-            let accepted = publisher
-                .publish(Ev(Arc::clone(&payload)))
-                .map_or(0, |report| report.accepted);
-            drop(publisher);
-            let (unsubscribe_won, mut sub) = unsubscriber.join().unwrap();
-
-            // Relaxed: after the join.
-            let drop_won = shared.abandoned_closed.load(Ordering::Relaxed);
-            assert!(drop_won <= 1);
-            assert!(
-                unsubscribe_won ^ (drop_won == 1),
-                "ring closed {} times (unsubscribe: {unsubscribe_won}, last drop: {drop_won})",
-                usize::from(unsubscribe_won) + drop_won
-            );
-            if unsubscribe_won {
-                UNSUBSCRIBE_WON.fetch_add(1, Relaxed);
-            } else {
-                DROP_WON.fetch_add(1, Relaxed);
-            }
-            assert!(sub.is_closed());
-            let mut got = 0;
-            loop {
-                match sub.try_recv() {
-                    Ok(Ev(v)) => {
-                        assert_eq!(*v, 7);
-                        got += 1;
-                    }
-                    Err(TryRecvError::Disconnected) => break,
-                    Err(other) => panic!("closed, quiescent subscription returned {other:?}"),
-                }
-            }
-            assert_eq!(got, accepted, "an accepted event was lost or came twice");
-            drop(sub);
-            drop(shared);
-            assert_eq!(
-                Arc::strong_count(&payload),
-                1,
-                "a payload copy outlived the bus"
-            );
-        });
-        assert!(UNSUBSCRIBE_WON.load(Relaxed) > 0, "unsubscribe never won");
-        assert!(DROP_WON.load(Relaxed) > 0, "the last drop never won");
-    }
-
-    /// How many `try_recv` calls `recv` makes before it parks: one, then
-    /// one after each of `SPIN_ROUNDS` snoozes.
-    const TRIES_BEFORE_PARK: u32 = SPIN_ROUNDS + 1;
-
-    /// Property: a receiver parked in `recv` is woken when the last
-    /// producer-side handle goes, and gets `Disconnected`. Depends on
-    /// `close_abandoned` waking the rings it closes: without the wake the
-    /// model deadlocks (checked by leaving the wake out).
-    ///
-    /// `recv` snoozes (a loom `yield_now`) between tries, so without a head
-    /// start the receiver would need more preemptions than the bound allows
-    /// to reach its park before the drop (see `head_start_for_receiver` in
-    /// `loom-tests`); the yields below hand it those tries.
-    #[test]
-    fn abandoned_close_wakes_parked_receiver() {
-        loom::model(|| {
-            let bus = Bus::<Ev>::new();
-            let mut sub = bus
-                .subscribe_with(
-                    Filter::pattern("t.>").expect("valid pattern"),
-                    SubscribeOptions::new().capacity(1),
-                )
-                .expect("open bus");
-            let publisher = bus.publisher();
-            drop(bus);
-
-            let receiver = thread::spawn(move || {
-                let got = sub.recv().map(|Ev(v)| *v);
-                drop(sub);
-                got
-            });
-            for _ in 0..TRIES_BEFORE_PARK {
-                thread::yield_now();
-            }
-            drop(publisher);
-            assert_eq!(receiver.join().unwrap(), Err(RecvError::Disconnected));
-        });
+impl<E> Subscription<E> {
+    /// Test builds: the bus this subscription belongs to
+    /// (`abandoned_tests.rs`).
+    pub(crate) fn shared(&self) -> &Arc<Shared<E>> {
+        &self.handle.shared
     }
 }

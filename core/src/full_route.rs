@@ -113,8 +113,13 @@ impl<E> FullRoute<E> {
     /// remember each ring's full `head`.
     #[cold]
     pub(crate) fn saw_full(&mut self, registry: &Registry<E>, topic: u32, report: PublishReport) {
+        // First what the report says: a route with some rings full and
+        // some not (one slow subscriber) returns here, without the lookup.
+        if report.accepted != 0 {
+            return;
+        }
         let route = registry.route(topic);
-        if report.accepted != 0 || report.dropped as usize != route.len() {
+        if report.dropped as usize != route.len() {
             return;
         }
         let key = Key {

@@ -218,8 +218,9 @@ impl<E> Drop for Unreached<'_, E> {
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
-/// last, which takes the original. Refusals count in `lane`. Always
-/// inlined: `publish` is the hot caller; `publish_held`, a cold one.
+/// last, which takes the original. Refusals count in `lane`. Inlined into
+/// `publish`, the hot caller; `publish_held` calls it for the rings after
+/// the first one of a remembered route that has room.
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut tally = Tally::default();

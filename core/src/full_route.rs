@@ -16,7 +16,7 @@
 //! The memory is keyed by the registry snapshot and the topic. The snapshot
 //! is the publisher's cached one, alive while cached, so no other snapshot
 //! can have its address while the memory holds it, and a publish that finds
-//! another snapshot forgets the memory ([`FullRoute::check`]): the rings of
+//! another snapshot forgets the memory ([`FullRoute::held_topic`]): the rings of
 //! a remembered route are the ones whose heads it holds.
 
 use crate::{

@@ -219,8 +219,8 @@ impl<E> Drop for Unreached<'_, E> {
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
 /// last, which takes the original. Refusals count in `lane`. Inlined into
-/// `publish`, the hot caller; `publish_held` calls it for the rings after
-/// the first one of a remembered route that has room.
+/// `publish`, the hot caller; `publish_held` calls it for the rings of a
+/// remembered route from the first one that no longer refuses on.
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
     let mut tally = Tally::default();

@@ -95,43 +95,50 @@ fn interleaved(
 
 /// The floor for a multi-producer delivery on one thread: per delivery one
 /// uncontended `compare_exchange` on a per-ring position (its own cache
-/// line) and one Release store into a slot, then the same-thread drain of
-/// Acquire loads, as scenario 1 does. No routing, no stamps, no counters.
-struct CasFloor {
-    rings: Vec<(crossbeam_utils::CachePadded<AtomicU64>, Vec<AtomicU64>)>,
+/// line), then the payload written into a slot and a Release store of the
+/// slot's stamp beside it, then the same-thread drain of Acquire stamp
+/// loads and payload reads, as scenario 1 does. No routing, no counters.
+/// With a `u64` payload the slot is 16 bytes; with 64 B, 72 as in a ring.
+struct CasFloor<T> {
+    rings: Vec<(crossbeam_utils::CachePadded<AtomicU64>, Vec<(AtomicU64, T)>)>,
 }
 
-impl CasFloor {
+impl<T: Clone + Default> CasFloor<T> {
     fn new(k: usize) -> Self {
         let rings = (0..k)
             .map(|_| {
-                let slots = (0..BURST).map(|_| AtomicU64::new(0)).collect();
+                let slots = (0..BURST)
+                    .map(|_| (AtomicU64::new(0), T::default()))
+                    .collect();
                 (crossbeam_utils::CachePadded::new(AtomicU64::new(0)), slots)
             })
             .collect();
         Self { rings }
     }
 
-    fn burst_then_drain(&mut self, value: u64) -> usize {
+    fn burst_then_drain(&mut self, value: &T) -> usize {
         for i in 0..BURST {
-            for (pos, slots) in &self.rings {
+            for (pos, slots) in &mut self.rings {
                 let at = pos.load(Ordering::Relaxed);
                 // Relaxed: a floor measurement; the cost is the locked RMW.
                 if pos
                     .compare_exchange(at, at + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
                 {
+                    let (stamp, slot) = &mut slots[i];
+                    *slot = black_box(value).clone();
                     // Release, as a ring's stamp store (the drain's Acquire
                     // load below pairs with it): the floor pays the same.
-                    slots[i].store(black_box(value), Ordering::Release);
+                    stamp.store(at + 1, Ordering::Release);
                 }
             }
         }
         let mut n = 0;
         for (_, slots) in &self.rings {
-            for slot in slots {
+            for (stamp, slot) in slots {
                 // Acquire: pairs with the Release store above.
-                black_box(slot.load(Ordering::Acquire));
+                black_box(stamp.load(Ordering::Acquire));
+                black_box(slot);
                 n += 1;
             }
         }
@@ -149,7 +156,7 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
         let mut s = EvbusSoloFanout::<T>::new(k, BURST);
         let mut t = TokioFanout::<T>::new(k, BURST);
         let mut c = CrossbeamFanout::<T>::new(k, BURST);
-        let mut floor = CasFloor::new(k);
+        let mut floor = CasFloor::<T>::new(k);
         let v = T::default();
         // Five-way interleave: multi-producer evbus, single-producer evbus,
         // the CAS floor and both peers, round by round.
@@ -158,7 +165,7 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             cfg.rounds,
             || {
                 sv.push(ns_per(cfg.iters, || burst_then_drain(&mut s, &v, BURST)));
-                fv.push(ns_per(cfg.iters, || floor.burst_then_drain(7)));
+                fv.push(ns_per(cfg.iters, || floor.burst_then_drain(&v)));
                 ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST))
             },
             || ns_per(cfg.iters, || burst_then_drain(&mut t, &v, BURST)),
@@ -172,10 +179,10 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             crossbeam: Some(cv),
             note: format!("burst {BURST}, drained on the same thread"),
         });
-        if payload == "u64" {
+        {
             let floor = median(fv);
             rows.push(Row {
-                scenario: format!("1f. floor: one CAS + one store per delivery, K={k}"),
+                scenario: format!("1f. floor: one CAS + one slot write per delivery, {payload}, K={k}"),
                 unit: "ns/delivery",
                 evbus: floor,
                 tokio: None,

@@ -100,8 +100,12 @@ fn interleaved(
 /// loads and payload reads, as scenario 1 does. No routing, no counters.
 /// With a `u64` payload the slot is 16 bytes; with 64 B, 72 as in a ring.
 struct CasFloor<T> {
-    rings: Vec<(crossbeam_utils::CachePadded<AtomicU64>, Vec<(AtomicU64, T)>)>,
+    rings: Vec<FloorRing<T>>,
 }
+
+/// One ring of the [`CasFloor`]: its position, and its slots, each a stamp
+/// and a payload.
+type FloorRing<T> = (crossbeam_utils::CachePadded<AtomicU64>, Vec<(AtomicU64, T)>);
 
 impl<T: Clone + Default> CasFloor<T> {
     fn new(k: usize) -> Self {

@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::{Kind, TIMEOUT, Tally};
-use evbus_core::{Bus, Event, TryRecvError};
+use evbus_core::{Bus, Event, Filter, Publisher, SubscribeOptions, Subscription, TryRecvError};
 
 /// What a [`Trap`] does, shared by every copy of it.
 #[derive(Default)]
@@ -332,4 +332,100 @@ fn a_panicking_drop_of_an_event_received_is_the_receivers_own() {
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
     drop(sub);
     assert!(matches!(bus.subscribe(">").map(|_| ()), Ok(())));
+}
+
+/// Three `DropNewest` rings of capacity 1 on one route, each holding event
+/// 1, and a `Publisher` that found the route full twice in a row since
+/// (events 2 and 3), so that it now remembers it full (`full_route.rs`).
+fn route_remembered_full(
+    bus: &Bus<Trap>,
+    control: &Arc<Control>,
+    tally: &Arc<Tally>,
+) -> (Vec<Subscription<Trap>>, Publisher<Trap>) {
+    let one = SubscribeOptions::new().capacity(1);
+    let subs: Vec<_> = (0..3)
+        .map(|_| {
+            bus.subscribe_with(Filter::pattern(">").unwrap(), one.clone())
+                .unwrap()
+        })
+        .collect();
+    let mut publisher = bus.publisher();
+    let mut report = |seq| {
+        let r = publisher.publish(Trap::new(seq, control, tally)).unwrap();
+        (r.matched, r.accepted, r.dropped)
+    };
+    assert_eq!(report(1), (3, 3, 0));
+    assert_eq!(report(2), (3, 0, 3));
+    assert_eq!(report(3), (3, 0, 3));
+    (subs, publisher)
+}
+
+/// Each subscription's `(delivered, dropped)`.
+fn counts(subs: &[Subscription<Trap>]) -> Vec<(u64, u64)> {
+    subs.iter()
+        .map(|s| (s.stats().delivered, s.stats().dropped))
+        .collect()
+}
+
+#[test]
+fn a_panicking_drop_on_a_route_remembered_full_is_counted() {
+    // The remembered route refuses every ring without making a value, then
+    // drops the event: its panic reaches the publisher after the counts.
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let (mut subs, mut publisher) = route_remembered_full(&bus, &control, &tally);
+    control.panic_on_drop.store(1, Ordering::SeqCst);
+    let event = Trap::new(4, &control, &tally);
+    let outcome = catch_unwind(AssertUnwindSafe(|| publisher.publish(event)));
+    control.panic_on_drop.store(0, Ordering::SeqCst);
+    assert!(outcome.is_err(), "the drop's panic reaches the publisher");
+    assert_eq!(counts(&subs), [(1, 3); 3], "each ring counted the refusal");
+    // The memory still answers: full rings refuse, a drained one takes.
+    let r = publisher.publish(Trap::new(5, &control, &tally)).unwrap();
+    assert_eq!((r.matched, r.accepted, r.dropped), (3, 0, 3));
+    assert_eq!(subs[2].try_recv().map(|t| t.seq), Ok(1));
+    let r = publisher.publish(Trap::new(6, &control, &tally)).unwrap();
+    assert_eq!((r.matched, r.accepted, r.dropped), (3, 1, 2));
+    assert_eq!(subs[2].try_recv().map(|t| t.seq), Ok(6));
+    assert_eq!(counts(&subs), [(1, 5), (1, 5), (2, 4)]);
+    drop(publisher);
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 6);
+    assert_eq!((snap.delivered, snap.dropped), (4, 14));
+    drop(subs);
+    drop(bus);
+    tally.assert_all_dropped();
+}
+
+#[test]
+fn a_panicking_clone_past_a_route_remembered_full_is_counted() {
+    // The first ring still refuses; the second has room, so the publish
+    // clones for it, and that clone panics: the second and third ring count
+    // a drop each, as in a publish that remembered nothing.
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let (mut subs, mut publisher) = route_remembered_full(&bus, &control, &tally);
+    assert_eq!(subs[1].try_recv().map(|t| t.seq), Ok(1));
+    let next = control.clones.load(Ordering::SeqCst) + 1;
+    control.panic_on_clone.store(next, Ordering::SeqCst);
+    let event = Trap::new(4, &control, &tally);
+    let outcome = catch_unwind(AssertUnwindSafe(|| publisher.publish(event)));
+    assert!(outcome.is_err(), "the clone's panic reaches the publisher");
+    assert_eq!(counts(&subs), [(1, 3); 3]);
+    assert_eq!(subs[1].try_recv().err(), Some(TryRecvError::Empty));
+    // The next publish: the first ring refuses, the second takes a clone,
+    // the third (full) refuses.
+    let r = publisher.publish(Trap::new(5, &control, &tally)).unwrap();
+    assert_eq!((r.matched, r.accepted, r.dropped), (3, 1, 2));
+    assert_eq!(subs[1].try_recv().map(|t| t.seq), Ok(5));
+    assert_eq!(counts(&subs), [(1, 4), (2, 3), (1, 4)]);
+    drop(publisher);
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 5);
+    assert_eq!((snap.delivered, snap.dropped), (4, 11));
+    drop(subs);
+    drop(bus);
+    tally.assert_all_dropped();
 }

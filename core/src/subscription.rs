@@ -138,6 +138,14 @@ impl<E> Subscription<E> {
         self.since_sample = (self.since_sample + 1) % SAMPLE_EVERY;
     }
 
+    /// [`Subscription::sampled_take`] for `n` receives in a row, the first
+    /// of them sampled if a sample is due.
+    #[inline]
+    fn sampled_takes(&mut self, n: usize) {
+        self.sampled_take();
+        self.since_sample = ((self.since_sample as usize + n - 1) % SAMPLE_EVERY as usize) as u32;
+    }
+
     /// Blocks until an event arrives or the subscription is closed and
     /// drained. Spins briefly, then parks.
     ///
@@ -296,18 +304,44 @@ impl<E> Subscription<E> {
     fn take_bounded(&mut self, max: usize, mut f: impl FnMut(E)) -> usize {
         let ring = &self.handle.entry.ring;
         if ring.policy() == Overflow::DropOldest {
-            // Overwrites race the receiver: take event by event, so each lag
-            // report is taken (and skipped) where it falls.
+            // Overwrites race the receiver: a lag report falls where the gap
+            // is, and is not an event; keep draining past it.
             let mut taken = 0;
             while taken < max {
-                match self.try_recv() {
-                    Ok(v) => {
-                        f(v);
-                        taken += 1;
+                if self
+                    .handle
+                    .entry
+                    .ring
+                    .take_lag(&mut self.own_head)
+                    .is_some()
+                {
+                    continue;
+                }
+                // The first event alone when a sample is due, as below.
+                let batch = if self.since_sample == 0 {
+                    1
+                } else {
+                    max - taken
+                };
+                // SAFETY: `&mut self` makes this the only consumer, as in
+                // `try_recv`.
+                let (n, stopped) = unsafe {
+                    self.handle
+                        .entry
+                        .ring
+                        .pop_each_oldest(&mut self.own_head, batch, &mut f)
+                };
+                taken += n;
+                if n != 0 {
+                    self.sampled_takes(n);
+                }
+                match stopped {
+                    None | Some(PopError::Lagged) => {}
+                    Some(PopError::Empty) => {
+                        self.since_sample = 0;
+                        break;
                     }
-                    // A lag report is not an event; keep draining.
-                    Err(TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
+                    Some(PopError::Disconnected) => break,
                 }
             }
             return taken;

@@ -290,14 +290,42 @@ impl<T> Ring<T> {
     /// - As [`Ring::try_pop`].
     #[inline]
     pub(crate) unsafe fn try_pop_oldest(&self, own: &mut usize) -> Result<T, PopError> {
+        let mut value = None;
+        // SAFETY: the caller's contract, passed on.
+        let (_, stopped) = unsafe { self.pop_each_oldest(own, 1, |v| value = Some(v)) };
+        // One taken, or a reason to stop: `stopped` is never `None` then.
+        value.ok_or(stopped.unwrap_or(PopError::Empty))
+    }
+
+    /// [`Ring::try_pop_oldest`] up to `max` times, handing each value to
+    /// `f`; stops early at a gap (`Lagged`, for the caller to report with
+    /// `take_lag`), an empty ring or a closed one. Returns how many it took,
+    /// and why it stopped early.
+    ///
+    /// Each value goes to `f` from the branch that took it: passed through
+    /// a `Result` and the caller's own, a 64-byte event was copied at
+    /// overlapping offsets that stalled store forwarding, and a drain of
+    /// such events cost 10 x one of `u64`s.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::try_pop`].
+    #[inline]
+    pub(crate) unsafe fn pop_each_oldest(
+        &self,
+        own: &mut usize,
+        max: usize,
+        mut f: impl FnMut(T),
+    ) -> (usize, Option<PopError>) {
         debug_assert_eq!(self.policy, Overflow::DropOldest);
         let backoff = Backoff::new();
-        loop {
+        let mut taken = 0;
+        while taken < max {
             // Relaxed: only the consumer and `force_push` write `head`; the
             // CAS below settles any race with an eviction.
             let head = self.head.load(Ordering::Relaxed);
             if head != *own {
-                return Err(PopError::Lagged);
+                return (taken, Some(PopError::Lagged));
             }
             let slot = self.slot(head);
             // Acquire: pairs with the producer's Release stamp store (step 2).
@@ -311,21 +339,23 @@ impl<T> Ring<T> {
                     .compare_exchange(head, new_head, Ordering::AcqRel, Ordering::Relaxed)
                     .is_err()
                 {
-                    return Err(PopError::Lagged);
+                    return (taken, Some(PopError::Lagged));
                 }
                 *own = new_head;
                 // SAFETY: `stamp == head + 1` (Acquire), and the CAS made the
                 // slot ours.
                 let value = unsafe { self.take(slot, head) };
-                return Ok(value);
+                taken += 1;
+                f(value);
             } else if stamp == head {
                 if let Some(err) = self.unwritten(head, &backoff) {
-                    return Err(err);
+                    return (taken, Some(err));
                 }
             } else {
                 // An eviction moved `head` under us; the next round reports it.
                 backoff.snooze();
             }
         }
+        (taken, None)
     }
 }

@@ -603,6 +603,8 @@ mod tests {
         #![proptest_config(crate::test_strategies::config())]
 
         #[test]
+
+        #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
         fn matches_brute_force(
             ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 12 } else { 40 }),
             topics in prop::collection::vec(topic_strategy(SEGMENTS), 1..8),

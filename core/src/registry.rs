@@ -386,6 +386,7 @@ mod tests {
         /// every step; and every earlier snapshot still routes as it did,
         /// although its successors share its structure.
         #[test]
+        #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
         fn incremental_routes_equal_a_rebuild(
             ops in prop::collection::vec(op_strategy(), 0..if cfg!(miri) { 16 } else { 48 }),
             probes in prop::collection::vec(topic_strategy(SEGMENTS), 1..6),

@@ -204,7 +204,7 @@ fn run_guarded(ops: &[Op]) -> Result<Seen, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(common::proptest_config(256, 16))]
+    #![proptest_config(common::proptest_config(256, 8))]
 
     #[test]
     fn bus_matches_model(ops in prop::collection::vec(op(), 1..MAX_OPS)) {

@@ -405,7 +405,7 @@ fn text_strategy(wild: bool) -> impl Strategy<Value = String> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 8 } else { 512 },
+        cases: if cfg!(miri) { 2 } else { 512 },
         // No regression files: Miri's isolation forbids file access.
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -474,6 +474,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
     fn insert_get_remove() {
         let mut trie: HashTrie<u64, u32> = HashTrie::default();
         let mut model = BTreeMap::new();
@@ -536,6 +537,7 @@ mod tests {
         /// full; the trie still agrees with a `BTreeMap`, and every
         /// earlier clone keeps its contents.
         #[test]
+        #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
         fn matches_btree_map(ops in prop::collection::vec((any::<bool>(), 0..64u64, any::<u32>()), 0..if cfg!(miri) { 40 } else { 200 })) {
             let mut trie: HashTrie<u64, u32, Narrow> = HashTrie::default();
             let mut model = BTreeMap::new();

@@ -582,6 +582,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
     fn insert_get_remove_across_levels() {
         // Three levels or more, keys in order and scattered.
         fn run<const L: usize, const B: usize>(n: u64) {
@@ -664,6 +665,7 @@ mod tests {
         /// it agrees with a `BTreeMap`, and keeps its shape, after every
         /// step, and every earlier clone keeps its contents.
         #[test]
+        #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
         fn matches_btree_map(
             ops in prop::collection::vec(
                 (0..3u8, 0..96u64, any::<u32>()),

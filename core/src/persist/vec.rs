@@ -252,6 +252,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "no unsafe code to check; slow under Miri")]
     fn push_get_set_across_levels() {
         let n: u32 = if cfg!(miri) { 1_100 } else { 40_000 };
         let mut v = PVec::default();

@@ -337,65 +337,92 @@ fn a_panicking_drop_of_an_event_received_is_the_receivers_own() {
 /// Three `DropNewest` rings of capacity 1 on one route, each holding event
 /// 1, and a `Publisher` that found the route full twice in a row since
 /// (events 2 and 3), so that it now remembers it full (`full_route.rs`).
-fn route_remembered_full(
-    bus: &Bus<Trap>,
-    control: &Arc<Control>,
-    tally: &Arc<Tally>,
-) -> (Vec<Subscription<Trap>>, Publisher<Trap>) {
-    let one = SubscribeOptions::new().capacity(1);
-    let subs: Vec<_> = (0..3)
-        .map(|_| {
-            bus.subscribe_with(Filter::pattern(">").unwrap(), one.clone())
-                .unwrap()
-        })
-        .collect();
-    let mut publisher = bus.publisher();
-    let mut report = |seq| {
-        let r = publisher.publish(Trap::new(seq, control, tally)).unwrap();
-        (r.matched, r.accepted, r.dropped)
-    };
-    assert_eq!(report(1), (3, 3, 0));
-    assert_eq!(report(2), (3, 0, 3));
-    assert_eq!(report(3), (3, 0, 3));
-    (subs, publisher)
+struct RememberedFull {
+    tally: Arc<Tally>,
+    control: Arc<Control>,
+    bus: Bus<Trap>,
+    subs: Vec<Subscription<Trap>>,
+    publisher: Publisher<Trap>,
 }
 
-/// Each subscription's `(delivered, dropped)`.
-fn counts(subs: &[Subscription<Trap>]) -> Vec<(u64, u64)> {
-    subs.iter()
-        .map(|s| (s.stats().delivered, s.stats().dropped))
-        .collect()
+impl RememberedFull {
+    fn new() -> Self {
+        let bus = Bus::<Trap>::new();
+        let one = SubscribeOptions::new().capacity(1);
+        let subs = (0..3)
+            .map(|_| {
+                bus.subscribe_with(Filter::pattern(">").unwrap(), one.clone())
+                    .unwrap()
+            })
+            .collect();
+        let mut route = Self {
+            tally: Tally::new(),
+            control: Arc::new(Control::default()),
+            publisher: bus.publisher(),
+            bus,
+            subs,
+        };
+        assert_eq!(route.publish(1), (3, 3, 0));
+        assert_eq!(route.publish(2), (3, 0, 3));
+        assert_eq!(route.publish(3), (3, 0, 3));
+        route
+    }
+
+    fn event(&self, seq: u64) -> Trap {
+        Trap::new(seq, &self.control, &self.tally)
+    }
+
+    /// Publishes event `seq`: `(matched, accepted, dropped)`.
+    fn publish(&mut self, seq: u64) -> (u32, u32, u32) {
+        let r = self.publisher.publish(self.event(seq)).unwrap();
+        (r.matched, r.accepted, r.dropped)
+    }
+
+    /// Publishes event `seq`, whose user code panics; the panic must reach
+    /// the publisher.
+    fn publish_panicking(&mut self, seq: u64) {
+        let event = self.event(seq);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.publisher.publish(event)));
+        assert!(outcome.is_err(), "the panic reaches the publisher");
+    }
+
+    /// Each subscription's `(delivered, dropped)`.
+    fn counts(&self) -> Vec<(u64, u64)> {
+        self.subs
+            .iter()
+            .map(|s| (s.stats().delivered, s.stats().dropped))
+            .collect()
+    }
+
+    /// Drops everything, checking the bus totals on the way and that every
+    /// payload was dropped exactly once.
+    fn finish(self, published: u64, delivered: u64, dropped: u64) {
+        drop(self.publisher);
+        let snap = self.bus.snapshot();
+        assert_eq!(snap.published, published);
+        assert_eq!((snap.delivered, snap.dropped), (delivered, dropped));
+        drop(self.subs);
+        drop(self.bus);
+        self.tally.assert_all_dropped();
+    }
 }
 
 #[test]
 fn a_panicking_drop_on_a_route_remembered_full_is_counted() {
     // The remembered route refuses every ring without making a value, then
     // drops the event: its panic reaches the publisher after the counts.
-    let tally = Tally::new();
-    let control = Arc::new(Control::default());
-    let bus = Bus::<Trap>::new();
-    let (mut subs, mut publisher) = route_remembered_full(&bus, &control, &tally);
-    control.panic_on_drop.store(1, Ordering::SeqCst);
-    let event = Trap::new(4, &control, &tally);
-    let outcome = catch_unwind(AssertUnwindSafe(|| publisher.publish(event)));
-    control.panic_on_drop.store(0, Ordering::SeqCst);
-    assert!(outcome.is_err(), "the drop's panic reaches the publisher");
-    assert_eq!(counts(&subs), [(1, 3); 3], "each ring counted the refusal");
+    let mut route = RememberedFull::new();
+    route.control.panic_on_drop.store(1, Ordering::SeqCst);
+    route.publish_panicking(4);
+    route.control.panic_on_drop.store(0, Ordering::SeqCst);
+    assert_eq!(route.counts(), [(1, 3); 3], "each ring counted the refusal");
     // The memory still answers: full rings refuse, a drained one takes.
-    let r = publisher.publish(Trap::new(5, &control, &tally)).unwrap();
-    assert_eq!((r.matched, r.accepted, r.dropped), (3, 0, 3));
-    assert_eq!(subs[2].try_recv().map(|t| t.seq), Ok(1));
-    let r = publisher.publish(Trap::new(6, &control, &tally)).unwrap();
-    assert_eq!((r.matched, r.accepted, r.dropped), (3, 1, 2));
-    assert_eq!(subs[2].try_recv().map(|t| t.seq), Ok(6));
-    assert_eq!(counts(&subs), [(1, 5), (1, 5), (2, 4)]);
-    drop(publisher);
-    let snap = bus.snapshot();
-    assert_eq!(snap.published, 6);
-    assert_eq!((snap.delivered, snap.dropped), (4, 14));
-    drop(subs);
-    drop(bus);
-    tally.assert_all_dropped();
+    assert_eq!(route.publish(5), (3, 0, 3));
+    assert_eq!(route.subs[2].try_recv().map(|t| t.seq), Ok(1));
+    assert_eq!(route.publish(6), (3, 1, 2));
+    assert_eq!(route.subs[2].try_recv().map(|t| t.seq), Ok(6));
+    assert_eq!(route.counts(), [(1, 5), (1, 5), (2, 4)]);
+    route.finish(6, 4, 14);
 }
 
 #[test]
@@ -403,29 +430,17 @@ fn a_panicking_clone_past_a_route_remembered_full_is_counted() {
     // The first ring still refuses; the second has room, so the publish
     // clones for it, and that clone panics: the second and third ring count
     // a drop each, as in a publish that remembered nothing.
-    let tally = Tally::new();
-    let control = Arc::new(Control::default());
-    let bus = Bus::<Trap>::new();
-    let (mut subs, mut publisher) = route_remembered_full(&bus, &control, &tally);
-    assert_eq!(subs[1].try_recv().map(|t| t.seq), Ok(1));
-    let next = control.clones.load(Ordering::SeqCst) + 1;
-    control.panic_on_clone.store(next, Ordering::SeqCst);
-    let event = Trap::new(4, &control, &tally);
-    let outcome = catch_unwind(AssertUnwindSafe(|| publisher.publish(event)));
-    assert!(outcome.is_err(), "the clone's panic reaches the publisher");
-    assert_eq!(counts(&subs), [(1, 3); 3]);
-    assert_eq!(subs[1].try_recv().err(), Some(TryRecvError::Empty));
+    let mut route = RememberedFull::new();
+    assert_eq!(route.subs[1].try_recv().map(|t| t.seq), Ok(1));
+    let next = route.control.clones.load(Ordering::SeqCst) + 1;
+    route.control.panic_on_clone.store(next, Ordering::SeqCst);
+    route.publish_panicking(4);
+    assert_eq!(route.counts(), [(1, 3); 3]);
+    assert_eq!(route.subs[1].try_recv().err(), Some(TryRecvError::Empty));
     // The next publish: the first ring refuses, the second takes a clone,
     // the third (full) refuses.
-    let r = publisher.publish(Trap::new(5, &control, &tally)).unwrap();
-    assert_eq!((r.matched, r.accepted, r.dropped), (3, 1, 2));
-    assert_eq!(subs[1].try_recv().map(|t| t.seq), Ok(5));
-    assert_eq!(counts(&subs), [(1, 4), (2, 3), (1, 4)]);
-    drop(publisher);
-    let snap = bus.snapshot();
-    assert_eq!(snap.published, 5);
-    assert_eq!((snap.delivered, snap.dropped), (4, 11));
-    drop(subs);
-    drop(bus);
-    tally.assert_all_dropped();
+    assert_eq!(route.publish(5), (3, 1, 2));
+    assert_eq!(route.subs[1].try_recv().map(|t| t.seq), Ok(5));
+    assert_eq!(route.counts(), [(1, 4), (2, 3), (1, 4)]);
+    route.finish(5, 4, 11);
 }

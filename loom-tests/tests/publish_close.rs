@@ -1,12 +1,12 @@
-//! Models 1 (a, b, c), 4 and 7: publishes racing the close of a ring (by unsubscribe or
+//! Models 1 (a, b, c, d), 4 and 7: publishes racing the close of a ring (by unsubscribe or
 //! by shutdown). Nothing accepted is lost, nothing refused is delivered, and
 //! every report and counter agrees with what the receiver got.
 #![cfg(evbus_loom)]
 
 use evbus_core::{Overflow, PublishError, PublishReport};
 use evbus_loom_tests::{
-    Ev, bus_with_sub, drain_closed, recv_until_closed, release, spawn_publish, spawn_publisher,
-    spawn_receiver, spin_until_disconnected,
+    Ev, bus, bus_with_sub, drain_closed, recv_until_closed, release, spawn_publish,
+    spawn_publisher, spawn_receiver, spin_until_disconnected, subscribe,
 };
 use loom::{sync::Arc, thread::JoinHandle};
 
@@ -55,6 +55,48 @@ fn publish_races_unsubscribe() {
         assert_eq!(snap.delivered, u64::from(report.accepted));
         assert!(snap.subscriptions.is_empty());
         release(bus, sub, &[payload]);
+    });
+}
+
+/// Model 1d: a `Publisher`'s publish to two rings racing the unsubscribe of
+/// the first ring, while the second ring's receiver polls.
+///
+/// Property: the second ring gets the event exactly once, by the time the
+/// publish returned; the first got it exactly when the report counts it; the
+/// counters agree; no payload leaks or is dropped twice.
+///
+/// Depends on: the claim CAS on `tail` failing once `close`'s `fetch_or` set
+/// the mark bit (steps 1 and 5), for the first ring; the Release stamp store
+/// of each slot (step 2); a receiver that finds its slot claimed but
+/// unwritten answering `Empty` only while the publish is in flight, on a bus
+/// with one `Publisher` (step 5a).
+#[test]
+fn two_ring_publish_races_unsubscribe() {
+    loom::model(|| {
+        let bus = bus();
+        let mut first = subscribe(&bus, 1, Overflow::DropNewest);
+        let mut second = subscribe(&bus, 1, Overflow::DropNewest);
+        let payload = Arc::new(1);
+
+        let publisher = spawn_publisher(&bus, &[payload.clone()], |r| r.expect("an open bus"));
+        let mut got: Vec<u64> = second.try_recv().ok().iter().map(Ev::id).collect();
+        assert!(first.unsubscribe(), "nobody else closes this ring");
+        let [report] = publisher.join().unwrap();
+        got.extend(second.try_recv().ok().iter().map(Ev::id));
+        let got_first = drain_closed(&mut first);
+
+        assert_eq!(got, [1], "the open ring's event, once: {report:?}");
+        assert_eq!(report.dropped, 0);
+        assert_eq!(report.matched, report.accepted);
+        assert_eq!(report.accepted as usize, 1 + got_first.len(), "{report:?}");
+        let stats = first.stats();
+        assert_eq!(stats.delivered, got_first.len() as u64);
+        assert_eq!(second.stats().delivered, 1);
+        let snap = bus.snapshot();
+        assert_eq!(snap.published, 1);
+        assert_eq!(snap.delivered, u64::from(report.accepted));
+        drop(first);
+        release(bus, second, &[payload]);
     });
 }
 

@@ -76,9 +76,9 @@ fn two_ring_publish_races_unsubscribe() {
         let bus = bus();
         let mut first = subscribe(&bus, 1, Overflow::DropNewest);
         let mut second = subscribe(&bus, 1, Overflow::DropNewest);
-        let payload = Arc::new(1);
+        let payloads = [Arc::new(1)];
 
-        let publisher = spawn_publisher(&bus, &[payload.clone()], |r| r.expect("an open bus"));
+        let publisher = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
         let mut got: Vec<u64> = second.try_recv().ok().iter().map(Ev::id).collect();
         assert!(first.unsubscribe(), "nobody else closes this ring");
         let [report] = publisher.join().unwrap();
@@ -96,7 +96,7 @@ fn two_ring_publish_races_unsubscribe() {
         assert_eq!(snap.published, 1);
         assert_eq!(snap.delivered, u64::from(report.accepted));
         drop(first);
-        release(bus, second, &[payload]);
+        release(bus, second, &payloads);
     });
 }
 

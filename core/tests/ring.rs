@@ -14,7 +14,7 @@ use std::{
 use common::{Event, Kind, TIMEOUT, Tally, drain, ev, ev_from, opts, scaled, seqs, sub, tracked};
 use evbus_core::{
     Bus, EventKind, Filter, MAX_CAPACITY, MAX_RING_BYTES, Overflow, RecvError, RecvTimeoutError,
-    SubscribeError, SubscribeOptions, TryRecvError,
+    SubscribeError, SubscribeOptions, Subscription, TryRecvError,
 };
 
 const N: usize = scaled(10_000, 50);
@@ -561,10 +561,41 @@ fn spsc() {
 }
 
 /// Overwrites racing with the consumer: the consumer's head CAS competes
-/// with `force_push` for the oldest slot.
+/// with `force_push` for the oldest slot. Received one by one.
 #[test]
 #[cfg_attr(miri, ignore = "thread-heavy stress")]
 fn drop_oldest_stress() {
+    drop_oldest_race(true, |s, got| {
+        loop {
+            match s.try_recv() {
+                Ok(e) => got.push(e.seq),
+                Err(TryRecvError::Lagged(n)) => return n,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return 0,
+            }
+        }
+    });
+}
+
+/// As [`drop_oldest_stress`], drained with `drain_with`, which takes the
+/// events in one loop (`Ring::pop_each_oldest`) and skips each lag report
+/// where it falls: the lags are then in the subscription's `dropped`.
+#[test]
+#[cfg_attr(miri, ignore = "thread-heavy stress")]
+fn drop_oldest_drain_stress() {
+    drop_oldest_race(false, |s, got| {
+        s.drain_with(|e| got.push(e.seq));
+        0
+    });
+}
+
+/// One publisher fills `DropOldest` rings of capacity 1, 3 and 4 with `N`
+/// events while this thread takes them with `take` (which returns the lags
+/// it reported, if it `reports_lags`); every event is received once, in
+/// order, or counted as dropped, and the newest is never lost.
+fn drop_oldest_race(
+    reports_lags: bool,
+    mut take: impl FnMut(&mut Subscription<Event>, &mut Vec<u64>) -> u64,
+) {
     let tally = Tally::new();
     for cap in [1, 3, 4] {
         let bus = Bus::<Event>::new();
@@ -587,38 +618,35 @@ fn drop_oldest_stress() {
             })
         };
         barrier.wait();
-        let (mut received, mut lagged, mut last) = (0u64, 0u64, None);
+        let (mut got, mut lagged) = (Vec::new(), 0u64);
         while !producer.is_finished() || !s.is_empty() {
-            match s.try_recv() {
-                Ok(e) => {
-                    assert!(
-                        last.is_none_or(|l| e.seq > l),
-                        "FIFO: {} after {last:?}",
-                        e.seq
-                    );
-                    last = Some(e.seq);
-                    received += 1;
-                }
-                Err(TryRecvError::Lagged(n)) => lagged += n,
-                Err(TryRecvError::Empty) => thread::yield_now(),
-                Err(TryRecvError::Disconnected) => unreachable!(),
+            let before = got.len();
+            lagged += take(&mut s, &mut got);
+            if got.len() == before {
+                thread::yield_now();
             }
         }
         producer.join().unwrap();
         loop {
-            match s.try_recv() {
-                Ok(_) => received += 1,
-                Err(TryRecvError::Lagged(n)) => lagged += n,
-                Err(_) => break,
+            let before = got.len();
+            let lags = take(&mut s, &mut got);
+            lagged += lags;
+            if lags == 0 && got.len() == before {
+                break;
             }
         }
-        assert_eq!(received + lagged, N as u64);
-        assert_eq!(last, Some(N as u64 - 1), "the newest event is never lost");
-        let st = s.stats();
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO: {got:?}");
         assert_eq!(
-            (st.received, st.dropped, st.delivered),
-            (received, lagged, received)
+            got.last(),
+            Some(&(N as u64 - 1)),
+            "the newest event is never lost"
         );
+        let st = s.stats();
+        let received = got.len() as u64;
+        assert_eq!((st.received, st.delivered), (received, received));
+        assert_eq!(received + st.dropped, N as u64);
+        let reported = if reports_lags { st.dropped } else { 0 };
+        assert_eq!(lagged, reported, "{st:?}");
     }
     tally.assert_all_dropped();
 }

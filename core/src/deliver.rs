@@ -7,6 +7,9 @@
 //! [`Publisher`](crate::Publisher) is [`publish`]: refuse, resolve the
 //! route, deliver, count.
 
+mod batch;
+
+use self::batch::{BATCH_BYTES, BATCH_MIN_RINGS, Batched, deliver_batch};
 use crate::{
     error::PublishError,
     full_route::{FullRoute, refusals},
@@ -223,11 +226,27 @@ impl<E> Drop for Unreached<'_, E> {
 /// remembered route from the first one that no longer refuses on.
 #[inline]
 fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
+    if size_of::<E>() <= BATCH_BYTES && route.len() >= BATCH_MIN_RINGS {
+        return deliver_wide(route, event, lane);
+    }
     let mut tally = Tally::default();
+    deliver_each(route.iter(), event, &mut tally, lane);
+    tally.report()
+}
+
+/// Delivers `event` to each ring of `rings` on its own, through
+/// [`Ring::push_with`]: a clone to every ring but the last, which takes the
+/// original.
+#[inline(always)]
+fn deliver_each<E: Clone>(
+    mut rings: std::slice::Iter<'_, Arc<Ring<E>>>,
+    event: E,
+    tally: &mut Tally,
+    lane: Lane,
+) {
     // `rings` is the route after `ring`: the rings that a panic in user code
     // at or after `ring` leaves unreached, with `from`, the route from `ring`
     // on, for a panicking clone.
-    let mut rings = route.iter();
     loop {
         let from = rings.clone();
         let Some(ring) = rings.next() else { break };
@@ -243,6 +262,27 @@ fn deliver<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishRep
             value
         };
         tally.add(ring.push_with(make, Tail::new(rings.clone()), lane));
+    }
+}
+
+/// [`deliver`] on a wide route: batches (`deliver/batch.rs`) while the
+/// rings' pushes take the fast path; from the first ring whose push does
+/// not (a full ring, a parked consumer, a `DropOldest` ring), each ring on
+/// its own.
+#[inline(never)]
+fn deliver_wide<E: Clone>(route: &[Arc<Ring<E>>], event: E, lane: Lane) -> PublishReport {
+    let mut tally = Tally::default();
+    let mut rings = route.iter();
+    let mut event = event;
+    loop {
+        match deliver_batch(&mut rings, event, &mut tally, lane) {
+            Batched::Done => break,
+            Batched::Full(rest) if rings.len() > 1 => event = rest,
+            Batched::Full(rest) | Batched::Stopped(rest) => {
+                deliver_each(rings, rest, &mut tally, lane);
+                break;
+            }
+        }
     }
     tally.report()
 }

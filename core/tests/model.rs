@@ -210,6 +210,23 @@ proptest! {
     fn bus_matches_model(ops in prop::collection::vec(op(), 1..MAX_OPS)) {
         run_guarded(&ops)?;
     }
+
+    /// The same, from nine subscriptions to `>` (capacities 1 to 4, some
+    /// `DropOldest`): routes of 8 rings or more, whose publishes go in
+    /// batches (`core/src/deliver/batch.rs`), values first, then claims.
+    #[test]
+    fn wide_routes_match_model(
+        rings in prop::collection::vec((1..=4usize, prop::bool::weighted(0.2)), 9),
+        ops in prop::collection::vec(op(), 1..MAX_OPS),
+    ) {
+        let every = PATTERNS.iter().position(|p| *p == ">").expect("`>` is a pattern");
+        let mut all: Vec<Op> = rings
+            .into_iter()
+            .map(|(cap, oldest)| Op::Subscribe { pattern: every, cap, oldest })
+            .collect();
+        all.extend(ops);
+        run_guarded(&all)?;
+    }
 }
 
 /// A fixed sequence through every operation, so the model itself is

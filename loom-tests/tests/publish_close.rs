@@ -59,15 +59,19 @@ fn publish_races_unsubscribe() {
 }
 
 /// Model 1d: a `Publisher`'s publish to two rings racing the unsubscribe of
-/// the first ring, while the second ring's receiver polls.
+/// the first ring, while the second ring's receiver polls. Under loom a
+/// route of two rings goes in a batch (`core/src/deliver/batch.rs`: both
+/// values made, then both slots claimed, then both written), as a route of
+/// eight does otherwise.
 ///
 /// Property: the second ring gets the event exactly once, by the time the
 /// publish returned; the first got it exactly when the report counts it; the
 /// counters agree; no payload leaks or is dropped twice.
 ///
 /// Depends on: the claim CAS on `tail` failing once `close`'s `fetch_or` set
-/// the mark bit (steps 1 and 5), for the first ring; the Release stamp store
-/// of each slot (step 2); a receiver that finds its slot claimed but
+/// the mark bit (steps 1 and 5), for the first ring (its value then goes the
+/// usual way and finds the ring closed); the Release stamp store of each slot
+/// (step 2); a receiver that finds its slot claimed but
 /// unwritten answering `Empty` only while the publish is in flight, on a bus
 /// with one `Publisher` (step 5a).
 #[test]

@@ -420,6 +420,49 @@ impl<T> Ring<T> {
         true
     }
 
+    /// For a publish that makes the values of several rings before it
+    /// claims their slots (`deliver/batch.rs`): the `tail` at which this
+    /// ring's next push would take the fast path (the ring open, no consumer
+    /// parked, a free slot), or `None` for a push that goes the usual way
+    /// ([`Ring::push_with`]).
+    #[inline(always)]
+    pub(crate) fn peek_free(&self) -> Option<usize> {
+        if self.policy == Overflow::DropOldest {
+            return None;
+        }
+        // Relaxed: a hint, as at the start of `push_with`; the claim's CAS
+        // in `claim_made` compares it with the latest value.
+        let tail = self.producers.tail.load(Ordering::Relaxed);
+        if tail & self.flag_bits != 0 {
+            return None;
+        }
+        matches!(self.room(tail, self.index(tail)), Room::Free).then_some(tail)
+    }
+
+    /// Claims the slot that [`Ring::peek_free`] found free at `tail`, for a
+    /// value made since (step 1); `false` if `tail` moved meanwhile (another
+    /// claim, a close, a parked consumer). A claim that succeeds has room
+    /// still: `head` only moves on.
+    #[inline(always)]
+    pub(crate) fn claim_made(&self, tail: usize) -> bool {
+        self.claim(tail, self.after(tail, self.index(tail))).is_ok()
+    }
+
+    /// Writes `v` into the slot at `tail`, which [`Ring::claim_made`]
+    /// claimed from a `tail` without flags: no wake-up is owed (step 4).
+    #[inline(always)]
+    pub(crate) fn fill_made(&self, tail: usize, v: T) -> Push {
+        self.publish_slot(self.slot_at(self.index(tail)), tail, v)
+    }
+
+    /// Pushes `v`, a value made before its claim, from `tail`, a hint: the
+    /// rounds of [`Ring::push_with`] after its first, for a value whose
+    /// [`Ring::claim_made`] failed.
+    #[cold]
+    pub(crate) fn push_made(&self, tail: usize, v: T, rest: Tail<'_, T>, lane: Lane) -> Push {
+        self.push_contended::<fn() -> T>(tail, Some(v), None, rest, lane)
+    }
+
     /// Test builds: a push of `v` alone (no route around it), counting any
     /// refusal in the shared counter.
     #[cfg(test)]

@@ -22,7 +22,12 @@
 //!
 //! 1. *Claim.* A producer claims `pos` with a CAS on `tail`. The CAS fails if
 //!    the ring was closed (mark bit) or if the consumer parked meanwhile
-//!    (park bit), so both are observed in `tail`'s modification order.
+//!    (park bit), so both are observed in `tail`'s modification order. A
+//!    publish to a route of 8 rings or more (`deliver/batch.rs`) makes the
+//!    values of up to 8 rings, then claims their slots one after another,
+//!    then writes them: the same CAS, and still at most one claim in flight
+//!    per ring and producer, with no user code between a claim and its
+//!    stamp store.
 //! 2. *Publish a slot.* The producer writes the value, then stores the stamp
 //!    with `Release`; the consumer loads it with `Acquire`.
 //! 3. *Free a slot.* The consumer reads the value, then moves `head` past
@@ -109,7 +114,7 @@
 //! | step | what | file |
 //! |---|---|---|
 //! | encoding, 5 | positions, `Slot`, `Ring`, close, `Drop` | `ring/mod.rs` |
-//! | 1, 2 | claim and publish a slot (`push_with`), the full-ring policies (`force_push`), user code a push runs | `ring/push.rs` |
+//! | 1, 2 | claim and publish a slot (`push_with`; for a batch `peek_free`, `claim_made`, `fill_made`), the full-ring policies (`force_push`), user code a push runs | `ring/push.rs` |
 //! | 3, 5a | take and free a slot (`try_pop`, `pop_each`), `Empty` only with no claim in flight, lag before the gap | `ring/pop.rs` |
 //! | 4, 6 | waiters: park, sleep, wake; `Block` producers spinning, yielding, parking (`wait_for_space`, `park_producer`) and woken by pops (`notify_space`, `wake_space`) | `ring/park.rs` |
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |

@@ -183,20 +183,18 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             crossbeam: Some(cv),
             note: format!("burst {BURST}, drained on the same thread"),
         });
-        {
-            let floor = median(fv);
-            rows.push(Row {
-                scenario: format!("1f. floor: one CAS + one slot write per delivery, {payload}, K={k}"),
-                unit: "ns/delivery",
-                evbus: floor,
-                tokio: None,
-                crossbeam: None,
-                note: format!(
-                    "no bus: the locked RMW a multi-producer delivery needs; evbus multi-producer is {:.2} x this",
-                    ev / floor
-                ),
-            });
-        }
+        let floor = median(fv);
+        rows.push(Row {
+            scenario: format!("1f. floor: one CAS + one slot write per delivery, {payload}, K={k}"),
+            unit: "ns/delivery",
+            evbus: floor,
+            tokio: None,
+            crossbeam: None,
+            note: format!(
+                "no bus: the locked RMW a multi-producer delivery needs; evbus multi-producer is {:.2} x this",
+                ev / floor
+            ),
+        });
         rows.push(Row {
             scenario: format!("1s. per delivery, single producer, {payload}, K={k}"),
             unit: "ns/delivery",

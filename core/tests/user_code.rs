@@ -32,6 +32,21 @@ struct Control {
     panic_on_drop: AtomicUsize,
     /// Call back into this bus from `Drop`.
     reenter: Mutex<Option<Bus<Trap>>>,
+    /// Run by the clone with this number (1-based, before it would panic);
+    /// 0 never.
+    hook_on_clone: AtomicUsize,
+    /// What that clone runs: taken out before it runs, so the clones it
+    /// makes itself (by publishing) do not run it again.
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Control {
+    /// Runs `hook` in the next clone but `later` (0: the next one).
+    fn hook_clone(&self, later: usize, hook: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().unwrap() = Some(Box::new(hook));
+        let n = self.clones.load(Ordering::SeqCst) + 1 + later;
+        self.hook_on_clone.store(n, Ordering::SeqCst);
+    }
 }
 
 /// An event whose `Clone` and `Drop` are user code under the test's control.
@@ -54,6 +69,12 @@ impl Trap {
 impl Clone for Trap {
     fn clone(&self) -> Self {
         let n = self.control.clones.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.control.hook_on_clone.load(Ordering::SeqCst) {
+            let hook = self.control.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
         if n == self.control.panic_on_clone.load(Ordering::SeqCst) {
             panic!("Trap::clone number {n}");
         }
@@ -443,4 +464,143 @@ fn a_panicking_clone_past_a_route_remembered_full_is_counted() {
     assert_eq!(route.subs[1].try_recv().map(|t| t.seq), Ok(5));
     assert_eq!(route.counts(), [(1, 4), (2, 3), (1, 4)]);
     route.finish(5, 4, 11);
+}
+
+/// Nine subscriptions to `>` of capacity 4: a publish to them goes in
+/// batches (`deliver/batch.rs`: routes of 8 rings or more make every value
+/// of a batch before they claim a slot).
+fn wide_route(bus: &Bus<Trap>) -> Arc<Mutex<Vec<Option<Subscription<Trap>>>>> {
+    let opts = SubscribeOptions::new().capacity(4);
+    let subs = (0..9)
+        .map(|_| {
+            Some(
+                bus.subscribe_with(Filter::pattern(">").unwrap(), opts.clone())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    Arc::new(Mutex::new(subs))
+}
+
+/// What each subscription of `subs` holds, by sequence number (`None` for
+/// one that left).
+fn received(subs: &Mutex<Vec<Option<Subscription<Trap>>>>) -> Vec<Option<Vec<u64>>> {
+    let mut subs = subs.lock().unwrap();
+    subs.iter_mut()
+        .map(|sub| {
+            let sub = sub.as_mut()?;
+            Some(std::iter::from_fn(|| sub.try_recv().ok().map(|t| t.seq)).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn a_reentrant_clone_in_a_batch_publishes_subscribes_and_unsubscribes() {
+    // The clone for the third ring, made while the batch holds the first
+    // two values and has claimed no slot, calls back into the bus: it
+    // subscribes, publishes, and unsubscribes the first ring. Nothing
+    // deadlocks (no slot is claimed while user code runs), the nested
+    // publish comes first in every ring, the unsubscribed ring counts
+    // nothing more, and the new one gets only what was published after it
+    // joined.
+    within_timeout(|| {
+        let tally = Tally::new();
+        let control = Arc::new(Control::default());
+        let bus = Bus::<Trap>::new();
+        let subs = wide_route(&bus);
+        let mut publisher = bus.publisher();
+        let late = Arc::new(Mutex::new(None));
+        {
+            let (bus, subs, late) = (bus.clone(), Arc::clone(&subs), Arc::clone(&late));
+            let (control, tally) = (Arc::clone(&control), Arc::clone(&tally));
+            control.clone().hook_clone(2, move || {
+                let sub = bus.subscribe(">").unwrap();
+                *late.lock().unwrap() = Some(sub);
+                let nested = bus.publish(Trap::new(100, &control, &tally)).unwrap();
+                assert_eq!((nested.matched, nested.accepted), (10, 10));
+                let first = subs.lock().unwrap()[0].take().unwrap();
+                assert!(first.unsubscribe(), "the first ring closes here");
+            });
+        }
+        let report = publisher.publish(Trap::new(1, &control, &tally)).unwrap();
+        assert_eq!(
+            (report.accepted, report.dropped),
+            (8, 0),
+            "the closed ring takes nothing and counts nothing"
+        );
+        let mut expected = vec![Some(vec![100, 1]); 9];
+        expected[0] = None;
+        assert_eq!(received(&subs), expected);
+        let mut late = late.lock().unwrap().take().unwrap();
+        assert_eq!(late.try_recv().map(|t| t.seq), Ok(100));
+        assert_eq!(late.try_recv().err(), Some(TryRecvError::Empty));
+        drop(publisher);
+        let snap = bus.snapshot();
+        assert_eq!(snap.published, 2);
+        // Event 100 to the nine rings and the late one, event 1 to eight.
+        assert_eq!((snap.delivered, snap.dropped), (18, 0));
+        drop((late, subs, bus));
+        tally.assert_all_dropped();
+    });
+}
+
+#[test]
+fn a_panicking_waker_while_a_batch_unwinds_is_contained() {
+    // The clone for the third ring of a batch first parks the first ring's
+    // receiver with a waker that panics, then panics itself. The batch's
+    // unwind pushes the two values made before it; the first ring's claim
+    // finds the park bit, so its push wakes the receiver, whose waker
+    // panics inside the unwind. That second panic is contained: the
+    // clone's reaches the publisher, both values are in their rings, the
+    // rings never reached count a drop, and every payload is dropped once.
+    within_timeout(|| {
+        let tally = Tally::new();
+        let control = Arc::new(Control::default());
+        let bus = Bus::<Trap>::new();
+        let subs = wide_route(&bus);
+        let mut publisher = bus.publisher();
+        let waker = Arc::new(PanickingWaker(AtomicUsize::new(0)));
+        {
+            let (subs, waker) = (Arc::clone(&subs), Arc::clone(&waker));
+            control.hook_clone(2, move || {
+                let w = Waker::from(waker);
+                let mut subs = subs.lock().unwrap();
+                let first = subs[0].as_mut().unwrap();
+                assert!(first.poll_recv(&mut Context::from_waker(&w)).is_pending());
+            });
+        }
+        let third = control.hook_on_clone.load(Ordering::SeqCst);
+        control.panic_on_clone.store(third, Ordering::SeqCst);
+        let event = Trap::new(1, &control, &tally);
+        let panic = catch_unwind(AssertUnwindSafe(|| publisher.publish(event)))
+            .expect_err("the clone's panic reaches the publisher");
+        let message = panic.downcast_ref::<String>().map(String::as_str);
+        assert_eq!(
+            message,
+            Some(format!("Trap::clone number {third}").as_str())
+        );
+        assert_eq!(waker.0.load(Ordering::SeqCst), 1, "the receiver was woken");
+        let mut expected = vec![Some(vec![]); 9];
+        expected[0] = Some(vec![1]);
+        expected[1] = Some(vec![1]);
+        assert_eq!(received(&subs), expected);
+        let stats: Vec<_> = subs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let stats = s.as_ref().unwrap().stats();
+                (stats.delivered, stats.dropped)
+            })
+            .collect();
+        let mut expected = vec![(0, 1); 9];
+        expected[0] = (1, 0);
+        expected[1] = (1, 0);
+        assert_eq!(stats, expected);
+        drop(publisher);
+        let snap = bus.snapshot();
+        assert_eq!((snap.published, snap.delivered, snap.dropped), (1, 2, 7));
+        drop((subs, bus));
+        tally.assert_all_dropped();
+    });
 }

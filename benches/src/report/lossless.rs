@@ -1,7 +1,8 @@
 //! Scenario 9: lossless fan-out between threads. One publisher thread (the
 //! caller) publishes `n` events to `K` subscriptions, each publish waiting
 //! until every queue took the event; one consumer thread drains all `K`
-//! queues in turn (spinning 64 times on an empty pass, then yielding).
+//! queues in turn (spinning 64 times on an empty pass, then yielding). `9c.`
+//! runs the same deliveries on one thread: the ceiling of the two-thread run.
 
 use std::{
     sync::{
@@ -82,13 +83,54 @@ impl<T: Item> Job<T> for LosslessFanout {
     }
 }
 
-fn lossless_for<T: Item>(cfg: &Config, payload: &str, rows: &mut Vec<UserRow>) {
+/// The same deliveries as [`LosslessFanout`] made by one thread: it
+/// publishes a burst of [`BURST`] events, then drains them, and again. No
+/// event waits for another thread, so this is what the two-thread run could
+/// reach if moving events between cores cost nothing: the ceiling that the
+/// publish and drain paths themselves set.
+struct OneThread {
+    subscribers: usize,
+    publishes: usize,
+}
+
+/// Events published before each drain of [`OneThread`]: a quarter of the
+/// capacity, so no peer is ever full.
+const BURST: usize = CAPACITY / 4;
+
+impl<T: Item> Job<T> for OneThread {
+    type Out = Result<Vec<f64>, NotPossible>;
+
+    fn run<P: Peer<T>>(&mut self) -> Self::Out {
+        let (mut tx, mut rx) = P::build(self.subscribers, CAPACITY, true)?;
+        let value = T::default();
+        let start = Instant::now();
+        let (mut got, mut lost, mut published) = (0, 0, 0);
+        while published < self.publishes {
+            for _ in 0..BURST {
+                lost += tx.send(value.clone());
+            }
+            published += BURST;
+            got += rx.drain();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let expected = self.subscribers * published;
+        Ok(vec![
+            got as f64 / secs / 1e6,
+            (expected - got.min(expected)).max(lost) as f64,
+        ])
+    }
+}
+
+/// The rows of `job(k)` for K = 1, 4 and 16: its rate, named `scenario(k)`,
+/// and whether any peer lost a delivery.
+fn rows_for<T: Item, J: Job<T, Out = Result<Vec<f64>, NotPossible>>>(
+    cfg: &Config,
+    job: impl Fn(usize) -> J,
+    scenario: impl Fn(usize) -> String,
+    rows: &mut Vec<UserRow>,
+) {
     for k in [1usize, 4, 16] {
-        let mut job = LosslessFanout {
-            subscribers: k,
-            publishes: cfg.lossless_publishes,
-        };
-        let mut out = run_all::<T, _>(cfg.rounds, &mut job).into_iter();
+        let mut out = run_all::<T, _>(cfg.rounds, &mut job(k)).into_iter();
         let (Some(rate), Some(lost)) = (out.next(), out.next()) else {
             continue;
         };
@@ -100,7 +142,7 @@ fn lossless_for<T: Item>(cfg: &Config, payload: &str, rows: &mut Vec<UserRow>) {
             })
             .collect();
         rows.push(UserRow {
-            scenario: format!("9. lossless fan-out, 1 publisher thread, 1 consumer thread draining all K, {payload}, K={k}"),
+            scenario: scenario(k),
             unit: "M deliveries/s",
             cells: rate,
             note: format!(
@@ -117,6 +159,31 @@ fn lossless_for<T: Item>(cfg: &Config, payload: &str, rows: &mut Vec<UserRow>) {
 }
 
 pub(crate) fn lossless_fanout(cfg: &Config, rows: &mut Vec<UserRow>) {
-    lossless_for::<u64>(cfg, "u64", rows);
-    lossless_for::<Payload64>(cfg, "64 B", rows);
+    let publishes = cfg.lossless_publishes;
+    let two_threads = |subscribers| LosslessFanout {
+        subscribers,
+        publishes,
+    };
+    let one_thread = |subscribers| OneThread {
+        subscribers,
+        publishes,
+    };
+    let two = |payload: &'static str| {
+        move |k| {
+            format!(
+                "9. lossless fan-out, 1 publisher thread, 1 consumer thread draining all K, {payload}, K={k}"
+            )
+        }
+    };
+    rows_for::<u64, _>(cfg, two_threads, two("u64"), rows);
+    rows_for::<Payload64, _>(cfg, two_threads, two("64 B"), rows);
+    let one = |payload: &'static str| {
+        move |k| {
+            format!(
+                "9c. ceiling of 9.: the same deliveries on one thread (publish {BURST}, drain them, repeat), {payload}, K={k}"
+            )
+        }
+    };
+    rows_for::<u64, _>(cfg, one_thread, one("u64"), rows);
+    rows_for::<Payload64, _>(cfg, one_thread, one("64 B"), rows);
 }

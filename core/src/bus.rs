@@ -23,14 +23,14 @@ use crossbeam_utils::CachePadded;
 #[cfg(feature = "latency")]
 use crate::latency::LatencySampling;
 use crate::{
-    deliver::{To, publish},
+    deliver::{Producer, To, publish},
     error::{KindTableError, PublishError, SubscribeError},
     filter::Filter,
     kind::{Event, EventKind, kind_id},
     policy::{Overflow, SubscribeOptions},
     publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
-    ring::{Epoch, LanePool, Ring, Totals},
+    ring::{Epoch, LanePool, Lease, Ring, Totals},
     shared::{Counters, Retired, Shared, Unfolded, sub_stats},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
@@ -236,6 +236,11 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 totals: Arc::new(Totals::for_bus()),
                 unfolded: Mutex::new(Unfolded::default()),
                 epoch: Arc::new(Epoch::default()),
+                lease: if registry.solo {
+                    Lease::revoked()
+                } else {
+                    Lease::new()
+                },
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
@@ -307,8 +312,18 @@ impl<E: Clone + Send + 'static> Bus<E> {
     fn publish_inner(&self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
         // `&self`: any number of threads may publish here at once.
         self.shared.totals.second_producer();
+        // So no ring stays leased to a `Publisher` (`ring/lease.rs`, L2).
+        self.shared.lease.revoke(&self.shared.epoch);
         let registry = self.shared.registry.load();
-        publish(&registry, None, to, event, &self.shared.direct, false, None)
+        publish(
+            &registry,
+            Producer::Multi,
+            to,
+            event,
+            &self.shared.direct,
+            false,
+            None,
+        )
     }
 
     /// Subscribes to a pattern, with default options.
@@ -351,6 +366,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
         // Set once, when the bus is made; every successor registry copies it.
         let solo = self.shared.registry.load().solo;
         let ring = match (solo, options.get_overflow()) {
+            (false, Overflow::DropNewest | Overflow::Block(_)) if self.shared.lease.leasable() => {
+                ring.leased(Arc::clone(&self.shared.epoch))
+            }
             (false, _) => ring,
             (true, Overflow::DropNewest | Overflow::Block(_)) => {
                 ring.solo(Arc::clone(&self.shared.epoch))

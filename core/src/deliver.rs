@@ -14,7 +14,7 @@ use crate::{
     error::PublishError,
     full_route::{FullRoute, refusals},
     registry::Registry,
-    ring::{Epoch, Lane, Push, Ring, SoloGuard, Tail},
+    ring::{Epoch, Lane, Lease, Push, Ring, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
     sync::Arc,
@@ -94,10 +94,41 @@ impl<'a> SoloProducer<'a> {
     }
 }
 
+/// Who makes a publish, which decides how it delivers.
+#[derive(Clone, Copy)]
+pub(crate) enum Producer<'a> {
+    /// One of any number of producers: a CAS per ring.
+    Multi,
+    /// The one producer of a single-producer bus: plain stores.
+    Solo(SoloProducer<'a>),
+    /// The holder of a multi-producer bus's lease (`ring/lease.rs`): plain
+    /// stores into the rings still leased, while the lease holds.
+    Leased(LeaseHolder<'a>),
+}
+
+/// Proof that its holder took its bus's lease and has no other publish of
+/// that bus in progress.
+#[derive(Clone, Copy)]
+pub(crate) struct LeaseHolder<'a> {
+    epoch: &'a Epoch,
+    lease: &'a Lease,
+}
+
+impl<'a> LeaseHolder<'a> {
+    /// # Safety
+    ///
+    /// - The caller took `lease` ([`Lease::take`]) and has not given it
+    ///   back, `epoch` is the epoch of the same bus, and it makes no other
+    ///   publish on that bus while the value lives.
+    #[inline(always)]
+    pub(crate) unsafe fn new(epoch: &'a Epoch, lease: &'a Lease) -> Self {
+        Self { epoch, lease }
+    }
+}
+
 /// One publish on a loaded `registry`: refuse, resolve `to`, count it in
-/// `counters` (as their single `owner`, or shared), deliver (as `solo`, the
-/// single producer, if given), then count it as unmatched if no ring took
-/// part. Counted before the delivery, so that a publish a panic in user code
+/// `counters` (as their single `owner`, or shared), deliver (as `producer`
+/// says), then count it as unmatched if no ring took part. Counted before the delivery, so that a publish a panic in user code
 /// cuts short (`E::clone`, a task waker, the event's `Drop`) still counts;
 /// with no route, the unmatched count also comes before the event's `Drop`.
 /// The rings a cut-short publish missed count a drop (`Unreached`, and the
@@ -112,16 +143,16 @@ impl<'a> SoloProducer<'a> {
 #[inline(always)]
 pub(crate) fn publish<E: Clone>(
     registry: &Registry<E>,
-    solo: Option<SoloProducer<'_>>,
+    producer: Producer<'_>,
     to: To<'_>,
     event: E,
     counters: &Counters,
     owner: bool,
     full: Option<&mut FullRoute<E>>,
 ) -> Result<PublishReport, PublishError<E>> {
-    let refused = match solo {
-        Some(_) => registry.closed,
-        None => registry.refuses(),
+    let refused = match producer {
+        Producer::Solo(_) => registry.closed,
+        Producer::Multi | Producer::Leased(_) => registry.refuses(),
     };
     if refused {
         return Err(registry.refusal(event));
@@ -133,12 +164,7 @@ pub(crate) fn publish<E: Clone>(
             counters.count_unmatched(owner);
             return PublishReport::default();
         }
-        let report = match solo {
-            // SAFETY: a `SoloProducer` is the caller's proof that it is the
-            // one producer and that no other publish of it is in progress.
-            Some(solo) => unsafe { deliver_solo(solo.epoch, route, event, counters.lane) },
-            None => deliver(route, event, counters.lane),
-        };
+        let report = deliver_as(producer, route, event, counters.lane);
         if report.dropped != 0
             && let (Some(full), Some(id)) = (full, id)
         {
@@ -164,6 +190,7 @@ pub(crate) fn publish<E: Clone>(
 #[inline(never)]
 pub(crate) fn publish_held<E: Clone>(
     registry: &Registry<E>,
+    producer: Producer<'_>,
     id: u32,
     event: E,
     counters: &Counters,
@@ -183,7 +210,7 @@ pub(crate) fn publish_held<E: Clone>(
         return Ok(refusals(refused));
     }
     let route = registry.route(id);
-    let mut report = deliver(&route[refused..], event, counters.lane);
+    let mut report = deliver_as(producer, &route[refused..], event, counters.lane);
     let before = refusals(refused);
     report.matched += before.matched;
     report.dropped += before.dropped;
@@ -217,6 +244,23 @@ impl<E> Drop for Unreached<'_, E> {
     #[cold]
     fn drop(&mut self) {
         self.0.count_unreached();
+    }
+}
+
+/// Delivers `event` to each ring of `route` as `producer` does.
+#[inline(always)]
+fn deliver_as<E: Clone>(
+    producer: Producer<'_>,
+    route: &[Arc<Ring<E>>],
+    event: E,
+    lane: Lane,
+) -> PublishReport {
+    match producer {
+        Producer::Multi => deliver(route, event, lane),
+        // SAFETY: a `SoloProducer` is the caller's proof that it is the one
+        // producer and that no other publish of it is in progress.
+        Producer::Solo(solo) => unsafe { deliver_solo(solo.epoch, route, event, lane) },
+        Producer::Leased(holder) => deliver_leased(holder, route, event, lane),
     }
 }
 
@@ -301,19 +345,84 @@ unsafe fn deliver_solo<E: Clone>(
     event: E,
     lane: Lane,
 ) -> PublishReport {
-    let mut tally = Tally::default();
     if route.is_empty() {
-        return tally.report();
+        return PublishReport::default();
     }
     let guard = SoloGuard::begin(epoch, route);
+    // SAFETY: the caller's contract.
+    unsafe { deliver_guarded::<false, E>(guard, route, event, lane) }
+}
+
+/// Delivers `event` to each ring of `route` as the lease holder
+/// (`ring/lease.rs`): plain stores into the rings still leased, while the
+/// lease holds; the multi-producer way if it was revoked.
+#[inline]
+fn deliver_leased<E: Clone>(
+    holder: LeaseHolder<'_>,
+    route: &[Arc<Ring<E>>],
+    event: E,
+    lane: Lane,
+) -> PublishReport {
+    if route.is_empty() {
+        return PublishReport::default();
+    }
+    match SoloGuard::begin_leased(holder.epoch, route, holder.lease) {
+        // SAFETY: the guard saw the lease held (L2), and a `LeaseHolder` is
+        // the caller's proof that it holds it with no other publish in
+        // progress.
+        Some(guard) => unsafe { deliver_guarded::<true, E>(guard, route, event, lane) },
+        None => deliver(route, event, lane),
+    }
+}
+
+/// One push of a publish that `guard` holds: a single producer's, or
+/// (`LEASED`) the lease holder's.
+///
+/// # Safety
+///
+/// - As [`deliver_guarded`].
+#[inline(always)]
+unsafe fn push_guarded<const LEASED: bool, E, F: FnOnce() -> E>(
+    ring: &Ring<E>,
+    make: F,
+    guard: &SoloGuard<'_, E>,
+    rest: Tail<'_, E>,
+    lane: Lane,
+) -> Push {
+    if LEASED {
+        ring.push_leased(make, guard, rest, lane)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { ring.push_solo(make, guard, lane) }
+    }
+}
+
+/// Delivers `event` to each ring of `route` (not empty) in the publish that
+/// `guard` began, then settles the rings' wake-ups (S3) and ends it.
+///
+/// # Safety
+///
+/// - Without `LEASED`: as [`deliver_solo`]. With it: `guard` came from
+///   [`SoloGuard::begin_leased`] for the caller, the lease holder.
+#[inline(always)]
+unsafe fn deliver_guarded<const LEASED: bool, E: Clone>(
+    guard: SoloGuard<'_, E>,
+    route: &[Arc<Ring<E>>],
+    event: E,
+    lane: Lane,
+) -> PublishReport {
+    let mut tally = Tally::default();
     // As in `deliver`: `from` is the route from `ring` on.
     let mut rings = route.iter();
     loop {
         let from = rings.clone();
         let Some(ring) = rings.next() else { break };
         if rings.len() == 0 {
+            let rest = Tail::new(rings);
             // SAFETY: the caller's contract, and `guard` is held.
-            tally.add(unsafe { ring.push_solo(move || event, &guard, lane) });
+            tally.add(unsafe {
+                push_guarded::<LEASED, E, _>(ring, move || event, &guard, rest, lane)
+            });
             break;
         }
         // A panicking clone leaves this ring and the rest unreached; and the
@@ -329,8 +438,9 @@ unsafe fn deliver_solo<E: Clone>(
             cut_short.disarm();
             value
         };
+        let rest = Tail::new(rings.clone());
         // SAFETY: the caller's contract, and `guard` is held.
-        tally.add(unsafe { ring.push_solo(make, &guard, lane) });
+        tally.add(unsafe { push_guarded::<LEASED, E, _>(ring, make, &guard, rest, lane) });
     }
     guard.pushed();
     // Every ring, not only those that accepted: a park bit on a full or

@@ -4,7 +4,7 @@
 use std::{fmt, marker::PhantomData};
 
 use crate::{
-    deliver::{SoloProducer, To, publish, publish_held},
+    deliver::{LeaseHolder, Producer, SoloProducer, To, publish, publish_held},
     error::PublishError,
     full_route::FullRoute,
     kind::{Event, kind_id},
@@ -61,6 +61,9 @@ pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
     /// The last route found full, for a multi-producer handle
     /// (`full_route.rs`).
     full: FullRoute<E>,
+    /// This handle took its bus's lease (`ring/lease.rs`) and has not seen
+    /// it revoked: it pushes into the leased rings with plain stores.
+    leased: bool,
     mode: PhantomData<M>,
 }
 
@@ -95,11 +98,22 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
             }
         }
         shared.add_producer();
+        // The first multi-producer handle takes the lease; one made while
+        // another holds it, or after a publish through `Bus`, revokes it
+        // before its first publish (`ring/lease.rs`, L2, L3).
+        let leased = !M::SOLO && shared.lease.take();
+        if leased {
+            // The barriers of a leased publish are settled before it.
+            crate::barrier::init();
+        } else if !M::SOLO {
+            shared.lease.revoke(&shared.epoch);
+        }
         Self {
             cache: shared.registry.cache(),
             shared,
             counters,
             full: FullRoute::default(),
+            leased,
             mode: PhantomData,
         }
     }
@@ -141,28 +155,44 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
     /// delivery, and this handle's own counters.
     #[inline(always)]
     fn publish_inner(&mut self, to: To<'_>, event: E) -> Result<PublishReport, PublishError<E>> {
-        let solo = if M::SOLO {
+        let registry = self.cache.load();
+        if M::SOLO {
             // SAFETY: `M::SOLO` publishers exist only as the one
             // `SoloPublisher` of a single-producer bus, made by
             // `Bus::single_producer` and not `Clone`, and every other
             // publish on that bus is refused (`Registry::refuses`); we hold
             // `&mut self` for the whole publish, so no other is in progress.
-            Some(unsafe { SoloProducer::new(&self.shared.epoch) })
-        } else {
-            None
-        };
-        let registry = self.cache.load();
-        if M::SOLO {
-            return publish(registry, solo, to, event, &self.counters, true, None);
+            let solo = unsafe { SoloProducer::new(&self.shared.epoch) };
+            let producer = Producer::Solo(solo);
+            return publish(registry, producer, to, event, &self.counters, true, None);
         }
+        if self.leased && !self.shared.lease.held() {
+            // Revoked: a multi-producer handle from now on. A revocation
+            // this load misses is seen by the publish's own check (L2).
+            self.leased = false;
+        }
+        let producer = if self.leased {
+            // SAFETY: this handle took the lease in `new` and gives it back
+            // only when dropped; `&mut self` excludes another publish.
+            Producer::Leased(unsafe { LeaseHolder::new(&self.shared.epoch, &self.shared.lease) })
+        } else {
+            Producer::Multi
+        };
         // A route this handle found full twice in a row (`full_route.rs`).
         if let (Some(held), To::Id(id)) = (self.full.held_topic(registry), to)
             && held == id
         {
-            return publish_held(registry, id, event, &self.counters, &mut self.full);
+            return publish_held(
+                registry,
+                producer,
+                id,
+                event,
+                &self.counters,
+                &mut self.full,
+            );
         }
         let full = Some(&mut self.full);
-        publish(registry, None, to, event, &self.counters, true, full)
+        publish(registry, producer, to, event, &self.counters, true, full)
     }
 }
 
@@ -194,6 +224,10 @@ impl<E> Clone for Publisher<E, MultiProducer> {
 /// `Bus` handles) to go closes the bus.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
+        if self.leased {
+            // After this handle's last push (L2).
+            self.shared.lease.give_back();
+        }
         if self.shared.release_producer() {
             // The last one: no snapshot can be taken any more, so its
             // counters need no retiring. Its cached registry is current:

@@ -494,54 +494,81 @@ fn received(subs: &Mutex<Vec<Option<Subscription<Trap>>>>) -> Vec<Option<Vec<u64
         .collect()
 }
 
+/// A publisher of `bus` that does not hold its lease (`ring/lease.rs`), so
+/// its publishes claim with a CAS, in batches on wide routes: the second
+/// one made while the first lives revokes the lease, and rings made from
+/// then on are never leased.
+fn batching_publisher(bus: &Bus<Trap>) -> Publisher<Trap> {
+    let _holder = bus.publisher();
+    bus.publisher()
+}
+
+/// The clone for the third ring calls back into the bus: it subscribes,
+/// publishes, and unsubscribes the first ring. Nothing deadlocks, the
+/// unsubscribed ring counts nothing more, and the new one gets only what
+/// was published after it joined. `leased` says which publisher publishes
+/// first, and so what each ring sees first.
+fn reentrant_clone_publishes_subscribes_and_unsubscribes(leased: bool) {
+    let tally = Tally::new();
+    let control = Arc::new(Control::default());
+    let bus = Bus::<Trap>::new();
+    let mut publisher = if leased {
+        bus.publisher()
+    } else {
+        batching_publisher(&bus)
+    };
+    let subs = wide_route(&bus);
+    let late = Arc::new(Mutex::new(None));
+    {
+        let (bus, subs, late) = (bus.clone(), Arc::clone(&subs), Arc::clone(&late));
+        let (control, tally) = (Arc::clone(&control), Arc::clone(&tally));
+        control.clone().hook_clone(2, move || {
+            let sub = bus.subscribe(">").unwrap();
+            *late.lock().unwrap() = Some(sub);
+            let nested = bus.publish(Trap::new(100, &control, &tally)).unwrap();
+            assert_eq!((nested.matched, nested.accepted), (10, 10));
+            let first = subs.lock().unwrap()[0].take().unwrap();
+            assert!(first.unsubscribe(), "the first ring closes here");
+        });
+    }
+    let report = publisher.publish(Trap::new(1, &control, &tally)).unwrap();
+    let mut expected = vec![Some(vec![100, 1]); 9];
+    expected[0] = None;
+    if leased {
+        // The holder pushes ring by ring, each value made just before its
+        // push: the first two rings had event 1 before the callback; from
+        // the third on, the nested publish revoked the lease and converted
+        // every ring, and the holder's pushes go the multi-producer way.
+        assert_eq!((report.accepted, report.dropped), (9, 0));
+        expected[1] = Some(vec![1, 100]);
+    } else {
+        // A batch makes every value before it claims a slot: the first
+        // ring closed before its claim, so it takes nothing and counts
+        // nothing, and every ring has the nested publish first.
+        assert_eq!((report.accepted, report.dropped), (8, 0));
+    }
+    assert_eq!(received(&subs), expected);
+    let mut late = late.lock().unwrap().take().unwrap();
+    assert_eq!(late.try_recv().map(|t| t.seq), Ok(100));
+    assert_eq!(late.try_recv().err(), Some(TryRecvError::Empty));
+    drop(publisher);
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 2);
+    // Event 100 to the nine rings and the late one, event 1 to the rest.
+    let delivered = 10 + u64::from(report.accepted);
+    assert_eq!((snap.delivered, snap.dropped), (delivered, 0));
+    drop((late, subs, bus));
+    tally.assert_all_dropped();
+}
+
 #[test]
 fn a_reentrant_clone_in_a_batch_publishes_subscribes_and_unsubscribes() {
-    // The clone for the third ring, made while the batch holds the first
-    // two values and has claimed no slot, calls back into the bus: it
-    // subscribes, publishes, and unsubscribes the first ring. Nothing
-    // deadlocks (no slot is claimed while user code runs), the nested
-    // publish comes first in every ring, the unsubscribed ring counts
-    // nothing more, and the new one gets only what was published after it
-    // joined.
-    within_timeout(|| {
-        let tally = Tally::new();
-        let control = Arc::new(Control::default());
-        let bus = Bus::<Trap>::new();
-        let subs = wide_route(&bus);
-        let mut publisher = bus.publisher();
-        let late = Arc::new(Mutex::new(None));
-        {
-            let (bus, subs, late) = (bus.clone(), Arc::clone(&subs), Arc::clone(&late));
-            let (control, tally) = (Arc::clone(&control), Arc::clone(&tally));
-            control.clone().hook_clone(2, move || {
-                let sub = bus.subscribe(">").unwrap();
-                *late.lock().unwrap() = Some(sub);
-                let nested = bus.publish(Trap::new(100, &control, &tally)).unwrap();
-                assert_eq!((nested.matched, nested.accepted), (10, 10));
-                let first = subs.lock().unwrap()[0].take().unwrap();
-                assert!(first.unsubscribe(), "the first ring closes here");
-            });
-        }
-        let report = publisher.publish(Trap::new(1, &control, &tally)).unwrap();
-        assert_eq!(
-            (report.accepted, report.dropped),
-            (8, 0),
-            "the closed ring takes nothing and counts nothing"
-        );
-        let mut expected = vec![Some(vec![100, 1]); 9];
-        expected[0] = None;
-        assert_eq!(received(&subs), expected);
-        let mut late = late.lock().unwrap().take().unwrap();
-        assert_eq!(late.try_recv().map(|t| t.seq), Ok(100));
-        assert_eq!(late.try_recv().err(), Some(TryRecvError::Empty));
-        drop(publisher);
-        let snap = bus.snapshot();
-        assert_eq!(snap.published, 2);
-        // Event 100 to the nine rings and the late one, event 1 to eight.
-        assert_eq!((snap.delivered, snap.dropped), (18, 0));
-        drop((late, subs, bus));
-        tally.assert_all_dropped();
-    });
+    within_timeout(|| reentrant_clone_publishes_subscribes_and_unsubscribes(false));
+}
+
+#[test]
+fn a_reentrant_clone_of_the_lease_holder_revokes_from_inside_its_publish() {
+    within_timeout(|| reentrant_clone_publishes_subscribes_and_unsubscribes(true));
 }
 
 #[test]
@@ -557,8 +584,8 @@ fn a_panicking_waker_while_a_batch_unwinds_is_contained() {
         let tally = Tally::new();
         let control = Arc::new(Control::default());
         let bus = Bus::<Trap>::new();
+        let mut publisher = batching_publisher(&bus);
         let subs = wide_route(&bus);
-        let mut publisher = bus.publisher();
         let waker = Arc::new(PanickingWaker(AtomicUsize::new(0)));
         {
             let (subs, waker) = (Arc::clone(&subs), Arc::clone(&waker));

@@ -10,8 +10,10 @@
 //!
 //! `head` and `tail` are *positions*: `{ lap, park bit, mark bit, index }`,
 //! where `index < cap` is the slot and `lap` counts trips around the buffer.
-//! `mark_bit = (cap + 1).next_power_of_two()`, `park_bit = 2 * mark_bit` and
-//! `one_lap = 4 * mark_bit`. Only `tail` ever carries the two flag bits.
+//! `mark_bit = (cap + 1).next_power_of_two()`, `park_bit = 2 * mark_bit`,
+//! `lease_bit = 4 * mark_bit` and `one_lap = 8 * mark_bit`. Only `tail` ever
+//! carries the flag bits; the lease bit only while a ring is leased
+//! (`ring/lease.rs`), when `tail` holds no position.
 //!
 //! Each slot's `stamp` says what the slot holds: `stamp == pos + 1` means the
 //! value written at `pos` is ready for the consumer. In a `DropOldest` ring,
@@ -123,6 +125,7 @@
 
 mod accounting;
 mod lanes;
+mod lease;
 mod park;
 mod pop;
 mod push;
@@ -152,6 +155,7 @@ use self::{
 pub(crate) use self::{
     accounting::{Totals, fold_rings},
     lanes::{Lane, LanePool},
+    lease::Lease,
     push::Tail,
     solo::{Epoch, SoloGuard},
 };
@@ -266,6 +270,11 @@ enum Mode {
     /// cursor is the ring's `cursor` field, not part of this variant, so
     /// that its line also holds the cold counters (see [`Ring`]).
     Solo(Arc<Epoch>),
+    /// Made on a multi-producer bus whose lease (`ring/lease.rs`) was not
+    /// revoked: the single-producer protocol, with the bus's epoch, while
+    /// `tail` carries the lease bit; the multi-producer one from the
+    /// conversion that clears it.
+    Leased(Arc<Epoch>),
 }
 
 /// What producers write on every claim: on one line (with the rarer
@@ -329,8 +338,8 @@ pub(crate) struct Ring<T> {
     /// is `flag_bits`: each is one operand on the hot path instead of two or
     /// three instructions (`benches/callgrind.sh`).
     index_mask: usize,
-    /// `mark_bit | park_bit`: a `tail` with neither flag is its own
-    /// position, so a push's first round tests both flags at once and
+    /// `mark_bit | park_bit | lease_bit`: a `tail` with no flag is its own
+    /// position, so a push's first round tests every flag at once and
     /// neither masks the position nor tests the park bit after its claim.
     /// (`pos` masks with its complement, off the fast paths.)
     flag_bits: usize,
@@ -440,12 +449,12 @@ impl<T> Ring<T> {
             cap,
             mark_bit,
             park_bit: mark_bit << 1,
-            one_lap: mark_bit << 2,
+            one_lap: mark_bit << 3,
             index_mask: mark_bit - 1,
-            flag_bits: mark_bit | (mark_bit << 1),
+            flag_bits: mark_bit | (mark_bit << 1) | (mark_bit << 2),
             policy,
             mode: Mode::Multi,
-            lap_shift: (mark_bit << 2).trailing_zeros(),
+            lap_shift: (mark_bit << 3).trailing_zeros(),
             priority: 0,
             hooks: Hooks::default(),
             _producers_line: [],
@@ -504,7 +513,10 @@ impl<T> Ring<T> {
     fn tail_word(&self, order: Ordering) -> usize {
         let tail = self.producers.tail.load(order);
         match &self.mode {
-            Mode::Multi => tail,
+            Mode::Leased(_) if tail & self.lease_bit() != 0 => {
+                self.cursor.tail(order) | (tail & (self.mark_bit | self.park_bit))
+            }
+            Mode::Multi | Mode::Leased(_) => tail,
             Mode::Solo(_) => self.cursor.tail(order) | (tail & (self.mark_bit | self.park_bit)),
         }
     }
@@ -513,6 +525,14 @@ impl<T> Ring<T> {
     #[inline(always)]
     fn is_solo(&self) -> bool {
         matches!(self.mode, Mode::Solo(_))
+    }
+
+    /// The bit of `tail` that says a leased ring still runs the
+    /// single-producer protocol (`ring/lease.rs`): `4 * mark_bit`, below
+    /// the lap bits, so no position carries it.
+    #[inline(always)]
+    fn lease_bit(&self) -> usize {
+        self.mark_bit << 2
     }
 
     /// `tail` without its flag bits.
@@ -603,7 +623,12 @@ impl<T> Ring<T> {
             .producers
             .tail
             .fetch_or(self.mark_bit, Ordering::AcqRel);
-        if let Mode::Solo(epoch) = &self.mode {
+        let epoch = match &self.mode {
+            Mode::Solo(epoch) => Some(epoch),
+            Mode::Leased(epoch) if old & self.lease_bit() != 0 => Some(epoch),
+            Mode::Multi | Mode::Leased(_) => None,
+        };
+        if let Some(epoch) = epoch {
             let (first, parked) = self.close_solo(epoch, old);
             return Closed {
                 first,

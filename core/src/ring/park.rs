@@ -172,7 +172,8 @@ impl<T> Ring<T> {
     ///
     /// - Same as [`Ring::try_pop`]: the caller is the only consumer.
     pub(super) unsafe fn park(&self, waker: Option<&Waker>, deadline: Option<Instant>) -> bool {
-        if self.is_solo() {
+        if self.single_now() {
+            // Single-producer mode, or a leased ring (`ring/lease.rs`, L6).
             // SAFETY: the caller's contract, passed on.
             return unsafe { self.park_solo(waker, deadline) };
         }

@@ -267,6 +267,10 @@ impl<T> Ring<T> {
         // before this receive began wrote `tail` first, so by coherence this
         // load sees its claim, or a later value.
         let tail = self.producers.tail.load(Ordering::Relaxed);
+        if tail & self.lease_bit() != 0 {
+            // Leased: the single-producer answer (`ring/lease.rs`, L6).
+            return self.unwritten_leased(head);
+        }
         if self.pos(tail) != head {
             backoff.snooze();
             return None;

@@ -271,6 +271,12 @@ impl<T> Ring<T> {
             if tail & self.mark_bit != 0 {
                 return refuse(value, rest, Push::Closed);
             }
+            if tail & self.lease_bit() != 0 {
+                // A leased ring: this producer revoked the lease before its
+                // first publish, so it may convert it (`ring/lease.rs`, L3).
+                tail = self.convert_lease(tail);
+                continue;
+            }
             let pos = self.pos(tail);
             let (slot, index) = self.place(pos);
             let room = self.room(pos, index);
@@ -389,9 +395,12 @@ impl<T> Ring<T> {
             return None;
         }
         // Relaxed: as at the start of `push_with`.
-        let tail = self.producers.tail.load(Ordering::Relaxed);
+        let mut tail = self.producers.tail.load(Ordering::Relaxed);
         if tail & self.flag_bits != 0 {
-            return None;
+            // A leased ring's position is in its holder's cursor (the
+            // holder's memory only: every other producer converts a leased
+            // ring before it refuses into it).
+            tail = self.leased_tail(tail)?;
         }
         // Acquire: as in `room`.
         let head = self.head.load(Ordering::Acquire);

@@ -68,7 +68,10 @@ use std::{cell::Cell, task::Waker, time::Instant};
 use crossbeam_utils::CachePadded;
 
 use super::{
-    Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait, lanes::Lane, park::store_waker,
+    Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait,
+    lanes::Lane,
+    lease::{Fallback, Lease},
+    park::store_waker,
 };
 use crate::{
     barrier,
@@ -96,6 +99,34 @@ impl Epoch {
     #[inline]
     fn addr(&self) -> usize {
         self as *const Self as usize
+    }
+
+    /// Whether this thread is inside a publish of this epoch's producer
+    /// (an `E::clone` or a waker that calls back into the bus).
+    pub(super) fn publishing_here(&self) -> bool {
+        PUBLISHING.with(|p| p.get()) == self.addr()
+    }
+
+    /// Waits out a publish in flight (S2), for a caller that has made a
+    /// change the producer checks at the start of a publish (a mark bit, a
+    /// revoked lease): runs the heavy barrier that pairs with the
+    /// producer's light one in `SoloGuard::begin`, then, if the epoch is
+    /// odd, waits until it changes. Not from inside that publish
+    /// ([`Epoch::publishing_here`]), which would wait for itself.
+    pub(super) fn wait_out_publish(&self) {
+        // Pairs with the producer's light barrier in `SoloGuard::begin`.
+        barrier::heavy();
+        // Acquire: pairs with the Release epoch store that ends a publish,
+        // so its stamps (and its cursor) are visible to the caller.
+        let seen = self.0.load(Ordering::Acquire);
+        if seen & 1 == 1 {
+            // Bounded by one publish, which runs no user code but `E::clone`
+            // and a condvar notify, or by its pause before a `Block` wait.
+            let backoff = Backoff::new();
+            while self.0.load(Ordering::Acquire) == seen {
+                backoff.snooze();
+            }
+        }
     }
 }
 
@@ -134,6 +165,11 @@ pub(crate) struct SoloGuard<'a, T> {
     /// the publish (S5) moves it on.
     next: Cell<u64>,
     prev_publishing: usize,
+    /// The lease, for a publish of its holder (`ring/lease.rs`).
+    lease: Option<&'a Lease>,
+    /// The lease was found revoked when a paused publish resumed (L4): the
+    /// rest of the publish goes the multi-producer way.
+    revoked: Cell<bool>,
 }
 
 impl<'a, T> SoloGuard<'a, T> {
@@ -153,7 +189,34 @@ impl<'a, T> SoloGuard<'a, T> {
             panic: Cell::new(FirstPanic::new()),
             next: Cell::new(odd.wrapping_add(1)),
             prev_publishing,
+            lease: None,
+            revoked: Cell::new(false),
         }
+    }
+
+    /// Starts a publish of the lease holder (L2): as [`SoloGuard::begin`],
+    /// then, after its barrier, checks that `lease` is still held. `None`
+    /// (the publish's epoch ended) if it was revoked: the caller publishes
+    /// the multi-producer way, and holds the lease no more.
+    #[inline]
+    pub(crate) fn begin_leased(
+        epoch: &'a Epoch,
+        route: &'a [Arc<Ring<T>>],
+        lease: &'a Lease,
+    ) -> Option<Self> {
+        let mut guard = Self::begin(epoch, route);
+        if !lease.held() {
+            return None;
+        }
+        guard.lease = Some(lease);
+        Some(guard)
+    }
+
+    /// Whether the lease was revoked while a `Block` wait paused this
+    /// publish (L4).
+    #[inline(always)]
+    pub(crate) fn revoked(&self) -> bool {
+        self.revoked.get()
     }
 
     /// Pauses the publish before a `Block` wait parks (S5): settles every
@@ -191,8 +254,14 @@ impl<'a, T> SoloGuard<'a, T> {
         // orders it, as in `begin`.
         self.epoch.0.store(odd, Ordering::Relaxed);
         self.next.set(odd.wrapping_add(1));
-        // Pairs with the closer's heavy barrier in `close_solo` (S2).
+        // Pairs with the closer's heavy barrier in `close_solo` (S2), and
+        // with a revoker's in `Lease::revoke` (L2).
         barrier::light();
+        if let Some(lease) = self.lease
+            && !lease.held()
+        {
+            self.revoked.set(true);
+        }
     }
 
     /// Runs the barrier of step S3; call once, after every push of the
@@ -229,7 +298,7 @@ impl<T> Ring<T> {
     /// single-producer mode `tail`'s position bits are unused, so the lowest
     /// lap bit is free.
     #[inline]
-    fn final_bit(&self) -> usize {
+    pub(super) fn final_bit(&self) -> usize {
         self.one_lap
     }
 
@@ -260,6 +329,31 @@ impl<T> Ring<T> {
         // every ring, so the push needs no `Mode` match (a panicking one
         // cost the publish about 2 %, benches/src/bin/callgrind_solo.rs).
         debug_assert!(self.is_solo(), "push_solo on a multi-producer ring");
+        // SAFETY: the caller's contract, passed on.
+        match unsafe { self.push_own::<false, _>(make, guard, lane) } {
+            Ok(push) => push,
+            Err(_) => unreachable!("only a leased push falls back"),
+        }
+    }
+
+    /// The push of S1 into a ring whose only producer the caller is: a
+    /// single-producer ring, or a leased one (`LEASED`, `ring/lease.rs`).
+    /// A leased push falls back to the multi-producer protocol with what
+    /// it has ([`Fallback`]) when the lease was revoked while its `Block`
+    /// wait paused the publish, or when the value's `make` (user code)
+    /// converted or closed the ring.
+    ///
+    /// # Safety
+    ///
+    /// - As [`Ring::push_solo`], or, for `LEASED`, as
+    ///   [`Ring::push_leased`], which checked the lease bit.
+    #[inline(always)]
+    pub(super) unsafe fn push_own<const LEASED: bool, F: FnOnce() -> T>(
+        &self,
+        make: F,
+        guard: &SoloGuard<'_, T>,
+        lane: Lane,
+    ) -> Result<Push, Fallback<F, T>> {
         let cursor = &self.cursor;
         // Relaxed: only this producer writes its cursor.
         let pos = cursor.tail.load(Ordering::Relaxed);
@@ -276,15 +370,27 @@ impl<T> Ring<T> {
                 // `DropNewest` refuses inline, as in `push_with`.
                 if matches!(self.policy, Overflow::DropNewest) {
                     self.count_refusal(lane);
-                    return Push::Dropped;
+                    return Ok(Push::Dropped);
                 }
                 if let Some(push) = self.full_solo(cursor, pos, guard, lane) {
-                    return push;
+                    return Ok(push);
+                }
+                if LEASED && guard.revoked() {
+                    // Revoked while the wait paused the publish (L4).
+                    return Err(Fallback::Make(make));
                 }
             }
         }
         let slot = self.slot(pos);
         let v = make();
+        if LEASED {
+            // Relaxed: `make` is user code; a conversion or a close it made
+            // runs on this thread, before this load (L5).
+            let tail = self.producers.tail.load(Ordering::Relaxed);
+            if tail & (self.lease_bit() | self.mark_bit) != self.lease_bit() {
+                return Err(Fallback::Made(v, tail));
+            }
+        }
         // SAFETY: the only producer owns `pos`, and `head_seen` (loaded with
         // Acquire, and never ahead of `head`) is past `pos - lap`: the
         // consumer read the slot's previous value before it moved `head`.
@@ -293,9 +399,10 @@ impl<T> Ring<T> {
         unsafe { self.sample_sent(pos) };
         // Release: pairs with the consumer's Acquire stamp load (step 2).
         slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
-        // Relaxed: read only by statistics and `Drop`.
+        // Relaxed: read by statistics and `Drop`, and by a conversion
+        // (L3), which comes after this publish ends.
         cursor.tail.store(self.next(pos), Ordering::Relaxed);
-        Push::Accepted
+        Ok(Push::Accepted)
     }
 
     /// What a push does with a full ring (S1, S5) under the policies other
@@ -353,6 +460,10 @@ impl<T> Ring<T> {
                     };
                     let in_time = self.park_producer(wait.deadline(), full);
                     guard.resume();
+                    if guard.revoked() {
+                        // The caller pushes the multi-producer way (L4).
+                        return None;
+                    }
                     in_time
                 }
             };
@@ -405,21 +516,10 @@ impl<T> Ring<T> {
     #[cold]
     pub(super) fn close_solo(&self, bus_epoch: &Epoch, old: usize) -> (bool, bool) {
         let first = old & self.mark_bit == 0;
-        let epoch = &bus_epoch.0;
-        if PUBLISHING.with(|p| p.get()) != bus_epoch.addr() {
-            // Pairs with the producer's light barrier in `SoloGuard::begin`.
-            barrier::heavy();
-            // Acquire: pairs with the Release epoch store that ends a
-            // publish, so its stamps are visible before `final`.
-            let seen = epoch.load(Ordering::Acquire);
-            if seen & 1 == 1 {
-                // Bounded by one publish, which runs no user code but
-                // `E::clone` and a condvar notify.
-                let backoff = Backoff::new();
-                while epoch.load(Ordering::Acquire) == seen {
-                    backoff.snooze();
-                }
-            }
+        if !bus_epoch.publishing_here() {
+            // The stamps of the publish waited out are visible before
+            // `final`.
+            bus_epoch.wait_out_publish();
         }
         if !first {
             // Another closer is finishing: wait for its final bit, so that

@@ -118,6 +118,16 @@ mod imp {
         thread::spawn(move || events.map(|e| outcome(publisher.publish(e))))
     }
 
+    /// Revokes `bus`'s lease (`core/src/ring/lease.rs`): a second
+    /// `Publisher` made while the first lives revokes it for good, so every
+    /// publisher of `bus` claims with a CAS from now on, and rings made from
+    /// now on are never leased.
+    pub fn revoke_lease(bus: &Bus<Ev>) {
+        let holder = bus.publisher();
+        drop(bus.publisher());
+        drop(holder);
+    }
+
     /// Spawns a thread that runs `receive` on `sub`, and returns its result
     /// together with the subscription.
     pub fn spawn_receiver<T: 'static>(

@@ -5,7 +5,7 @@
 
 use evbus_core::{Overflow, PublishError, PublishReport};
 use evbus_loom_tests::{
-    Ev, bus, bus_with_sub, drain_closed, recv_until_closed, release, spawn_publish,
+    Ev, bus, bus_with_sub, drain_closed, recv_until_closed, release, revoke_lease, spawn_publish,
     spawn_publisher, spawn_receiver, spin_until_disconnected, subscribe,
 };
 use loom::{sync::Arc, thread::JoinHandle};
@@ -59,10 +59,11 @@ fn publish_races_unsubscribe() {
 }
 
 /// Model 1d: a `Publisher`'s publish to two rings racing the unsubscribe of
-/// the first ring, while the second ring's receiver polls. Under loom a
-/// route of two rings goes in a batch (`core/src/deliver/batch.rs`: both
-/// values made, then both slots claimed, then both written), as a route of
-/// eight does otherwise.
+/// the first ring, while the second ring's receiver polls. The lease
+/// revoked first, so the publisher claims with a CAS; under loom a route of
+/// two rings then goes in a batch (`core/src/deliver/batch.rs`: both values
+/// made, then both slots claimed, then both written), as a route of eight
+/// does otherwise. Model 10c runs the same race with the lease held.
 ///
 /// Property: the second ring gets the event exactly once, by the time the
 /// publish returned; the first got it exactly when the report counts it; the
@@ -78,6 +79,7 @@ fn publish_races_unsubscribe() {
 fn two_ring_publish_races_unsubscribe() {
     loom::model(|| {
         let bus = bus();
+        revoke_lease(&bus);
         let mut first = subscribe(&bus, 1, Overflow::DropNewest);
         let mut second = subscribe(&bus, 1, Overflow::DropNewest);
         let payloads = [Arc::new(1)];

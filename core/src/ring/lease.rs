@@ -280,11 +280,16 @@ impl<T> Ring<T> {
     /// What a consumer that found the slot at `head` unwritten answers
     /// while the ring is leased (L6, as S2): `Empty` until the final bit;
     /// then `Disconnected`, or `None` (look again) if the slot was written
-    /// before the close.
+    /// before the close, or if the ring was converted meanwhile (its `tail`
+    /// then holds a position, whose lap bits are no final bit).
     #[cold]
     pub(super) fn unwritten_leased(&self, head: usize) -> Option<PopError> {
         // Acquire: pairs with the closer's final `fetch_or` (S2).
-        if self.producers.tail.load(Ordering::Acquire) & self.final_bit() == 0 {
+        let tail = self.producers.tail.load(Ordering::Acquire);
+        if tail & self.lease_bit() == 0 {
+            return None;
+        }
+        if tail & self.final_bit() == 0 {
             self.found_empty();
             return Some(PopError::Empty);
         }

@@ -664,6 +664,12 @@ impl<T> Ring<T> {
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
         let tail = self.producers.tail.load(Ordering::Relaxed);
+        if !self.is_solo() && tail & self.lease_bit() == 0 {
+            // A leased ring converted since the caller looked (L6): its
+            // `tail` holds a position now. Look again, the multi-producer
+            // way.
+            return false;
+        }
         // Acquire: as in `try_pop_solo`.
         if tail & self.final_bit() != 0
             || slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1)

@@ -1,0 +1,175 @@
+//! Model 10: the lease (`core/src/ring/lease.rs`): a multi-producer bus's
+//! only `Publisher` pushes into its rings with plain stores, until a second
+//! producer revokes the lease and each ring turns to the multi-producer
+//! protocol on its next push.
+//!
+//! Loom's cells report a slot written by both protocols at once (a
+//! conversion that let a claim and a plain-store push take the same slot),
+//! and a lost wake-up as a deadlock.
+#![cfg(evbus_loom)]
+
+use evbus_core::{Bus, Overflow, PublishReport, Subscription};
+use evbus_loom_tests::{
+    Ev, bus, drain_closed, release, spawn_publisher, spawn_receiver, subscribe,
+};
+use loom::{sync::Arc, thread};
+
+/// Receives from `sub`, which nobody else produces into any more, until it
+/// is empty: the ids, in order.
+fn drain(sub: &mut Subscription<Ev>) -> Vec<u64> {
+    std::iter::from_fn(|| sub.try_recv().ok().map(|e| e.id())).collect()
+}
+
+/// Checks that `got` holds the events a holder published (`ours`, in
+/// order) and one event `theirs` from another producer, each exactly once
+/// if its report says it was accepted.
+#[track_caller]
+fn assert_each_once(got: &[u64], ours: &[(u64, PublishReport)], theirs: (u64, PublishReport)) {
+    let accepted = |(id, report): &(u64, PublishReport)| (report.accepted == 1).then_some(*id);
+    let mine: Vec<u64> = got.iter().copied().filter(|&id| id != theirs.0).collect();
+    let expected: Vec<u64> = ours.iter().filter_map(accepted).collect();
+    assert_eq!(mine, expected, "the holder's events, in order: got {got:?}");
+    let other = got.iter().filter(|&&id| id == theirs.0).count();
+    assert_eq!(other, usize::from(theirs.1.accepted == 1), "got {got:?}");
+}
+
+/// Model 10a: a publish through `Bus` (which revokes the lease, then
+/// converts the ring) racing the holder's two publishes.
+///
+/// Property: every accepted event arrives exactly once, the holder's in
+/// order; nothing is dropped (capacity 4); no slot is written twice.
+///
+/// Depends on: L2, the revoker's heavy barrier and epoch wait against the
+/// holder's odd epoch, light barrier and state load (either the holder sees
+/// the revocation and claims with a CAS, or the revoker waits for its
+/// publish to end); L3, the conversion's CAS reading the holder's cursor
+/// through the revocation's Release/Acquire chain.
+#[test]
+fn bus_publish_races_the_holders_publish() {
+    loom::model(|| {
+        let bus = bus();
+        let mut sub = subscribe(&bus, 4, Overflow::DropNewest);
+        let payloads = [Arc::new(1), Arc::new(2)];
+        let other = Arc::new(3);
+
+        let holder = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
+        let theirs = bus.publish(Ev(other.clone())).expect("an open bus");
+        let [a, b] = holder.join().unwrap();
+
+        let got = drain(&mut sub);
+        assert_each_once(&got, &[(1, a), (2, b)], (3, theirs));
+        assert_eq!(got.len(), 3, "capacity 4 drops nothing");
+        let [one, two] = payloads;
+        release(bus, sub, &[one, two, other]);
+    });
+}
+
+/// Model 10b: a second `Publisher`, made and publishing while the holder
+/// publishes: the same as 10a, with the revocation in `Publisher::new`.
+#[test]
+fn second_publisher_races_the_holders_publish() {
+    loom::model(|| {
+        let bus = bus();
+        let mut sub = subscribe(&bus, 4, Overflow::DropNewest);
+        let payloads = [Arc::new(1), Arc::new(2)];
+        let other = Arc::new(3);
+
+        let holder = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
+        let mut second = bus.publisher();
+        let theirs = second.publish(Ev(other.clone())).expect("an open bus");
+        drop(second);
+        let [a, b] = holder.join().unwrap();
+
+        let got = drain(&mut sub);
+        assert_each_once(&got, &[(1, a), (2, b)], (3, theirs));
+        assert_eq!(got.len(), 3);
+        let [one, two] = payloads;
+        release(bus, sub, &[one, two, other]);
+    });
+}
+
+/// Model 10c: model 1d with the lease held: the holder's publish to two
+/// leased rings races the unsubscribe of the first, while the second
+/// ring's receiver polls.
+///
+/// Property: as 1d: the second ring gets the event exactly once, by the
+/// time the publish returned; the first got it exactly when the report
+/// counts it; the counters agree.
+///
+/// Depends on: S2 and L6: a close that finds the lease bit waits out the
+/// holder's publish and sets the final bit; the first ring's consumer
+/// reports `Disconnected` only after it.
+#[test]
+fn holders_two_ring_publish_races_unsubscribe() {
+    loom::model(|| {
+        let bus = bus();
+        let mut first = subscribe(&bus, 1, Overflow::DropNewest);
+        let mut second = subscribe(&bus, 1, Overflow::DropNewest);
+        let payloads = [Arc::new(1)];
+
+        let publisher = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
+        let mut got: Vec<u64> = second.try_recv().ok().iter().map(Ev::id).collect();
+        assert!(first.unsubscribe(), "nobody else closes this ring");
+        let [report] = publisher.join().unwrap();
+        got.extend(second.try_recv().ok().iter().map(Ev::id));
+        let got_first = drain_closed(&mut first);
+
+        assert_eq!(got, [1], "the open ring's event, once: {report:?}");
+        assert_eq!(report.dropped, 0);
+        assert_eq!(report.accepted as usize, 1 + got_first.len(), "{report:?}");
+        assert_eq!(first.stats().delivered, got_first.len() as u64);
+        let snap = bus.snapshot();
+        assert_eq!(snap.delivered, u64::from(report.accepted));
+        drop(first);
+        release(bus, second, &payloads);
+    });
+}
+
+/// Model 10d: the holder waits on a full `Block` ring (capacity 1) while a
+/// publish through `Bus` revokes the lease and waits on the same ring; a
+/// receiver takes every event.
+///
+/// Property: the model terminates (the revoker does not wait for the
+/// parked holder, and every parked producer is woken), every event arrives
+/// exactly once, and none is dropped.
+///
+/// Depends on: S5, the holder pausing its publish (even epoch) before it
+/// parks, so the revocation's epoch wait ends; L4, the holder loading the
+/// lease state when it resumes and pushing the multi-producer way once
+/// revoked, instead of writing the slot the converted ring hands to claims.
+#[test]
+fn revocation_while_the_holder_waits_on_a_full_block_ring() {
+    loom::model(|| {
+        let bus: Bus<Ev> = bus();
+        let block = Overflow::Block(std::time::Duration::MAX);
+        let sub = subscribe(&bus, 1, block);
+        let (first, second, other) = (Arc::new(1), Arc::new(2), Arc::new(3));
+        let mut holder = bus.publisher();
+        // The ring is full before the race begins.
+        let report = holder.publish(Ev(first.clone())).expect("an open bus");
+        assert_eq!(report.accepted, 1);
+
+        let receiver = spawn_receiver(sub, |sub| {
+            let mut got: Vec<u64> = (0..3)
+                .map(|_| sub.recv().expect("an open bus").id())
+                .collect();
+            got.sort_unstable();
+            got
+        });
+        let waits = thread::spawn({
+            let event = Ev(second.clone());
+            move || holder.publish(event).expect("an open bus")
+        });
+        let theirs = bus.publish(Ev(other.clone())).expect("an open bus");
+        let ours = waits.join().unwrap();
+        let (got, sub) = receiver.join().unwrap();
+
+        assert_eq!(
+            (ours.accepted, theirs.accepted),
+            (1, 1),
+            "Block drops nothing"
+        );
+        assert_eq!(got, [1, 2, 3]);
+        release(bus, sub, &[first, second, other]);
+    });
+}

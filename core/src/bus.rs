@@ -30,7 +30,7 @@ use crate::{
     policy::{Overflow, SubscribeOptions},
     publisher::{Publisher, SoloPublisher},
     registry::{Registry, SubEntry},
-    ring::{Epoch, LanePool, Lease, Ring, Totals},
+    ring::{Epoch, LanePool, Ring, Totals},
     shared::{Counters, Retired, Shared, Unfolded, sub_stats},
     stats::{BusSnapshot, PublishReport, ShutdownReport, SubscriptionStats},
     subscription::Subscription,
@@ -235,12 +235,11 @@ impl<E: Clone + Send + 'static> Bus<E> {
                 lanes: LanePool::default(),
                 totals: Arc::new(Totals::for_bus()),
                 unfolded: Mutex::new(Unfolded::default()),
-                epoch: Arc::new(Epoch::default()),
-                lease: if registry.solo {
-                    Lease::revoked()
+                epoch: Arc::new(if registry.solo {
+                    Epoch::single_producer()
                 } else {
-                    Lease::new()
-                },
+                    Epoch::default()
+                }),
                 registry: SnapshotCell::new(Arc::new(registry)),
                 #[cfg(feature = "latency")]
                 latency: Mutex::new(None),
@@ -313,7 +312,7 @@ impl<E: Clone + Send + 'static> Bus<E> {
         // `&self`: any number of threads may publish here at once.
         self.shared.totals.second_producer();
         // So no ring stays leased to a `Publisher` (`ring/lease.rs`, L2).
-        self.shared.lease.revoke(&self.shared.epoch);
+        self.shared.epoch.revoke_lease();
         let registry = self.shared.registry.load();
         publish(
             &registry,
@@ -366,7 +365,9 @@ impl<E: Clone + Send + 'static> Bus<E> {
         // Set once, when the bus is made; every successor registry copies it.
         let solo = self.shared.registry.load().solo;
         let ring = match (solo, options.get_overflow()) {
-            (false, Overflow::DropNewest | Overflow::Block(_)) if self.shared.lease.leasable() => {
+            (false, Overflow::DropNewest | Overflow::Block(_))
+                if self.shared.epoch.lease.leasable() =>
+            {
                 ring.leased(Arc::clone(&self.shared.epoch))
             }
             (false, _) => ring,

@@ -14,7 +14,7 @@ use crate::{
     error::PublishError,
     full_route::{FullRoute, refusals},
     registry::Registry,
-    ring::{Epoch, Lane, Lease, Push, Ring, SoloGuard, Tail},
+    ring::{Epoch, Lane, Push, Ring, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
     sync::Arc,
@@ -111,18 +111,17 @@ pub(crate) enum Producer<'a> {
 #[derive(Clone, Copy)]
 pub(crate) struct LeaseHolder<'a> {
     epoch: &'a Epoch,
-    lease: &'a Lease,
 }
 
 impl<'a> LeaseHolder<'a> {
     /// # Safety
     ///
-    /// - The caller took `lease` ([`Lease::take`]) and has not given it
-    ///   back, `epoch` is the epoch of the same bus, and it makes no other
-    ///   publish on that bus while the value lives.
+    /// - The caller took the lease of `epoch`'s bus (`Lease::take`) and has
+    ///   not given it back, and makes no other publish on that bus while
+    ///   the value lives.
     #[inline(always)]
-    pub(crate) unsafe fn new(epoch: &'a Epoch, lease: &'a Lease) -> Self {
-        Self { epoch, lease }
+    pub(crate) unsafe fn new(epoch: &'a Epoch) -> Self {
+        Self { epoch }
     }
 }
 
@@ -256,11 +255,17 @@ fn deliver_as<E: Clone>(
     lane: Lane,
 ) -> PublishReport {
     match producer {
-        Producer::Multi => deliver(route, event, lane),
         // SAFETY: a `SoloProducer` is the caller's proof that it is the one
         // producer and that no other publish of it is in progress.
         Producer::Solo(solo) => unsafe { deliver_solo(solo.epoch, route, event, lane) },
-        Producer::Leased(holder) => deliver_leased(holder, route, event, lane),
+        Producer::Leased(holder) if route.len() >= LEASED_MIN_RINGS => {
+            deliver_leased(holder, route, event, lane)
+        }
+        // A route of one ring: its CAS costs less than the epoch, barriers
+        // and settle of a single-producer publish. The ring is converted
+        // (L3) if it is still leased, as its holder may: its own pushes
+        // come before.
+        Producer::Multi | Producer::Leased(_) => deliver(route, event, lane),
     }
 }
 
@@ -353,6 +358,14 @@ unsafe fn deliver_solo<E: Clone>(
     unsafe { deliver_guarded::<false, E>(guard, route, event, lane) }
 }
 
+/// The fewest rings a route has for the lease holder's publishes to use the
+/// single-producer protocol (`ring/lease.rs`). A publish to one ring pays
+/// the epoch, two barriers and the settle of S2-S3 to save one CAS: on one
+/// thread that cost 12.2 ns per delivery against 9.5 with the CAS, where
+/// four rings took 5.7 against 7.1 (`bench-report` scenario 1, BENCHMARKS.md,
+/// session 13).
+const LEASED_MIN_RINGS: usize = 2;
+
 /// Delivers `event` to each ring of `route` as the lease holder
 /// (`ring/lease.rs`): plain stores into the rings still leased, while the
 /// lease holds; the multi-producer way if it was revoked.
@@ -363,10 +376,7 @@ fn deliver_leased<E: Clone>(
     event: E,
     lane: Lane,
 ) -> PublishReport {
-    if route.is_empty() {
-        return PublishReport::default();
-    }
-    match SoloGuard::begin_leased(holder.epoch, route, holder.lease) {
+    match SoloGuard::begin_leased(holder.epoch, route) {
         // SAFETY: the guard saw the lease held (L2), and a `LeaseHolder` is
         // the caller's proof that it holds it with no other publish in
         // progress.

@@ -101,12 +101,12 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
         // The first multi-producer handle takes the lease; one made while
         // another holds it, or after a publish through `Bus`, revokes it
         // before its first publish (`ring/lease.rs`, L2, L3).
-        let leased = !M::SOLO && shared.lease.take();
+        let leased = !M::SOLO && shared.epoch.lease.take();
         if leased {
             // The barriers of a leased publish are settled before it.
             crate::barrier::init();
         } else if !M::SOLO {
-            shared.lease.revoke(&shared.epoch);
+            shared.epoch.revoke_lease();
         }
         Self {
             cache: shared.registry.cache(),
@@ -166,7 +166,7 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
             let producer = Producer::Solo(solo);
             return publish(registry, producer, to, event, &self.counters, true, None);
         }
-        if self.leased && !self.shared.lease.held() {
+        if self.leased && !self.shared.epoch.lease.held() {
             // Revoked: a multi-producer handle from now on. A revocation
             // this load misses is seen by the publish's own check (L2).
             self.leased = false;
@@ -174,7 +174,7 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
         let producer = if self.leased {
             // SAFETY: this handle took the lease in `new` and gives it back
             // only when dropped; `&mut self` excludes another publish.
-            Producer::Leased(unsafe { LeaseHolder::new(&self.shared.epoch, &self.shared.lease) })
+            Producer::Leased(unsafe { LeaseHolder::new(&self.shared.epoch) })
         } else {
             Producer::Multi
         };
@@ -226,7 +226,7 @@ impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
         if self.leased {
             // After this handle's last push (L2).
-            self.shared.lease.give_back();
+            self.shared.epoch.lease.give_back();
         }
         if self.shared.release_producer() {
             // The last one: no snapshot can be taken any more, so its

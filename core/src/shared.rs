@@ -23,7 +23,7 @@ use smallvec::SmallVec;
 use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
-    ring::{Closed, Epoch, Lane, LanePool, Lease, Ring, Totals, fold_rings},
+    ring::{Closed, Epoch, Lane, LanePool, Ring, Totals, fold_rings},
     stats::{ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
@@ -86,11 +86,10 @@ pub(crate) struct Shared<E> {
     /// The publish epoch of the single producer, on a bus made by
     /// [`Bus::single_producer`](crate::Bus::single_producer) (whether it is
     /// one is `Registry::solo`); its rings hold it for their closers.
+    /// Its lease (`epoch.lease`) says whether one `Publisher` is the only
+    /// producer of a multi-producer bus, which then pushes into its rings
+    /// as a single producer does (`ring/lease.rs`).
     pub(crate) epoch: Arc<Epoch>,
-    /// Whether one `Publisher` is the only producer of a multi-producer
-    /// bus, which then pushes into its rings as a single producer does
-    /// (`ring/lease.rs`).
-    pub(crate) lease: Lease,
     /// Latency sampling for subscriptions made from now on.
     #[cfg(feature = "latency")]
     pub(crate) latency: Mutex<Option<LatencySampling>>,

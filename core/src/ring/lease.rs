@@ -97,7 +97,7 @@ pub(crate) struct Lease {
 
 impl Lease {
     /// The lease of a multi-producer bus: free.
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             state: AtomicUsize::new(FREE),
         }
@@ -106,7 +106,7 @@ impl Lease {
     /// The lease of a bus whose rings are never leased (a single-producer
     /// bus, whose producer is single by construction): revoked from the
     /// start.
-    pub(crate) fn revoked() -> Self {
+    pub(super) fn revoked() -> Self {
         Self {
             state: AtomicUsize::new(REVOKED),
         }
@@ -149,9 +149,9 @@ impl Lease {
     /// Revokes the lease for good (L2), before the caller's first publish
     /// as a second producer: returns once no plain-store push can land any
     /// more, except from inside the holder's own publish, which cannot be
-    /// waited for (L5). `epoch` is the bus's.
+    /// waited for (L5). `epoch` is the bus's, which holds this lease.
     #[inline]
-    pub(crate) fn revoke(&self, epoch: &Epoch) {
+    pub(super) fn revoke(&self, epoch: &Epoch) {
         // Acquire: pairs with the Release store of `REVOKED` below, made by
         // the revoker that waited out the holder's last publish (L3).
         if self.state.load(Ordering::Acquire) != REVOKED {

@@ -155,7 +155,6 @@ use self::{
 pub(crate) use self::{
     accounting::{Totals, fold_rings},
     lanes::{Lane, LanePool},
-    lease::Lease,
     push::Tail,
     solo::{Epoch, SoloGuard},
 };

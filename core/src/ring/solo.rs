@@ -88,11 +88,25 @@ crate::sync::thread_local! {
     static PUBLISHING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The single producer's publish epoch, odd while it publishes (S2). One
-/// per single-producer bus, owned by the bus's shared state; each of its
-/// rings holds it for its closers.
-#[derive(Debug, Default)]
-pub(crate) struct Epoch(CachePadded<AtomicU64>);
+/// The single producer's publish epoch, odd while it publishes (S2), and
+/// the bus's lease (`ring/lease.rs`), which says whether a multi-producer
+/// bus has a single producer now. One per bus, owned by the bus's shared
+/// state; each single-producer or leased ring holds it for its closers.
+#[derive(Debug)]
+pub(crate) struct Epoch {
+    count: CachePadded<AtomicU64>,
+    pub(crate) lease: Lease,
+}
+
+impl Default for Epoch {
+    /// The epoch of a multi-producer bus, its lease free.
+    fn default() -> Self {
+        Self {
+            count: CachePadded::new(AtomicU64::new(0)),
+            lease: Lease::new(),
+        }
+    }
+}
 
 impl Epoch {
     /// The address that `PUBLISHING` holds while this bus publishes.
@@ -103,6 +117,22 @@ impl Epoch {
 
     /// Whether this thread is inside a publish of this epoch's producer
     /// (an `E::clone` or a waker that calls back into the bus).
+    /// The epoch of a single-producer bus, whose lease is never taken: its
+    /// rings are single-producer by construction.
+    pub(crate) fn single_producer() -> Self {
+        Self {
+            count: CachePadded::new(AtomicU64::new(0)),
+            lease: Lease::revoked(),
+        }
+    }
+
+    /// Revokes the bus's lease (`ring/lease.rs`, L2), before the caller's
+    /// first publish as a second producer.
+    #[inline]
+    pub(crate) fn revoke_lease(&self) {
+        self.lease.revoke(self);
+    }
+
     pub(super) fn publishing_here(&self) -> bool {
         PUBLISHING.with(|p| p.get()) == self.addr()
     }
@@ -118,12 +148,12 @@ impl Epoch {
         barrier::heavy();
         // Acquire: pairs with the Release epoch store that ends a publish,
         // so its stamps (and its cursor) are visible to the caller.
-        let seen = self.0.load(Ordering::Acquire);
+        let seen = self.count.load(Ordering::Acquire);
         if seen & 1 == 1 {
             // Bounded by one publish, which runs no user code but `E::clone`
             // and a condvar notify, or by its pause before a `Block` wait.
             let backoff = Backoff::new();
-            while self.0.load(Ordering::Acquire) == seen {
+            while self.count.load(Ordering::Acquire) == seen {
                 backoff.snooze();
             }
         }
@@ -178,8 +208,8 @@ impl<'a, T> SoloGuard<'a, T> {
     #[inline]
     pub(crate) fn begin(epoch: &'a Epoch, route: &'a [Arc<Ring<T>>]) -> Self {
         // Relaxed: only this producer writes the epoch.
-        let odd = epoch.0.load(Ordering::Relaxed).wrapping_add(1) | 1;
-        epoch.0.store(odd, Ordering::Relaxed);
+        let odd = epoch.count.load(Ordering::Relaxed).wrapping_add(1) | 1;
+        epoch.count.store(odd, Ordering::Relaxed);
         let prev_publishing = PUBLISHING.with(|p| p.replace(epoch.addr()));
         // Pairs with the closer's heavy barrier in `close_solo` (S2).
         barrier::light();
@@ -195,20 +225,16 @@ impl<'a, T> SoloGuard<'a, T> {
     }
 
     /// Starts a publish of the lease holder (L2): as [`SoloGuard::begin`],
-    /// then, after its barrier, checks that `lease` is still held. `None`
+    /// then, after its barrier, checks that the bus's lease is still held. `None`
     /// (the publish's epoch ended) if it was revoked: the caller publishes
     /// the multi-producer way, and holds the lease no more.
     #[inline]
-    pub(crate) fn begin_leased(
-        epoch: &'a Epoch,
-        route: &'a [Arc<Ring<T>>],
-        lease: &'a Lease,
-    ) -> Option<Self> {
+    pub(crate) fn begin_leased(epoch: &'a Epoch, route: &'a [Arc<Ring<T>>]) -> Option<Self> {
         let mut guard = Self::begin(epoch, route);
-        if !lease.held() {
+        if !epoch.lease.held() {
             return None;
         }
-        guard.lease = Some(lease);
+        guard.lease = Some(&epoch.lease);
         Some(guard)
     }
 
@@ -234,7 +260,7 @@ impl<'a, T> SoloGuard<'a, T> {
         self.panic.set(panic);
         // Release: as the store in `drop`: a closer that sees the even epoch
         // sees the stamps of the pushes made so far (S2).
-        self.epoch.0.store(self.next.get(), Ordering::Release);
+        self.epoch.count.store(self.next.get(), Ordering::Release);
     }
 
     /// The first panic of a waker that a pause woke, if any: the end of the
@@ -252,7 +278,7 @@ impl<'a, T> SoloGuard<'a, T> {
         let odd = self.next.get().wrapping_add(1);
         // Relaxed: only this producer writes the epoch; the barrier below
         // orders it, as in `begin`.
-        self.epoch.0.store(odd, Ordering::Relaxed);
+        self.epoch.count.store(odd, Ordering::Relaxed);
         self.next.set(odd.wrapping_add(1));
         // Pairs with the closer's heavy barrier in `close_solo` (S2), and
         // with a revoker's in `Lease::revoke` (L2).
@@ -278,7 +304,7 @@ impl<T> Drop for SoloGuard<'_, T> {
     fn drop(&mut self) {
         // Release: pairs with the closer's Acquire load of the epoch, so a
         // closer that sees the publish end sees its stamps (S2).
-        self.epoch.0.store(self.next.get(), Ordering::Release);
+        self.epoch.count.store(self.next.get(), Ordering::Release);
         PUBLISHING.with(|p| p.set(self.prev_publishing));
     }
 }

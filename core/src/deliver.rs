@@ -17,7 +17,10 @@ use crate::{
     ring::{Epoch, Lane, Push, Ring, SoloGuard, Tail},
     shared::Counters,
     stats::PublishReport,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     topic::validate_topic,
     unwind::FirstPanic,
 };
@@ -106,22 +109,58 @@ pub(crate) enum Producer<'a> {
     Leased(LeaseHolder<'a>),
 }
 
+/// What a [`Publisher`](crate::Publisher) keeps of its bus's lease
+/// (`ring/lease.rs`): the bus's epoch, which holds the lease, and whether
+/// this handle holds it, as far as it knows.
+#[derive(Debug)]
+pub(crate) struct Holding {
+    epoch: Arc<Epoch>,
+    /// Set when the handle took the lease; cleared by the first publish
+    /// that finds it revoked, so that the publishes after it claim with a
+    /// CAS at once. Only the owning handle reads or writes it (`&mut`
+    /// there, and an atomic only to keep `Publisher` `Sync`).
+    held: AtomicBool,
+}
+
+impl Holding {
+    /// What a handle of the bus whose epoch is `epoch` keeps; `held` if it
+    /// took the lease.
+    pub(crate) fn new(epoch: Arc<Epoch>, held: bool) -> Self {
+        Self {
+            epoch,
+            held: AtomicBool::new(held),
+        }
+    }
+
+    /// Whether this handle still takes the lease to hold.
+    #[inline(always)]
+    pub(crate) fn held(&self) -> bool {
+        // Relaxed: only the owning handle writes it.
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The handle goes: gives the lease back if it holds it.
+    pub(crate) fn release(&self) {
+        if self.held() {
+            self.epoch.lease.give_back();
+        }
+    }
+}
+
 /// Proof that its holder took its bus's lease and has no other publish of
 /// that bus in progress.
 #[derive(Clone, Copy)]
-pub(crate) struct LeaseHolder<'a> {
-    epoch: &'a Epoch,
-}
+pub(crate) struct LeaseHolder<'a>(&'a Holding);
 
 impl<'a> LeaseHolder<'a> {
     /// # Safety
     ///
-    /// - The caller took the lease of `epoch`'s bus (`Lease::take`) and has
-    ///   not given it back, and makes no other publish on that bus while
-    ///   the value lives.
+    /// - The caller took the lease that `holding` records
+    ///   ([`Holding::held`]) and has not given it back, and makes no other
+    ///   publish on that bus while the value lives.
     #[inline(always)]
-    pub(crate) unsafe fn new(epoch: &'a Epoch) -> Self {
-        Self { epoch }
+    pub(crate) unsafe fn new(holding: &'a Holding) -> Self {
+        Self(holding)
     }
 }
 
@@ -254,19 +293,24 @@ fn deliver_as<E: Clone>(
     event: E,
     lane: Lane,
 ) -> PublishReport {
-    match producer {
+    let event = match producer {
         // SAFETY: a `SoloProducer` is the caller's proof that it is the one
         // producer and that no other publish of it is in progress.
-        Producer::Solo(solo) => unsafe { deliver_solo(solo.epoch, route, event, lane) },
+        Producer::Solo(solo) => return unsafe { deliver_solo(solo.epoch, route, event, lane) },
         Producer::Leased(holder) if route.len() >= LEASED_MIN_RINGS => {
-            deliver_leased(holder, route, event, lane)
+            match deliver_leased(holder, route, event, lane) {
+                Ok(report) => return report,
+                Err(event) => event,
+            }
         }
         // A route of one ring: its CAS costs less than the epoch, barriers
         // and settle of a single-producer publish. The ring is converted
         // (L3) if it is still leased, as its holder may: its own pushes
         // come before.
-        Producer::Multi | Producer::Leased(_) => deliver(route, event, lane),
-    }
+        Producer::Multi | Producer::Leased(_) => event,
+    };
+    // One call site: `deliver` inlines here, as before the lease.
+    deliver(route, event, lane)
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
@@ -368,20 +412,26 @@ const LEASED_MIN_RINGS: usize = 2;
 
 /// Delivers `event` to each ring of `route` as the lease holder
 /// (`ring/lease.rs`): plain stores into the rings still leased, while the
-/// lease holds; the multi-producer way if it was revoked.
+/// lease holds. Hands the event back if the lease was revoked: the caller
+/// delivers it the multi-producer way.
 #[inline]
 fn deliver_leased<E: Clone>(
     holder: LeaseHolder<'_>,
     route: &[Arc<Ring<E>>],
     event: E,
     lane: Lane,
-) -> PublishReport {
-    match SoloGuard::begin_leased(holder.epoch, route) {
+) -> Result<PublishReport, E> {
+    match SoloGuard::begin_leased(&holder.0.epoch, route) {
         // SAFETY: the guard saw the lease held (L2), and a `LeaseHolder` is
         // the caller's proof that it holds it with no other publish in
         // progress.
-        Some(guard) => unsafe { deliver_guarded::<true, E>(guard, route, event, lane) },
-        None => deliver(route, event, lane),
+        Some(guard) => Ok(unsafe { deliver_guarded::<true, E>(guard, route, event, lane) }),
+        None => {
+            // Revoked for good: this handle claims with a CAS from now on.
+            // Relaxed: see `Holding::held`.
+            holder.0.held.store(false, Ordering::Relaxed);
+            Err(event)
+        }
     }
 }
 

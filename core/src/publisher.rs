@@ -4,7 +4,7 @@
 use std::{fmt, marker::PhantomData};
 
 use crate::{
-    deliver::{LeaseHolder, Producer, SoloProducer, To, publish, publish_held},
+    deliver::{Holding, LeaseHolder, Producer, SoloProducer, To, publish, publish_held},
     error::PublishError,
     full_route::FullRoute,
     kind::{Event, kind_id},
@@ -61,9 +61,10 @@ pub struct Publisher<E, M: DeliveryMode = MultiProducer> {
     /// The last route found full, for a multi-producer handle
     /// (`full_route.rs`).
     full: FullRoute<E>,
-    /// This handle took its bus's lease (`ring/lease.rs`) and has not seen
-    /// it revoked: it pushes into the leased rings with plain stores.
-    leased: bool,
+    /// Whether this handle took its bus's lease (`ring/lease.rs`) and has
+    /// not seen it revoked: it pushes into the leased rings with plain
+    /// stores.
+    holding: Holding,
     mode: PhantomData<M>,
 }
 
@@ -110,10 +111,10 @@ impl<E, M: DeliveryMode> Publisher<E, M> {
         }
         Self {
             cache: shared.registry.cache(),
+            holding: Holding::new(Arc::clone(&shared.epoch), leased),
             shared,
             counters,
             full: FullRoute::default(),
-            leased,
             mode: PhantomData,
         }
     }
@@ -166,15 +167,11 @@ impl<E: Clone, M: DeliveryMode> Publisher<E, M> {
             let producer = Producer::Solo(solo);
             return publish(registry, producer, to, event, &self.counters, true, None);
         }
-        if self.leased && !self.shared.epoch.lease.held() {
-            // Revoked: a multi-producer handle from now on. A revocation
-            // this load misses is seen by the publish's own check (L2).
-            self.leased = false;
-        }
-        let producer = if self.leased {
+        let producer = if self.holding.held() {
             // SAFETY: this handle took the lease in `new` and gives it back
-            // only when dropped; `&mut self` excludes another publish.
-            Producer::Leased(unsafe { LeaseHolder::new(&self.shared.epoch) })
+            // only when dropped; `&mut self` excludes another publish. A
+            // revocation is seen by the publish itself (L2).
+            Producer::Leased(unsafe { LeaseHolder::new(&self.holding) })
         } else {
             Producer::Multi
         };
@@ -224,10 +221,8 @@ impl<E> Clone for Publisher<E, MultiProducer> {
 /// `Bus` handles) to go closes the bus.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
-        if self.leased {
-            // After this handle's last push (L2).
-            self.shared.epoch.lease.give_back();
-        }
+        // After this handle's last push (L2).
+        self.holding.release();
         if self.shared.release_producer() {
             // The last one: no snapshot can be taken any more, so its
             // counters need no retiring. Its cached registry is current:

@@ -162,6 +162,19 @@ impl<'a> LeaseHolder<'a> {
     pub(crate) unsafe fn new(holding: &'a Holding) -> Self {
         Self(holding)
     }
+
+    /// Starts a publish to `route` with plain stores into its leased rings
+    /// (L2), or `None` if the lease was revoked: this handle then claims
+    /// with a CAS from now on.
+    #[inline]
+    fn begin<E>(self, route: &'a [Arc<Ring<E>>]) -> Option<SoloGuard<'a, E>> {
+        let guard = SoloGuard::begin_leased(&self.0.epoch, route);
+        if guard.is_none() {
+            // Relaxed: see `Holding::held`.
+            self.0.held.store(false, Ordering::Relaxed);
+        }
+        guard
+    }
 }
 
 /// One publish on a loaded `registry`: refuse, resolve `to`, count it in
@@ -293,24 +306,28 @@ fn deliver_as<E: Clone>(
     event: E,
     lane: Lane,
 ) -> PublishReport {
-    let event = match producer {
+    let leased = match producer {
         // SAFETY: a `SoloProducer` is the caller's proof that it is the one
         // producer and that no other publish of it is in progress.
         Producer::Solo(solo) => return unsafe { deliver_solo(solo.epoch, route, event, lane) },
-        Producer::Leased(holder) if route.len() >= LEASED_MIN_RINGS => {
-            match deliver_leased(holder, route, event, lane) {
-                Ok(report) => return report,
-                Err(event) => event,
-            }
-        }
+        Producer::Leased(holder) if route.len() >= LEASED_MIN_RINGS => holder.begin(route),
         // A route of one ring: its CAS costs less than the epoch, barriers
         // and settle of a single-producer publish. The ring is converted
         // (L3) if it is still leased, as its holder may: its own pushes
         // come before.
-        Producer::Multi | Producer::Leased(_) => event,
+        Producer::Multi | Producer::Leased(_) => None,
     };
-    // One call site: `deliver` inlines here, as before the lease.
-    deliver(route, event, lane)
+    // The event goes straight into one call or the other, not through a
+    // binding of the match (a 64-byte event then took a stack copy whose
+    // store forwarding stalled), and `deliver` has one call site, where it
+    // inlines as before the lease.
+    match leased {
+        // SAFETY: the guard saw the lease held (L2), and a `LeaseHolder` is
+        // the caller's proof that it holds it with no other publish in
+        // progress.
+        Some(guard) => unsafe { deliver_guarded::<true, E>(guard, route, event, lane) },
+        None => deliver(route, event, lane),
+    }
 }
 
 /// Delivers `event` to each ring of `route`: a clone to every ring but the
@@ -409,31 +426,6 @@ unsafe fn deliver_solo<E: Clone>(
 /// four rings took 5.7 against 7.1 (`bench-report` scenario 1, BENCHMARKS.md,
 /// session 13).
 const LEASED_MIN_RINGS: usize = 2;
-
-/// Delivers `event` to each ring of `route` as the lease holder
-/// (`ring/lease.rs`): plain stores into the rings still leased, while the
-/// lease holds. Hands the event back if the lease was revoked: the caller
-/// delivers it the multi-producer way.
-#[inline]
-fn deliver_leased<E: Clone>(
-    holder: LeaseHolder<'_>,
-    route: &[Arc<Ring<E>>],
-    event: E,
-    lane: Lane,
-) -> Result<PublishReport, E> {
-    match SoloGuard::begin_leased(&holder.0.epoch, route) {
-        // SAFETY: the guard saw the lease held (L2), and a `LeaseHolder` is
-        // the caller's proof that it holds it with no other publish in
-        // progress.
-        Some(guard) => Ok(unsafe { deliver_guarded::<true, E>(guard, route, event, lane) }),
-        None => {
-            // Revoked for good: this handle claims with a CAS from now on.
-            // Relaxed: see `Holding::held`.
-            holder.0.held.store(false, Ordering::Relaxed);
-            Err(event)
-        }
-    }
-}
 
 /// One push of a publish that `guard` holds: a single producer's, or
 /// (`LEASED`) the lease holder's.

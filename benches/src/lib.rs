@@ -165,6 +165,24 @@ pub struct EvbusFanout<T: Clone + Send + 'static> {
     rx: EvbusSubs<T>,
 }
 
+impl<T: Clone + Send + 'static> EvbusFanout<T> {
+    /// As [`Fanout::new`], on a bus whose lease is revoked before the
+    /// subscriptions exist (a second `Publisher` came and went), so that
+    /// every delivery claims its slot with a CAS, as with several
+    /// publishers at once. `new` measures the bus's only `Publisher`, which
+    /// holds the lease and delivers to routes of two rings or more with
+    /// plain stores.
+    pub fn with_lease_revoked(subscribers: usize, capacity: usize) -> Self {
+        let bus = Bus::new();
+        let publisher = bus.publisher();
+        drop(bus.publisher());
+        Self {
+            publisher,
+            rx: EvbusSubs::new(bus, subscribers, capacity),
+        }
+    }
+}
+
 impl<T: Clone + Send + 'static> Fanout<T> for EvbusFanout<T> {
     const NAME: &'static str = "evbus";
 

@@ -425,7 +425,9 @@ unsafe fn deliver_solo<E: Clone>(
 /// thread that cost 12.2 ns per delivery against 9.5 with the CAS, where
 /// four rings took 5.7 against 7.1 (`bench-report` scenario 1, BENCHMARKS.md,
 /// session 13).
-const LEASED_MIN_RINGS: usize = 2;
+/// Loom models take plain stores from one ring, to check the lease's
+/// protocol with few threads and rings.
+const LEASED_MIN_RINGS: usize = if cfg!(evbus_loom) { 1 } else { 2 };
 
 /// One push of a publish that `guard` holds: a single producer's, or
 /// (`LEASED`) the lease holder's.
@@ -477,10 +479,17 @@ unsafe fn deliver_guarded<const LEASED: bool, E: Clone>(
             });
             break;
         }
-        // A panicking clone leaves this ring and the rest unreached; and the
-        // rings already served may have a receiver parked (S3), so it
-        // settles them all.
+        // A panicking clone leaves this ring and the rest unreached; and on
+        // a single-producer bus the rings already served may have a
+        // receiver parked (S3), so it settles them all. A leased push
+        // settled its ring already (L6), as a multi-producer one wakes.
         let make = || {
+            if LEASED {
+                let unreached = Unreached(Tail::new(from));
+                let value = event.clone();
+                unreached.disarm();
+                return value;
+            }
             let cut_short = SoloCutShort {
                 _unreached: Unreached(Tail::new(from)),
                 route,
@@ -494,14 +503,17 @@ unsafe fn deliver_guarded<const LEASED: bool, E: Clone>(
         // SAFETY: the caller's contract, and `guard` is held.
         tally.add(unsafe { push_guarded::<LEASED, E, _>(ring, make, &guard, rest, lane) });
     }
-    guard.pushed();
-    // Every ring, not only those that accepted: a park bit on a full or
-    // closed ring costs one spurious wake, and tracking who accepted costs
-    // more than the loads. A waker that panics does not stop the others;
-    // the first panic may be one that a `Block` wait's pause woke (S5).
     let mut panic = guard.take_panic();
-    for ring in route {
-        ring.settle_solo(&mut panic);
+    if !LEASED {
+        guard.pushed();
+        // Every ring, not only those that accepted: a park bit on a full or
+        // closed ring costs one spurious wake, and tracking who accepted
+        // costs more than the loads. A waker that panics does not stop the
+        // others; the first panic may be one that a `Block` wait's pause
+        // woke (S5). A leased push settled its ring already (L6).
+        for ring in route {
+            ring.settle_solo(&mut panic);
+        }
     }
     drop(guard);
     panic.resume();

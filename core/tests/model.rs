@@ -213,7 +213,10 @@ proptest! {
 
     /// The same, from nine subscriptions to `>` (capacities 1 to 4, some
     /// `DropOldest`): routes of 8 rings or more, whose publishes go in
-    /// batches (`core/src/deliver/batch.rs`), values first, then claims.
+    /// batches (`core/src/deliver/batch.rs`), values first, then claims,
+    /// once the lease is revoked; before that, the first publisher's go
+    /// with plain stores into the leased rings (`core/src/ring/lease.rs`),
+    /// and into the `DropOldest` ones with a CAS, one by one.
     #[test]
     fn wide_routes_match_model(
         rings in prop::collection::vec((1..=4usize, prop::bool::weighted(0.2)), 9),

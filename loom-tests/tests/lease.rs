@@ -5,12 +5,15 @@
 //!
 //! Loom's cells report a slot written by both protocols at once (a
 //! conversion that let a claim and a plain-store push take the same slot),
-//! and a lost wake-up as a deadlock.
+//! and a lost wake-up as a deadlock. Under loom the holder pushes with
+//! plain stores from one ring on (two otherwise), so these models need few
+//! rings.
 #![cfg(evbus_loom)]
 
 use evbus_core::{Bus, Overflow, PublishReport, Subscription};
 use evbus_loom_tests::{
-    Ev, bus, drain_closed, release, spawn_publisher, spawn_receiver, subscribe,
+    Ev, bus, drain_closed, head_start_for_receiver, release, spawn_publisher, spawn_receiver,
+    subscribe,
 };
 use loom::{sync::Arc, thread};
 
@@ -171,5 +174,37 @@ fn revocation_while_the_holder_waits_on_a_full_block_ring() {
         );
         assert_eq!(got, [1, 2, 3]);
         release(bus, sub, &[first, second, other]);
+    });
+}
+
+/// Model 10e: a receiver in `recv` (spins, then parks) on a leased ring,
+/// and one publish of the holder.
+///
+/// Property: the model terminates (no lost wake-up) and the receiver gets
+/// the event.
+///
+/// Depends on: L6 and S3, per ring: the holder's light barrier after its
+/// stamp store, then its load of the park bit (`settle_leased`), against
+/// the consumer's park CAS on the flags, heavy barrier and look at the
+/// stamp (`park_solo`).
+#[test]
+fn holders_publish_wakes_parked_receiver() {
+    loom::model(|| {
+        let bus = bus();
+        let sub = subscribe(&bus, 1, Overflow::DropNewest);
+        let payloads = [Arc::new(1)];
+
+        let receiver = spawn_receiver(sub, |sub| sub.recv().map(|e| e.id()));
+        head_start_for_receiver();
+        let mut holder = bus.publisher();
+        let report = holder
+            .publish(Ev(payloads[0].clone()))
+            .expect("an open bus");
+        let (got, sub) = receiver.join().unwrap();
+
+        assert_eq!(report.accepted, 1);
+        assert_eq!(got, Ok(1));
+        drop(holder);
+        release(bus, sub, &payloads);
     });
 }

@@ -157,18 +157,21 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
 ) {
     for k in [1usize, 4, 16] {
         let mut e = EvbusFanout::<T>::new(k, BURST);
+        let mut m = EvbusFanout::<T>::with_lease_revoked(k, BURST);
         let mut s = EvbusSoloFanout::<T>::new(k, BURST);
         let mut t = TokioFanout::<T>::new(k, BURST);
         let mut c = CrossbeamFanout::<T>::new(k, BURST);
         let mut floor = CasFloor::<T>::new(k);
         let v = T::default();
-        // Five-way interleave: multi-producer evbus, single-producer evbus,
-        // the CAS floor and both peers, round by round.
-        let (mut sv, mut fv) = (Vec::new(), Vec::new());
+        // Six-way interleave: evbus's `Publisher` (holding the lease), the
+        // same with the lease revoked, single-producer evbus, the CAS floor
+        // and both peers, round by round.
+        let (mut sv, mut fv, mut mv) = (Vec::new(), Vec::new(), Vec::new());
         let (ev, tv, cv) = interleaved(
             cfg.rounds,
             || {
                 sv.push(ns_per(cfg.iters, || burst_then_drain(&mut s, &v, BURST)));
+                mv.push(ns_per(cfg.iters, || burst_then_drain(&mut m, &v, BURST)));
                 fv.push(ns_per(cfg.iters, || floor.burst_then_drain(&v)));
                 ns_per(cfg.iters, || burst_then_drain(&mut e, &v, BURST))
             },
@@ -183,7 +186,15 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             crossbeam: Some(cv),
             note: format!("burst {BURST}, drained on the same thread"),
         });
-        let floor = median(fv);
+        let (floor, mv) = (median(fv), median(mv));
+        rows.push(Row {
+            scenario: format!("1m. per delivery, lease revoked (a CAS per delivery), {payload}, K={k}"),
+            unit: "ns/delivery",
+            evbus: mv,
+            tokio: Some(tv),
+            crossbeam: Some(cv),
+            note: "a second `Publisher` came and went before the subscriptions: as with several publishers at once; peers as above".to_owned(),
+        });
         rows.push(Row {
             scenario: format!("1f. floor: one CAS + one slot write per delivery, {payload}, K={k}"),
             unit: "ns/delivery",
@@ -191,8 +202,8 @@ fn per_delivery<T: Clone + Send + Default + 'static>(
             tokio: None,
             crossbeam: None,
             note: format!(
-                "no bus: the locked RMW a multi-producer delivery needs; evbus multi-producer is {:.2} x this",
-                ev / floor
+                "no bus: the locked RMW a multi-producer delivery needs; evbus with the lease revoked is {:.2} x this",
+                mv / floor
             ),
         });
         rows.push(Row {

@@ -72,10 +72,18 @@
 //!     the publish, sets the final bit); a ring closed while leased is
 //!     never converted.
 
-use super::{Mode, PopError, Push, Ring, lanes::Lane, push::Tail, solo::Epoch};
-use crate::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use super::{
+    Mode, PopError, Push, Ring,
+    lanes::Lane,
+    push::{Tail, contained},
+    solo::Epoch,
+};
+use crate::{
+    barrier,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 /// No holder, and never revoked: the next `Publisher` takes it.
@@ -229,9 +237,31 @@ impl<T> Ring<T> {
         // whose guard the caller holds: its holder is the ring's only
         // producer (L2, L3).
         match unsafe { self.push_own::<true, F>(make, guard, lane) } {
+            Ok(Push::Accepted) => {
+                self.settle_leased(rest);
+                Push::Accepted
+            }
             Ok(push) => push,
             Err(Fallback::Make(make)) => self.push_with(make, rest, lane),
             Err(Fallback::Made(v, tail)) => self.push_made(tail, v, rest, lane),
+        }
+    }
+
+    /// S3 for one leased ring, right after its push (L6): wakes its
+    /// consumer if it parked. Run per ring, not once at the end of the
+    /// publish as a single-producer bus does, so that a waker that panics
+    /// cuts the publish short where it is, counting `rest` (the rest of the
+    /// route) as unreached, as a multi-producer push's wake does: a route
+    /// of leased and converted rings then behaves as one, and no parked
+    /// consumer waits for a settle that a panic skipped. On Linux the
+    /// barrier is a compiler fence.
+    #[inline(always)]
+    fn settle_leased(&self, rest: Tail<'_, T>) {
+        // Pairs with the consumer's heavy barrier in `park_solo` (S3).
+        barrier::light();
+        // Relaxed: ordered by the barrier above (S3).
+        if self.producers.tail.load(Ordering::Relaxed) & self.park_bit != 0 {
+            contained(|| self.wake_solo(), rest);
         }
     }
 
@@ -311,5 +341,54 @@ impl<T> Ring<T> {
             }
             _ => None,
         }
+    }
+}
+
+/// Ring-level models of the lease. Run with
+/// `RUSTFLAGS="--cfg evbus_loom" cargo test -p evbus-core --release --lib`.
+#[cfg(all(test, evbus_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::{
+        policy::Overflow,
+        ring::{SoloGuard, Totals},
+    };
+
+    /// Property: a consumer that parks in `wait` on a leased ring while the
+    /// holder's push lands is woken (L6, S3 per ring); the model deadlocks
+    /// if the holder's barrier in `settle_leased` is missing.
+    #[test]
+    fn leased_push_wakes_parked_consumer() {
+        loom::model(|| {
+            let epoch = Arc::new(Epoch::default());
+            assert!(epoch.lease.take());
+            let ring = Arc::new(
+                Ring::<u64>::new(1, Overflow::DropNewest, Arc::new(Totals::default()))
+                    .unwrap()
+                    .leased(Arc::clone(&epoch)),
+            );
+            let consumer = {
+                let ring = Arc::clone(&ring);
+                loom::thread::spawn(move || {
+                    loop {
+                        // SAFETY: this thread is the only consumer.
+                        match unsafe { ring.try_pop() } {
+                            Ok(v) => return v,
+                            Err(PopError::Disconnected | PopError::Lagged) => {
+                                unreachable!("never closed, never lags")
+                            }
+                            // SAFETY: as above.
+                            Err(PopError::Empty) => unsafe { ring.wait(None) },
+                        }
+                    }
+                })
+            };
+            let route = [Arc::clone(&ring)];
+            let guard = SoloGuard::begin_leased(&epoch, &route).expect("held");
+            let push = ring.push_leased(|| 7, &guard, Tail::none(), Lane::SHARED);
+            drop(guard);
+            assert_eq!(push, Push::Accepted);
+            assert_eq!(consumer.join().unwrap(), 7);
+        });
     }
 }

@@ -109,6 +109,13 @@
 //!    such drop, and a drop that lands after the fold adds itself to the
 //!    totals (`ring/lanes.rs`).
 //!
+//! These steps hold once a ring is multi-producer. A ring of a
+//! multi-producer bus starts *leased* (`ring/lease.rs`): while the bus has
+//! one `Publisher`, that publisher pushes with plain stores as in
+//! single-producer mode, and `tail` carries the lease bit and no position.
+//! The first push of any other producer converts the ring (L3), and from
+//! then on these steps apply.
+//!
 //! # Layout
 //!
 //! The protocol steps above, by file:
@@ -122,6 +129,7 @@
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
 //! | 8 | drops counted in the publisher's lane, and their fold | `ring/lanes.rs` |
 //! | S1-S5 | single-producer mode: plain-store pushes, publish epoch, `Block` waits that pause the publish | `ring/solo.rs` |
+//! | L1-L6 | the lease: a multi-producer bus's only `Publisher` pushes as S1 says, until a second producer revokes it and each ring is converted to steps 1-8 | `ring/lease.rs` |
 
 mod accounting;
 mod lanes;

@@ -62,7 +62,7 @@ enum Room {
 /// each ring of `rest` (the rest of the publish's route, which it will not
 /// reach), then lets the panic go on.
 #[cold]
-fn contained<T>(f: impl FnOnce(), rest: Tail<'_, T>) {
+pub(super) fn contained<T>(f: impl FnOnce(), rest: Tail<'_, T>) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         rest.count_unreached();
         std::panic::resume_unwind(payload);

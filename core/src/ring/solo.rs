@@ -2,7 +2,9 @@
 //!
 //! On a bus built with [`Bus::single_producer`](crate::Bus::single_producer)
 //! one [`SoloPublisher`](crate::SoloPublisher) is the only producer of every
-//! ring, as the disruptor's `build_single_producer`. Its position lives in
+//! ring, as the disruptor's `build_single_producer`. On any other bus, the
+//! holder of the bus's lease pushes this way into the rings still leased
+//! (`ring/lease.rs`). Its position lives in
 //! the ring's [`SoloCursor`], which only it writes; `tail` keeps the flags, which the
 //! consumer (park) and closers (mark, final) set with RMWs as before.
 //!
@@ -524,7 +526,7 @@ impl<T> Ring<T> {
     }
 
     #[cold]
-    fn wake_solo(&self) {
+    pub(super) fn wake_solo(&self) {
         // Relaxed: the waiter mutex orders the notification (step 4).
         let old = self
             .producers

@@ -482,6 +482,16 @@ pub(crate) enum Route {
 }
 
 /// Runs `f`, turning a panic into `Err(Panicked)`.
+/// Publisher `p` (1 or 2) of `publishers`, made by its first use.
+fn publisher<K: EventKind>(
+    publishers: &mut [Option<Publisher<Armed<K>>>; 2],
+    p: usize,
+) -> &mut Publisher<Armed<K>> {
+    publishers[p - 1]
+        .as_mut()
+        .expect("made before its first publish")
+}
+
 fn contained<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|_| Panicked)
 }
@@ -491,7 +501,10 @@ fn contained<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
 pub(crate) struct Lockstep<K: EventKind> {
     pub(crate) model: Model,
     pub(crate) bus: Bus<Armed<K>>,
-    publishers: [Publisher<Armed<K>>; 2],
+    /// Made on first use, so that the first one made holds the bus's lease
+    /// (`core/src/ring/lease.rs`) until the bus publishes or a second one
+    /// is made while it lives; `None` after a renewal, until used again.
+    publishers: [Option<Publisher<Armed<K>>>; 2],
     /// Parallel to `model.subs`; `None` once dropped.
     pub(crate) subs: Vec<Option<Subscription<Armed<K>>>>,
     /// The topics of [`Route::Name`] and [`Route::Handle`].
@@ -535,7 +548,7 @@ impl<K: EventKind> Lockstep<K> {
         *lock(&control.bus) = Some(bus.clone());
         Self {
             model: Model::new::<K>(topics),
-            publishers: [bus.publisher(), bus.publisher()],
+            publishers: [None, None],
             bus,
             subs: Vec::new(),
             topics,
@@ -653,14 +666,19 @@ impl<K: EventKind> Lockstep<K> {
             }
             _ => None,
         };
+        if via > 0 && self.publishers[via - 1].is_none() {
+            self.publishers[via - 1] = Some(self.bus.publisher());
+        }
         let (bus, publishers) = (&self.bus, &mut self.publishers);
         let got = contained(|| match (route, via) {
             (Route::Kind, 0) => bus.publish(event),
-            (Route::Kind, p) => publishers[p - 1].publish(event),
+            (Route::Kind, p) => publisher(publishers, p).publish(event),
             (Route::Name(_), 0) => bus.publish_to(topic, event),
-            (Route::Name(_), p) => publishers[p - 1].publish_to(topic, event),
+            (Route::Name(_), p) => publisher(publishers, p).publish_to(topic, event),
             (Route::Handle(_), 0) => bus.publish_on(handle.as_ref().unwrap(), event),
-            (Route::Handle(_), p) => publishers[p - 1].publish_on(handle.as_ref().unwrap(), event),
+            (Route::Handle(_), p) => {
+                publisher(publishers, p).publish_on(handle.as_ref().unwrap(), event)
+            }
         });
         let got = match got {
             Err(Panicked) => Err(Panicked),
@@ -804,8 +822,10 @@ impl<K: EventKind> Lockstep<K> {
         self.model.armed.push((seq, action));
     }
 
+    /// Drops publisher `i`; the next publish through it makes a new one,
+    /// which takes the lease if it is free then.
     pub(crate) fn renew_publisher(&mut self, i: usize) {
-        self.publishers[i] = self.bus.publisher();
+        self.publishers[i] = None;
     }
 
     pub(crate) fn shutdown(&mut self) -> Result<(), String> {

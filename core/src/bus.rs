@@ -148,12 +148,14 @@ impl<E: Event> Bus<E> {
     /// (a full `Block` ring makes the publisher wait, as on any bus), not
     /// [`Overflow::DropOldest`].
     ///
-    /// When one thread does all the publishing, prefer this mode, above all
-    /// for a receiver on another core that keeps up with it. A
-    /// multi-producer delivery claims its slot with a CAS on the ring's
-    /// tail, which such a receiver reads each time it finds the ring empty,
-    /// so the line travels between the two cores once per event; here the
-    /// producer's position is its own (`BENCHMARKS.md`, scenario 9).
+    /// When one thread does all the publishing, this mode makes it a
+    /// guarantee: a bus made by [`Bus::new`] gets the same plain-store
+    /// deliveries while it has one [`Publisher`] (the lease, see there),
+    /// and loses them when a second producer comes. A multi-producer
+    /// delivery claims its slot with a CAS on the ring's tail, which waits
+    /// for the slot stores before it, so the line a receiver on another
+    /// core polls holds each claim up (`BENCHMARKS.md`, scenario 9); here
+    /// the producer's position is its own.
     ///
     /// # Errors
     ///

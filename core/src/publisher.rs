@@ -27,7 +27,8 @@ pub trait DeliveryMode: sealed::Sealed + Send + Sync + 'static {
     const SOLO: bool;
 }
 
-/// Any number of publishers; each delivery claims its slot with a CAS.
+/// Any number of publishers; each delivery claims its slot with a CAS,
+/// except while a bus has one `Publisher` (see [`Publisher`]: the lease).
 #[derive(Debug)]
 pub enum MultiProducer {}
 
@@ -52,6 +53,19 @@ impl DeliveryMode for SingleProducer {
 /// read-modify-writes, which is why its methods take `&mut self`. Clone it
 /// to publish from several threads: every clone has its own cache and
 /// counters, and the bus sums them in [`Bus::snapshot`](crate::Bus::snapshot).
+///
+/// # The lease
+///
+/// The first `Publisher` of a bus takes the bus's *lease*: while it is the
+/// bus's only producer, its publishes to two subscriptions or more deliver
+/// with plain stores, as a [`SoloPublisher`] does, instead of a CAS per
+/// subscription (a publish to one subscription keeps its CAS, which costs
+/// less there). A second `Publisher` made while it lives, or a publish
+/// through [`Bus`](crate::Bus) itself, revokes the lease for good: that
+/// call waits out the holder's publish in flight, if any (a `membarrier`
+/// system call on Linux, once), and every delivery claims with a CAS from
+/// then on. Dropping the holder frees the lease for the next `Publisher`.
+/// Nothing else changes: the lease is invisible but in the cost.
 ///
 /// `M` is the delivery mode; [`SoloPublisher`] is the single-producer one.
 pub struct Publisher<E, M: DeliveryMode = MultiProducer> {

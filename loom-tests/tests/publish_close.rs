@@ -63,7 +63,7 @@ fn publish_races_unsubscribe() {
 /// revoked first, so the publisher claims with a CAS; under loom a route of
 /// two rings then goes in a batch (`core/src/deliver/batch.rs`: both values
 /// made, then both slots claimed, then both written), as a route of eight
-/// does otherwise. Model 10c runs the same race with the lease held.
+/// does otherwise.
 ///
 /// Property: the second ring gets the event exactly once, by the time the
 /// publish returned; the first got it exactly when the report counts it; the
@@ -77,33 +77,52 @@ fn publish_races_unsubscribe() {
 /// with one `Publisher` (step 5a).
 #[test]
 fn two_ring_publish_races_unsubscribe() {
-    loom::model(|| {
-        let bus = bus();
+    loom::model(|| two_ring_race(true));
+}
+
+/// Model 10c: model 1d with the lease held (`core/src/ring/lease.rs`): the
+/// holder's publish to two leased rings, with plain stores, races the
+/// unsubscribe of the first, while the second ring's receiver polls.
+///
+/// Property: as 1d.
+///
+/// Depends on: S2 and L6: a close that finds the lease bit waits out the
+/// holder's publish and sets the final bit; the first ring's consumer
+/// reports `Disconnected` only after it.
+#[test]
+fn holders_two_ring_publish_races_unsubscribe() {
+    loom::model(|| two_ring_race(false));
+}
+
+/// The race of models 1d (`revoked`: the lease revoked first) and 10c.
+fn two_ring_race(revoked: bool) {
+    let bus = bus();
+    if revoked {
         revoke_lease(&bus);
-        let mut first = subscribe(&bus, 1, Overflow::DropNewest);
-        let mut second = subscribe(&bus, 1, Overflow::DropNewest);
-        let payloads = [Arc::new(1)];
+    }
+    let mut first = subscribe(&bus, 1, Overflow::DropNewest);
+    let mut second = subscribe(&bus, 1, Overflow::DropNewest);
+    let payloads = [Arc::new(1)];
 
-        let publisher = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
-        let mut got: Vec<u64> = second.try_recv().ok().iter().map(Ev::id).collect();
-        assert!(first.unsubscribe(), "nobody else closes this ring");
-        let [report] = publisher.join().unwrap();
-        got.extend(second.try_recv().ok().iter().map(Ev::id));
-        let got_first = drain_closed(&mut first);
+    let publisher = spawn_publisher(&bus, &payloads, |r| r.expect("an open bus"));
+    let mut got: Vec<u64> = second.try_recv().ok().iter().map(Ev::id).collect();
+    assert!(first.unsubscribe(), "nobody else closes this ring");
+    let [report] = publisher.join().unwrap();
+    got.extend(second.try_recv().ok().iter().map(Ev::id));
+    let got_first = drain_closed(&mut first);
 
-        assert_eq!(got, [1], "the open ring's event, once: {report:?}");
-        assert_eq!(report.dropped, 0);
-        assert_eq!(report.matched, report.accepted);
-        assert_eq!(report.accepted as usize, 1 + got_first.len(), "{report:?}");
-        let stats = first.stats();
-        assert_eq!(stats.delivered, got_first.len() as u64);
-        assert_eq!(second.stats().delivered, 1);
-        let snap = bus.snapshot();
-        assert_eq!(snap.published, 1);
-        assert_eq!(snap.delivered, u64::from(report.accepted));
-        drop(first);
-        release(bus, second, &payloads);
-    });
+    assert_eq!(got, [1], "the open ring's event, once: {report:?}");
+    assert_eq!(report.dropped, 0);
+    assert_eq!(report.matched, report.accepted);
+    assert_eq!(report.accepted as usize, 1 + got_first.len(), "{report:?}");
+    let stats = first.stats();
+    assert_eq!(stats.delivered, got_first.len() as u64);
+    assert_eq!(second.stats().delivered, 1);
+    let snap = bus.snapshot();
+    assert_eq!(snap.published, 1);
+    assert_eq!(snap.delivered, u64::from(report.accepted));
+    drop(first);
+    release(bus, second, &payloads);
 }
 
 /// Model 1b: a publish that finds the ring full racing `unsubscribe`.

@@ -168,22 +168,17 @@ pub(crate) fn lossless_fanout(cfg: &Config, rows: &mut Vec<UserRow>) {
         subscribers,
         publishes,
     };
-    let two = |payload: &'static str| {
-        move |k| {
-            format!(
-                "9. lossless fan-out, 1 publisher thread, 1 consumer thread draining all K, {payload}, K={k}"
-            )
-        }
+    // The scenario's name for `payload` and K.
+    let named = |scenario: &str, payload: &'static str| {
+        let scenario = scenario.to_owned();
+        move |k| format!("{scenario}, {payload}, K={k}")
     };
-    rows_for::<u64, _>(cfg, two_threads, two("u64"), rows);
-    rows_for::<Payload64, _>(cfg, two_threads, two("64 B"), rows);
-    let one = |payload: &'static str| {
-        move |k| {
-            format!(
-                "9c. ceiling of 9.: the same deliveries on one thread (publish {BURST}, drain them, repeat), {payload}, K={k}"
-            )
-        }
-    };
-    rows_for::<u64, _>(cfg, one_thread, one("u64"), rows);
-    rows_for::<Payload64, _>(cfg, one_thread, one("64 B"), rows);
+    let two = "9. lossless fan-out, 1 publisher thread, 1 consumer thread draining all K";
+    rows_for::<u64, _>(cfg, two_threads, named(two, "u64"), rows);
+    rows_for::<Payload64, _>(cfg, two_threads, named(two, "64 B"), rows);
+    let one = format!(
+        "9c. ceiling of 9.: the same deliveries on one thread (publish {BURST}, drain them, repeat)"
+    );
+    rows_for::<u64, _>(cfg, one_thread, named(&one, "u64"), rows);
+    rows_for::<Payload64, _>(cfg, one_thread, named(&one, "64 B"), rows);
 }

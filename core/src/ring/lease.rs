@@ -367,22 +367,7 @@ mod loom_tests {
                     .unwrap()
                     .leased(Arc::clone(&epoch)),
             );
-            let consumer = {
-                let ring = Arc::clone(&ring);
-                loom::thread::spawn(move || {
-                    loop {
-                        // SAFETY: this thread is the only consumer.
-                        match unsafe { ring.try_pop() } {
-                            Ok(v) => return v,
-                            Err(PopError::Disconnected | PopError::Lagged) => {
-                                unreachable!("never closed, never lags")
-                            }
-                            // SAFETY: as above.
-                            Err(PopError::Empty) => unsafe { ring.wait(None) },
-                        }
-                    }
-                })
-            };
+            let consumer = crate::ring::loom_tests::spawn_receive_one(&ring);
             let route = [Arc::clone(&ring)];
             let guard = SoloGuard::begin_leased(&epoch, &route).expect("held");
             let push = ring.push_leased(|| 7, &guard, Tail::none(), Lane::SHARED);

@@ -769,6 +769,26 @@ mod tests {
 mod loom_tests {
     use super::*;
 
+    /// Spawns the only consumer of `ring`, which receives one value,
+    /// parking (`wait`) while the ring is empty, and returns it. The ring
+    /// is never closed and never lags.
+    pub(super) fn spawn_receive_one(ring: &Arc<Ring<u64>>) -> loom::thread::JoinHandle<u64> {
+        let ring = Arc::clone(ring);
+        loom::thread::spawn(move || {
+            loop {
+                // SAFETY: this thread is the only consumer.
+                match unsafe { ring.try_pop() } {
+                    Ok(v) => return v,
+                    Err(PopError::Disconnected | PopError::Lagged) => {
+                        unreachable!("never closed, never lags")
+                    }
+                    // SAFETY: as above.
+                    Err(PopError::Empty) => unsafe { ring.wait(None) },
+                }
+            }
+        })
+    }
+
     /// Property: a consumer that parks while a `DropOldest` eviction is half
     /// done (capacity 1: `head == pos(tail)` between its two CASes) is woken.
     /// Depends on `force_push` waking the consumer when its tail CAS clears

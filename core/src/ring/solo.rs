@@ -797,22 +797,7 @@ mod loom_tests {
     fn solo_push_wakes_parked_consumer() {
         loom::model(|| {
             let ring = ring(1);
-            let consumer = {
-                let ring = Arc::clone(&ring);
-                loom::thread::spawn(move || {
-                    loop {
-                        // SAFETY: this thread is the only consumer.
-                        match unsafe { ring.try_pop() } {
-                            Ok(v) => return v,
-                            Err(PopError::Disconnected | PopError::Lagged) => {
-                                unreachable!("never closed, never lags")
-                            }
-                            // SAFETY: as above.
-                            Err(PopError::Empty) => unsafe { ring.wait(None) },
-                        }
-                    }
-                })
-            };
+            let consumer = crate::ring::loom_tests::spawn_receive_one(&ring);
             assert_eq!(publish(&ring, 7), Push::Accepted);
             assert_eq!(consumer.join().unwrap(), 7);
         });

@@ -21,16 +21,17 @@
 //!     flag bits that every multi-producer push tests at once, so a push
 //!     that finds it goes to the slow path at no cost to the fast one.
 //!     `DropOldest` rings are never leased.
-//! L2. *Holding.* [`Lease::take`] moves the lease from free to held (AcqRel:
+//! L2. *Holding.* `Lease::take` moves the lease from free to held (AcqRel:
 //!     Acquire pairs with the Release of the last holder's
-//!     [`Lease::give_back`], so its cursors are this holder's to go on
+//!     `Lease::give_back`, so its cursors are this holder's to go on
 //!     from). A holder's publish starts as S2's (odd epoch, light barrier),
 //!     then loads the lease state: still held, it pushes into leased rings
 //!     as S1 says (and into the others the multi-producer way); revoked, it
 //!     ends the epoch and publishes the multi-producer way from then on.
 //!     A revoker stores `REVOKING`, then waits out a publish in flight
 //!     (heavy barrier, then the epoch, as S2's closer), then stores
-//!     `REVOKED` with Release. The barriers pair as in S2: either the
+//!     `REVOKED` with Release (`Epoch::revoke_lease`; the states are in
+//!     `ring/lease_state.rs`). The barriers pair as in S2: either the
 //!     holder sees the revocation, or the revoker sees the odd epoch and
 //!     waits for the publish to end.
 //! L3. *Conversion.* A multi-producer push that finds the lease bit (and no
@@ -54,7 +55,7 @@
 //!     room check, as S1 does. A clone that publishes on the same bus
 //!     (through `Bus`, or a new `Publisher`) revokes from inside the
 //!     holder's publish: that revocation does not wait for the publish it
-//!     is in ([`Epoch::publishing_here`]), stores `REVOKING` only, and its
+//!     is in (`Epoch::publishing_here`), stores `REVOKING` only, and its
 //!     pushes convert the rings they reach on this thread. So after making
 //!     its value, the holder's push loads `tail` again and, if the ring was
 //!     converted or closed meanwhile, pushes the value the multi-producer
@@ -75,6 +76,7 @@
 use super::{
     Mode, PopError, Push, Ring,
     lanes::Lane,
+    lease_state::Fallback,
     push::{Tail, contained},
     solo::Epoch,
 };
@@ -85,120 +87,6 @@ use crate::{
         atomic::{AtomicUsize, Ordering},
     },
 };
-
-/// No holder, and never revoked: the next `Publisher` takes it.
-const FREE: usize = 0;
-/// A `Publisher` holds it.
-const HELD: usize = 1;
-/// Revoked from inside the holder's publish (L5): the revocation is
-/// complete only once a revoker waited out that publish.
-const REVOKING: usize = 2;
-/// Revoked, for good: every ring is multi-producer, or will be converted
-/// by its next push.
-const REVOKED: usize = 3;
-
-/// A bus's lease: whether one `Publisher` is its only producer (L2).
-#[derive(Debug)]
-pub(crate) struct Lease {
-    state: AtomicUsize,
-}
-
-impl Lease {
-    /// The lease of a multi-producer bus: free.
-    pub(super) fn new() -> Self {
-        Self {
-            state: AtomicUsize::new(FREE),
-        }
-    }
-
-    /// The lease of a bus whose rings are never leased (a single-producer
-    /// bus, whose producer is single by construction): revoked from the
-    /// start.
-    pub(super) fn revoked() -> Self {
-        Self {
-            state: AtomicUsize::new(REVOKED),
-        }
-    }
-
-    /// Takes the lease if it is free; `true` if the caller holds it now.
-    pub(crate) fn take(&self) -> bool {
-        // AcqRel: Acquire pairs with the Release in `give_back`, so the
-        // last holder's cursors are visible to this one (L2).
-        self.state
-            .compare_exchange(FREE, HELD, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// The holder is gone: the lease is free again, unless revoked.
-    pub(crate) fn give_back(&self) {
-        // Release: pairs with the Acquire in `take` (L2).
-        let _ = self
-            .state
-            .compare_exchange(HELD, FREE, Ordering::Release, Ordering::Relaxed);
-    }
-
-    /// Whether the lease is still held, for its holder after the light
-    /// barrier of a publish's start or resumption (L2, L4).
-    #[inline(always)]
-    pub(crate) fn held(&self) -> bool {
-        // Relaxed: ordered by the barriers (L2); the holder needs no data
-        // from the revoker.
-        self.state.load(Ordering::Relaxed) == HELD
-    }
-
-    /// Whether rings made now may be leased (L1). A stale answer is safe:
-    /// a ring made leased after the revocation is converted by its first
-    /// push.
-    pub(crate) fn leasable(&self) -> bool {
-        // Relaxed: see above.
-        self.state.load(Ordering::Relaxed) <= HELD
-    }
-
-    /// Revokes the lease for good (L2), before the caller's first publish
-    /// as a second producer: returns once no plain-store push can land any
-    /// more, except from inside the holder's own publish, which cannot be
-    /// waited for (L5). `epoch` is the bus's, which holds this lease.
-    #[inline]
-    pub(super) fn revoke(&self, epoch: &Epoch) {
-        // Acquire: pairs with the Release store of `REVOKED` below, made by
-        // the revoker that waited out the holder's last publish (L3).
-        if self.state.load(Ordering::Acquire) != REVOKED {
-            self.revoke_slow(epoch);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn revoke_slow(&self, epoch: &Epoch) {
-        // Relaxed: the barrier in `wait_out_publish` orders it against the
-        // holder's load of the state (L2).
-        let old = self.state.swap(REVOKING, Ordering::Relaxed);
-        if old == REVOKED {
-            // Another revoker finished first; restore its word.
-            self.state.store(REVOKED, Ordering::Release);
-            return;
-        }
-        if epoch.publishing_here() {
-            // A callback inside the holder's publish (L5): a later revoker
-            // completes the revocation.
-            return;
-        }
-        epoch.wait_out_publish();
-        // Release: pairs with the Acquire in `revoke` (L3).
-        self.state.store(REVOKED, Ordering::Release);
-    }
-}
-
-/// What a leased push ([`Ring::push_own`]) hands back to the
-/// multi-producer protocol when the lease no longer covers it.
-pub(super) enum Fallback<F, T> {
-    /// The lease was revoked while a `Block` wait paused the publish (L4):
-    /// the value is not made yet.
-    Make(F),
-    /// The value's `make` converted or closed the ring (L5): the value and
-    /// the `tail` seen after it.
-    Made(T, usize),
-}
 
 impl<T> Ring<T> {
     /// Turns leasing on (L1), for the multi-producer bus whose epoch is

@@ -129,11 +129,12 @@
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
 //! | 8 | drops counted in the publisher's lane, and their fold | `ring/lanes.rs` |
 //! | S1-S5 | single-producer mode: plain-store pushes, publish epoch, `Block` waits that pause the publish | `ring/solo.rs` |
-//! | L1-L6 | the lease: a multi-producer bus's only `Publisher` pushes as S1 says, until a second producer revokes it and each ring is converted to steps 1-8 | `ring/lease.rs` |
+//! | L1-L6 | the lease: a multi-producer bus's only `Publisher` pushes as S1 says, until a second producer revokes it and each ring is converted to steps 1-8 | `ring/lease.rs`; its states in `ring/lease_state.rs` |
 
 mod accounting;
 mod lanes;
 mod lease;
+mod lease_state;
 mod park;
 mod pop;
 mod push;

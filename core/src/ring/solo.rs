@@ -72,7 +72,7 @@ use crossbeam_utils::CachePadded;
 use super::{
     Layout, Mode, Overflow, PopError, Push, Ring, SpaceWait,
     lanes::Lane,
-    lease::{Fallback, Lease},
+    lease_state::{Fallback, Lease},
     park::store_waker,
 };
 use crate::{
@@ -128,11 +128,27 @@ impl Epoch {
         }
     }
 
-    /// Revokes the bus's lease (`ring/lease.rs`, L2), before the caller's
-    /// first publish as a second producer.
+    /// Revokes the bus's lease for good (`ring/lease.rs`, L2), before the
+    /// caller's first publish as a second producer: returns once no
+    /// plain-store push can land any more, except from inside the holder's
+    /// own publish, which cannot be waited for (L5).
     #[inline]
     pub(crate) fn revoke_lease(&self) {
-        self.lease.revoke(self);
+        if !self.lease.revoked_for_good() {
+            self.revoke_lease_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn revoke_lease_slow(&self) {
+        if !self.lease.start_revoke() || self.publishing_here() {
+            // Complete already; or a callback inside the holder's publish
+            // (L5), for a later revoker to complete.
+            return;
+        }
+        self.wait_out_publish();
+        self.lease.finish_revoke();
     }
 
     pub(super) fn publishing_here(&self) -> bool {
@@ -283,7 +299,7 @@ impl<'a, T> SoloGuard<'a, T> {
         self.epoch.count.store(odd, Ordering::Relaxed);
         self.next.set(odd.wrapping_add(1));
         // Pairs with the closer's heavy barrier in `close_solo` (S2), and
-        // with a revoker's in `Lease::revoke` (L2).
+        // with a revoker's in `Epoch::revoke_lease` (L2).
         barrier::light();
         if let Some(lease) = self.lease
             && !lease.held()

@@ -352,13 +352,9 @@ pub(crate) struct Ring<T> {
     /// (`pos` masks with its complement, off the fast paths.)
     flag_bits: usize,
     policy: Overflow,
-    /// Who produces: any number of producers, or one (see `ring/solo.rs`).
+    /// Who produces: any number of producers, one, or one while the bus's
+    /// lease holds (see `ring/solo.rs`, `ring/lease.rs`).
     mode: Mode,
-    /// `log2(one_lap)`, so counting laps is a shift, not a division.
-    lap_shift: u32,
-    /// Delivery order within a publish (higher first); see
-    /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
-    priority: i32,
     /// What the latency and tracing hooks need (empty without those
     /// features).
     hooks: Hooks,
@@ -401,6 +397,14 @@ pub(crate) struct Ring<T> {
     cursor: SoloCursor,
     /// Counters written only off the fast path.
     cold: Cold,
+    /// `log2(one_lap)`, so counting laps is a shift, not a division: read
+    /// by statistics only, so it sits here, not on line 1 (which the
+    /// three-way `mode` and the hooks of both features fill).
+    lap_shift: u32,
+    /// Delivery order within a publish (higher first); see
+    /// [`SubscribeOptions::priority`](crate::SubscribeOptions::priority).
+    /// Read when routes are built, not when they are used.
+    priority: i32,
     /// Shared with every ring of the bus: where drops after the fold
     /// ([`fold_rings`]) are counted, and whether the bus has one producer
     /// (step 5a; read by a consumer that finds the ring empty, on this line
@@ -720,7 +724,6 @@ mod tests {
             offset_of!(Ring<u64>, index_mask),
             offset_of!(Ring<u64>, policy),
             offset_of!(Ring<u64>, mode),
-            offset_of!(Ring<u64>, lap_shift),
         ]
         .map(|at| at / line);
         assert!(

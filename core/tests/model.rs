@@ -194,7 +194,11 @@ fn run_guarded(ops: &[Op]) -> Result<Seen, TestCaseError> {
     let worker = thread::spawn(move || {
         let _ = tx.send(run(&ops));
     });
-    match rx.recv_timeout(TIMEOUT) {
+    // Miri runs a case of nine rings and twenty operations in about 10 s
+    // of wall time on the CI machine, the guard's bound elsewhere: it gets
+    // twelve times as long, still a bound on a hang.
+    let guard = if cfg!(miri) { TIMEOUT * 12 } else { TIMEOUT };
+    match rx.recv_timeout(guard) {
         Ok(result) => {
             worker.join().expect("the case reports before it ends");
             result.map_err(TestCaseError::fail)

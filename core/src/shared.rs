@@ -23,7 +23,7 @@ use smallvec::SmallVec;
 use crate::latency::LatencySampling;
 use crate::{
     registry::{Registry, SubEntry},
-    ring::{Closed, Epoch, Lane, LanePool, Ring, Totals, fold_rings},
+    ring::{Closed, Epoch, Lane, LanePool, Marking, Ring, Totals, fold_rings},
     stats::{ShutdownReport, SubscriptionStats},
     sync::{
         Arc, Mutex, SnapshotCell,
@@ -199,9 +199,23 @@ impl<E> Shared<E> {
     fn close_rings(&self, registry: &Registry<E>, report: &mut ShutdownReport) -> FirstPanic {
         // On the stack for the usual handful of subscriptions: an abandoned
         // bus closes on its last publisher's teardown path.
-        let mut closes: SmallVec<[Closed; 16]> = SmallVec::with_capacity(registry.sub_count());
-        closes.extend(registry.subs().map(|entry| {
-            let closed = entry.ring.close();
+        // Every ring marked first; then, if single-producer or leased rings
+        // were among them, one wait for the publish in flight (S2) covers
+        // them all, instead of a heavy barrier per ring.
+        let mut marks: SmallVec<[Marking; 16]> = SmallVec::with_capacity(registry.sub_count());
+        marks.extend(registry.subs().map(|entry| entry.ring.close_marked()));
+        let settle = marks.iter().any(|m| matches!(m, Marking::Settle(_)));
+        if settle && !self.epoch.publishing_here() {
+            self.epoch.wait_out_publish();
+        }
+        let mut closes: SmallVec<[Closed; 16]> = SmallVec::with_capacity(marks.len());
+        closes.extend(registry.subs().zip(marks).map(|(entry, mark)| {
+            let closed = match mark {
+                Marking::Closed(closed) => closed,
+                // `waited`: the wait above, after this ring's mark, or this
+                // is the producer's own thread inside its publish (S4).
+                Marking::Settle(marked) => entry.ring.close_settled(marked, true),
+            };
             if closed.first {
                 report.closed += 1;
             }

@@ -216,6 +216,21 @@ pub(crate) struct Closed {
     space: bool,
 }
 
+/// How far [`Ring::close_marked`] got.
+#[must_use = "a close owes its wake-ups, and a marked one its settling"]
+#[derive(Debug)]
+pub(crate) enum Marking {
+    /// A multi-producer ring: closed.
+    Closed(Closed),
+    /// A single-producer or leased ring, marked: [`Ring::close_settled`]
+    /// finishes the close.
+    Settle(Marked),
+}
+
+/// The `tail` that a single-producer or leased close's mark replaced.
+#[derive(Debug)]
+pub(crate) struct Marked(usize);
+
 /// What a pop found instead of a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PopError {
@@ -622,6 +637,20 @@ impl<T> Ring<T> {
     /// [`Ring::wake_closed`]: a task waker is user code, and an operation
     /// that closes several rings closes them all before it runs any.
     pub(crate) fn close(&self) -> Closed {
+        match self.close_marked() {
+            Marking::Closed(closed) => closed,
+            Marking::Settle(marked) => self.close_settled(marked, false),
+        }
+    }
+
+    /// The first half of [`Ring::close`]: sets the `closed` flag and the
+    /// mark bit. A multi-producer ring is closed then; a single-producer
+    /// or leased one still owes the wait for a publish in flight and its
+    /// final bit (S2, S4), which [`Ring::close_settled`] makes. A caller
+    /// that closes many rings of one bus marks them all, waits out the
+    /// publish once ([`Epoch::wait_out_publish`], `Shared::close_rings`),
+    /// then settles each.
+    pub(crate) fn close_marked(&self) -> Marking {
         // Before the mark, which releases it (Relaxed): a consumer that sees
         // the mark with Acquire (`park`, `is_closed`), another closer's RMW,
         // and a receive that began after this close returned all see the
@@ -635,23 +664,34 @@ impl<T> Ring<T> {
             .producers
             .tail
             .fetch_or(self.mark_bit, Ordering::AcqRel);
-        let epoch = match &self.mode {
-            Mode::Solo(epoch) => Some(epoch),
-            Mode::Leased(epoch) if old & self.lease_bit() != 0 => Some(epoch),
-            Mode::Multi | Mode::Leased(_) => None,
+        let single = match &self.mode {
+            Mode::Solo(_) => true,
+            Mode::Leased(_) => old & self.lease_bit() != 0,
+            Mode::Multi => false,
         };
-        if let Some(epoch) = epoch {
-            let (first, parked) = self.close_solo(epoch, old);
-            return Closed {
-                first,
-                consumer: parked,
-                space: first && matches!(self.policy, Overflow::Block(_)),
-            };
+        if single {
+            return Marking::Settle(Marked(old));
         }
         let first = old & self.mark_bit == 0;
-        Closed {
+        Marking::Closed(Closed {
             first,
             consumer: first && old & self.park_bit != 0,
+            space: first && matches!(self.policy, Overflow::Block(_)),
+        })
+    }
+
+    /// The second half of a single-producer or leased ring's close
+    /// ([`Ring::close_marked`]): waits out a publish in flight, unless
+    /// `waited` says the caller did so after this ring's mark, then sets
+    /// the final bit (S2, S4).
+    pub(crate) fn close_settled(&self, marked: Marked, waited: bool) -> Closed {
+        let (Mode::Solo(epoch) | Mode::Leased(epoch)) = &self.mode else {
+            unreachable!("only a single-producer or leased close is settled")
+        };
+        let (first, parked) = self.close_solo(epoch, marked.0, waited);
+        Closed {
+            first,
+            consumer: parked,
             space: first && matches!(self.policy, Overflow::Block(_)),
         }
     }

@@ -151,7 +151,7 @@ impl Epoch {
         self.lease.finish_revoke();
     }
 
-    pub(super) fn publishing_here(&self) -> bool {
+    pub(crate) fn publishing_here(&self) -> bool {
         PUBLISHING.with(|p| p.get()) == self.addr()
     }
 
@@ -161,7 +161,7 @@ impl Epoch {
     /// producer's light one in `SoloGuard::begin`, then, if the epoch is
     /// odd, waits until it changes. Not from inside that publish
     /// ([`Epoch::publishing_here`]), which would wait for itself.
-    pub(super) fn wait_out_publish(&self) {
+    pub(crate) fn wait_out_publish(&self) {
         // Pairs with the producer's light barrier in `SoloGuard::begin`.
         barrier::heavy();
         // Acquire: pairs with the Release epoch store that ends a publish,
@@ -555,12 +555,14 @@ impl<T> Ring<T> {
 
     /// `close` for single-producer mode, after its `fetch_or` of the mark
     /// bit returned `old`: waits out a publish in flight on `bus_epoch` (the
-    /// ring's), then sets the final bit (S2, S4). Returns whether this call closed the ring, and
-    /// whether it found the consumer parked (the caller owes it a wake).
+    /// ring's) unless the caller did (`waited`, after this mark), then sets
+    /// the final bit (S2, S4). Returns whether this call closed the ring,
+    /// and whether it found the consumer parked (the caller owes it a
+    /// wake).
     #[cold]
-    pub(super) fn close_solo(&self, bus_epoch: &Epoch, old: usize) -> (bool, bool) {
+    pub(super) fn close_solo(&self, bus_epoch: &Epoch, old: usize, waited: bool) -> (bool, bool) {
         let first = old & self.mark_bit == 0;
-        if !bus_epoch.publishing_here() {
+        if !waited && !bus_epoch.publishing_here() {
             // The stamps of the publish waited out are visible before
             // `final`.
             bus_epoch.wait_out_publish();

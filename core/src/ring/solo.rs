@@ -41,7 +41,10 @@
 //!     sleeping. Either the producer sees the bit (and wakes under the
 //!     waiter mutex) or the consumer sees the stamp.
 //! S4. *Close.* Every close waits for the final bit, so `fold` (which runs
-//!     after a close returns) counts a settled ring. A close made by the
+//!     after a close returns) counts a settled ring. A shutdown marks every
+//!     ring of the bus first, then waits out the publish once for all of
+//!     them (`Ring::close_marked`, `Ring::close_settled`), then sets each
+//!     final bit. A close made by the
 //!     producing thread inside its own publish (an `E::clone` that
 //!     unsubscribes) does not wait for itself: the rest of that publish
 //!     checks the mark in program order.

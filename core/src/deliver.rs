@@ -179,8 +179,9 @@ impl<'a> LeaseHolder<'a> {
 
 /// One publish on a loaded `registry`: refuse, resolve `to`, count it in
 /// `counters` (as their single `owner`, or shared), deliver (as `producer`
-/// says), then count it as unmatched if no ring took part. Counted before the delivery, so that a publish a panic in user code
-/// cuts short (`E::clone`, a task waker, the event's `Drop`) still counts;
+/// says), then count it as unmatched if no ring took part. Counted before
+/// the delivery, so that a publish a panic in user code cuts short
+/// (`E::clone`, a task waker, the event's `Drop`) still counts;
 /// with no route, the unmatched count also comes before the event's `Drop`.
 /// The rings a cut-short publish missed count a drop (`Unreached`, and the
 /// `Tail` each push carries).
@@ -425,6 +426,7 @@ unsafe fn deliver_solo<E: Clone>(
 /// thread that cost 12.2 ns per delivery against 9.5 with the CAS, where
 /// four rings took 5.7 against 7.1 (`bench-report` scenario 1, BENCHMARKS.md,
 /// session 13).
+///
 /// Loom models take plain stores from one ring, to check the lease's
 /// protocol with few threads and rings.
 const LEASED_MIN_RINGS: usize = if cfg!(evbus_loom) { 1 } else { 2 };

@@ -224,7 +224,7 @@ impl<T> Ring<T> {
     pub(super) fn leased_tail(&self, tail: usize) -> Option<usize> {
         match self.mode {
             // Relaxed: the holder's own cursor.
-            Mode::Leased(_) if tail & (self.flag_bits) == self.lease_bit() => {
+            Mode::Leased(_) if tail & self.flag_bits == self.lease_bit() => {
                 Some(self.cursor.tail(Ordering::Relaxed))
             }
             _ => None,

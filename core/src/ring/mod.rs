@@ -122,7 +122,7 @@
 //!
 //! | step | what | file |
 //! |---|---|---|
-//! | encoding, 5 | positions, `Slot`, `Ring`, close, `Drop` | `ring/mod.rs` |
+//! | encoding, 5 | positions, `Slot`, `Ring`, close (`close_marked`, then `close_settled` for single-producer and leased rings), `Drop` | `ring/mod.rs` |
 //! | 1, 2 | claim and publish a slot (`push_with`; for a batch `peek_free`, `claim_made`, `fill_made`), the full-ring policies (`force_push`), user code a push runs | `ring/push.rs` |
 //! | 3, 5a | take and free a slot (`try_pop`, `pop_each`), `Empty` only with no claim in flight, lag before the gap | `ring/pop.rs` |
 //! | 4, 6 | waiters: park, sleep, wake; `Block` producers spinning, yielding, parking (`wait_for_space`, `park_producer`) and woken by pops (`notify_space`, `wake_space`) | `ring/park.rs` |

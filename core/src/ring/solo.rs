@@ -106,10 +106,7 @@ pub(crate) struct Epoch {
 impl Default for Epoch {
     /// The epoch of a multi-producer bus, its lease free.
     fn default() -> Self {
-        Self {
-            count: CachePadded::new(AtomicU64::new(0)),
-            lease: Lease::new(),
-        }
+        Self::with_lease(Lease::new())
     }
 }
 
@@ -120,15 +117,18 @@ impl Epoch {
         self as *const Self as usize
     }
 
-    /// Whether this thread is inside a publish of this epoch's producer
-    /// (an `E::clone` or a waker that calls back into the bus).
+    /// A new epoch (even: no publish in flight) holding `lease`.
+    fn with_lease(lease: Lease) -> Self {
+        Self {
+            count: CachePadded::new(AtomicU64::new(0)),
+            lease,
+        }
+    }
+
     /// The epoch of a single-producer bus, whose lease is never taken: its
     /// rings are single-producer by construction.
     pub(crate) fn single_producer() -> Self {
-        Self {
-            count: CachePadded::new(AtomicU64::new(0)),
-            lease: Lease::revoked(),
-        }
+        Self::with_lease(Lease::revoked())
     }
 
     /// Revokes the bus's lease for good (`ring/lease.rs`, L2), before the
@@ -154,6 +154,8 @@ impl Epoch {
         self.lease.finish_revoke();
     }
 
+    /// Whether this thread is inside a publish of this epoch's producer
+    /// (an `E::clone` or a waker that calls back into the bus).
     pub(crate) fn publishing_here(&self) -> bool {
         PUBLISHING.with(|p| p.get()) == self.addr()
     }
@@ -246,9 +248,9 @@ impl<'a, T> SoloGuard<'a, T> {
     }
 
     /// Starts a publish of the lease holder (L2): as [`SoloGuard::begin`],
-    /// then, after its barrier, checks that the bus's lease is still held. `None`
-    /// (the publish's epoch ended) if it was revoked: the caller publishes
-    /// the multi-producer way, and holds the lease no more.
+    /// then, after its barrier, checks that the bus's lease is still held.
+    /// `None` (the publish's epoch ended) if it was revoked: the caller
+    /// publishes the multi-producer way, and holds the lease no more.
     #[inline]
     pub(crate) fn begin_leased(epoch: &'a Epoch, route: &'a [Arc<Ring<T>>]) -> Option<Self> {
         let mut guard = Self::begin(epoch, route);

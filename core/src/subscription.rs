@@ -60,6 +60,18 @@ pub struct Subscription<E> {
 // delivers within this window, and a park costs a futex round trip.
 pub(crate) const SPIN_ROUNDS: u32 = 3;
 
+/// The `Backoff` cycles (spins, then yields, until `is_completed`) a
+/// receiver runs through before its first park: two, as crossbeam-channel's
+/// `recv` does (one in its try loop, one in `Context::wait_until`). On a
+/// shared core each yield lets a publisher run, and a publisher that
+/// delivers before the receiver parks saves the park and its wake: two
+/// futex calls. With one cycle, a receiver started just before its
+/// publisher parked in 0.4 to 0.5 of `bench-report` `14a.`'s windows,
+/// crossbeam's in 0.1 to 0.2 (`benches/examples/futex_windows.rs`). Under
+/// loom one cycle: the spinning is no part of the protocol, and each
+/// snooze costs the models a preemption.
+const RECV_BACKOFF_CYCLES: u32 = if cfg!(evbus_loom) { 1 } else { 2 };
+
 // How often a draining receiver samples its queue length for the high-water
 // mark. A full ring sets the mark to its capacity on the publisher side, so
 // sampling loses only short peaks below capacity.
@@ -147,7 +159,7 @@ impl<E> Subscription<E> {
     }
 
     /// Blocks until an event arrives or the subscription is closed and
-    /// drained. Spins briefly, then parks.
+    /// drained. Spins and yields briefly (as crossbeam-channel's `recv`), then parks.
     ///
     /// # Errors
     ///
@@ -182,8 +194,9 @@ impl<E> Subscription<E> {
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<E, RecvTimeoutError> {
-        let backoff = Backoff::new();
+        let mut backoff = Backoff::new();
         let mut rounds = 0;
+        let mut cycles = 1;
         loop {
             match self.try_recv() {
                 Ok(v) => return Ok(v),
@@ -197,6 +210,11 @@ impl<E> Subscription<E> {
             if rounds < SPIN_ROUNDS || !backoff.is_completed() {
                 rounds += 1;
                 backoff.snooze();
+                continue;
+            }
+            if cycles < RECV_BACKOFF_CYCLES {
+                cycles += 1;
+                backoff = Backoff::new();
                 continue;
             }
             // SAFETY: `&mut self` makes this the only consumer, as in

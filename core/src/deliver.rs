@@ -220,7 +220,7 @@ pub(crate) fn publish<E: Clone>(
         if report.dropped != 0
             && let (Some(full), Some(id)) = (full, id)
         {
-            full.saw_full(registry, id, report);
+            full.saw_full(registry, id, report, counters.lane);
         }
         // Every ring was closed since the route was made.
         if report.matched == 0 {
@@ -254,8 +254,10 @@ pub(crate) fn publish_held<E: Clone>(
     // Counted before the delivery, as in `publish`; the publisher owns
     // its counters.
     counters.count_publish(true);
+    // Before the refusals, which may forget the route.
+    let held = full.len();
     let refused = full.refuse_held(counters.lane);
-    if refused == full.len() && refused != 0 {
+    if refused == held && refused != 0 {
         // No value was made; the event's `Drop` (user code) runs after the
         // counts, as in a push.
         drop(event);

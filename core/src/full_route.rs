@@ -1,27 +1,30 @@
 //! A publisher's memory of a route whose every ring is full: the next
 //! publishes on it refuse each ring by one look at the consumer's line,
-//! until a consumer moves.
+//! until a consumer moves, and count the drops of all of them at once.
 //!
 //! A publish into a full `DropNewest` ring loads `tail` and the producers'
 //! copy of `head`, masks, tests the policy twice, then loads `head` itself
-//! (`ring/push.rs`). A service whose subscribers stopped reading pays that
-//! for every ring on every publish. A [`Publisher`](crate::Publisher) that
-//! found every ring of a route full twice in a row keeps, for each ring,
-//! the `head` it was full at ([`Ring::full_at`]); while a ring's `head`
-//! stays there it is still full, and [`Ring::refuse_while_full`] counts the
-//! drop after that one load. The counts stay exact: each drop is counted in
-//! its ring's own lane cell, as before, with the same fold protocol
-//! (step 8 of `ring/mod.rs`).
+//! (`ring/push.rs`), and counts the drop in its lane cell (step 8). A
+//! service whose subscribers stopped reading pays that for every ring on
+//! every publish. A [`Publisher`](crate::Publisher) that found every ring
+//! of a route full twice in a row keeps, for each ring, the `head` it was
+//! full at ([`Ring::full_at`]); while a ring's `head` stays there it is
+//! still full ([`Ring::still_full_at`]). A publish that finds every ring
+//! still full counts one drop in each with one store, in its lane's route
+//! count (step 8b, `ring/route_drops.rs`); a publisher without a lane
+//! counts in each ring's shared counter. The counts stay exact, in each
+//! subscription's stats and, through the fold, in the bus totals.
 //!
 //! The memory is keyed by the registry snapshot and the topic. The snapshot
 //! is the publisher's cached one, alive while cached, so no other snapshot
 //! can have its address while the memory holds it, and a publish that finds
-//! another snapshot forgets the memory ([`FullRoute::held_topic`]): the rings of
-//! a remembered route are the ones whose heads it holds.
+//! another snapshot forgets the memory ([`FullRoute::held_topic`]). The
+//! memory keeps a handle of each ring it holds, so that it can release their
+//! cells whenever it forgets them.
 
 use crate::{
     registry::Registry,
-    ring::{Lane, Ring},
+    ring::{Lane, Ring, RouteDrops},
     stats::PublishReport,
     sync::Arc,
 };
@@ -42,8 +45,14 @@ pub(crate) struct FullRoute<E> {
     /// Each ring of `held`, in route order, and the `head` it is full at.
     /// One array, walked alone: the refusals need neither the route nor
     /// its lookup. A `Vec`, not a `SmallVec`: its length and pointer are
-    /// one load each, with no inline-or-heap test on every publish.
-    rings: Vec<(*const Ring<E>, usize)>,
+    /// one load each, with no inline-or-heap test on every publish. Its
+    /// own handles: the rings stay alive until the route is released, even
+    /// after the publisher's cache has moved to a later snapshot.
+    rings: Vec<(Arc<Ring<E>>, usize)>,
+    /// While `held` is counted in a lane's route count (step 8b): the
+    /// lane, and the fold count it was held at. `None` for a publisher
+    /// without a lane, whose drops go to each ring's shared counter.
+    counted: Option<(usize, u64)>,
 }
 
 impl<E> Default for FullRoute<E> {
@@ -52,32 +61,24 @@ impl<E> Default for FullRoute<E> {
             seen: None,
             held: None,
             rings: Vec::new(),
+            counted: None,
         }
     }
 }
-
-// SAFETY: the pointers are dereferenced only through `&mut self`
-// (`refuse_held`), while the snapshot that holds their rings is cached by
-// the same publisher (`held_topic`); a `Ring<E>` is `Send + Sync` for
-// `E: Send`, so the memory may move with its publisher.
-unsafe impl<E: Send> Send for FullRoute<E> {}
-// SAFETY: as for `Send`; `&FullRoute` gives no access to the rings.
-unsafe impl<E: Send> Sync for FullRoute<E> {}
 
 impl<E> FullRoute<E> {
     /// The topic of the remembered route, if `registry` (the snapshot this
     /// publish loaded) is the one it belongs to. Run before every publish
     /// through the publisher's cache: a route remembered in another
     /// snapshot is forgotten here, so that a later snapshot at that address
-    /// cannot be mistaken for it, and the rings whose addresses `rings`
-    /// holds are alive while it answers `Some` (that snapshot holds them).
+    /// cannot be mistaken for it.
     #[inline(always)]
     pub(crate) fn held_topic(&mut self, registry: &Registry<E>) -> Option<u32> {
         let key = self.held?;
         if key.registry == std::ptr::from_ref(registry) as usize {
             Some(key.topic)
         } else {
-            self.held = None;
+            self.forget();
             None
         }
     }
@@ -85,6 +86,23 @@ impl<E> FullRoute<E> {
     /// How many rings the remembered route has.
     pub(crate) fn len(&self) -> usize {
         self.rings.len()
+    }
+
+    /// The bus's route counts (every ring of a route shares them).
+    fn route(&self) -> Option<&RouteDrops> {
+        self.rings.first().map(|(ring, _)| ring.route_drops())
+    }
+
+    /// Forgets the remembered route, and releases its rings' cells if it
+    /// was counted in the route count. Also before the publisher's lane
+    /// goes back to its bus.
+    pub(crate) fn forget(&mut self) {
+        if let (Some((i, _)), Some(route)) = (self.counted, self.route()) {
+            route.release_route(self.rings.iter().map(|(ring, _)| &**ring), i);
+        }
+        self.held = None;
+        self.counted = None;
+        self.rings.clear();
     }
 
     /// Refuses the leading rings of the remembered route that are still
@@ -95,24 +113,61 @@ impl<E> FullRoute<E> {
     /// snapshot.
     #[inline]
     pub(crate) fn refuse_held(&mut self, lane: Lane) -> usize {
-        for (i, &(ring, head)) in self.rings.iter().enumerate() {
-            // SAFETY: `ring` points to a ring of the remembered route, whose
-            // snapshot `held_topic` just found still cached by this
-            // publisher: that snapshot holds an `Arc` of the ring.
-            let ring = unsafe { &*ring };
-            if !ring.refuse_while_full(head, lane) {
-                self.held = None;
-                return i;
+        let refused = self
+            .rings
+            .iter()
+            .position(|(ring, head)| !ring.still_full_at(*head))
+            .unwrap_or(self.rings.len());
+        match self.counted {
+            Some((i, folds)) if refused == self.rings.len() => {
+                // One count for every ring (step 8b).
+                let route = self.rings[0].0.route_drops();
+                #[cfg(feature = "tracing")]
+                for (ring, _) in &self.rings {
+                    ring.trace_refusal();
+                }
+                if !route.refuse_all(i, folds) {
+                    self.settle_folds(i);
+                }
+            }
+            _ => {
+                // Each of the leading rings counts its drop (in a held cell
+                // too: a count adds to its offset), then the rest go the
+                // usual way.
+                for (ring, _) in &self.rings[..refused] {
+                    ring.count_refusal(lane);
+                }
+                if refused < self.rings.len() {
+                    self.forget();
+                }
             }
         }
-        self.rings.len()
+        refused
+    }
+
+    /// A fold began since the route was held: settles each ring whose fold
+    /// has begun, then forgets the route (step 8b).
+    #[cold]
+    #[inline(never)]
+    fn settle_folds(&mut self, i: usize) {
+        for (ring, _) in &self.rings {
+            ring.settle_route(i);
+        }
+        self.forget();
     }
 
     /// A publish on topic `topic` of `registry` found no ring with room
     /// (`report`): if every ring refused, the second time in a row,
-    /// remember each ring's full `head`.
+    /// remember each ring's full `head`, counted from now on in the route
+    /// count of the publisher's `lane` (if it has one).
     #[cold]
-    pub(crate) fn saw_full(&mut self, registry: &Registry<E>, topic: u32, report: PublishReport) {
+    pub(crate) fn saw_full(
+        &mut self,
+        registry: &Registry<E>,
+        topic: u32,
+        report: PublishReport,
+        lane: Lane,
+    ) {
         // First what the report says: a route with some rings full and
         // some not (one slow subscriber) returns here, without the lookup.
         if report.accepted != 0 {
@@ -130,14 +185,34 @@ impl<E> FullRoute<E> {
             self.seen = Some(key);
             return;
         }
-        self.rings.clear();
+        self.forget();
         for ring in route {
             match ring.full_at() {
-                Some(head) => self.rings.push((Arc::as_ptr(ring), head)),
-                None => return,
+                Some(head) => self.rings.push((Arc::clone(ring), head)),
+                None => {
+                    self.rings.clear();
+                    return;
+                }
+            }
+        }
+        if let (Some(i), Some(counts)) = (lane.index(), self.route()) {
+            match counts.hold_route(self.rings.iter().map(|(ring, _)| &**ring), i) {
+                Some(folds) => self.counted = Some((i, folds)),
+                None => {
+                    self.rings.clear();
+                    return;
+                }
             }
         }
         self.held = Some(key);
+    }
+}
+
+impl<E> Drop for FullRoute<E> {
+    fn drop(&mut self) {
+        // Normally done already, before the lane went back
+        // (`Publisher::drop`).
+        self.forget();
     }
 }
 

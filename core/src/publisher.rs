@@ -235,6 +235,9 @@ impl<E> Clone for Publisher<E, MultiProducer> {
 /// `Bus` handles) to go closes the bus.
 impl<E, M: DeliveryMode> Drop for Publisher<E, M> {
     fn drop(&mut self) {
+        // Before the lane goes back: a remembered full route's rings count
+        // on their own again (step 8b).
+        self.full.forget();
         // After this handle's last push (L2).
         self.holding.release();
         if self.shared.release_producer() {

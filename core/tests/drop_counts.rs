@@ -291,3 +291,125 @@ fn a_route_remembered_full_follows_every_change() {
     );
     drop(other);
 }
+
+/// While a `Publisher` remembers a route full, one count per publish
+/// stands for a drop in each of its rings (step 8b, `ring/route_drops.rs`).
+/// Each subscription's `dropped` stays exact at every read: while the route
+/// is held, when another route counts into one of its rings in between,
+/// across the publisher's drop and the next handle on the same lane, and
+/// across an unsubscribe and its fold into the bus totals.
+#[test]
+fn route_counted_drops_are_exact_at_every_read() {
+    let bus = Bus::<Event>::new();
+    // `wide` is on both topics' routes, `placed` on one.
+    let wide = sub(&bus, "orders.>", 1, Overflow::DropNewest);
+    let placed = sub(&bus, "orders.placed", 1, Overflow::DropNewest);
+    let mut publisher = bus.publisher();
+    let (mut wide_routed, mut placed_routed) = (0u64, 0u64);
+    let check = |wide_routed: u64, placed_routed: u64| {
+        let (w, p) = (wide.stats(), placed.stats());
+        assert_eq!((w.delivered, w.dropped), (1, wide_routed - 1), "{w:?}");
+        assert_eq!((p.delivered, p.dropped), (1, placed_routed - 1), "{p:?}");
+    };
+    for _ in 0..2 {
+        for i in 0..40 {
+            let r = publisher.publish(ev(Kind::Placed, i)).unwrap();
+            wide_routed += 1;
+            placed_routed += 1;
+            assert_eq!(r.matched, 2);
+            check(wide_routed, placed_routed);
+            if i % 7 == 3 {
+                // Into `wide` through the other route: a plain lane count
+                // into a cell the held route counts.
+                let r = publisher.publish(ev(Kind::Cancelled, i)).unwrap();
+                assert_eq!((r.matched, r.dropped), (1, 1));
+                wide_routed += 1;
+                check(wide_routed, placed_routed);
+            }
+        }
+        // The next handle takes the lane this one gives back, and holds the
+        // route anew from its cells.
+        drop(publisher);
+        check(wide_routed, placed_routed);
+        publisher = bus.publisher();
+    }
+    // An unsubscribe under the held route: its fold (the snapshot's) and
+    // the later publishes still count each drop once.
+    let placed_stats = placed.stats();
+    assert!(placed.unsubscribe());
+    for i in 0..10 {
+        let r = publisher.publish(ev(Kind::Placed, i)).unwrap();
+        assert_eq!((r.matched, r.dropped), (1, 1));
+        wide_routed += 1;
+        let w = wide.stats();
+        assert_eq!(w.dropped, wide_routed - 1);
+    }
+    drop(publisher);
+    let snap = bus.snapshot();
+    assert_eq!(
+        (snap.delivered, snap.dropped),
+        (2, wide_routed - 1 + placed_stats.dropped)
+    );
+}
+
+/// A reader's `stats()` races a publisher that holds a full route, lets it
+/// go when a receiver drains, and holds it again: every read is between
+/// the publishes done before it began and those begun before it ended, and
+/// reads never go back (`LaneCounts::decoded` retries a cell that changed
+/// under it).
+#[test]
+fn route_counts_read_by_another_thread_are_consistent() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const ROUNDS: u64 = scaled(2_000, 20) as u64;
+    let bus = Bus::<Event>::new();
+    let mut subs: Vec<_> = (0..3)
+        .map(|_| sub(&bus, "orders.placed", 1, Overflow::DropNewest))
+        .collect();
+    let watched = subs[0].unsubscriber();
+    let done = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (done, published) = (Arc::clone(&done), Arc::clone(&published));
+        thread::spawn(move || {
+            let mut last = 0;
+            let mut reads = 0u64;
+            while !done.load(Ordering::Acquire) {
+                // Acquire: pairs with the Release after each publish.
+                let before = published.load(Ordering::Acquire);
+                let st = watched.stats();
+                let after = published.load(Ordering::Acquire);
+                let seen = st.delivered + st.dropped;
+                assert!(
+                    before <= seen && seen <= after + 1,
+                    "{before} <= {seen} <= {after} + 1"
+                );
+                assert!(st.dropped >= last, "{} after {last}", st.dropped);
+                last = st.dropped;
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut publisher = bus.publisher();
+    let mut n = 0;
+    for round in 0..ROUNDS {
+        // Fill, refuse three times (the third is counted on the route),
+        // then drain every ring: the route is let go at the next publish.
+        for _ in 0..4 {
+            publisher.publish(ev(Kind::Placed, n)).unwrap();
+            n += 1;
+            // Release: the publish happens before a read that sees it.
+            published.store(n, Ordering::Release);
+        }
+        for s in &mut subs {
+            drain(s);
+        }
+        if round % 64 == 63 {
+            thread::yield_now();
+        }
+    }
+    done.store(true, Ordering::Release);
+    assert!(reader.join().unwrap() > 0);
+    let st = subs[0].stats();
+    assert_eq!((st.delivered, st.dropped), (ROUNDS, 3 * ROUNDS));
+}

@@ -2,7 +2,7 @@
 #![cfg(evbus_loom)]
 
 use evbus_core::{Overflow, TryRecvError};
-use evbus_loom_tests::{Ev, bus_with_sub, release};
+use evbus_loom_tests::{Ev, bus, bus_with_sub, release, subscribe};
 use loom::{
     sync::{
         Arc,
@@ -92,7 +92,7 @@ fn two_producers_full_ring() {
 /// gets exactly the accepted events, in order; the ring's and the bus's
 /// counts agree with the reports; no payload leaks.
 ///
-/// Depends on: `Ring::refuse_while_full` refusing only while `head` is
+/// Depends on: `Ring::still_full_at` refusing only while `head` is
 /// still at the remembered one, and the consumer's Release `head` store
 /// (step 3). Weakened (the refusal without comparing `head`), loom finds
 /// the fourth refused with room.
@@ -162,4 +162,71 @@ fn remembered_full_route_races_a_pop() {
         );
         release(bus, sub, &payloads);
     });
+}
+
+/// Models 6c and 6d: a `Publisher` whose full route is counted in its
+/// lane's route count (step 8b, `ring/route_drops.rs`) publishes while the
+/// main thread unsubscribes one of the route's two rings and folds it (the
+/// snapshot folds the rings that left). Before the race the publisher
+/// filled both rings (capacity 1) and refused once (6d: its first racing
+/// publish holds the route, its second counts on it) or twice (6c: it
+/// holds the route already, and its one racing publish counts on it).
+///
+/// Property: every drop is counted once, in the bus totals (through the
+/// fold's read, or by the publisher itself) and in the remaining ring's
+/// stats; no payload leaks.
+///
+/// Depends on: the fold's announcement (`RouteDrops::announce_fold`) before
+/// its heavy barrier, and the publisher's check of it after its light one
+/// (`RouteDrops::refuse_all`). Weakened (that check skipped), loom finds in
+/// 6c the fold reading the route count before the publisher's store, and
+/// the drop missing from the totals. With `hold_route`'s check of each
+/// ring's `state` skipped, 6d still passes: a ring closes before it folds,
+/// and in every execution loom explores the holding publish's `full_at`
+/// sees the close's mark and holds nothing. The check stays, as that
+/// `tail` load is Relaxed and not ordered with the fold count's.
+fn route_counted_drops_race_a_fold(before: usize) {
+    loom::model(move || {
+        let bus = bus();
+        let gone = subscribe(&bus, 1, Overflow::DropNewest);
+        let kept = subscribe(&bus, 1, Overflow::DropNewest);
+        let payloads: Vec<_> = (1..=4).map(Arc::new).collect();
+        let mut publisher = bus.publisher();
+        for p in &payloads[..before] {
+            publisher.publish(Ev(p.clone())).expect("bus is open");
+        }
+        let racing: Vec<_> = payloads[before..].iter().map(|p| Ev(p.clone())).collect();
+        let racer = thread::spawn(move || {
+            let reports: Vec<_> = racing
+                .into_iter()
+                .map(|e| publisher.publish(e).expect("bus is open"))
+                .collect();
+            drop(publisher);
+            reports
+        });
+        assert!(gone.unsubscribe());
+        let _ = bus.snapshot();
+        let reports = racer.join().unwrap();
+        // `kept` refused every publish after its first.
+        assert_eq!(kept.stats().dropped, 3);
+        let racing_drops: u64 = reports.iter().map(|r| u64::from(r.dropped)).sum();
+        let snap = bus.snapshot();
+        assert_eq!(
+            (snap.delivered, snap.dropped),
+            (2, 2 * (before as u64 - 1) + racing_drops),
+            "{reports:?}"
+        );
+        drop(gone);
+        release(bus, kept, &payloads);
+    });
+}
+
+#[test]
+fn route_counted_drop_races_a_fold() {
+    route_counted_drops_race_a_fold(3);
+}
+
+#[test]
+fn route_hold_races_a_fold() {
+    route_counted_drops_race_a_fold(2);
 }

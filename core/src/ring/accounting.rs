@@ -7,6 +7,7 @@
 use super::{
     Ring,
     lanes::{FoldedAt, Lane},
+    route_drops::RouteDrops,
 };
 #[cfg(feature = "latency")]
 use crate::latency::Sampler;
@@ -38,6 +39,8 @@ pub(crate) struct Totals {
     /// from any number of threads). `false` by default: a ring made
     /// without a bus (the tests) may have any number of producers.
     one_producer: AtomicBool,
+    /// The lanes' route counts and the fold announcements (step 8b).
+    pub(crate) route: RouteDrops,
 }
 
 impl Totals {
@@ -198,12 +201,16 @@ impl<T> Ring<T> {
     /// counter without a lane. A lane drop does not raise the high-water
     /// mark: the counters derive it (the ring was full).
     #[inline(always)]
-    pub(super) fn count_refusal(&self, lane: Lane) {
+    pub(crate) fn count_refusal(&self, lane: Lane) {
         match lane.index() {
             Some(i) => {
-                if let Some(n) = self.lanes.count(i) {
-                    self.lanes
-                        .count_late(i, n, &self.totals.dropped, &self.cold.folded_at);
+                if self.lanes.count(i) {
+                    self.lanes.count_late(
+                        i,
+                        &self.totals.route,
+                        &self.totals.dropped,
+                        &self.cold.folded_at,
+                    );
                 }
                 #[cfg(feature = "tracing")]
                 self.trace_loss();
@@ -213,6 +220,18 @@ impl<T> Ring<T> {
                 self.raise_high_water(self.cap);
             }
         }
+    }
+
+    /// The route counts of this ring's bus (step 8b).
+    pub(crate) fn route_drops(&self) -> &RouteDrops {
+        &self.totals.route
+    }
+
+    /// Tracing hook: a drop counted in a route count (step 8b), for the
+    /// drop episodes of `trace.rs`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_refusal(&self) {
+        self.trace_loss();
     }
 
     /// Raises the high-water mark to `len`; a read first, so a mark already
@@ -234,6 +253,7 @@ impl<T> Ring<T> {
     pub(super) fn begin_fold(&self) {
         debug_assert!(self.is_closed(), "fold before close");
         self.lanes.begin_fold();
+        self.totals.route.announce_fold();
     }
 
     /// The rest of the fold, after [`Ring::begin_fold`] and a heavy barrier.
@@ -255,7 +275,9 @@ impl<T> Ring<T> {
         let dropped = self.cold.dropped.fetch_or(FOLDED, Ordering::Relaxed);
         let overwritten = self.cold.overwritten.fetch_or(FOLDED, Ordering::Relaxed);
         debug_assert_eq!((dropped | overwritten) & FOLDED, 0, "folded twice");
-        let lane_drops = self.lanes.finish_fold(&self.cold.folded_at);
+        let lane_drops = self
+            .lanes
+            .finish_fold(&self.cold.folded_at, &self.totals.route);
         let c = self.counters_with(dropped, lane_drops, overwritten);
         self.totals
             .delivered
@@ -381,7 +403,7 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed);
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed);
-        self.counters_with(dropped, self.lanes.sum(), overwritten)
+        self.counters_with(dropped, self.lanes.sum(&self.totals.route), overwritten)
     }
 
     /// The counters, given the shared `dropped` and `overwritten` counters
@@ -529,6 +551,6 @@ impl<T> Ring<T> {
         // Relaxed: statistics.
         let dropped = self.cold.dropped.load(Ordering::Relaxed) & !FOLDED;
         let overwritten = self.cold.overwritten.load(Ordering::Relaxed) & !FOLDED;
-        dropped + overwritten + self.lanes.sum()
+        dropped + overwritten + self.lanes.sum(&self.totals.route)
     }
 }

@@ -44,6 +44,7 @@
 //! of `state` on a line that the publisher already holds (where Linux has
 //! `membarrier`; elsewhere the light barrier is a `fence(SeqCst)`).
 
+use super::route_drops::RouteDrops;
 use crate::{
     barrier,
     sync::{
@@ -124,6 +125,10 @@ impl LanePool {
 }
 
 /// One ring's drop cells, one per lane, and their fold.
+///
+/// A cell holds `n << 1` for `n` drops, or, while its lane's owner holds a
+/// full route with this ring, `(n - r) << 1 | HELD` with `r` the lane's
+/// route count (`ring/route_drops.rs`). A drop adds [`ONE`] either way.
 #[derive(Debug, Default)]
 pub(super) struct LaneCounts {
     cells: [AtomicU64; LANES],
@@ -131,46 +136,82 @@ pub(super) struct LaneCounts {
     state: AtomicUsize,
 }
 
-/// What the fold read from each cell of a ring's [`LaneCounts`]; valid once
-/// their `state` is `FOLDED`. Apart from the cells, which share the line of
-/// `tail`: only the fold writes it, and only a drop that raced the fold
-/// reads it, so it waits on the ring's cold line.
+/// A cell's flag: counted with its lane's route count (step 8b).
+const HELD: u64 = 1;
+/// One drop, in a cell.
+const ONE: u64 = 2;
+/// Counts are kept modulo 2^63: a cell's count bits.
+const COUNT: u64 = u64::MAX >> 1;
+
+/// The count of cell value `v`, with `r` its lane's route count.
+#[inline]
+fn decode(v: u64, r: u64) -> u64 {
+    if v & HELD == 0 {
+        v >> 1
+    } else {
+        (v >> 1).wrapping_add(r) & COUNT
+    }
+}
+
+/// What the fold read from each cell of a ring's [`LaneCounts`] (decoded);
+/// valid once their `state` is `FOLDED`. Apart from the cells, which share
+/// the line of `tail`: only the fold writes it, and only a drop that raced
+/// the fold reads it, so it waits on the ring's cold line.
 #[derive(Debug, Default)]
 pub(super) struct FoldedAt([AtomicU64; LANES]);
 
 impl LaneCounts {
-    /// Counts one drop in lane `i`, as its owner. `Some(n)` when the fold
-    /// has begun: the caller then settles the drop, the lane's `n`th, with
+    /// Counts one drop in lane `i`, as its owner. `true` when the fold has
+    /// begun: the caller then settles the drop with
     /// [`LaneCounts::count_late`].
     #[inline(always)]
     #[must_use = "a drop that raced the fold must be settled with `count_late`"]
-    pub(super) fn count(&self, i: usize) -> Option<u64> {
+    pub(super) fn count(&self, i: usize) -> bool {
         let cell = &self.cells[i];
         // Relaxed: one writer, the lane's owner (handed over by `LanePool`);
-        // readers only sum.
-        let n = cell.load(Ordering::Relaxed) + 1;
-        cell.store(n, Ordering::Relaxed);
-        // Pairs with the heavy barrier in `fold`: the fold reads `n`, or we
-        // see its `state` store below.
+        // readers only sum. Wrapping: a held cell's offset may be
+        // "negative"; the flag bit is never carried into.
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(ONE),
+            Ordering::Relaxed,
+        );
+        // Pairs with the heavy barrier in `fold`: the fold reads the new
+        // count, or we see its `state` store below.
         barrier::light();
-        // Relaxed: ordered by the barrier pair above.
-        (self.state.load(Ordering::Relaxed) != OPEN).then_some(n)
+        self.folding()
     }
 
-    /// A drop whose publisher saw the fold begin (the `n`th of lane `i`):
-    /// counts it in `totals` unless the fold already read it, as
-    /// `folded_at` (this ring's) says.
+    /// Whether this ring's fold has begun, after a light barrier that
+    /// follows a drop's count (its pair, see the module docs).
+    #[inline(always)]
+    pub(super) fn folding(&self) -> bool {
+        // Relaxed: ordered by the barrier pair.
+        self.state.load(Ordering::Relaxed) != OPEN
+    }
+
+    /// A drop whose publisher saw the fold begin, in lane `i` (whose route
+    /// count is in `route`): counts it in `totals` unless the fold already
+    /// read it, as `folded_at` (this ring's) says.
     #[cold]
     #[inline(never)]
-    pub(super) fn count_late(&self, i: usize, n: u64, totals: &AtomicU64, folded_at: &FoldedAt) {
+    pub(super) fn count_late(
+        &self,
+        i: usize,
+        route: &RouteDrops,
+        totals: &AtomicU64,
+        folded_at: &FoldedAt,
+    ) {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store of `FOLDED` in `fold`, so
         // `folded_at` below is the fold's. Bounded: the folder is between
-        // two stores with eight loads and stores in between, and runs no
-        // user code; `snooze` yields to it if it was preempted.
+        // two stores with eight cell reads in between, and runs no user
+        // code; `snooze` yields to it if it was preempted.
         while self.state.load(Ordering::Acquire) != FOLDED {
             backoff.snooze();
         }
+        // The lane's count with this drop: this thread is the cell's and
+        // the route count's one writer, so the read is exact.
+        let n = self.decoded(i, route);
         // Relaxed: published by the Acquire above.
         if folded_at.0[i].load(Ordering::Relaxed) < n {
             // Relaxed: an independent total, read only by statistics.
@@ -178,7 +219,53 @@ impl LaneCounts {
         }
     }
 
-    /// The first half of the fold: announces it. The caller then runs the
+    /// Lane `i`'s count. A held cell is read, then its route count, then
+    /// the cell again, until the two agree (`ring/route_drops.rs`): a retry
+    /// means the lane's owner wrote the cell in between, a few instructions'
+    /// window, so it is rare, and each one snoozes.
+    #[inline]
+    pub(super) fn decoded(&self, i: usize, route: &RouteDrops) -> u64 {
+        let cell = &self.cells[i];
+        let backoff = Backoff::new();
+        loop {
+            // Acquire: pairs with the Release in `hold`, so the route count
+            // below is at least the one the cell was held at.
+            let v = cell.load(Ordering::Acquire);
+            if v & HELD == 0 {
+                return v >> 1;
+            }
+            let r = route.count(i);
+            // Relaxed: after the Acquire load of the route count, which
+            // shows a release made before a later count's store.
+            if cell.load(Ordering::Relaxed) == v {
+                return decode(v, r);
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Holds lane `i`'s cell (its owner's): from now on its count is read
+    /// with the route count, which is `r` now.
+    pub(super) fn hold(&self, i: usize, r: u64) {
+        let cell = &self.cells[i];
+        // Relaxed: one writer, this thread.
+        let v = cell.load(Ordering::Relaxed);
+        debug_assert_eq!(v & HELD, 0, "a ring held twice by one lane");
+        // Release: pairs with the Acquire in `decoded`.
+        cell.store(v.wrapping_sub(r << 1) | HELD, Ordering::Release);
+    }
+
+    /// Releases lane `i`'s cell (its owner's), held, with the route count
+    /// `r` now: it holds its count again.
+    pub(super) fn release(&self, i: usize, r: u64) {
+        let cell = &self.cells[i];
+        // Relaxed: one writer, this thread; a reader that sees a later
+        // route count sees this store (the count's Release).
+        let v = cell.load(Ordering::Relaxed);
+        cell.store(decode(v, r) << 1, Ordering::Relaxed);
+    }
+
+    /// The first half of the fold: announces it. The caller runs the
     /// heavy barrier (one for any number of rings, see
     /// [`fold_rings`](super::fold_rings)) and [`LaneCounts::finish_fold`].
     pub(super) fn begin_fold(&self) {
@@ -191,12 +278,12 @@ impl LaneCounts {
     /// The second half, after the heavy barrier: reads every cell, once,
     /// into `folded_at` (this ring's), and returns their sum, the lane drops
     /// the fold adds to the totals. Later drops go there themselves.
-    pub(super) fn finish_fold(&self, folded_at: &FoldedAt) -> u64 {
+    pub(super) fn finish_fold(&self, folded_at: &FoldedAt, route: &RouteDrops) -> u64 {
         let mut sum = 0;
-        for (cell, at) in self.cells.iter().zip(&folded_at.0) {
-            // Relaxed: ordered by the barrier pair; published by the
-            // Release store below.
-            let v = cell.load(Ordering::Relaxed);
+        for (i, at) in folded_at.0.iter().enumerate() {
+            // Ordered by the barrier pair; published by the Release store
+            // below.
+            let v = self.decoded(i, route);
             at.store(v, Ordering::Relaxed);
             sum += v;
         }
@@ -207,9 +294,8 @@ impl LaneCounts {
 
     /// Drops counted in every lane so far (a snapshot, exact when
     /// quiescent).
-    pub(super) fn sum(&self) -> u64 {
-        // Relaxed: statistics.
-        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    pub(super) fn sum(&self, route: &RouteDrops) -> u64 {
+        (0..LANES).map(|i| self.decoded(i, route)).sum()
     }
 }
 
@@ -268,8 +354,8 @@ mod loom_tests {
             let drop_once = |pool: &LanePool, counts: &LaneCounts, totals: &AtomicU64| {
                 let lane = pool.take();
                 let i = lane.index().unwrap();
-                if let Some(n) = counts.count(i) {
-                    counts.count_late(i, n, totals, &FoldedAt::default());
+                if counts.count(i) {
+                    counts.count_late(i, &RouteDrops::default(), totals, &FoldedAt::default());
                 }
                 pool.give_back(lane);
             };
@@ -280,7 +366,7 @@ mod loom_tests {
             };
             drop_once(&pool, &counts, &totals);
             other.join().unwrap();
-            assert_eq!(counts.sum(), 2);
+            assert_eq!(counts.sum(&RouteDrops::default()), 2);
             assert_eq!(totals.load(Ordering::Relaxed), 0);
         });
     }

@@ -107,7 +107,9 @@
 //!    its own cell of each ring, with plain stores; the fold reads the
 //!    cells behind a heavy barrier that pairs with a light one after each
 //!    such drop, and a drop that lands after the fold adds itself to the
-//!    totals (`ring/lanes.rs`).
+//!    totals (`ring/lanes.rs`). 8b. While a publisher remembers a full
+//!    route, one count per publish stands for a drop in each of its rings
+//!    (`ring/route_drops.rs`).
 //!
 //! These steps hold once a ring is multi-producer. A ring of a
 //! multi-producer bus starts *leased* (`ring/lease.rs`): while the bus has
@@ -128,6 +130,7 @@
 //! | 4, 6 | waiters: park, sleep, wake; `Block` producers spinning, yielding, parking (`wait_for_space`, `park_producer`) and woken by pops (`notify_space`, `wake_space`) | `ring/park.rs` |
 //! | 7 | folded counts, losses, high-water, lag, length; latency and tracing hooks | `ring/accounting.rs` |
 //! | 8 | drops counted in the publisher's lane, and their fold | `ring/lanes.rs` |
+//! | 8b | the drops of a remembered full route, one count per publish | `ring/route_drops.rs` |
 //! | S1-S5 | single-producer mode: plain-store pushes, publish epoch, `Block` waits that pause the publish | `ring/solo.rs` |
 //! | L1-L6 | the lease: a multi-producer bus's only `Publisher` pushes as S1 says, until a second producer revokes it and each ring is converted to steps 1-8 | `ring/lease.rs`; its states in `ring/lease_state.rs` |
 
@@ -138,6 +141,7 @@ mod lease_state;
 mod park;
 mod pop;
 mod push;
+mod route_drops;
 mod solo;
 
 use std::mem::MaybeUninit;
@@ -165,6 +169,7 @@ pub(crate) use self::{
     accounting::{Totals, fold_rings},
     lanes::{Lane, LanePool},
     push::Tail,
+    route_drops::RouteDrops,
     solo::{Epoch, SoloGuard},
 };
 

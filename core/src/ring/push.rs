@@ -389,7 +389,7 @@ impl<T> Ring<T> {
     /// The `head` at which this ring is full, if it is an open `DropNewest`
     /// ring and full now (`tail` a lap ahead of `head`): the witness a
     /// publisher keeps to refuse its next pushes by
-    /// [`Ring::refuse_while_full`] (`full_route.rs`).
+    /// [`Ring::still_full_at`] (`full_route.rs`).
     pub(crate) fn full_at(&self) -> Option<usize> {
         if self.policy != Overflow::DropNewest {
             return None;
@@ -407,9 +407,10 @@ impl<T> Ring<T> {
         (tail.wrapping_sub(head) == self.one_lap).then_some(head)
     }
 
-    /// Refuses a push, counted in `lane`, if the ring is still full at
-    /// `witness` (from [`Ring::full_at`]) and open; else returns `false`
-    /// and leaves the push to [`Ring::push_with`].
+    /// Whether the ring is still full at `witness` (from
+    /// [`Ring::full_at`]) and open: then the push is refused, and the
+    /// caller counts the drop (`full_route.rs`); else it goes to
+    /// [`Ring::push_with`].
     ///
     /// A `head` still at `witness` means the ring is still full: `tail`
     /// was seen a lap ahead of it, never moves back, and never runs more
@@ -418,15 +419,11 @@ impl<T> Ring<T> {
     /// refusal costs the consumer's line (`head` and `closed` share it)
     /// and the drop count, not `tail`, the room check and the policy tests.
     #[inline(always)]
-    pub(crate) fn refuse_while_full(&self, witness: usize, lane: Lane) -> bool {
+    pub(crate) fn still_full_at(&self, witness: usize) -> bool {
         // Acquire: as in `room`. Relaxed `closed`: set before the mark bit;
         // a close not yet visible has not returned, and the drop comes
         // before it.
-        if self.head.load(Ordering::Acquire) != witness || self.closed.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.count_refusal(lane);
-        true
+        self.head.load(Ordering::Acquire) == witness && !self.closed.load(Ordering::Relaxed)
     }
 
     /// For a publish that makes the values of several rings before it

@@ -2,7 +2,7 @@
 # Instruction-count regression bar (instruction counts repeat exactly on this
 # VM; wall times do not). Runs the fixed workloads of
 # src/bin/callgrind_workload.rs (k4, k4m, k0) and src/bin/callgrind_scenarios.rs
-# (lossless, full4) under callgrind and compares instructions per publish
+# (lossless, full1, full4) under callgrind and compares instructions per publish
 # with callgrind-baseline.txt. Fails if any rises more than 10 %. Also
 # prints lossless and full4 as a ratio to the same workloads on the rtrb
 # fan-out floor of bench-report (information, not a bar).
@@ -17,11 +17,11 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build --release -q -p evbus-benches --bin callgrind_workload --bin callgrind_scenarios
 # Every workload makes 1 M publishes: its mode, binary and measured function.
 publishes=1000000
-modes=(k4 k4m k0 lossless full4)
+modes=(k4 k4m k0 lossless full1 full4)
 declare -A bin=([k4]=callgrind_workload [k4m]=callgrind_workload [k0]=callgrind_workload
-  [lossless]=callgrind_scenarios [full4]=callgrind_scenarios)
+  [lossless]=callgrind_scenarios [full1]=callgrind_scenarios [full4]=callgrind_scenarios)
 declare -A measured=([k4]=run_workload [k4m]=run_workload [k0]=run_workload
-  [lossless]=run_lossless [full4]=run_full)
+  [lossless]=run_lossless [full1]=run_full [full4]=run_full)
 status=0
 declare -A now
 for mode in "${modes[@]}"; do

@@ -24,7 +24,7 @@
 
 use crate::{
     registry::Registry,
-    ring::{Lane, Ring, RouteDrops},
+    ring::{Lane, Ring, Totals},
     stats::PublishReport,
     sync::Arc,
 };
@@ -49,10 +49,21 @@ pub(crate) struct FullRoute<E> {
     /// own handles: the rings stay alive until the route is released, even
     /// after the publisher's cache has moved to a later snapshot.
     rings: Vec<(Arc<Ring<E>>, usize)>,
-    /// While `held` is counted in a lane's route count (step 8b): the
-    /// lane, and the fold count it was held at. `None` for a publisher
-    /// without a lane, whose drops go to each ring's shared counter.
-    counted: Option<(usize, u64)>,
+    /// While `held` is counted in a lane's route count (step 8b). `None`
+    /// for a publisher without a lane, whose drops go to each ring's
+    /// shared counter.
+    counted: Option<Counted>,
+}
+
+/// A route counted in a lane's route count (step 8b).
+struct Counted {
+    /// The lane.
+    lane: usize,
+    /// The fold count the route was held at.
+    folds: u64,
+    /// The bus's totals, which hold the route counts: here, so that a
+    /// refusal reaches them in one load.
+    totals: Arc<Totals>,
 }
 
 impl<E> Default for FullRoute<E> {
@@ -88,20 +99,16 @@ impl<E> FullRoute<E> {
         self.rings.len()
     }
 
-    /// The bus's route counts (every ring of a route shares them).
-    fn route(&self) -> Option<&RouteDrops> {
-        self.rings.first().map(|(ring, _)| ring.route_drops())
-    }
-
     /// Forgets the remembered route, and releases its rings' cells if it
     /// was counted in the route count. Also before the publisher's lane
     /// goes back to its bus.
     pub(crate) fn forget(&mut self) {
-        if let (Some((i, _)), Some(route)) = (self.counted, self.route()) {
-            route.release_route(self.rings.iter().map(|(ring, _)| &**ring), i);
+        if let Some(c) = self.counted.take() {
+            c.totals
+                .route
+                .release_route(self.rings.iter().map(|(ring, _)| &**ring), c.lane);
         }
         self.held = None;
-        self.counted = None;
         self.rings.clear();
     }
 
@@ -118,16 +125,16 @@ impl<E> FullRoute<E> {
             .iter()
             .position(|(ring, head)| !ring.still_full_at(*head))
             .unwrap_or(self.rings.len());
-        match self.counted {
-            Some((i, folds)) if refused == self.rings.len() => {
+        match &self.counted {
+            Some(c) if refused == self.rings.len() => {
                 // One count for every ring (step 8b).
-                let route = self.rings[0].0.route_drops();
                 #[cfg(feature = "tracing")]
                 for (ring, _) in &self.rings {
                     ring.trace_refusal();
                 }
-                if !route.refuse_all(i, folds) {
-                    self.settle_folds(i);
+                if !c.totals.route.refuse_all(c.lane, c.folds) {
+                    let lane = c.lane;
+                    self.settle_folds(lane);
                 }
             }
             _ => {
@@ -195,9 +202,19 @@ impl<E> FullRoute<E> {
                 }
             }
         }
-        if let (Some(i), Some(counts)) = (lane.index(), self.route()) {
-            match counts.hold_route(self.rings.iter().map(|(ring, _)| &**ring), i) {
-                Some(folds) => self.counted = Some((i, folds)),
+        if let (Some(i), Some((first, _))) = (lane.index(), self.rings.first()) {
+            let totals = Arc::clone(first.totals());
+            match totals
+                .route
+                .hold_route(self.rings.iter().map(|(ring, _)| &**ring), i)
+            {
+                Some(folds) => {
+                    self.counted = Some(Counted {
+                        lane: i,
+                        folds,
+                        totals,
+                    });
+                }
                 None => {
                     self.rings.clear();
                     return;

@@ -8,7 +8,8 @@
 //!
 //! `callgrind_scenarios full4`: 1 M publishes to four `DropNewest`
 //! subscriptions of capacity 16, filled before the measured part and never
-//! drained: the cost of refusing. Measure `run_full`.
+//! drained: the cost of refusing. Measure `run_full`. `full1`: the same
+//! with one subscription.
 //!
 //! `callgrind_scenarios lossless-floor` and `full4-floor`: the same two
 //! workloads on the rtrb fan-out of `bench-report` (one `rtrb` SPSC ring per
@@ -113,8 +114,9 @@ fn main() {
             assert_eq!(delivered, PUBLISHES, "every publish delivered");
             println!("lossless: {PUBLISHES} publishes, {delivered} deliveries");
         }
-        "full4" => {
-            let subs: Vec<_> = (0..4)
+        "full1" | "full4" => {
+            let k = if mode == "full1" { 1 } else { 4 };
+            let subs: Vec<_> = (0..k)
                 .map(|_| subscribe(&bus, 16, Overflow::DropNewest))
                 .collect();
             for i in 0..16 {
@@ -123,11 +125,11 @@ fn main() {
             let dropped = run_full(&mut publisher);
             assert_eq!(
                 dropped,
-                4 * PUBLISHES,
+                k * PUBLISHES,
                 "every full ring refused every publish"
             );
             assert!(subs.iter().all(|s| s.len() == 16));
-            println!("full4: {PUBLISHES} publishes, {dropped} refusals");
+            println!("{mode}: {PUBLISHES} publishes, {dropped} refusals");
         }
         "lossless-floor" => {
             let (mut tx, mut rx) = RtrbPeer::<u64>::build(1, 2 * BURST, true).expect("rtrb");
@@ -150,7 +152,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "usage: callgrind_scenarios lossless|full4|lossless-floor|full4-floor (got {other:?})"
+                "usage: callgrind_scenarios lossless|full1|full4|lossless-floor|full4-floor (got {other:?})"
             );
             std::process::exit(2);
         }

@@ -222,9 +222,10 @@ impl<T> Ring<T> {
         }
     }
 
-    /// The route counts of this ring's bus (step 8b).
-    pub(crate) fn route_drops(&self) -> &RouteDrops {
-        &self.totals.route
+    /// The totals of this ring's bus, which hold its route counts (step
+    /// 8b).
+    pub(crate) fn totals(&self) -> &crate::sync::Arc<Totals> {
+        &self.totals
     }
 
     /// Tracing hook: a drop counted in a route count (step 8b), for the

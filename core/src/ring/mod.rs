@@ -169,7 +169,6 @@ pub(crate) use self::{
     accounting::{Totals, fold_rings},
     lanes::{Lane, LanePool},
     push::Tail,
-    route_drops::RouteDrops,
     solo::{Epoch, SoloGuard},
 };
 

@@ -128,12 +128,13 @@ impl<E> FullRoute<E> {
         match &self.counted {
             Some(c) if refused == self.rings.len() => {
                 // One count for every ring (step 8b).
+                let (lane, settled) = (c.lane, c.totals.route.refuse_all(c.lane, c.folds));
+                // After the count, as `Ring::count_refusal` traces.
                 #[cfg(feature = "tracing")]
                 for (ring, _) in &self.rings {
                     ring.trace_refusal();
                 }
-                if !c.totals.route.refuse_all(c.lane, c.folds) {
-                    let lane = c.lane;
+                if !settled {
                     self.settle_folds(lane);
                 }
             }

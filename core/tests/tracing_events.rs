@@ -203,3 +203,44 @@ fn single_producer_rings_report_episodes_too() {
         assert_eq!(events[0].field("lost"), Some("6"));
     });
 }
+
+/// A `Publisher` that remembers a route full counts one drop for all its
+/// rings at once (`ring/route_drops.rs`); each ring still reports its own
+/// episode, with its own losses.
+#[test]
+fn a_remembered_full_route_reports_each_ring_episode() {
+    let collector = Collector::default();
+    tracing::subscriber::with_default(collector.clone(), || {
+        let bus = Bus::<Tick>::new();
+        let mut subs: Vec<_> = (0..2)
+            .map(|_| {
+                bus.subscribe_with(
+                    Filter::pattern("t.tick").unwrap(),
+                    SubscribeOptions::new().capacity(4),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut publisher = bus.publisher();
+        collector.take();
+        // Fill, then lose 10 in each ring: the third refusal on is counted
+        // on the remembered route.
+        for i in 0..14 {
+            publisher.publish(Tick(i)).unwrap();
+        }
+        assert_eq!(
+            messages(&collector.take()),
+            ["dropping: ring full, events are being lost"; 2]
+        );
+        for sub in &mut subs {
+            while sub.try_recv().is_ok() {}
+            let events = collector.take();
+            assert_eq!(
+                messages(&events),
+                ["recovered: ring drained after losing events"]
+            );
+            assert_eq!(events[0].field("lost"), Some("10"));
+            assert_eq!(sub.stats().dropped, 10);
+        }
+    });
+}

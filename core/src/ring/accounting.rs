@@ -6,8 +6,7 @@
 
 use super::{
     Ring,
-    lanes::{FoldedAt, Lane},
-    route_drops::RouteDrops,
+    lanes::{FoldedAt, Lane, RouteDrops},
 };
 #[cfg(feature = "latency")]
 use crate::latency::Sampler;

@@ -44,7 +44,8 @@
 //! of `state` on a line that the publisher already holds (where Linux has
 //! `membarrier`; elsewhere the light barrier is a `fence(SeqCst)`).
 
-use super::route_drops::RouteDrops;
+use crossbeam_utils::CachePadded;
+
 use crate::{
     barrier,
     sync::{
@@ -121,6 +122,29 @@ impl LanePool {
             // Release: pairs with the Acquire in `take` (see there).
             self.taken.fetch_and(!(1 << i), Ordering::Release);
         }
+    }
+}
+
+/// Per bus: each lane's route count, and the folds begun (step 8b; its
+/// protocol and its methods but [`RouteDrops::count`] are in
+/// `ring/route_drops.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct RouteDrops {
+    /// Lane `i`'s publishes that refused every ring of the route it held.
+    /// One writer, the lane's owner; on lines of their own, as publishers
+    /// on other threads write their lanes' counts.
+    pub(super) counts: [CachePadded<AtomicU64>; LANES],
+    /// Fold announcements: one per ring that began to fold.
+    pub(super) folds: AtomicU64,
+}
+
+impl RouteDrops {
+    /// Lane `i`'s route count, as a reader: Acquire, see
+    /// `ring/route_drops.rs`.
+    #[inline]
+    pub(super) fn count(&self, i: usize) -> u64 {
+        // Acquire: pairs with the Release stores in `refuse_all`.
+        self.counts[i].load(Ordering::Acquire)
     }
 }
 

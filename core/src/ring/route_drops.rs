@@ -53,34 +53,11 @@
 //!     one that begins after the hold changes the fold count that publish
 //!     loads.
 
-use crate::{
-    barrier,
-    sync::atomic::{AtomicU64, Ordering},
-};
-use crossbeam_utils::CachePadded;
+use crate::{barrier, sync::atomic::Ordering};
 
-use super::{Ring, lanes::LANES};
-
-/// Per bus: each lane's route count, and the folds begun (see the module
-/// docs).
-#[derive(Debug, Default)]
-pub(crate) struct RouteDrops {
-    /// Lane `i`'s publishes that refused every ring of the route it held.
-    /// One writer, the lane's owner; on lines of their own, as publishers
-    /// on other threads write their lanes' counts.
-    counts: [CachePadded<AtomicU64>; LANES],
-    /// Fold announcements: one per ring that began to fold.
-    folds: AtomicU64,
-}
+use super::{Ring, lanes::RouteDrops};
 
 impl RouteDrops {
-    /// Lane `i`'s route count, as a reader: Acquire, see the module docs.
-    #[inline]
-    pub(super) fn count(&self, i: usize) -> u64 {
-        // Acquire: pairs with the Release stores in `refuse_all`.
-        self.counts[i].load(Ordering::Acquire)
-    }
-
     /// One more publish that refused every ring of lane `i`'s held route;
     /// `false` if a fold began since `folds` (from
     /// [`RouteDrops::hold_route`]): the caller then settles the route

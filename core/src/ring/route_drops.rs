@@ -31,10 +31,13 @@
 //!   `hold` stores and the cell's first load: a reader that sees a held
 //!   cell sees at least the route count it was held at, and a reader that
 //!   sees a route count written after a release sees the release in its
-//!   second load. A cell that changes and changes back in between can only
-//!   come back to the same offset with the same count (no route count is
-//!   added while no route is held), so equal loads give a count the ring
-//!   had while the route count was read.
+//!   second load. So equal loads give an exact count, with one exception:
+//!   the cell released and held again at the same offset between them.
+//!   That takes the route count to rise (while the lane held another
+//!   route) by exactly the drops counted into the released cell meanwhile.
+//!   The count the reader decodes then lies between the ring's counts at
+//!   the release and at the new hold, which rose one at a time within the
+//!   read, so it is a count the ring had during the read.
 //! - *The fold* (step 8) must get every drop once: in its read of the cells,
 //!   or from the publisher itself (`count_late`). A publish counted in the
 //!   route count checks no ring's `state`, so the folder also announces

@@ -191,18 +191,31 @@ impl LaneCounts {
     #[inline(always)]
     #[must_use = "a drop that raced the fold must be settled with `count_late`"]
     pub(super) fn count(&self, i: usize) -> bool {
-        let cell = &self.cells[i];
-        // Relaxed: one writer, the lane's owner (handed over by `LanePool`);
-        // readers only sum. Wrapping: a held cell's offset may be
-        // "negative"; the flag bit is never carried into.
-        cell.store(
-            cell.load(Ordering::Relaxed).wrapping_add(ONE),
-            Ordering::Relaxed,
-        );
+        self.add_one(i);
         // Pairs with the heavy barrier in `fold`: the fold reads the new
         // count, or we see its `state` store below.
         barrier::light();
         self.folding()
+    }
+
+    /// One more drop in lane `i`'s cell (held or not), as its owner: the
+    /// store of [`LaneCounts::count`].
+    #[inline(always)]
+    fn add_one(&self, i: usize) {
+        let cell = &self.cells[i];
+        // Relaxed load: one writer, the lane's owner (handed over by
+        // `LanePool`). Release store: a reader whose Acquire load in
+        // `decoded` reads this value of a held cell must also see the route
+        // count the cell was held at. A release sequence holds no plain
+        // store, so `hold`'s Release alone does not reach a reader that
+        // reads this later value (on Linux the light barrier after it is
+        // only a compiler fence). A plain store on x86. Wrapping: a held
+        // cell's offset may be "negative"; the flag bit is never carried
+        // into.
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(ONE),
+            Ordering::Release,
+        );
     }
 
     /// Whether this ring's fold has begun, after a light barrier that
@@ -252,8 +265,9 @@ impl LaneCounts {
         let cell = &self.cells[i];
         let backoff = Backoff::new();
         loop {
-            // Acquire: pairs with the Release in `hold`, so the route count
-            // below is at least the one the cell was held at.
+            // Acquire: pairs with the Release stores in `hold` and
+            // `add_one`, so the route count below is at least the one the
+            // cell was held at.
             let v = cell.load(Ordering::Acquire);
             if v & HELD == 0 {
                 return v >> 1;
@@ -361,6 +375,40 @@ mod loom_tests {
             assert_eq!(totals.dropped.load(Ordering::Relaxed), expected);
             assert_eq!(ring.counters().dropped, expected);
             assert_eq!(totals.delivered.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    /// Property: a reader of a held cell decodes a count the ring had,
+    /// when the owner counted a drop into the cell after holding it (a
+    /// drop through another route). Before the race the lane's route count
+    /// is 3 (earlier routes); the owner holds the ring at 3 with no drop
+    /// yet, then counts one drop with no barrier in between, as on Linux,
+    /// where the light barrier is a compiler fence. The reader first reads
+    /// the route count (as for another ring the lane holds), then the cell.
+    ///
+    /// Depends on the Release store in `LaneCounts::add_one`: with it
+    /// Relaxed, the reader's Acquire load can read the drop's value without
+    /// synchronizing with `hold`'s Release, and take a stale route count;
+    /// loom finds it decoding `0x7ffffffffffffffe` (a negative count).
+    /// Found by a review of step 8b.
+    #[test]
+    fn held_cell_read_sees_its_route_count() {
+        loom::model(|| {
+            let route = Arc::new(RouteDrops::default());
+            let counts = Arc::new(LaneCounts::default());
+            let owner = {
+                let (route, counts) = (Arc::clone(&route), Arc::clone(&counts));
+                loom::thread::spawn(move || {
+                    // Earlier routes' refusals (as `RouteDrops::refuse_all`).
+                    route.counts[0].store(3, Ordering::Release);
+                    counts.hold(0, 3);
+                    counts.add_one(0);
+                })
+            };
+            let _ = route.count(0);
+            let n = counts.decoded(0, &route);
+            assert!(n <= 1, "decoded {n:#x}; the ring's count is 0 or 1");
+            owner.join().unwrap();
         });
     }
 

@@ -27,9 +27,11 @@
 //! - *Readers* (statistics, the fold) read a held cell, then the route
 //!   count, then the cell again, and retry if it changed
 //!   ([`LaneCounts::decoded`]). Only the owner writes either. The route
-//!   count's stores are Release and its loads Acquire, and so are the
-//!   `hold` stores and the cell's first load: a reader that sees a held
-//!   cell sees at least the route count it was held at, and a reader that
+//!   count's stores are Release and its loads Acquire, and so are every
+//!   store to a cell that may be held (`hold`, and a drop's count: a
+//!   release sequence holds no plain store) and the cell's first load: a
+//!   reader that sees a held cell sees at least the route count it was
+//!   held at, and a reader that
 //!   sees a route count written after a release sees the release in its
 //!   second load. So equal loads give an exact count, with one exception:
 //!   the cell released and held again at the same offset between them.
